@@ -1,0 +1,9 @@
+//! netkit: create netkit device pairs and manage BPF programs on tcx and
+//! netkit hooks through links and the kernel's multi-program API.
+
+pub mod app;
+pub mod cli;
+pub mod mprog;
+pub mod output;
+pub mod probe;
+pub mod programs;

@@ -1,0 +1,56 @@
+//! Builds what goes into a VM: the static (musl) `netkit` binary and, for the
+//! test suite, the integration test binaries.
+
+use std::{path::PathBuf, process::Stdio};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+
+use crate::util::cargo;
+
+pub const MUSL: &str = "x86_64-unknown-linux-musl";
+
+/// Static binaries for the guest.
+#[derive(Debug, Clone)]
+pub struct GuestBinaries {
+    pub netkit: PathBuf,
+    /// (test target name, executable)
+    pub tests: Vec<(String, PathBuf)>,
+}
+
+/// Builds `netkit` for musl and, with `tests`, every integration test of
+/// netkit-cli (not run; their paths are collected from cargo's JSON messages).
+pub fn guest_binaries(tests: bool) -> Result<GuestBinaries> {
+    println!("build: netkit for {MUSL}");
+    crate::util::run(cargo().args(["build", "-p", "netkit-cli", "--bin", "netkit", "--target", MUSL]))?;
+    let netkit = crate::util::target_dir().join(MUSL).join("debug/netkit");
+    if !netkit.is_file() {
+        bail!("cargo built no {}", netkit.display());
+    }
+    let mut found = Vec::new();
+    if tests {
+        println!("build: integration tests for {MUSL}");
+        let out = cargo()
+            .args(["test", "-p", "netkit-cli", "--tests", "--no-run", "--message-format=json", "--target", MUSL])
+            .stderr(Stdio::inherit())
+            .output()
+            .context("running cargo test --no-run")?;
+        if !out.status.success() {
+            bail!("building the test binaries for {MUSL} failed");
+        }
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+            if msg["reason"] != "compiler-artifact" || msg["profile"]["test"] != true {
+                continue;
+            }
+            let kinds = msg["target"]["kind"].as_array().cloned().unwrap_or_default();
+            if !kinds.iter().any(|k| k == "test") {
+                continue;
+            }
+            let name = msg["target"]["name"].as_str().ok_or_else(|| anyhow!("test artifact without a name"))?;
+            let exe = msg["executable"].as_str().ok_or_else(|| anyhow!("test {name} has no executable"))?;
+            found.push((name.to_string(), PathBuf::from(exe)));
+        }
+        found.sort();
+    }
+    Ok(GuestBinaries { netkit, tests: found })
+}

@@ -1,0 +1,50 @@
+//! Developer tasks: `cargo xtask setup | vm | test | demo | bench`.
+//! Each subcommand is a module with its `Options` and `run()`.
+
+mod build;
+mod demo;
+mod kernels;
+mod setup;
+mod test;
+mod util;
+mod vm;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "Set-up, VM tests, demo and benchmarks for netkit")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Install everything the build and the VM tests need (idempotent).
+    Setup(setup::Options),
+    /// Boot a Debian kernel under qemu and run a command in it as root.
+    Vm(vm::Options),
+    /// Run every check and test: fmt, clippy, unit, host, VM per kernel.
+    Test(test::Options),
+    /// The main job, in a VM: netkit pairs, ordered programs, queries.
+    Demo(demo::Options),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Setup(o) => setup::run(&o).map(|()| ExitCode::SUCCESS),
+        Command::Vm(o) => vm::run(&o),
+        Command::Test(o) => test::run(&o),
+        Command::Demo(o) => demo::run(&o),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

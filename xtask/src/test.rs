@@ -1,0 +1,290 @@
+//! `cargo xtask test`: every check and test, one summary line per stage and
+//! per kernel, then `N passed, N failed[, N skipped]` (stages, a skipped stage
+//! never counts as passed). Non-zero exit when anything failed.
+
+use std::{
+    fs,
+    process::{Command, ExitCode},
+    time::{Duration, Instant},
+};
+
+use anyhow::Result;
+
+use crate::{
+    build, kernels,
+    kernels::{KernelSpec, MATRIX},
+    setup, util,
+    util::cargo,
+    vm::Guest,
+};
+
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    /// Only these kernels in the VM stage (repeatable); default: 6.12, 6.18, latest.
+    #[arg(long)]
+    pub kernel: Vec<KernelSpec>,
+    /// Skip the VM stage.
+    #[arg(long)]
+    pub no_vm: bool,
+    /// Resolve kernel series again against Debian's archive.
+    #[arg(long)]
+    pub refresh: bool,
+    /// Seconds one VM run may take before it counts as hung.
+    #[arg(long, default_value_t = 1500)]
+    pub vm_timeout: u64,
+}
+
+enum Verdict {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+struct Stage {
+    name: String,
+    verdict: Verdict,
+    detail: String,
+    took: Duration,
+}
+
+/// Counts read from libtest's `test result:` lines and our SKIP lines.
+#[derive(Default, Debug, Clone, Copy)]
+struct Counts {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+    skipped: u64,
+}
+
+impl Counts {
+    fn read_line(&mut self, line: &str) {
+        if let Some(rest) = line.trim().strip_prefix("test result: ") {
+            for part in rest.split(';') {
+                let mut words = part.split_whitespace().rev();
+                let (Some(what), Some(n)) = (words.next(), words.next()) else { continue };
+                let Ok(n) = n.parse::<u64>() else { continue };
+                match what {
+                    "passed" => self.passed += n,
+                    "failed" => self.failed += n,
+                    "ignored" => self.ignored += n,
+                    _ => {}
+                }
+            }
+        }
+        if line.trim_start().starts_with("SKIP:") {
+            self.skipped += 1;
+        }
+    }
+
+    fn describe(&self) -> String {
+        let mut s = format!("{} tests passed, {} failed", self.passed, self.failed);
+        if self.skipped > 0 {
+            s += &format!(", {} skipped for this kernel", self.skipped);
+        }
+        s
+    }
+}
+
+/// Runs `cmd`, streaming its output, and counts libtest results.
+fn run_counting(cmd: &mut Command) -> (bool, Counts) {
+    use std::io::{BufRead as _, BufReader};
+    let mut counts = Counts::default();
+    let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn();
+    let Ok(mut child) = child else {
+        eprintln!("cannot start {cmd:?}");
+        return (false, counts);
+    };
+    let stderr = child.stderr.take().expect("piped");
+    let err_thread = std::thread::spawn(move || {
+        let mut c = Counts::default();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            c.read_line(&line);
+        }
+        c
+    });
+    for line in BufReader::new(child.stdout.take().expect("piped")).lines().map_while(Result::ok) {
+        println!("{line}");
+        counts.read_line(&line);
+    }
+    let ok = child.wait().is_ok_and(|s| s.success());
+    if let Ok(c) = err_thread.join() {
+        counts.skipped += c.skipped;
+    }
+    (ok, counts)
+}
+
+fn stage(stages: &mut Vec<Stage>, name: &str, f: impl FnOnce() -> (Verdict, String)) {
+    println!("\n=== stage: {name}");
+    let start = Instant::now();
+    let (verdict, detail) = f();
+    let took = start.elapsed();
+    let word = match verdict {
+        Verdict::Passed => "passed",
+        Verdict::Failed => "FAILED",
+        Verdict::Skipped => "skipped",
+    };
+    println!("=== stage: {name}: {word}{}", if detail.is_empty() { String::new() } else { format!(" ({detail})") });
+    stages.push(Stage { name: name.into(), verdict, detail, took });
+}
+
+fn simple(cmd: &mut Command) -> (Verdict, String) {
+    match util::run(cmd) {
+        Ok(()) => (Verdict::Passed, String::new()),
+        Err(e) => (Verdict::Failed, format!("{e:#}")),
+    }
+}
+
+fn counted(cmd: &mut Command) -> (Verdict, String) {
+    let (ok, counts) = run_counting(cmd);
+    let verdict = if ok && counts.failed == 0 { Verdict::Passed } else { Verdict::Failed };
+    (verdict, counts.describe())
+}
+
+/// Integration test targets that need a kernel with netkit run only in the VM.
+fn host_test_targets() -> Vec<String> {
+    let dir = util::workspace_root().join("netkit-cli/tests");
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stem = name.strip_suffix(".rs")?.to_string();
+            (!stem.starts_with("netkit_")).then_some(stem)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Why the host integration stage cannot run here, if it cannot.
+fn host_skip_reason() -> Option<String> {
+    if !util::is_root() {
+        return Some("not root: the host tests create network namespaces and attach programs".into());
+    }
+    let netkit = util::target_dir().join("debug/netkit");
+    let probe = util::output(Command::new(&netkit).args(["probe", "--json"]))
+        .or_else(|_| {
+            // probe exits non-zero when netkit is missing; read its JSON anyway.
+            Command::new(&netkit)
+                .args(["probe", "--json"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .map_err(anyhow::Error::from)
+        })
+        .unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_str(&probe).unwrap_or_default();
+    if json["tcx"]["state"] != "supported" {
+        return Some(format!("this kernel has no tcx ({})", json["tcx"]));
+    }
+    None
+}
+
+const GUEST_SUITE: &str = r#"
+failed=0
+for t in /guest/tests/*; do
+    echo "=== test binary: $(basename "$t")"
+    "$t" --test-threads=1 || failed=1
+done
+exit $failed
+"#;
+
+pub fn run(opts: &Options) -> Result<ExitCode> {
+    setup::run(&setup::Options::default())?;
+    let mut stages = Vec::new();
+
+    stage(&mut stages, "fmt", || simple(cargo().args(["fmt", "--all", "--", "--check"])));
+    stage(&mut stages, "clippy", || simple(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"])));
+    stage(&mut stages, "unit tests", || counted(cargo().args(["test", "--lib", "--bins"])));
+
+    // The host suite needs the real binary built first (it is what it drives).
+    stage(&mut stages, "host integration (tcx)", || {
+        if let Err(e) = util::run(cargo().args(["build", "-p", "netkit-cli"])) {
+            return (Verdict::Failed, format!("{e:#}"));
+        }
+        if let Some(why) = host_skip_reason() {
+            return (Verdict::Skipped, why);
+        }
+        let mut cmd = cargo();
+        cmd.args(["test", "-p", "netkit-cli"]);
+        for t in host_test_targets() {
+            cmd.args(["--test", &t]);
+        }
+        cmd.args(["--", "--test-threads=1"]);
+        counted(&mut cmd)
+    });
+
+    if opts.no_vm {
+        stages.push(Stage {
+            name: "vm".into(),
+            verdict: Verdict::Skipped,
+            detail: "--no-vm".into(),
+            took: Duration::ZERO,
+        });
+    } else {
+        let specs: Vec<KernelSpec> = if opts.kernel.is_empty() {
+            MATRIX.iter().map(|s| s.parse().expect("valid matrix entry")).collect()
+        } else {
+            opts.kernel.clone()
+        };
+        let bins = build::guest_binaries(true);
+        for spec in specs {
+            let name = format!("vm {spec}");
+            stage(&mut stages, &name, || {
+                let bins = match &bins {
+                    Ok(b) => b,
+                    Err(e) => return (Verdict::Failed, format!("building the guest binaries failed: {e:#}")),
+                };
+                let kernel = match kernels::resolve(&spec, opts.refresh) {
+                    Ok(k) => k,
+                    Err(e) => return (Verdict::Failed, format!("{e:#}")),
+                };
+                let guest = match Guest::new(&kernel, bins) {
+                    Ok(g) => g.script(GUEST_SUITE).timeout(Duration::from_secs(opts.vm_timeout)),
+                    Err(e) => return (Verdict::Failed, format!("{e:#}")),
+                };
+                let mut counts = Counts::default();
+                match guest.boot(&mut |line| counts.read_line(line)) {
+                    Ok(out) => {
+                        let detail = format!("kernel {}, {}, {}", out.kernel_release, out.accel, counts.describe());
+                        if out.exit_code == 0 && counts.failed == 0 && counts.passed > 0 {
+                            (Verdict::Passed, detail)
+                        } else if counts.passed == 0 && counts.failed == 0 {
+                            (Verdict::Failed, format!("{detail}; no test ran"))
+                        } else {
+                            (Verdict::Failed, detail)
+                        }
+                    }
+                    Err(e) => (Verdict::Failed, format!("{e:#}; {}", counts.describe())),
+                }
+            });
+        }
+    }
+
+    println!("\n=== summary");
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    for s in &stages {
+        let word = match s.verdict {
+            Verdict::Passed => {
+                passed += 1;
+                "passed"
+            }
+            Verdict::Failed => {
+                failed += 1;
+                "FAILED"
+            }
+            Verdict::Skipped => {
+                skipped += 1;
+                "skipped"
+            }
+        };
+        println!("{:<28} {word:<8} {:>6.0}s  {}", s.name, s.took.as_secs_f64(), s.detail);
+    }
+    if skipped > 0 {
+        println!("{passed} passed, {failed} failed, {skipped} skipped");
+    } else {
+        println!("{passed} passed, {failed} failed");
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
