@@ -46,3 +46,33 @@ impl Bundled {
         Ok(self.object)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_object_is_refused_never_loaded() {
+        let b = Bundled { name: "x", summary: "", object: &[] };
+        assert!(matches!(b.object(), Err(BundledError::StubBuild)));
+    }
+
+    #[test]
+    fn bundled_objects_are_bpf_elf_files() {
+        if STUB_BUILD {
+            return;
+        }
+        for b in BUNDLED {
+            let obj = b.object().unwrap();
+            assert_eq!(&obj[..4], b"\x7fELF", "{} is not ELF", b.name);
+            // e_machine EM_BPF (247), little-endian.
+            assert_eq!(u16::from_le_bytes([obj[18], obj[19]]), 247, "{} is not a BPF object", b.name);
+        }
+    }
+
+    #[test]
+    fn unknown_names_list_the_bundled_ones() {
+        let e = Bundled::find("nope").unwrap_err().to_string();
+        assert!(e.contains("pass"), "{e}");
+    }
+}
