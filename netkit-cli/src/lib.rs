@@ -4,6 +4,8 @@
 pub mod app;
 pub mod cli;
 pub mod mprog;
+pub mod netlink;
+pub mod netns;
 pub mod output;
 pub mod probe;
 pub mod programs;

@@ -4,7 +4,10 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::probe::{Report, Support};
+use crate::{
+    netlink::{device::DeviceView, links::Role},
+    probe::{Report, Support},
+};
 
 /// Writes `value` as pretty JSON followed by a newline.
 pub fn json<T: Serialize>(w: &mut impl Write, value: &T) -> io::Result<()> {
@@ -51,6 +54,133 @@ pub fn probe(w: &mut impl Write, r: &Report) -> io::Result<()> {
     ];
     for (k, v) in rows {
         writeln!(w, "{k:<14} {v}")?;
+    }
+    Ok(())
+}
+
+fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+/// Left-aligned columns, two spaces apart; the header is the first row.
+pub fn table(w: &mut impl Write, rows: &[Vec<String>]) -> io::Result<()> {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> =
+        (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  ", width = widths[c]));
+            }
+        }
+        writeln!(w, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+fn peer_cell(v: &DeviceView) -> String {
+    match &v.peer {
+        None => "-".into(),
+        Some(p) => {
+            let name = p.name.clone().unwrap_or_else(|| "?".into());
+            match &p.netns {
+                Some(ns) => format!("{name}@{ns} ({})", p.ifindex),
+                None => format!("{name} ({})", p.ifindex),
+            }
+        }
+    }
+}
+
+fn role_cell(v: &DeviceView) -> String {
+    match v.role {
+        Some(Role::Primary) => "primary".into(),
+        Some(Role::Peer) => "peer".into(),
+        None => v.kind.clone().unwrap_or_else(|| "-".into()),
+    }
+}
+
+fn programs_cell(v: &DeviceView) -> String {
+    match v.programs {
+        Some(c) => format!("{}/{}", opt(&c.primary), opt(&c.peer)),
+        None => "-".into(),
+    }
+}
+
+pub fn devices(w: &mut impl Write, views: &[DeviceView]) -> io::Result<()> {
+    let mut rows = vec![
+        [
+            "NAME",
+            "IFINDEX",
+            "ROLE",
+            "PEER",
+            "MODE",
+            "POLICY",
+            "PEER-POLICY",
+            "SCRUB",
+            "PEER-SCRUB",
+            "HEADROOM",
+            "TAILROOM",
+            "MTU",
+            "STATE",
+            "PROGS(P/PEER)",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for v in views {
+        rows.push(vec![
+            v.name.clone(),
+            v.ifindex.to_string(),
+            role_cell(v),
+            peer_cell(v),
+            opt(&v.mode),
+            opt(&v.policy),
+            opt(&v.peer_policy),
+            opt(&v.scrub),
+            opt(&v.peer_scrub),
+            opt(&v.headroom),
+            opt(&v.tailroom),
+            opt(&v.mtu),
+            v.operstate.clone(),
+            programs_cell(v),
+        ]);
+    }
+    table(w, &rows)
+}
+
+pub fn device(w: &mut impl Write, v: &DeviceView) -> io::Result<()> {
+    let progs =
+        v.programs.map(|c| format!("{} on the primary hook, {} on the peer hook", opt(&c.primary), opt(&c.peer)));
+    let rows: Vec<(&str, String)> = vec![
+        ("name", v.name.clone()),
+        ("ifindex", v.ifindex.to_string()),
+        ("kind", opt(&v.kind)),
+        ("role", role_cell(v)),
+        ("peer", peer_cell(v)),
+        ("mode", opt(&v.mode)),
+        ("policy", opt(&v.policy)),
+        ("peer policy", opt(&v.peer_policy)),
+        ("scrub", opt(&v.scrub)),
+        ("peer scrub", opt(&v.peer_scrub)),
+        ("headroom", opt(&v.headroom)),
+        ("tailroom", opt(&v.tailroom)),
+        ("mtu", opt(&v.mtu)),
+        ("state", v.operstate.clone()),
+        ("address", opt(&v.address)),
+        ("programs", progs.unwrap_or_else(|| "-".into())),
+        (
+            "packets",
+            format!(
+                "rx {} tx {} (dropped: rx {} tx {})",
+                v.counters.rx_packets, v.counters.tx_packets, v.counters.rx_dropped, v.counters.tx_dropped
+            ),
+        ),
+    ];
+    for (k, val) in rows {
+        writeln!(w, "{k:<12} {val}")?;
     }
     Ok(())
 }

@@ -17,8 +17,36 @@ const SCRIPT: &str = r#"
 set -e
 say() { printf '\n### %s\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
+in_pod() { nsenter --net=/run/netns/pod1 "$@"; }
+
 say "What this kernel supports"
 run netkit probe
+
+say "A pod: its own network namespace, reached through a netkit pair"
+mkdir -p /run/netns && touch /run/netns/pod1
+unshare -n sh -c 'mount --bind /proc/self/ns/net /run/netns/pod1'
+in_pod ip link set lo up
+# L3 mode (no ARP), the peer inside the pod, and peer policy drop: nothing
+# leaves the pod until a program on the peer hook says so.
+run netkit device add nk-pod1 --peer eth0 --peer-netns pod1 --mode l3 --peer-policy drop --up
+ip addr add 10.10.0.1/32 dev nk-pod1
+ip route add 10.10.0.2/32 dev nk-pod1
+in_pod ip addr add 10.10.0.2/32 dev eth0
+in_pod ip route add 10.10.0.1/32 dev eth0
+in_pod ip route add default via 10.10.0.1 dev eth0
+
+say "The host's view and the pod's view"
+run netkit device list
+run netkit -n pod1 device list
+
+say "Peer policy drop: the pod cannot send"
+if in_pod ping -c 1 -W 1 10.10.0.1 >/dev/null; then echo "unexpected: the pod got out"; exit 1; fi
+echo "ping from the pod: no reply (dropped by the peer policy)"
+run netkit -n pod1 device show eth0 | grep packets
+
+say "Peer policy pass: the pod is reachable"
+run netkit device set nk-pod1 --peer-policy pass
+run in_pod ping -c 1 -W 2 10.10.0.1
 "#;
 
 pub fn run(opts: &Options) -> Result<ExitCode> {

@@ -71,7 +71,7 @@ impl Counts {
                 }
             }
         }
-        if line.trim_start().starts_with("SKIP:") {
+        if line.contains("SKIP: ") {
             self.skipped += 1;
         }
     }

@@ -48,9 +48,12 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Prints a visible SKIP line (counted by `cargo xtask test`).
+/// Prints a visible SKIP line (counted by `cargo xtask test`). Written to the
+/// real stderr: libtest captures only the print macros, and a captured line
+/// of a passing test would never be seen.
 pub fn skip(why: &str) {
-    eprintln!("SKIP: {why}");
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "\nSKIP: {why}");
 }
 
 /// Skips the calling test unless running as root.
@@ -100,4 +103,159 @@ pub fn unique() -> u64 {
 
 pub fn exists(p: &Path) -> bool {
     p.exists()
+}
+
+/// A named network namespace for one test, deleted (with every device in
+/// it) when dropped.
+pub struct TestNs {
+    pub name: String,
+}
+
+impl TestNs {
+    pub fn new(tag: &str) -> Self {
+        let name = format!("nkt-{tag}-{}-{}", std::process::id(), unique());
+        netkit::netns::create(&name).expect("creating a test network namespace");
+        let ns = Self { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// `netkit -n NS ARGS`, expecting success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        ok(&self.args(args))
+    }
+
+    /// `netkit -n NS ARGS`, expecting failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        fails(&self.args(args))
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        run(&self.args(args))
+    }
+
+    /// `netkit -n NS -j ARGS` parsed as JSON.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["-j"];
+        a.extend_from_slice(args);
+        let text = self.ok(&a);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("netkit {a:?} printed no JSON ({e}):\n{text}"))
+    }
+
+    fn args<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut a = vec!["-n", self.name.as_str()];
+        a.extend_from_slice(args);
+        a
+    }
+
+    /// Runs `ip ARGS` inside the namespace (iproute2 on the host, busybox in the VM).
+    pub fn ip(&self, args: &[&str]) -> Output {
+        self.exec("ip", args)
+    }
+
+    /// Runs `ip ARGS` inside the namespace and panics unless it succeeds.
+    pub fn ip_ok(&self, args: &[&str]) {
+        let o = self.ip(args);
+        assert!(o.status.success(), "ip {args:?} in {} failed: {}", self.name, stderr(&o));
+    }
+
+    /// Runs any program inside the namespace.
+    pub fn exec(&self, program: &str, args: &[&str]) -> Output {
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.name))
+            .arg(program)
+            .args(args)
+            .output()
+            .expect("nsenter runs")
+    }
+
+    /// Runs `f` on a thread inside the namespace (sockets made there stay there).
+    pub fn within<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let name = self.name.clone();
+        std::thread::spawn(move || {
+            netkit::netns::enter(&name).expect("entering the test namespace");
+            f()
+        })
+        .join()
+        .expect("namespace thread panicked")
+    }
+
+    /// A sysfs mounted from inside this namespace, so /sys/class/net shows its devices.
+    pub fn sysfs(&self) -> Sysfs {
+        let dir = std::env::temp_dir().join(format!("netkit-sysfs-{}-{}", std::process::id(), unique()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.clone();
+        self.within(move || {
+            let status = Command::new("mount").args(["-t", "sysfs", "sysfs"]).arg(&target).status().unwrap();
+            assert!(status.success(), "mounting sysfs failed");
+        });
+        Sysfs { dir }
+    }
+}
+
+impl Drop for TestNs {
+    fn drop(&mut self) {
+        let _ = netkit::netns::delete(&self.name);
+    }
+}
+
+pub struct Sysfs {
+    dir: PathBuf,
+}
+
+impl Sysfs {
+    /// /sys/class/net/DEV/FILE, trimmed.
+    pub fn read(&self, dev: &str, file: &str) -> String {
+        let p = self.dir.join("class/net").join(dev).join(file);
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display())).trim().to_string()
+    }
+
+    pub fn has(&self, dev: &str) -> bool {
+        self.dir.join("class/net").join(dev).exists()
+    }
+
+    /// The device's flags as a number (IFF_*).
+    pub fn flags(&self, dev: &str) -> u32 {
+        u32::from_str_radix(self.read(dev, "flags").trim_start_matches("0x"), 16).unwrap()
+    }
+}
+
+impl Drop for Sysfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+pub const IFF_NOARP: u32 = 0x80;
+
+/// Sends a few UDP datagrams from `from` to `to_ip` (an address inside `to`)
+/// and says whether any arrived.
+pub fn udp_delivers(from: &TestNs, to: &TestNs, to_ip: &str) -> bool {
+    use std::net::UdpSocket;
+    let bind = format!("{to_ip}:0");
+    let rx = to.within(move || UdpSocket::bind(bind).expect("binding the receiver"));
+    rx.set_read_timeout(Some(std::time::Duration::from_millis(1500))).unwrap();
+    let dst = rx.local_addr().unwrap();
+    let tx = from.within(|| UdpSocket::bind("0.0.0.0:0").expect("binding the sender"));
+    for _ in 0..3 {
+        let _ = tx.send_to(b"netkit", dst);
+        let mut buf = [0u8; 16];
+        if let Ok((n, _)) = rx.recv_from(&mut buf) {
+            return &buf[..n] == b"netkit";
+        }
+    }
+    false
+}
+
+/// Skips the calling test unless the kernel has netkit.
+#[macro_export]
+macro_rules! require_netkit {
+    () => {
+        $crate::require_root!();
+        if !netkit::probe::probe(netkit::probe::Feature::Netkit).is_supported() {
+            $crate::common::skip("this kernel has no netkit (needs Linux >= 6.7 built with CONFIG_NETKIT)");
+            return;
+        }
+    };
 }

@@ -1,0 +1,72 @@
+//! The four mprog hooks this tool manages and how the kernel names them.
+
+use serde::Serialize;
+
+use super::sys;
+
+/// An attach point: tcx ingress/egress on any device, or a netkit pair's
+/// primary/peer program chain (both managed through the primary's ifindex).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Hook {
+    /// tcx ingress of any device.
+    Ingress,
+    /// tcx egress of any device.
+    Egress,
+    /// netkit: programs run when the primary transmits (toward the peer).
+    Primary,
+    /// netkit: programs run when the peer transmits (toward the primary).
+    Peer,
+}
+
+impl Hook {
+    pub const ALL: [Hook; 4] = [Hook::Ingress, Hook::Egress, Hook::Primary, Hook::Peer];
+
+    pub fn attach_type(self) -> u32 {
+        match self {
+            Self::Ingress => sys::BPF_TCX_INGRESS,
+            Self::Egress => sys::BPF_TCX_EGRESS,
+            Self::Primary => sys::BPF_NETKIT_PRIMARY,
+            Self::Peer => sys::BPF_NETKIT_PEER,
+        }
+    }
+
+    pub fn from_attach_type(t: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|h| h.attach_type() == t)
+    }
+
+    pub fn is_netkit(self) -> bool {
+        matches!(self, Self::Primary | Self::Peer)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ingress => "ingress",
+            Self::Egress => "egress",
+            Self::Primary => "primary",
+            Self::Peer => "peer",
+        }
+    }
+
+    /// The kernel's link type for links on this hook.
+    pub fn link_type(self) -> u32 {
+        if self.is_netkit() { sys::BPF_LINK_TYPE_NETKIT } else { sys::BPF_LINK_TYPE_TCX }
+    }
+}
+
+impl std::fmt::Display for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Hook {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|h| h.name() == s)
+            .ok_or_else(|| format!("unknown hook `{s}`: expected ingress, egress (tcx) or primary, peer (netkit)"))
+    }
+}

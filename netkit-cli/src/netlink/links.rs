@@ -1,0 +1,310 @@
+//! Link dumps decoded into plain structs, with the netkit attributes of
+//! IFLA_INFO_DATA spelled out.
+
+use futures::TryStreamExt as _;
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoNetkit, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, NetkitMode, NetkitPolicy,
+    NetkitScrub, State,
+};
+use serde::Serialize;
+
+use super::{Netlink, NetlinkError};
+
+/// Which end of a netkit pair a device is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Primary,
+    Peer,
+}
+
+/// A device's default verdict when no program is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    Pass,
+    Drop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    L2,
+    L3,
+}
+
+/// Whether skb mark and priority are cleared when a packet crosses netns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Scrub {
+    Default,
+    None,
+}
+
+impl Policy {
+    pub(crate) fn to_nl(self) -> NetkitPolicy {
+        match self {
+            Self::Pass => NetkitPolicy::Pass,
+            Self::Drop => NetkitPolicy::Drop,
+        }
+    }
+    fn from_nl(p: NetkitPolicy) -> Option<Self> {
+        match p {
+            NetkitPolicy::Pass => Some(Self::Pass),
+            NetkitPolicy::Drop => Some(Self::Drop),
+            _ => None,
+        }
+    }
+}
+
+impl Mode {
+    pub(crate) fn to_nl(self) -> NetkitMode {
+        match self {
+            Self::L2 => NetkitMode::L2,
+            Self::L3 => NetkitMode::L3,
+        }
+    }
+}
+
+impl Scrub {
+    pub(crate) fn to_nl(self) -> NetkitScrub {
+        match self {
+            Self::Default => NetkitScrub::Default,
+            Self::None => NetkitScrub::None,
+        }
+    }
+}
+
+impl std::fmt::Display for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Pass => "pass",
+            Self::Drop => "drop",
+        })
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::L2 => "l2",
+            Self::L3 => "l3",
+        })
+    }
+}
+
+impl std::fmt::Display for Scrub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Default => "default",
+            Self::None => "none",
+        })
+    }
+}
+
+/// The netkit attributes of one device, as the kernel dumps them: `policy` and
+/// `scrub` are this device's own, `peer_*` the other end's. Attributes the
+/// running kernel does not know are `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetkitAttrs {
+    pub primary: bool,
+    pub mode: Option<Mode>,
+    pub policy: Option<Policy>,
+    pub peer_policy: Option<Policy>,
+    pub scrub: Option<Scrub>,
+    pub peer_scrub: Option<Scrub>,
+    pub headroom: Option<u16>,
+    pub tailroom: Option<u16>,
+}
+
+/// Packet counters (IFLA_STATS64) that matter for a pair.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_dropped: u64,
+    pub tx_dropped: u64,
+}
+
+/// One device from a link dump.
+#[derive(Debug, Clone, Default)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    pub kind: Option<String>,
+    pub mtu: Option<u32>,
+    pub up: bool,
+    pub operstate: String,
+    pub address: Option<Vec<u8>>,
+    /// IFLA_LINK: for netkit and veth, the other end's ifindex.
+    pub link: Option<u32>,
+    /// IFLA_LINK_NETNSID: set when the other end lives in another namespace.
+    pub link_netnsid: Option<i32>,
+    pub netkit: Option<NetkitAttrs>,
+    pub counters: Counters,
+}
+
+fn operstate(s: State) -> String {
+    match s {
+        State::Unknown => "unknown".into(),
+        State::NotPresent => "notpresent".into(),
+        State::Down => "down".into(),
+        State::LowerLayerDown => "lowerlayerdown".into(),
+        State::Testing => "testing".into(),
+        State::Dormant => "dormant".into(),
+        State::Up => "up".into(),
+        State::Other(v) => format!("state-{v}"),
+        _ => "unknown".into(),
+    }
+}
+
+fn kind_name(k: &InfoKind) -> String {
+    match k {
+        InfoKind::Netkit => "netkit".into(),
+        other => other.to_string(),
+    }
+}
+
+impl Link {
+    pub fn from_message(msg: &LinkMessage) -> Self {
+        let mut link = Link {
+            index: msg.header.index,
+            up: msg.header.flags.contains(LinkFlags::Up),
+            operstate: "unknown".into(),
+            ..Default::default()
+        };
+        for attr in &msg.attributes {
+            match attr {
+                LinkAttribute::IfName(n) => link.name = n.clone(),
+                LinkAttribute::Mtu(m) => link.mtu = Some(*m),
+                LinkAttribute::OperState(s) => link.operstate = operstate(*s),
+                LinkAttribute::Address(a) => link.address = Some(a.clone()),
+                LinkAttribute::Link(l) => link.link = Some(*l),
+                LinkAttribute::LinkNetNsId(id) => link.link_netnsid = Some(*id),
+                LinkAttribute::Stats64(s) => {
+                    link.counters = Counters {
+                        rx_packets: s.rx_packets,
+                        tx_packets: s.tx_packets,
+                        rx_bytes: s.rx_bytes,
+                        tx_bytes: s.tx_bytes,
+                        rx_dropped: s.rx_dropped,
+                        tx_dropped: s.tx_dropped,
+                    }
+                }
+                LinkAttribute::LinkInfo(infos) => {
+                    for info in infos {
+                        match info {
+                            LinkInfo::Kind(k) => link.kind = Some(kind_name(k)),
+                            LinkInfo::Data(InfoData::Netkit(attrs)) => link.netkit = Some(decode_netkit(attrs)),
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if link.kind.as_deref() == Some("netkit") && link.netkit.is_none() {
+            link.netkit = Some(NetkitAttrs::default());
+        }
+        link
+    }
+
+    pub fn is_netkit(&self) -> bool {
+        self.kind.as_deref() == Some("netkit")
+    }
+
+    pub fn role(&self) -> Option<Role> {
+        self.netkit.as_ref().map(|n| if n.primary { Role::Primary } else { Role::Peer })
+    }
+
+    /// The MAC address as text, when the device has one.
+    pub fn mac(&self) -> Option<String> {
+        let a = self.address.as_ref()?;
+        (a.len() == 6).then(|| a.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"))
+    }
+}
+
+fn decode_netkit(attrs: &[InfoNetkit]) -> NetkitAttrs {
+    let mut n = NetkitAttrs::default();
+    for a in attrs {
+        match a {
+            InfoNetkit::Primary(p) => n.primary = *p,
+            InfoNetkit::Mode(NetkitMode::L2) => n.mode = Some(Mode::L2),
+            InfoNetkit::Mode(NetkitMode::L3) => n.mode = Some(Mode::L3),
+            InfoNetkit::Policy(p) => n.policy = Policy::from_nl(*p),
+            InfoNetkit::PeerPolicy(p) => n.peer_policy = Policy::from_nl(*p),
+            InfoNetkit::Scrub(s) => n.scrub = Some(if *s == NetkitScrub::None { Scrub::None } else { Scrub::Default }),
+            InfoNetkit::PeerScrub(s) => {
+                n.peer_scrub = Some(if *s == NetkitScrub::None { Scrub::None } else { Scrub::Default })
+            }
+            InfoNetkit::Headroom(h) => n.headroom = Some(*h),
+            InfoNetkit::Tailroom(t) => n.tailroom = Some(*t),
+            _ => {}
+        }
+    }
+    n
+}
+
+impl Netlink {
+    /// Every device in this connection's namespace.
+    pub async fn links(&self) -> Result<Vec<Link>, NetlinkError> {
+        let mut stream = self.handle.link().get().execute();
+        let mut out = Vec::new();
+        while let Some(msg) = stream.try_next().await.map_err(|e| NetlinkError::from_rtnetlink("listing devices", e))? {
+            out.push(Link::from_message(&msg));
+        }
+        Ok(out)
+    }
+
+    /// The device named `name`, if there is one.
+    pub async fn link_by_name(&self, name: &str) -> Result<Option<Link>, NetlinkError> {
+        let mut stream = self.handle.link().get().match_name(name.to_string()).execute();
+        match stream.try_next().await {
+            Ok(msg) => Ok(msg.map(|m| Link::from_message(&m))),
+            Err(e) => match NetlinkError::from_rtnetlink(format!("looking up device {name}"), e) {
+                NetlinkError::Kernel { errno, .. } if errno == libc::ENODEV => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// The device with ifindex `index`, if there is one.
+    pub async fn link_by_index(&self, index: u32) -> Result<Option<Link>, NetlinkError> {
+        let mut stream = self.handle.link().get().match_index(index).execute();
+        match stream.try_next().await {
+            Ok(msg) => Ok(msg.map(|m| Link::from_message(&m))),
+            Err(e) => match NetlinkError::from_rtnetlink(format!("looking up ifindex {index}"), e) {
+                NetlinkError::Kernel { errno, .. } if errno == libc::ENODEV => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// The nsid this connection's namespace gives the namespace behind `ns`
+    /// (RTM_GETNSID), if one is assigned.
+    pub async fn nsid_of(&self, ns: &std::os::fd::OwnedFd) -> Option<i32> {
+        use std::os::fd::AsRawFd as _;
+
+        use netlink_packet_core::{NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+        use netlink_packet_route::{
+            RouteNetlinkMessage,
+            nsid::{NsidAttribute, NsidMessage},
+        };
+        let mut msg = NsidMessage::default();
+        msg.attributes = vec![NsidAttribute::Fd(ns.as_raw_fd() as u32)];
+        let mut req = NetlinkMessage::from(RouteNetlinkMessage::GetNsId(msg));
+        req.header.flags = NLM_F_REQUEST;
+        let mut responses = self.handle.clone().request(req).ok()?;
+        while let Some(resp) = futures::StreamExt::next(&mut responses).await {
+            if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNsId(m)) = resp.payload {
+                return m.attributes.iter().find_map(|a| match a {
+                    NsidAttribute::Id(id) if *id >= 0 => Some(*id),
+                    _ => None,
+                });
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,105 @@
+//! Device operations over rtnetlink: one connection type, link dumps decoded
+//! into plain structs (`links`), netkit pair management (`device`) and the
+//! interface-name rules the kernel enforces (`ifname`).
+
+pub mod device;
+pub mod ifname;
+pub mod links;
+
+use std::{io, os::fd::OwnedFd};
+
+use crate::netns;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    #[error("cannot open a netlink socket: {0}")]
+    Socket(io::Error),
+    #[error(transparent)]
+    Netns(#[from] netns::NetnsError),
+    #[error("{op} failed: {}", errno_text(*errno))]
+    Kernel { op: String, errno: i32 },
+    #[error("{op} failed: {detail}")]
+    Other { op: String, detail: String },
+}
+
+impl NetlinkError {
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Self::Kernel { errno, .. } => Some(*errno),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn from_rtnetlink(op: impl Into<String>, e: rtnetlink::Error) -> Self {
+        match e {
+            rtnetlink::Error::NetlinkError(msg) => match msg.code {
+                Some(code) => Self::Kernel { op: op.into(), errno: -code.get() },
+                None => Self::Other { op: op.into(), detail: "an ACK where an error was expected".into() },
+            },
+            other => Self::Other { op: op.into(), detail: other.to_string() },
+        }
+    }
+}
+
+pub fn errno_text(errno: i32) -> String {
+    format!("{} ({})", io::Error::from_raw_os_error(errno), errno_name(errno))
+}
+
+/// The symbolic name of the errnos this tool explains.
+pub fn errno_name(errno: i32) -> &'static str {
+    match errno {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::EBADF => "EBADF",
+        libc::EACCES => "EACCES",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::ENXIO => "ENXIO",
+        libc::ENODEV => "ENODEV",
+        libc::EINVAL => "EINVAL",
+        libc::ENOSPC => "ENOSPC",
+        libc::ERANGE => "ERANGE",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::ESTALE => "ESTALE",
+        libc::ENOLINK => "ENOLINK",
+        libc::E2BIG => "E2BIG",
+        libc::ENOMEM => "ENOMEM",
+        libc::EFAULT => "EFAULT",
+        _ => "errno",
+    }
+}
+
+/// A route netlink connection bound to one network namespace (the one the
+/// calling thread was in when it was opened). Must be opened inside a tokio
+/// runtime: the connection's task is spawned on it.
+#[derive(Clone)]
+pub struct Netlink {
+    pub(crate) handle: rtnetlink::Handle,
+}
+
+impl Netlink {
+    /// A connection in the calling thread's namespace.
+    pub fn connect() -> Result<Self, NetlinkError> {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
+        tokio::spawn(conn);
+        Ok(Self { handle })
+    }
+
+    /// A connection inside another namespace; the calling thread stays where it is.
+    pub fn connect_in(ns: &OwnedFd) -> Result<Self, NetlinkError> {
+        let _visit = netns::Visit::fd(ns).map_err(NetlinkError::Socket)?;
+        Self::connect()
+    }
+
+    /// A connection inside the namespace `ns` refers to.
+    pub fn connect_to(ns: &netns::NsRef) -> Result<Self, NetlinkError> {
+        let fd = ns.open().map_err(NetlinkError::Socket)?;
+        Self::connect_in(&fd)
+    }
+
+    /// A connection inside the named namespace.
+    pub fn connect_named(name: &str) -> Result<Self, NetlinkError> {
+        let fd = netns::open(name)?;
+        Self::connect_in(&fd)
+    }
+}

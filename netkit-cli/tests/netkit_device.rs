@@ -1,0 +1,298 @@
+//! netkit pairs over rtnetlink against a real kernel (VM): every option
+//! round-trips through a netlink dump and sysfs, live policy changes, peers in
+//! other namespaces, the data path under each policy, deletion and bad input.
+
+mod common;
+
+use common::{IFF_NOARP, TestNs, udp_delivers};
+use serde_json::Value;
+
+fn release_at_least(major: u32, minor: u32) -> bool {
+    netkit::probe::parse_release(&netkit::probe::kernel_release()).is_some_and(|r| r >= (major, minor))
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list.as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn defaults_are_the_kernels() {
+    require_netkit!();
+    let ns = TestNs::new("defaults");
+    let v = ns.json(&["device", "add", "nk0", "--peer", "nk1"]);
+    assert_eq!(v["role"], "primary");
+    assert_eq!(v["mode"], "l3");
+    assert_eq!(v["policy"], "pass");
+    assert_eq!(v["peer_policy"], "pass");
+    assert_eq!(v["peer"]["name"], "nk1");
+    assert_eq!(v["programs"]["primary"], 0);
+    assert_eq!(v["programs"]["peer"], 0);
+    let peer = ns.json(&["device", "show", "nk1"]);
+    assert_eq!(peer["role"], "peer");
+    assert_eq!(peer["peer"]["name"], "nk0");
+    assert_eq!(peer["ifindex"], v["peer"]["ifindex"]);
+    // sysfs agrees: L3 means NOARP and no MAC, and each end links to the other.
+    let sys = ns.sysfs();
+    assert_ne!(sys.flags("nk0") & IFF_NOARP, 0);
+    assert_eq!(sys.read("nk0", "address"), "00:00:00:00:00:00");
+    assert_eq!(sys.read("nk0", "iflink"), v["peer"]["ifindex"].to_string());
+    assert_eq!(sys.read("nk1", "iflink"), v["ifindex"].to_string());
+    assert_eq!(sys.read("nk0", "mtu"), "1500");
+    assert_eq!(sys.read("nk0", "operstate"), "down");
+}
+
+#[test]
+fn every_mode_and_policy_combination_round_trips() {
+    require_netkit!();
+    let ns = TestNs::new("combos");
+    let sys = ns.sysfs();
+    let mut n = 0;
+    for mode in ["l2", "l3"] {
+        for policy in ["pass", "drop"] {
+            for peer_policy in ["pass", "drop"] {
+                let (a, b) = (format!("a{n}"), format!("b{n}"));
+                n += 1;
+                let v = ns.json(&[
+                    "device",
+                    "add",
+                    &a,
+                    "--peer",
+                    &b,
+                    "--mode",
+                    mode,
+                    "--policy",
+                    policy,
+                    "--peer-policy",
+                    peer_policy,
+                    "--mtu",
+                    "9000",
+                    "--up",
+                ]);
+                for (end, role) in [(&a, "primary"), (&b, "peer")] {
+                    let d = ns.json(&["device", "show", end]);
+                    assert_eq!(d["role"], role);
+                    assert_eq!(d["mode"], mode, "{end}");
+                    assert_eq!(d["policy"], policy, "{end}: policy in pair terms");
+                    assert_eq!(d["peer_policy"], peer_policy, "{end}");
+                    assert_eq!(d["mtu"], 9000);
+                    assert_eq!(d["operstate"], "up", "{end}: --up brings both ends up");
+                    assert_eq!(sys.read(end, "mtu"), "9000");
+                    let noarp = sys.flags(end) & IFF_NOARP != 0;
+                    assert_eq!(noarp, mode == "l3", "{end}: NOARP iff L3");
+                    let mac = sys.read(end, "address");
+                    assert_eq!(mac == "00:00:00:00:00:00", mode == "l3", "{end}: MAC {mac}");
+                }
+                assert_eq!(v["name"], a.as_str());
+            }
+        }
+    }
+}
+
+#[test]
+fn scrub_round_trips_where_the_kernel_has_it() {
+    require_netkit!();
+    let ns = TestNs::new("scrub");
+    let out = ns.run(&["-j", "device", "add", "nk0", "--peer", "nk1", "--scrub", "none", "--peer-scrub", "default"]);
+    if !out.status.success() {
+        let err = common::stderr(&out);
+        assert!(!release_at_least(6, 13), "scrub must work from 6.13: {err}");
+        assert!(err.contains("does not support --scrub") && err.contains("6.13"), "{err}");
+        assert!(names(&ns.json(&["device", "list"])).is_empty(), "nothing may be created");
+        common::skip("this kernel has no netkit scrub (Linux >= 6.13)");
+        return;
+    }
+    for (end, scrub, peer_scrub) in [("nk0", "none", "default"), ("nk1", "none", "default")] {
+        let d = ns.json(&["device", "show", end]);
+        assert_eq!(d["scrub"], scrub, "{end}");
+        assert_eq!(d["peer_scrub"], peer_scrub, "{end}");
+    }
+    ns.ok(&["device", "add", "nk2", "--peer", "nk3", "--peer-scrub", "none"]);
+    let d = ns.json(&["device", "show", "nk3"]);
+    assert_eq!(d["scrub"], "default");
+    assert_eq!(d["peer_scrub"], "none");
+}
+
+#[test]
+fn headroom_and_tailroom_fail_cleanly_on_old_kernels_and_work_on_new_ones() {
+    require_netkit!();
+    let ns = TestNs::new("room");
+    let out = ns.run(&["-j", "device", "add", "nk0", "--peer", "nk1", "--headroom", "64", "--tailroom", "32"]);
+    if release_at_least(6, 14) || out.status.success() {
+        assert!(out.status.success(), "headroom/tailroom must work from 6.14: {}", common::stderr(&out));
+        for end in ["nk0", "nk1"] {
+            let d = ns.json(&["device", "show", end]);
+            assert_eq!(d["headroom"], 64, "{end}");
+            assert_eq!(d["tailroom"], 32, "{end}");
+        }
+    } else {
+        let err = common::stderr(&out);
+        assert!(err.contains("does not support --headroom") && err.contains("6.14"), "{err}");
+        assert!(err.contains("nothing was created"), "{err}");
+        assert!(names(&ns.json(&["device", "list", "--all"])).iter().all(|n| n == "lo"), "nothing may be created");
+        let err = ns.fails(&["device", "add", "nk0", "--tailroom", "8"]);
+        assert!(err.contains("--tailroom"), "{err}");
+    }
+}
+
+#[test]
+fn l2_has_macs_and_arp_l3_refuses_a_mac() {
+    require_netkit!();
+    let host = TestNs::new("l2");
+    let pod = TestNs::new("l2pod");
+    host.ok(&["device", "add", "nk0", "--peer", "nk1", "--mode", "l2", "--peer-netns", &pod.name, "--up"]);
+    host.ip_ok(&["addr", "add", "10.77.0.1/24", "dev", "nk0"]);
+    pod.ip_ok(&["addr", "add", "10.77.0.2/24", "dev", "nk1"]);
+    let (h, p) = (host.sysfs(), pod.sysfs());
+    let (mac0, mac1) = (h.read("nk0", "address"), p.read("nk1", "address"));
+    assert_ne!(mac0, "00:00:00:00:00:00");
+    assert_ne!(mac0, mac1, "each end gets its own random MAC");
+    assert_eq!(h.flags("nk0") & IFF_NOARP, 0, "L2 uses ARP");
+    assert!(udp_delivers(&pod, &host, "10.77.0.1"));
+    let neigh = common::stdout(&host.ip(&["neigh", "show", "dev", "nk0"]));
+    assert!(neigh.contains("10.77.0.2") && neigh.contains(&mac1), "ARP resolved the pod: {neigh}");
+    assert!(host.ip(&["link", "set", "dev", "nk0", "address", "02:00:00:00:00:42"]).status.success(), "L2 takes a MAC");
+
+    let l3 = TestNs::new("l3mac");
+    l3.ok(&["device", "add", "nk0", "--peer", "nk1"]);
+    let o = l3.ip(&["link", "set", "dev", "nk0", "address", "02:00:00:00:00:42"]);
+    assert!(!o.status.success(), "an L3 netkit device has no MAC to set");
+}
+
+#[test]
+fn set_changes_policies_live_and_only_policies() {
+    require_netkit!();
+    let ns = TestNs::new("set");
+    ns.ok(&["device", "add", "nk0", "--peer", "nk1"]);
+    let v = ns.json(&["device", "set", "nk0", "--policy", "drop", "--peer-policy", "drop"]);
+    assert_eq!(v["policy"], "drop");
+    assert_eq!(v["peer_policy"], "drop");
+    let peer = ns.json(&["device", "show", "nk1"]);
+    assert_eq!(peer["policy"], "drop");
+    assert_eq!(peer["peer_policy"], "drop");
+    let v = ns.json(&["device", "set", "nk0", "--peer-policy", "pass"]);
+    assert_eq!(v["policy"], "drop", "unchanged when not given");
+    assert_eq!(v["peer_policy"], "pass");
+
+    let err = ns.fails(&["device", "set", "nk1", "--policy", "pass"]);
+    assert!(err.contains("peer end") && err.contains("netkit device set nk0"), "{err}");
+    for (opt, val) in [("--mode", "l2"), ("--scrub", "none"), ("--headroom", "4"), ("--peer", "x")] {
+        let err = ns.fails(&["device", "set", "nk0", opt, val]);
+        assert!(err.contains(opt) && err.contains("cannot be changed"), "{err}");
+    }
+    let err = ns.fails(&["device", "set", "nk0"]);
+    assert!(err.contains("nothing to change"), "{err}");
+    let err = ns.fails(&["device", "set", "lo", "--policy", "drop"]);
+    assert!(err.contains("not a netkit device"), "{err}");
+}
+
+#[test]
+fn a_peer_in_another_namespace() {
+    require_netkit!();
+    let host = TestNs::new("host");
+    let pod = TestNs::new("pod");
+    let v = host.json(&["device", "add", "nk0", "--peer", "eth0", "--peer-netns", &pod.name, "--mtu", "1400", "--up"]);
+    assert_eq!(v["peer"]["name"], "eth0");
+    assert_eq!(v["peer"]["netns"], pod.name.as_str());
+    let list = pod.json(&["device", "list"]);
+    assert_eq!(names(&list), vec!["eth0"]);
+    assert_eq!(list[0]["role"], "peer");
+    assert_eq!(list[0]["peer"]["name"], "nk0");
+    assert_eq!(list[0]["peer"]["netns"], host.name.as_str());
+    assert_eq!(list[0]["programs"]["primary"], 0, "hooks are queried through the primary, across namespaces");
+    let sys = pod.sysfs();
+    assert_eq!(sys.read("eth0", "mtu"), "1400");
+    assert!(!host.sysfs().has("eth0"));
+    // The same name may exist in both namespaces.
+    host.ok(&["device", "add", "eth0", "--peer", "eth1"]);
+    // Deleting through the peer, from the pod, removes both ends.
+    pod.ok(&["device", "del", "eth0"]);
+    assert!(names(&host.json(&["device", "list"])).iter().all(|n| n != "nk0"));
+}
+
+#[test]
+fn traffic_follows_the_policies() {
+    require_netkit!();
+    let host = TestNs::new("dp");
+    let pod = TestNs::new("dppod");
+    host.ok(&["device", "add", "nk0", "--peer", "eth0", "--peer-netns", &pod.name, "--up"]);
+    host.ip_ok(&["addr", "add", "10.78.0.1/24", "dev", "nk0"]);
+    pod.ip_ok(&["addr", "add", "10.78.0.2/24", "dev", "eth0"]);
+    assert!(udp_delivers(&pod, &host, "10.78.0.1"), "policy pass: pod reaches host");
+    assert!(udp_delivers(&host, &pod, "10.78.0.2"), "policy pass: host reaches pod");
+    let ping = pod.exec("ping", &["-c", "1", "-W", "2", "10.78.0.1"]);
+    assert!(ping.status.success(), "ping under pass: {}", common::stderr(&ping));
+
+    host.ok(&["device", "set", "nk0", "--peer-policy", "drop"]);
+    let before = pod.json(&["device", "show", "eth0"])["counters"]["tx_dropped"].as_u64().unwrap();
+    assert!(!udp_delivers(&pod, &host, "10.78.0.1"), "peer policy drop: pod traffic must not leave");
+    assert!(!pod.exec("ping", &["-c", "1", "-W", "1", "10.78.0.1"]).status.success());
+    let after = pod.json(&["device", "show", "eth0"])["counters"]["tx_dropped"].as_u64().unwrap();
+    assert!(after > before, "the peer's drop counter must rise ({before} -> {after})");
+    assert!(udp_delivers(&host, &pod, "10.78.0.2"), "host -> pod still passes (primary policy pass)");
+
+    host.ok(&["device", "set", "nk0", "--peer-policy", "pass"]);
+    assert!(udp_delivers(&pod, &host, "10.78.0.1"), "pass again after set --peer-policy pass");
+    assert!(pod.exec("ping", &["-c", "1", "-W", "2", "10.78.0.1"]).status.success());
+}
+
+#[test]
+fn del_removes_both_ends() {
+    require_netkit!();
+    let ns = TestNs::new("del");
+    ns.ok(&["device", "add", "nk0", "--peer", "nk1"]);
+    ns.ok(&["device", "add", "nk2", "--peer", "nk3"]);
+    let out = ns.ok(&["device", "del", "nk1"]);
+    assert!(out.contains("nk1") && out.contains("nk0"), "{out}");
+    assert_eq!(names(&ns.json(&["device", "list"])), vec!["nk3", "nk2"]);
+    ns.ok(&["device", "del", "nk2"]);
+    assert!(names(&ns.json(&["device", "list"])).is_empty());
+    let err = ns.fails(&["device", "del", "nk0"]);
+    assert!(err.contains("no device named `nk0`"), "{err}");
+    let err = ns.fails(&["device", "del", "lo"]);
+    assert!(err.contains("not a netkit device"), "{err}");
+}
+
+#[test]
+fn bad_input_is_refused_and_leaves_nothing() {
+    require_netkit!();
+    let ns = TestNs::new("bad");
+    for (args, says) in [
+        (vec!["device", "add", ""], "cannot be empty"),
+        (vec!["device", "add", "sixteen_chars_xx"], "at most 15"),
+        (vec!["device", "add", "a/b"], "'/'"),
+        (vec!["device", "add", "a b"], "whitespace"),
+        (vec!["device", "add", "."], "cannot be an interface name"),
+        (vec!["device", "add", ".."], "cannot be an interface name"),
+        (vec!["device", "add", "nk0", "--peer", "bad/peer"], "--peer"),
+        (vec!["device", "add", "nk0", "--peer", "nk0"], "same network namespace"),
+        (vec!["device", "add", "nk0", "--peer-netns", "nkt-missing-ns"], "ip netns add nkt-missing-ns"),
+        (vec!["device", "add", "nk0", "--mtu", "20"], "between 68 and 65535"),
+    ] {
+        let err = ns.fails(&args);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert!(names(&ns.json(&["device", "list"])).is_empty());
+    ns.ok(&["device", "add", "nk0", "--peer", "nk1"]);
+    let err = ns.fails(&["device", "add", "nk0"]);
+    assert!(err.contains("already exists"), "{err}");
+    let err = ns.fails(&["device", "add", "nk5", "--peer", "nk1"]);
+    assert!(err.contains("`nk1` already exists"), "{err}");
+    assert_eq!(names(&ns.json(&["device", "list"])), vec!["nk1", "nk0"]);
+    let err = common::fails(&["-n", "nkt-missing-ns", "device", "list"]);
+    assert!(err.contains("ip netns add nkt-missing-ns"), "{err}");
+}
+
+#[test]
+fn list_shows_netkit_unless_all() {
+    require_netkit!();
+    let ns = TestNs::new("list");
+    ns.ok(&["device", "add", "nk0", "--peer", "nk1"]);
+    assert_eq!(names(&ns.json(&["device", "list"])), vec!["nk1", "nk0"]);
+    assert_eq!(names(&ns.json(&["device", "list", "--all"])), vec!["lo", "nk1", "nk0"]);
+    let table = ns.ok(&["device", "list"]);
+    let header = table.lines().next().unwrap();
+    for col in ["NAME", "IFINDEX", "ROLE", "PEER", "MODE", "POLICY", "PEER-POLICY", "SCRUB", "MTU", "STATE"] {
+        assert!(header.contains(col), "{header}");
+    }
+    assert!(table.lines().any(|l| l.starts_with("nk0") && l.contains("primary") && l.contains("nk1")), "{table}");
+}
