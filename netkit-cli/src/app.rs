@@ -6,12 +6,14 @@ use std::{io::Write, process::ExitCode};
 use anyhow::{Context as _, Result};
 
 use crate::{
-    cli::{Cli, Command, DeviceCommand, DeviceSet},
+    attach::{AttachRequest, Hooks, Position, UpdateRequest},
+    cli::{Cli, Command, DeviceCommand, DeviceSet, LinkCommand, PositionArgs},
     netlink::{
         Netlink,
         device::{self, PairSpec},
     },
     netns, output, probe,
+    programs::LoadOptions,
 };
 
 /// Runs `cli`, writing results to `out` and hints to `err`.
@@ -36,6 +38,124 @@ pub fn run(cli: &Cli, out: &mut impl Write, err: &mut impl Write) -> Result<Exit
             block_on(device_command(cli, cmd, out))?;
             Ok(ExitCode::SUCCESS)
         }
+        _ => {
+            block_on(hook_command(cli, out))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+impl PositionArgs {
+    pub fn position(&self) -> Position {
+        match (self.first, &self.before, &self.after) {
+            (true, _, _) => Position::First,
+            (_, Some(r), _) => Position::Before(r.clone()),
+            (_, _, Some(r)) => Position::After(r.clone()),
+            _ => Position::Last,
+        }
+    }
+}
+
+#[allow(clippy::redundant_closure)] // the slice-taking printers need the closures to coerce Vec -> slice
+fn print<T: serde::Serialize>(
+    cli: &Cli,
+    out: &mut impl Write,
+    value: &T,
+    human: impl FnOnce(&mut Vec<u8>, &T) -> std::io::Result<()>,
+) -> Result<()> {
+    if cli.json {
+        output::json(out, value)?;
+    } else {
+        let mut buf = Vec::new();
+        human(&mut buf, value)?;
+        out.write_all(&buf)?;
+    }
+    Ok(())
+}
+
+async fn hook_command(cli: &Cli, out: &mut impl Write) -> Result<()> {
+    let nl = Netlink::connect()?;
+    let hooks = Hooks { nl: &nl, bpffs: cli.bpffs.clone() };
+    match &cli.command {
+        Command::Attach(a) => {
+            let req = AttachRequest {
+                device: a.dev.clone(),
+                hook: Some(a.hook),
+                prog: Some(a.prog.clone()),
+                position: a.position.position(),
+                expected_revision: a.expected_revision,
+                pin: a.pin.clone(),
+                plain: a.plain,
+                replace: a.replace.clone(),
+                load: LoadOptions {
+                    map_pin_dir: Some(crate::pins::Layout::unchecked(&cli.bpffs).maps_dir()),
+                    ..Default::default()
+                },
+            };
+            let o = hooks.attach(&req).await?;
+            print(cli, out, &o, output::outcome)
+        }
+        Command::Detach(d) => {
+            let o = hooks.detach(&d.dev, d.hook, &d.target, d.expected_revision, d.force).await?;
+            print(cli, out, &o, output::outcome)
+        }
+        Command::Update(u) => {
+            let load = LoadOptions {
+                map_pin_dir: Some(crate::pins::Layout::unchecked(&cli.bpffs).maps_dir()),
+                ..Default::default()
+            };
+            let req = UpdateRequest {
+                device: u.dev.clone(),
+                hook: u.hook,
+                target: u.target.clone(),
+                prog: u.prog.clone(),
+                expected_old: u.expected_old.clone(),
+                load,
+                force: u.force,
+            };
+            let o = hooks.update(&req).await?;
+            print(cli, out, &o, output::outcome)
+        }
+        Command::Query { dev, hook } => {
+            if dev.is_none() && hook.is_some() {
+                anyhow::bail!("a HOOK needs a DEV: netkit query DEV HOOK");
+            }
+            let views = hooks.query(dev.as_deref(), *hook).await?;
+            print(cli, out, &views, |w, v| output::hooks(w, v))
+        }
+        Command::Link(LinkCommand::List) => {
+            let views = hooks.links();
+            print(cli, out, &views, |w, v| output::links(w, v))
+        }
+        Command::Link(LinkCommand::Show { target }) => {
+            let view = hooks.link(target)?;
+            print(cli, out, &view, |w, v| output::links(w, std::slice::from_ref(v)))
+        }
+        Command::Link(LinkCommand::Prune) => {
+            let pruned = hooks.prune()?;
+            print(cli, out, &pruned, |w, v| {
+                if v.is_empty() {
+                    return writeln!(w, "no defunct links");
+                }
+                for l in v {
+                    writeln!(
+                        w,
+                        "unpinned defunct link {} ({} {} {}): {}",
+                        crate::output::opt(&l.link_id),
+                        l.netns,
+                        l.device,
+                        l.hook,
+                        l.pin
+                    )?;
+                }
+                Ok(())
+            })
+        }
+        Command::Run(r) => {
+            crate::run::run(&hooks, &r.dev, r.hook, &r.prog, r.position.position(), r.expected_revision, out).await?;
+            Ok(())
+        }
+        Command::Probe | Command::Device(_) => unreachable!("dispatched in run()"),
     }
 }
 

@@ -5,7 +5,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::netlink::links::{Mode, Policy, Scrub};
+use crate::{
+    mprog::Hook,
+    netlink::links::{Mode, Policy, Scrub},
+    programs::ProgSpec,
+    refs::RefSpec,
+};
 
 /// Create netkit device pairs and manage BPF programs on tcx and netkit hooks.
 #[derive(Debug, Parser)]
@@ -37,6 +42,129 @@ pub enum Command {
     /// Create, change, delete and list netkit device pairs.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Attach a program to a hook through a BPF link, pinned so it outlives
+    /// this command (or plainly, without a link, with --plain).
+    Attach(AttachArgs),
+    /// Detach a link (and remove its pin) or a plain program from a hook.
+    Detach(DetachArgs),
+    /// Replace the program of a link atomically, keeping its place in the chain.
+    Update(UpdateArgs),
+    /// Show the revision and the ordered chain of hooks: one hook, one
+    /// device's hooks, or (without DEV) every hook that has programs.
+    Query {
+        /// Device (for netkit hooks: the primary).
+        dev: Option<String>,
+        /// ingress, egress (tcx) or primary, peer (netkit).
+        #[arg(value_enum)]
+        hook: Option<Hook>,
+    },
+    /// The links this tool pinned: list them, show one, prune defunct ones.
+    #[command(subcommand)]
+    Link(LinkCommand),
+    /// Attach without pinning and stay in the foreground, streaming the
+    /// program's log; the kernel detaches it when this process ends, however
+    /// it ends (Ctrl-C, SIGTERM, kill -9).
+    Run(RunArgs),
+}
+
+/// Where in the chain a program goes (default: last).
+#[derive(Debug, Args, Default)]
+#[group(multiple = false)]
+pub struct PositionArgs {
+    /// In front of every program on the hook.
+    #[arg(long)]
+    pub first: bool,
+    /// Behind every program on the hook (the default).
+    #[arg(long)]
+    pub last: bool,
+    /// Right before REF (prog:ID, link:ID, pin:PATH or a pinned link's NAME).
+    #[arg(long, value_name = "REF")]
+    pub before: Option<RefSpec>,
+    /// Right after REF (prog:ID, link:ID, pin:PATH or a pinned link's NAME).
+    #[arg(long, value_name = "REF")]
+    pub after: Option<RefSpec>,
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Device (for the netkit hooks primary and peer: the pair's primary).
+    pub dev: String,
+    /// ingress, egress (tcx, any device) or primary, peer (netkit).
+    #[arg(value_enum)]
+    pub hook: Hook,
+    /// A bundled program (see `netkit prog list`), file:PATH[:FUNCTION], id:N or pinned:PATH.
+    pub prog: ProgSpec,
+    #[command(flatten)]
+    pub position: PositionArgs,
+    /// Fail (no retry) unless the hook is at this revision (see `netkit query`).
+    #[arg(long, value_name = "N")]
+    pub expected_revision: Option<u64>,
+    /// Name of the link's pin (default: PROGRAM-LINKID).
+    #[arg(long, value_name = "NAME")]
+    pub pin: Option<String>,
+    /// Attach without a link (BPF_PROG_ATTACH), as older tools do; it stays
+    /// until detached and can be replaced in place with --replace.
+    #[arg(long)]
+    pub plain: bool,
+    /// With --plain: take the slot of this plain program (prog:ID or pin:PATH).
+    #[arg(long, value_name = "REF", requires = "plain")]
+    pub replace: Option<RefSpec>,
+}
+
+#[derive(Debug, Args)]
+pub struct DetachArgs {
+    pub dev: String,
+    #[arg(value_enum)]
+    pub hook: Hook,
+    /// link:ID, pin:PATH or NAME for a link; prog:ID for a plain program.
+    pub target: RefSpec,
+    /// Fail unless the hook is at this revision.
+    #[arg(long, value_name = "N")]
+    pub expected_revision: Option<u64>,
+    /// Detach a link this tool did not pin.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    pub dev: String,
+    #[arg(value_enum)]
+    pub hook: Hook,
+    /// The link: link:ID, pin:PATH or NAME.
+    pub target: RefSpec,
+    /// The new program (bundled name, file:PATH[:FUNCTION], id:N, pinned:PATH).
+    pub prog: ProgSpec,
+    /// Fail unless the link still runs this program (prog:ID).
+    #[arg(long, value_name = "REF")]
+    pub expected_old: Option<RefSpec>,
+    /// Update a link this tool did not pin.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LinkCommand {
+    /// Every link this tool pinned, with its device, hook and state.
+    List,
+    /// One pinned link: link:ID, pin:PATH or its name.
+    Show { target: RefSpec },
+    /// Remove the pins of defunct links (device gone or link detached).
+    Prune,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    pub dev: String,
+    #[arg(value_enum)]
+    pub hook: Hook,
+    /// A bundled program, file:PATH[:FUNCTION], id:N or pinned:PATH.
+    pub prog: ProgSpec,
+    #[command(flatten)]
+    pub position: PositionArgs,
+    /// Fail unless the hook is at this revision.
+    #[arg(long, value_name = "N")]
+    pub expected_revision: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,10 +2,15 @@
 //! netkit hooks through links and the kernel's multi-program API.
 
 pub mod app;
+pub mod attach;
 pub mod cli;
 pub mod mprog;
 pub mod netlink;
 pub mod netns;
 pub mod output;
+pub mod owners;
+pub mod pins;
 pub mod probe;
 pub mod programs;
+pub mod refs;
+pub mod run;

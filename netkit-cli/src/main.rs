@@ -7,6 +7,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match netkit::app::run(&cli, &mut io::stdout().lock(), &mut io::stderr().lock()) {
         Ok(code) => code,
+        // A closed pipe (`netkit query | head`) is the reader's choice, not an error.
+        Err(e)
+            if e.chain()
+                .any(|c| c.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::{
+    attach::{HookView, LinkView, Outcome},
     netlink::{device::DeviceView, links::Role},
     probe::{Report, Support},
 };
@@ -58,7 +59,7 @@ pub fn probe(w: &mut impl Write, r: &Report) -> io::Result<()> {
     Ok(())
 }
 
-fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
+pub fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
     v.as_ref().map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
@@ -183,4 +184,77 @@ pub fn device(w: &mut impl Write, v: &DeviceView) -> io::Result<()> {
         writeln!(w, "{k:<12} {val}")?;
     }
     Ok(())
+}
+
+pub fn outcome(w: &mut impl Write, o: &Outcome) -> io::Result<()> {
+    writeln!(w, "{} on {} {}", o.action, o.ifname, o.hook)?;
+    if let Some(link) = o.link_id {
+        writeln!(w, "  link      {link}")?;
+    }
+    if let Some(pin) = &o.pin {
+        writeln!(w, "  pin       {pin}")?;
+    }
+    if let Some(p) = o.prog_id {
+        writeln!(w, "  program   {p} ({})", o.prog_name.as_deref().unwrap_or("?"))?;
+    }
+    if let Some(pos) = o.position {
+        writeln!(w, "  position  {pos}")?;
+    }
+    writeln!(w, "  revision  {}", o.revision)
+}
+
+pub fn hooks(w: &mut impl Write, views: &[HookView]) -> io::Result<()> {
+    if views.is_empty() {
+        return writeln!(w, "no programs on any hook");
+    }
+    for (i, v) in views.iter().enumerate() {
+        if i > 0 {
+            writeln!(w)?;
+        }
+        writeln!(w, "{} (ifindex {}) {}  revision {}", v.ifname, v.ifindex, v.hook, v.revision)?;
+        if v.programs.is_empty() {
+            writeln!(w, "  (no programs)")?;
+            continue;
+        }
+        let mut rows = vec![["POS", "PROG", "NAME", "TAG", "LINK", "PIN"].map(String::from).to_vec()];
+        for s in &v.programs {
+            rows.push(vec![
+                s.position.to_string(),
+                s.prog_id.to_string(),
+                s.name.clone(),
+                s.tag.clone(),
+                s.link_id.map_or_else(|| "plain".into(), |l| l.to_string()),
+                s.pin.clone().unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        let mut buf = Vec::new();
+        table(&mut buf, &rows)?;
+        for line in String::from_utf8_lossy(&buf).lines() {
+            writeln!(w, "  {line}")?;
+        }
+    }
+    Ok(())
+}
+
+pub fn links(w: &mut impl Write, views: &[LinkView]) -> io::Result<()> {
+    if views.is_empty() {
+        return writeln!(w, "no links pinned by netkit");
+    }
+    let mut rows = vec![["NAME", "NETNS", "DEVICE", "HOOK", "LINK", "PROG", "STATE", "PIN"].map(String::from).to_vec()];
+    for l in views {
+        rows.push(vec![
+            l.name.clone(),
+            l.netns.clone(),
+            l.device.clone(),
+            l.hook.to_string(),
+            opt(&l.link_id),
+            match (&l.prog_id, &l.prog_name) {
+                (Some(id), Some(n)) if !n.is_empty() => format!("{id} ({n})"),
+                (id, _) => opt(id),
+            },
+            l.state.clone(),
+            l.pin.clone(),
+        ]);
+    }
+    table(w, &rows)
 }

@@ -1,50 +1,419 @@
-//! The eBPF objects bundled into the binary (built from netkit-ebpf by the
-//! build script) and the loading of programs from them.
+//! Programs: the eBPF objects bundled into the binary (built from netkit-ebpf
+//! by the build script), user ELF objects (aya- or clang-built), programs
+//! already loaded (by id) or pinned, and loading any of them into the kernel.
 
-use aya::include_bytes_aligned;
+use std::{
+    borrow::Cow,
+    os::fd::{AsFd as _, OwnedFd},
+    path::{Path, PathBuf},
+    str::FromStr,
+};
+
+use aya::{Ebpf, EbpfLoader, include_bytes_aligned, programs::SchedClassifier};
+use aya_obj::ProgramSection;
+
+use crate::mprog::sys::{self, ProgInfo};
 
 /// A program that ships inside the binary.
 #[derive(Debug, Clone, Copy)]
 pub struct Bundled {
     pub name: &'static str,
     pub summary: &'static str,
+    /// Which hooks the program suits.
+    pub hooks: &'static str,
     object: &'static [u8],
 }
 
+macro_rules! bundled {
+    ($name:literal, $hooks:literal, $summary:literal) => {
+        Bundled {
+            name: $name,
+            summary: $summary,
+            hooks: $hooks,
+            object: include_bytes_aligned!(concat!(env!("OUT_DIR"), "/", $name)),
+        }
+    };
+}
+
 /// Every bundled program, in the order `netkit prog list` shows them.
-pub const BUNDLED: &[Bundled] = &[Bundled {
-    name: "pass",
-    summary: "lets every packet through and ends the chain (TCX_PASS)",
-    object: include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pass")),
-}];
+pub const BUNDLED: &[Bundled] = &[
+    bundled!("pass", "any", "lets every packet through and ends the chain (TCX_PASS)"),
+    bundled!("drop", "any", "drops every packet and ends the chain (TCX_DROP)"),
+    bundled!("next", "any", "does nothing and hands the packet to the next program (TCX_NEXT)"),
+    bundled!(
+        "order",
+        "any",
+        "records its position in the chain for each packet (counts in skb->mark) and returns TCX_NEXT; for checking the order programs run in"
+    ),
+];
 
 /// Set when the build skipped the eBPF programs (NETKIT_SKIP_EBPF=1).
 pub const STUB_BUILD: bool = cfg!(netkit_ebpf_stub);
 
 #[derive(Debug, thiserror::Error)]
-pub enum BundledError {
+pub enum ProgramError {
     #[error(
         "this netkit binary was built with NETKIT_SKIP_EBPF=1 and carries no eBPF programs; rebuild it without that variable (cargo build -p netkit-cli)"
     )]
     StubBuild,
-    #[error("no bundled program named `{0}` (bundled: {1})")]
+    #[error("no bundled program named `{0}` (bundled: {1}); for your own object use file:PATH[:FUNCTION]")]
     Unknown(String, String),
+    #[error("`{0}` is not a program: use a bundled name ({1}), file:PATH[:FUNCTION], id:N or pinned:PATH")]
+    BadSpec(String, String),
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a BPF ELF object: {why}")]
+    NotBpf { path: String, why: String },
+    #[error("{path} holds no program `{function}`; its sched_cls programs are: {available}")]
+    NoFunction { path: String, function: String, available: String },
+    #[error("{path} holds several sched_cls programs ({available}); pick one with file:{path}:FUNCTION")]
+    Ambiguous { path: String, available: String },
+    #[error("{path} holds no sched_cls program (tc, tcx or netkit); it has: {available}")]
+    NoClassifier { path: String, available: String },
+    #[error(
+        "`{function}` in {path} is a {kind} program; only sched_cls programs (SEC tcx/*, netkit/*, tc, classifier) attach to tcx and netkit hooks"
+    )]
+    WrongType { path: String, function: String, kind: String },
+    #[error("program {what} is a program of type {kind}; only sched_cls programs attach to tcx and netkit hooks")]
+    WrongLoadedType { what: String, kind: u32 },
+    #[error("no loaded program with id {0}")]
+    NoSuchId(u32),
+    #[error("{0} is not a pinned program: {1}")]
+    NotPinnedProg(String, String),
+    #[error("loading `{function}` failed: {why}")]
+    Load { function: String, why: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Where a program comes from, as given on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProgSpec {
+    Bundled(String),
+    File { path: PathBuf, function: Option<String> },
+    Id(u32),
+    Pinned(PathBuf),
+}
+
+fn bundled_names() -> String {
+    BUNDLED.iter().map(|b| b.name).collect::<Vec<_>>().join(", ")
+}
+
+impl FromStr for ProgSpec {
+    type Err = ProgramError;
+
+    fn from_str(s: &str) -> Result<Self, ProgramError> {
+        if let Some(rest) = s.strip_prefix("file:") {
+            if rest.is_empty() {
+                return Err(ProgramError::BadSpec(s.into(), bundled_names()));
+            }
+            // PATH may itself contain ':'; an existing file wins.
+            if Path::new(rest).is_file() {
+                return Ok(Self::File { path: rest.into(), function: None });
+            }
+            return Ok(match rest.rsplit_once(':') {
+                Some((path, func)) if !path.is_empty() && !func.is_empty() && !func.contains('/') => {
+                    Self::File { path: path.into(), function: Some(func.into()) }
+                }
+                _ => Self::File { path: rest.into(), function: None },
+            });
+        }
+        if let Some(id) = s.strip_prefix("id:") {
+            return id.parse().map(Self::Id).map_err(|_| ProgramError::BadSpec(s.into(), bundled_names()));
+        }
+        if let Some(path) = s.strip_prefix("pinned:") {
+            if path.is_empty() {
+                return Err(ProgramError::BadSpec(s.into(), bundled_names()));
+            }
+            return Ok(Self::Pinned(path.into()));
+        }
+        if s.contains(':') || s.contains('/') || s.is_empty() {
+            return Err(ProgramError::BadSpec(s.into(), bundled_names()));
+        }
+        Bundled::find(s)?;
+        Ok(Self::Bundled(s.into()))
+    }
+}
+
+impl std::fmt::Display for ProgSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bundled(n) => f.write_str(n),
+            Self::File { path, function: Some(func) } => write!(f, "file:{}:{func}", path.display()),
+            Self::File { path, function: None } => write!(f, "file:{}", path.display()),
+            Self::Id(id) => write!(f, "id:{id}"),
+            Self::Pinned(p) => write!(f, "pinned:{}", p.display()),
+        }
+    }
 }
 
 impl Bundled {
-    pub fn find(name: &str) -> Result<&'static Self, BundledError> {
-        BUNDLED.iter().find(|b| b.name == name).ok_or_else(|| {
-            BundledError::Unknown(name.into(), BUNDLED.iter().map(|b| b.name).collect::<Vec<_>>().join(", "))
-        })
+    pub fn find(name: &str) -> Result<&'static Self, ProgramError> {
+        BUNDLED.iter().find(|b| b.name == name).ok_or_else(|| ProgramError::Unknown(name.into(), bundled_names()))
     }
 
     /// The ELF object, refusing the empty placeholder of a stub build.
-    pub fn object(&self) -> Result<&'static [u8], BundledError> {
+    pub fn object(&self) -> Result<&'static [u8], ProgramError> {
         if STUB_BUILD || self.object.is_empty() {
-            return Err(BundledError::StubBuild);
+            return Err(ProgramError::StubBuild);
         }
         Ok(self.object)
     }
+}
+
+/// How to prepare a program before it loads.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Read-only globals to set (name, little-endian bytes of the value).
+    pub globals: Vec<(String, Vec<u8>)>,
+    /// Where maps the object declares as pinned (by name) are pinned.
+    pub map_pin_dir: Option<PathBuf>,
+}
+
+/// A program in the kernel, ready to attach.
+pub struct Loaded {
+    /// Our own fd for the program.
+    pub fd: OwnedFd,
+    pub info: ProgInfo,
+    /// The aya object it came from, when this process loaded it (its maps and
+    /// log buffer live as long as this does, or as long as the program).
+    pub ebpf: Option<Ebpf>,
+    /// Where it came from, for messages.
+    pub source: String,
+}
+
+impl Loaded {
+    pub fn id(&self) -> u32 {
+        self.info.id
+    }
+
+    /// "program 42 (pass)", for messages.
+    pub fn describe(&self) -> String {
+        format!("program {} ({})", self.info.id, self.info.name())
+    }
+}
+
+/// The kind of bpf object behind an fd (from /proc/self/fdinfo).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjKind {
+    Prog,
+    Link,
+    Map,
+    Other,
+}
+
+pub fn object_kind(fd: std::os::fd::BorrowedFd<'_>) -> ObjKind {
+    use std::os::fd::AsRawFd as _;
+    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).unwrap_or_default();
+    if text.contains("\nlink_type:") || text.starts_with("link_type:") {
+        ObjKind::Link
+    } else if text.contains("\nprog_type:") {
+        ObjKind::Prog
+    } else if text.contains("\nmap_type:") {
+        ObjKind::Map
+    } else {
+        ObjKind::Other
+    }
+}
+
+/// Section names of libbpf's conventions that aya does not parse, mapped to
+/// the `classifier` name it does. The rest of the object is untouched.
+fn classifier_alias(name: &str) -> Option<String> {
+    const ALIASES: &[&str] =
+        &["tc", "tc/ingress", "tc/egress", "tcx/ingress", "tcx/egress", "netkit/primary", "netkit/peer"];
+    ALIASES.contains(&name).then(|| format!("classifier/{}", name.replace('/', "_")))
+}
+
+const EM_BPF: u16 = 247;
+
+/// Checks that `data` is a BPF ELF object and renames libbpf-style sched_cls
+/// sections so aya's parser accepts them.
+pub fn normalize_object<'a>(path: &str, data: &'a [u8]) -> Result<Cow<'a, [u8]>, ProgramError> {
+    let not_bpf = |why: String| ProgramError::NotBpf { path: path.into(), why };
+    if data.len() < 20 || &data[..4] != b"\x7fELF" {
+        return Err(not_bpf("no ELF header".into()));
+    }
+    if u16::from_le_bytes([data[18], data[19]]) != EM_BPF {
+        return Err(not_bpf("not built for the BPF target (clang -target bpf, or aya's bpfel-unknown-none)".into()));
+    }
+    let mut builder = object::build::elf::Builder::read(data).map_err(|e| not_bpf(e.to_string()))?;
+    let mut renamed = false;
+    for section in builder.sections.iter_mut() {
+        let name = String::from_utf8_lossy(section.name.as_slice()).into_owned();
+        let executable = section.sh_flags & u64::from(object::elf::SHF_EXECINSTR) != 0;
+        if executable && let Some(alias) = classifier_alias(&name) {
+            section.name = alias.into_bytes().into();
+            renamed = true;
+        }
+    }
+    if !renamed {
+        return Ok(Cow::Borrowed(data));
+    }
+    let mut out = Vec::new();
+    builder.write(&mut out).map_err(|e| not_bpf(e.to_string()))?;
+    Ok(Cow::Owned(out))
+}
+
+/// The programs an object holds: (function, section kind, is sched_cls).
+pub fn inspect(path: &str, data: &[u8]) -> Result<Vec<(String, String, bool)>, ProgramError> {
+    let obj = aya_obj::Object::parse(data)
+        .map_err(|e| ProgramError::NotBpf { path: path.into(), why: format!("aya cannot parse it: {e}") })?;
+    let mut out: Vec<(String, String, bool)> = obj
+        .programs
+        .iter()
+        .map(|(name, p)| {
+            let sched_cls = matches!(p.section, ProgramSection::SchedClassifier);
+            let kind = if sched_cls { "sched_cls".to_string() } else { section_kind(&p.section) };
+            (name.clone(), kind, sched_cls)
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+fn section_kind(s: &ProgramSection) -> String {
+    let dbg = format!("{s:?}");
+    let head = dbg.split([' ', '{', '(']).next().unwrap_or(&dbg);
+    head.to_lowercase()
+}
+
+/// Picks the function to load from an object, or explains why none fits.
+fn pick_function(path: &str, progs: &[(String, String, bool)], wanted: Option<&str>) -> Result<String, ProgramError> {
+    let classifiers: Vec<&str> = progs.iter().filter(|p| p.2).map(|p| p.0.as_str()).collect();
+    match wanted {
+        Some(f) => match progs.iter().find(|p| p.0 == f) {
+            Some((_, _, true)) => Ok(f.into()),
+            Some((_, kind, false)) => {
+                Err(ProgramError::WrongType { path: path.into(), function: f.into(), kind: kind.clone() })
+            }
+            None => Err(ProgramError::NoFunction {
+                path: path.into(),
+                function: f.into(),
+                available: if classifiers.is_empty() { "none".into() } else { classifiers.join(", ") },
+            }),
+        },
+        None => match classifiers.as_slice() {
+            [one] => Ok((*one).into()),
+            [] => Err(ProgramError::NoClassifier {
+                path: path.into(),
+                available: progs.iter().map(|p| format!("{} ({})", p.0, p.1)).collect::<Vec<_>>().join(", "),
+            }),
+            many => Err(ProgramError::Ambiguous { path: path.into(), available: many.join(", ") }),
+        },
+    }
+}
+
+/// An object ready for aya: its bytes (sections renamed as needed), the
+/// function to load, and where it came from.
+pub struct Prepared {
+    pub object: Cow<'static, [u8]>,
+    pub function: String,
+    pub source: String,
+}
+
+/// Everything about a spec that can be checked without the kernel: the
+/// bundled name exists, the file is a BPF object holding that sched_cls
+/// function. `None` for programs already in the kernel (id:, pinned:).
+pub fn prepare(spec: &ProgSpec) -> Result<Option<Prepared>, ProgramError> {
+    match spec {
+        ProgSpec::Bundled(name) => {
+            let b = Bundled::find(name)?;
+            Ok(Some(Prepared {
+                object: Cow::Borrowed(b.object()?),
+                function: b.name.to_string(),
+                source: format!("bundled {}", b.name),
+            }))
+        }
+        ProgSpec::File { path, function } => {
+            let shown = path.display().to_string();
+            let data = std::fs::read(path).map_err(|source| ProgramError::Read { path: path.clone(), source })?;
+            let data = normalize_object(&shown, &data)?.into_owned();
+            let progs = inspect(&shown, &data)?;
+            let function = pick_function(&shown, &progs, function.as_deref())?;
+            Ok(Some(Prepared { object: Cow::Owned(data), source: format!("{function} from {shown}"), function }))
+        }
+        ProgSpec::Id(_) | ProgSpec::Pinned(_) => Ok(None),
+    }
+}
+
+fn check_type(fd: OwnedFd, what: String) -> Result<Loaded, ProgramError> {
+    let (info, _) = sys::prog_info(fd.as_fd()).map_err(|e| ProgramError::Other(format!("{what}: {e}")))?;
+    if info.prog_type != sys::BPF_PROG_TYPE_SCHED_CLS {
+        return Err(ProgramError::WrongLoadedType { what, kind: info.prog_type });
+    }
+    Ok(Loaded { fd, info, ebpf: None, source: what })
+}
+
+/// Loads (or opens) the program `spec` names. Bundled names and files load
+/// a fresh instance every time.
+pub fn load(spec: &ProgSpec, opts: &LoadOptions) -> Result<Loaded, ProgramError> {
+    match spec {
+        ProgSpec::Id(id) => {
+            let fd = sys::prog_fd_by_id(*id).map_err(|e| match e.errno() {
+                Some(libc::ENOENT) => ProgramError::NoSuchId(*id),
+                _ => ProgramError::Other(format!("opening program {id}: {e}")),
+            })?;
+            check_type(fd, format!("id:{id}"))
+        }
+        ProgSpec::Pinned(path) => {
+            let fd = sys::obj_get(path, 0)
+                .map_err(|e| ProgramError::NotPinnedProg(path.display().to_string(), e.io_error.to_string()))?;
+            if object_kind(fd.as_fd()) != ObjKind::Prog {
+                return Err(ProgramError::NotPinnedProg(
+                    path.display().to_string(),
+                    "it is pinned, but not a program".into(),
+                ));
+            }
+            check_type(fd, format!("pinned:{}", path.display()))
+        }
+        ProgSpec::Bundled(_) | ProgSpec::File { .. } => {
+            let p = prepare(spec)?.expect("bundled and file specs prepare an object");
+            load_object(&p.object, &p.function, p.source, opts)
+        }
+    }
+}
+
+/// Loads `function` (a sched_cls program) from an object with aya.
+pub fn load_object(data: &[u8], function: &str, source: String, opts: &LoadOptions) -> Result<Loaded, ProgramError> {
+    let load_err = |why: String| ProgramError::Load { function: function.into(), why };
+    let mut loader = EbpfLoader::new();
+    for (name, value) in &opts.globals {
+        loader.override_global(name.as_str(), value.as_slice(), true);
+    }
+    if let Some(dir) = &opts.map_pin_dir {
+        loader.default_map_pin_directory(dir);
+    }
+    let mut ebpf = loader.load(data).map_err(|e| load_err(error_chain(&e)))?;
+    let prog: &mut SchedClassifier = ebpf
+        .program_mut(function)
+        .ok_or_else(|| load_err("not in the object".into()))?
+        .try_into()
+        .map_err(|e| load_err(error_chain(&e)))?;
+    prog.load().map_err(|e| load_err(error_chain(&e)))?;
+    let fd = prog
+        .fd()
+        .map_err(|e| load_err(error_chain(&e)))?
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| load_err(e.to_string()))?;
+    let (info, _) = sys::prog_info(fd.as_fd()).map_err(|e| load_err(e.to_string()))?;
+    Ok(Loaded { fd, info, ebpf: Some(ebpf), source })
+}
+
+/// An error with its sources, and the end of a verifier log when there is one.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s += &format!(": {c}");
+        cur = c.source();
+    }
+    let dbg = format!("{e:?}");
+    if let Some(i) = dbg.find("verifier_log") {
+        let tail: String = dbg[i..].chars().take(2000).collect();
+        s += &format!("\n{}", tail.replace("\\n", "\n"));
+    }
+    s
 }
 
 #[cfg(test)]
@@ -53,26 +422,64 @@ mod tests {
 
     #[test]
     fn empty_object_is_refused_never_loaded() {
-        let b = Bundled { name: "x", summary: "", object: &[] };
-        assert!(matches!(b.object(), Err(BundledError::StubBuild)));
+        let b = Bundled { name: "x", summary: "", hooks: "", object: &[] };
+        assert!(matches!(b.object(), Err(ProgramError::StubBuild)));
     }
 
     #[test]
-    fn bundled_objects_are_bpf_elf_files() {
+    fn bundled_objects_are_bpf_elf_files_with_their_program() {
         if STUB_BUILD {
             return;
         }
         for b in BUNDLED {
             let obj = b.object().unwrap();
-            assert_eq!(&obj[..4], b"\x7fELF", "{} is not ELF", b.name);
-            // e_machine EM_BPF (247), little-endian.
-            assert_eq!(u16::from_le_bytes([obj[18], obj[19]]), 247, "{} is not a BPF object", b.name);
+            let progs = inspect(b.name, &normalize_object(b.name, obj).unwrap()).unwrap();
+            assert!(progs.iter().any(|p| p.0 == b.name && p.2), "{}: {progs:?}", b.name);
         }
     }
 
     #[test]
-    fn unknown_names_list_the_bundled_ones() {
-        let e = Bundled::find("nope").unwrap_err().to_string();
-        assert!(e.contains("pass"), "{e}");
+    fn specs_parse_and_bad_ones_say_what_is_allowed() {
+        assert_eq!("pass".parse::<ProgSpec>().unwrap(), ProgSpec::Bundled("pass".into()));
+        assert_eq!("id:42".parse::<ProgSpec>().unwrap(), ProgSpec::Id(42));
+        assert_eq!("pinned:/sys/fs/bpf/p".parse::<ProgSpec>().unwrap(), ProgSpec::Pinned("/sys/fs/bpf/p".into()));
+        assert_eq!(
+            "file:/nonexistent/x.o:f".parse::<ProgSpec>().unwrap(),
+            ProgSpec::File { path: "/nonexistent/x.o".into(), function: Some("f".into()) }
+        );
+        assert_eq!(
+            "file:/nonexistent/x.o".parse::<ProgSpec>().unwrap(),
+            ProgSpec::File { path: "/nonexistent/x.o".into(), function: None }
+        );
+        for bad in ["id:x", "id:", "file:", "pinned:", "nope", "a/b", ""] {
+            let e = bad.parse::<ProgSpec>().unwrap_err().to_string();
+            assert!(e.contains("pass"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn non_bpf_files_are_refused() {
+        let e = normalize_object("x", b"hello world, not an elf").unwrap_err().to_string();
+        assert!(e.contains("not a BPF ELF object"), "{e}");
+        let me = std::fs::read("/proc/self/exe").unwrap();
+        let e = normalize_object("exe", &me).unwrap_err().to_string();
+        assert!(e.contains("BPF target"), "{e}");
+    }
+
+    #[test]
+    fn picking_functions() {
+        let progs = vec![
+            ("a".to_string(), "sched_cls".to_string(), true),
+            ("b".to_string(), "sched_cls".to_string(), true),
+            ("x".to_string(), "xdp".to_string(), false),
+        ];
+        assert_eq!(pick_function("o", &progs, Some("a")).unwrap(), "a");
+        assert!(pick_function("o", &progs, None).unwrap_err().to_string().contains("a, b"));
+        let e = pick_function("o", &progs, Some("x")).unwrap_err().to_string();
+        assert!(e.contains("xdp program"), "{e}");
+        let e = pick_function("o", &progs, Some("zz")).unwrap_err().to_string();
+        assert!(e.contains("holds no program `zz`") && e.contains("a, b"), "{e}");
+        let only_xdp = vec![("x".to_string(), "xdp".to_string(), false)];
+        assert!(pick_function("o", &only_xdp, None).unwrap_err().to_string().contains("no sched_cls"));
     }
 }

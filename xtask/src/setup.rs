@@ -16,9 +16,10 @@ pub struct Options {
 }
 
 /// Debian packages from the default sources: LLVM 22 for bpf-linker, clang for
-/// the C test programs and benchmarks, busybox and cpio for the VM initramfs.
+/// the C test programs and benchmarks (with libbpf's headers), busybox and cpio
+/// for the VM initramfs, iproute2 for the host tests.
 const APT_PACKAGES: &[&str] =
-    &["llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "clang-22", "busybox-static", "cpio", "iproute2"];
+    &["llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "clang-22", "libbpf-dev", "busybox-static", "cpio", "iproute2"];
 
 /// qemu comes from bookworm-backports on bookworm (the machine's qemu-utils is
 /// from there and bookworm's own qemu-system-x86 conflicts with it).

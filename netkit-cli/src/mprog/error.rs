@@ -1,0 +1,266 @@
+//! mprog failures: the command and errno (`MprogError`), and `explain`, which
+//! words them in the hook's terms for people (KERNEL-SEMANTICS: attach checks,
+//! detach rules, link update and netkit targeting).
+
+use super::{Chain, Hook, MAX_PROGRAMS, sys::SyscallError};
+use crate::{netlink::errno_name, probe::Capabilities};
+
+/// The bpf() command that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    LinkCreate,
+    ProgAttach,
+    ProgDetach,
+    Query,
+    LinkUpdate,
+    LinkDetach,
+}
+
+impl Op {
+    pub fn call(self) -> &'static str {
+        match self {
+            Self::LinkCreate => "BPF_LINK_CREATE",
+            Self::ProgAttach => "BPF_PROG_ATTACH",
+            Self::ProgDetach => "BPF_PROG_DETACH",
+            Self::Query => "BPF_PROG_QUERY",
+            Self::LinkUpdate => "BPF_LINK_UPDATE",
+            Self::LinkDetach => "BPF_LINK_DETACH",
+        }
+    }
+}
+
+/// A failed mprog command.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{} failed: {} ({})", op.call(), std::io::Error::from_raw_os_error(*errno), errno_name(*errno))]
+pub struct MprogError {
+    pub op: Op,
+    pub errno: i32,
+}
+
+impl MprogError {
+    pub fn new(op: Op, errno: i32) -> Self {
+        Self { op, errno }
+    }
+
+    pub(crate) fn from_sys(op: Op, e: SyscallError) -> Self {
+        Self { op, errno: e.errno().unwrap_or(libc::EIO) }
+    }
+}
+
+/// What the caller knows about the failed request, for the explanation.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The device as the user named it.
+    pub device: String,
+    pub hook: Option<Hook>,
+    /// The program being attached/detached, e.g. "program 42 (pass)".
+    pub prog: Option<String>,
+    /// The position asked for, e.g. "before link 7".
+    pub anchor: Option<String>,
+    /// The link operated on, e.g. "link 7".
+    pub link: Option<String>,
+    pub expected_revision: Option<u64>,
+    /// The chain as queried right after the failure.
+    pub now: Option<Chain>,
+    /// For a netkit hook on a peer: the pair's primary, when it can be found.
+    pub primary: Option<String>,
+}
+
+impl Context {
+    fn on(&self) -> String {
+        match self.hook {
+            Some(h) => format!("{} {h}", self.device),
+            None => self.device.clone(),
+        }
+    }
+
+    fn prog(&self) -> &str {
+        self.prog.as_deref().unwrap_or("the program")
+    }
+
+    fn chain_text(&self) -> String {
+        match &self.now {
+            Some(c) if c.slots.is_empty() => format!(" (revision {}, no programs)", c.revision),
+            Some(c) => {
+                let slots: Vec<String> = c
+                    .slots
+                    .iter()
+                    .map(|s| match s.link_id {
+                        Some(l) => format!("prog {} (link {l})", s.prog_id),
+                        None => format!("prog {} (plain)", s.prog_id),
+                    })
+                    .collect();
+                format!(" (revision {}: {})", c.revision, slots.join(", "))
+            }
+            None => String::new(),
+        }
+    }
+}
+
+fn missing_caps() -> String {
+    let missing = Capabilities::effective().missing_for_attach();
+    if missing.is_empty() {
+        "CAP_BPF and CAP_NET_ADMIN (in the device's namespace)".into()
+    } else {
+        missing.join(" and ")
+    }
+}
+
+/// Explains `err` in the terms of the hook it happened on.
+pub fn explain(err: &MprogError, ctx: &Context) -> String {
+    use libc::*;
+    let on = ctx.on();
+    let netkit_hook = ctx.hook.is_some_and(Hook::is_netkit);
+    match (err.op, err.errno) {
+        (_, ESTALE) => {
+            let now = ctx.now.as_ref().map(|c| c.revision.to_string()).unwrap_or_else(|| "different".into());
+            let mut m = format!(
+                "the chain on {on} changed: expected revision {}, it is now {now}{}",
+                ctx.expected_revision.map_or_else(|| "?".into(), |r| r.to_string()),
+                ctx.chain_text()
+            );
+            if netkit_hook && ctx.now.as_ref().is_some_and(|c| c.slots.is_empty()) {
+                m += "; an emptied netkit hook keeps counting revisions although queries report 1, so attach to an empty netkit hook without --expected-revision";
+            } else {
+                m += "; query again and retry with the new revision, or leave out --expected-revision to let netkit retry";
+            }
+            m
+        }
+        (Op::LinkCreate | Op::ProgAttach, EEXIST) => format!(
+            "{} is already on {on}: a program can sit on a hook only once (attaching a bundled name or a file loads a fresh instance)",
+            ctx.prog()
+        ),
+        (Op::LinkUpdate, EEXIST) => format!("{} is already elsewhere on {on}: a program can sit on a hook only once", ctx.prog()),
+        (_, ERANGE) => {
+            let full = ctx.now.as_ref().is_some_and(|c| c.slots.len() >= MAX_PROGRAMS);
+            if full {
+                format!("{on} is full: the kernel allows at most {MAX_PROGRAMS} programs per hook")
+            } else {
+                format!(
+                    "the position {} conflicts with the chain on {on}: the anchors point at different slots{}",
+                    ctx.anchor.as_deref().unwrap_or("asked for"),
+                    ctx.chain_text()
+                )
+            }
+        }
+        (Op::LinkCreate | Op::ProgAttach, ENOENT) => match &ctx.anchor {
+            Some(a) if a.starts_with("replacing") => format!("the program to replace is not on {on}{}", ctx.chain_text()),
+            Some(a) => format!("the anchor ({a}) is not attached to {on}{}", ctx.chain_text()),
+            None => format!("something the request names does not exist on {on}"),
+        },
+        (Op::ProgDetach, ENOENT) => format!("{} is not attached to {on}{}", ctx.prog(), ctx.chain_text()),
+        (Op::ProgDetach, EBUSY) | (Op::ProgAttach, EBUSY) => {
+            let owner = ctx.now.as_ref().and_then(|c| {
+                let id: u32 = ctx.prog.as_deref()?.split_whitespace().nth(1)?.parse().ok()?;
+                c.slots.iter().find(|s| s.prog_id == id)?.link_id
+            });
+            match owner {
+                Some(l) => format!(
+                    "{} on {on} is owned by link {l}: detach or update the link instead (netkit detach {} {} link:{l})",
+                    ctx.prog(),
+                    ctx.device,
+                    ctx.hook.map(Hook::name).unwrap_or("HOOK")
+                ),
+                None => format!("that slot on {on} is owned by a link: detach or update the link instead"),
+            }
+        }
+        (_, EACCES) if netkit_hook => match &ctx.primary {
+            Some(p) => format!(
+                "{} is the peer of a netkit pair; the kernel manages both hooks through the primary: use {p} (e.g. `netkit attach {p} {} ...`)",
+                ctx.device,
+                ctx.hook.map(Hook::name).unwrap_or("peer")
+            ),
+            None => format!(
+                "{} is the peer of a netkit pair; the kernel manages both hooks through the primary: name the primary instead",
+                ctx.device
+            ),
+        },
+        (_, ENXIO) if netkit_hook => format!(
+            "{} is not a netkit device: the primary and peer hooks exist only on netkit pairs (tcx hooks ingress and egress work on any device)",
+            ctx.device
+        ),
+        (_, ENODEV) => format!("no device `{}` in this network namespace (it may have just gone)", ctx.device),
+        (_, EOPNOTSUPP) if netkit_hook => {
+            format!("{} is a single-device netkit: it has no BPF hooks of its own", ctx.device)
+        }
+        (Op::LinkUpdate, EPERM) if Capabilities::effective().can_bpf() => format!(
+            "{} no longer runs {}: someone replaced its program; see `netkit query`",
+            ctx.link.as_deref().unwrap_or("the link"),
+            ctx.prog.as_deref().unwrap_or("the expected program")
+        ),
+        (_, EPERM) => format!("permission denied on {on}: needs {}", missing_caps()),
+        (_, ENOLINK) => format!(
+            "{} is defunct (its device is gone or it was detached): remove its pin with `netkit link prune`",
+            ctx.link.as_deref().unwrap_or("the link")
+        ),
+        (Op::LinkCreate, EINVAL) if ctx.anchor.as_deref().is_some_and(|a| a.starts_with("replacing")) => {
+            "a link cannot be created in replace mode: replace a link's program with `netkit update`, or use --plain --replace for plain attachments".into()
+        }
+        (Op::LinkUpdate, EINVAL) => format!("the kernel refused {} for this link (a different program type?)", ctx.prog()),
+        (_, EINVAL) => format!(
+            "the kernel rejected the request on {on} as invalid (EINVAL){}",
+            match &ctx.anchor {
+                Some(a) => format!("; check that the anchor ({a}) is of the right kind (link:ID must name a link, prog:ID a program of the same type)"),
+                None => String::new(),
+            }
+        ),
+        _ => format!("{on}: {err}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mprog::Slot;
+
+    fn ctx() -> Context {
+        Context {
+            device: "eth0".into(),
+            hook: Some(Hook::Ingress),
+            prog: Some("program 5 (pass)".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn stale_revision_names_both_revisions_and_the_chain() {
+        let c = Context {
+            expected_revision: Some(3),
+            now: Some(Chain { revision: 5, slots: vec![Slot { prog_id: 9, link_id: Some(2) }] }),
+            ..ctx()
+        };
+        let m = explain(&MprogError::new(Op::LinkCreate, libc::ESTALE), &c);
+        assert!(m.contains("expected revision 3, it is now 5") && m.contains("prog 9 (link 2)"), "{m}");
+    }
+
+    #[test]
+    fn erange_tells_a_full_hook_from_a_conflicting_position() {
+        let full =
+            Context { now: Some(Chain { revision: 64, slots: vec![Slot { prog_id: 1, link_id: None }; 63] }), ..ctx() };
+        assert!(explain(&MprogError::new(Op::LinkCreate, libc::ERANGE), &full).contains("at most 63"));
+        let conflict = Context { anchor: Some("before prog 1".into()), now: Some(Chain::default()), ..ctx() };
+        assert!(explain(&MprogError::new(Op::LinkCreate, libc::ERANGE), &conflict).contains("conflicts"));
+    }
+
+    #[test]
+    fn peer_and_non_netkit_devices_are_named() {
+        let c = Context {
+            device: "eth0".into(),
+            hook: Some(Hook::Peer),
+            primary: Some("nk0".into()),
+            ..Default::default()
+        };
+        let m = explain(&MprogError::new(Op::LinkCreate, libc::EACCES), &c);
+        assert!(m.contains("peer of a netkit pair") && m.contains("netkit attach nk0 peer"), "{m}");
+        let m = explain(&MprogError::new(Op::LinkCreate, libc::ENXIO), &c);
+        assert!(m.contains("not a netkit device"), "{m}");
+    }
+
+    #[test]
+    fn link_owned_slots_point_at_the_link() {
+        let c =
+            Context { now: Some(Chain { revision: 2, slots: vec![Slot { prog_id: 5, link_id: Some(11) }] }), ..ctx() };
+        let m = explain(&MprogError::new(Op::ProgDetach, libc::EBUSY), &c);
+        assert!(m.contains("owned by link 11") && m.contains("link:11"), "{m}");
+    }
+}

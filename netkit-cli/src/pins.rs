@@ -1,0 +1,215 @@
+//! The bpffs layout this tool owns:
+//!
+//! ```text
+//! <bpffs>/netkit/links/<netns>/<device>/<hook>/<name>   links `netkit attach` pinned
+//! <bpffs>/netkit/maps/<map>                             maps objects declare as pinned
+//! ```
+//!
+//! `<netns>` is the /run/netns name of the namespace the device lives in, or
+//! `default` for init's namespace. A pin keeps its link (and so the program on
+//! the hook) alive after the process exits; removing the pin detaches it.
+
+use std::{
+    fs, io,
+    os::fd::{AsFd as _, OwnedFd},
+    path::{Path, PathBuf},
+};
+
+use crate::{
+    mprog::{Hook, sys},
+    probe,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    #[error(
+        "{0} is not a bpffs mount: mount one with `mount -t bpf bpf {0}`, or pass --bpffs DIR (links are pinned there so they outlive this command)"
+    )]
+    NotBpffs(String),
+    #[error("`{0}` is not a valid pin name (not empty, no '/', not . or .., at most 200 bytes)")]
+    BadName(String),
+    #[error("a link named `{name}` is already pinned on this hook ({path}); choose another --pin name")]
+    Exists { name: String, path: String },
+    #[error("{what} {path}: {source}")]
+    Io { what: &'static str, path: String, source: io::Error },
+}
+
+/// The root of this tool's pins inside one bpffs.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    bpffs: PathBuf,
+    root: PathBuf,
+}
+
+/// A link pinned under the layout, with what its path says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedLink {
+    pub path: PathBuf,
+    pub netns: String,
+    pub device: String,
+    pub hook: Hook,
+    pub name: String,
+}
+
+pub fn check_name(name: &str) -> Result<(), PinError> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') || name.len() > 200 {
+        return Err(PinError::BadName(name.into()));
+    }
+    Ok(())
+}
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> PinError {
+    let path = path.display().to_string();
+    move |source| PinError::Io { what, path, source }
+}
+
+impl Layout {
+    /// The layout in `bpffs`, which must be a mounted bpffs.
+    pub fn new(bpffs: &Path) -> Result<Self, PinError> {
+        if !probe::is_bpffs(bpffs) {
+            return Err(PinError::NotBpffs(bpffs.display().to_string()));
+        }
+        Ok(Self::unchecked(bpffs))
+    }
+
+    /// The layout without checking the mount (for reading an absent tree).
+    pub fn unchecked(bpffs: &Path) -> Self {
+        Self { bpffs: bpffs.to_path_buf(), root: bpffs.join("netkit") }
+    }
+
+    pub fn bpffs(&self) -> &Path {
+        &self.bpffs
+    }
+
+    pub fn links_root(&self) -> PathBuf {
+        self.root.join("links")
+    }
+
+    pub fn maps_dir(&self) -> PathBuf {
+        self.root.join("maps")
+    }
+
+    pub fn hook_dir(&self, netns: &str, device: &str, hook: Hook) -> PathBuf {
+        self.links_root().join(netns).join(device).join(hook.name())
+    }
+
+    pub fn link_path(&self, netns: &str, device: &str, hook: Hook, name: &str) -> PathBuf {
+        self.hook_dir(netns, device, hook).join(name)
+    }
+
+    /// Fails when `name` is taken on that hook, before anything is attached.
+    pub fn check_free(&self, netns: &str, device: &str, hook: Hook, name: &str) -> Result<PathBuf, PinError> {
+        check_name(name)?;
+        let path = self.link_path(netns, device, hook, name);
+        if path.exists() {
+            return Err(PinError::Exists { name: name.into(), path: path.display().to_string() });
+        }
+        Ok(path)
+    }
+
+    /// Pins `link` at `path`, creating the directories.
+    pub fn pin(&self, link: &OwnedFd, path: &Path) -> Result<(), PinError> {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(io("creating", dir))?;
+        }
+        sys::obj_pin(link.as_fd(), path).map_err(|e| PinError::Io {
+            what: "pinning at",
+            path: path.display().to_string(),
+            source: e.io_error,
+        })
+    }
+
+    /// Removes a pin and the directories it leaves empty.
+    pub fn unpin(&self, path: &Path) -> Result<(), PinError> {
+        fs::remove_file(path).map_err(io("unpinning", path))?;
+        let mut dir = path.parent();
+        while let Some(d) = dir {
+            if d == self.root || !d.starts_with(self.links_root()) || fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+        Ok(())
+    }
+
+    /// Every link pinned under the layout.
+    pub fn links(&self) -> Vec<PinnedLink> {
+        let mut out = Vec::new();
+        let root = self.links_root();
+        for netns in read_dir_names(&root) {
+            for device in read_dir_names(&root.join(&netns)) {
+                for hook_name in read_dir_names(&root.join(&netns).join(&device)) {
+                    let Ok(hook) = hook_name.parse::<Hook>() else { continue };
+                    let dir = root.join(&netns).join(&device).join(&hook_name);
+                    for name in read_dir_names(&dir) {
+                        out.push(PinnedLink {
+                            path: dir.join(&name),
+                            netns: netns.clone(),
+                            device: device.clone(),
+                            hook,
+                            name,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The links pinned for one hook.
+    pub fn links_on(&self, netns: &str, device: &str, hook: Hook) -> Vec<PinnedLink> {
+        self.links().into_iter().filter(|l| l.netns == netns && l.device == device && l.hook == hook).collect()
+    }
+
+    /// The pinned link whose kernel id is `link_id`, if this tool pinned it.
+    pub fn find_by_id(&self, link_id: u32) -> Option<PinnedLink> {
+        self.links().into_iter().find(|l| open_link(&l.path).ok().map(|(_, info)| info.id) == Some(link_id))
+    }
+}
+
+fn read_dir_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Opens a pinned link and reads its info.
+pub fn open_link(path: &Path) -> Result<(OwnedFd, sys::LinkInfo), sys::SyscallError> {
+    let fd = sys::obj_get(path, 0)?;
+    let info = sys::link_info(fd.as_fd())?;
+    Ok((fd, info))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_netns_device_and_hook() {
+        let l = Layout::unchecked(Path::new("/sys/fs/bpf"));
+        assert_eq!(
+            l.link_path("pod1", "nk0", Hook::Peer, "fw"),
+            PathBuf::from("/sys/fs/bpf/netkit/links/pod1/nk0/peer/fw")
+        );
+        assert_eq!(l.maps_dir(), PathBuf::from("/sys/fs/bpf/netkit/maps"));
+    }
+
+    #[test]
+    fn pin_names_are_checked() {
+        for bad in ["", ".", "..", "a/b"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_name("pass-1").is_ok());
+    }
+
+    #[test]
+    fn a_directory_that_is_not_bpffs_is_refused_with_the_mount_command() {
+        let e = Layout::new(Path::new("/tmp")).unwrap_err().to_string();
+        assert!(e.contains("mount -t bpf bpf /tmp"), "{e}");
+    }
+}

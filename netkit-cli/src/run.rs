@@ -1,0 +1,112 @@
+//! `netkit run`: a link that lives exactly as long as this process. It is
+//! never pinned, so the kernel detaches it when the process ends, however it
+//! ends; meanwhile the program's aya-log output is printed.
+
+use std::io::Write;
+
+use aya_log::EbpfLogger;
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{SignalKind, signal},
+};
+
+use crate::{
+    attach::{AttachError, AttachRequest, Hooks, Position},
+    mprog::Hook,
+    programs::{self, LoadOptions, ProgSpec},
+};
+
+/// Writes aya-log records to stdout, one line each.
+pub struct StdoutLog;
+
+impl log::Log for StdoutLog {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "[{}] {}", record.level(), record.args());
+        let _ = out.flush();
+    }
+
+    fn flush(&self) {
+        let _ = std::io::stdout().flush();
+    }
+}
+
+/// Streams the log of `logger` until `stop` resolves.
+pub async fn stream_logs<T: log::Log>(
+    logger: Option<EbpfLogger<T>>,
+    stop: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    tokio::pin!(stop);
+    let Some(logger) = logger else {
+        stop.await;
+        return Ok(());
+    };
+    // SAFETY: the logger owns its ring buffer fd for as long as the AsyncFd
+    // owns the logger, and always reports that same fd.
+    let mut fd = unsafe { AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE) }
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    loop {
+        tokio::select! {
+            () = &mut stop => {
+                fd.get_mut().flush();
+                return Ok(());
+            }
+            guard = fd.readable_mut() => {
+                let mut guard = guard?;
+                guard.get_inner_mut().flush();
+                guard.clear_ready();
+            }
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn interrupted() {
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+}
+
+pub async fn run(
+    hooks: &Hooks<'_>,
+    device: &str,
+    hook: Hook,
+    prog: &ProgSpec,
+    position: Position,
+    expected_revision: Option<u64>,
+    out: &mut impl Write,
+) -> Result<(), AttachError> {
+    programs::prepare(prog)?;
+    let dev = hooks.device(device).await?;
+    let mut loaded = programs::load(prog, &LoadOptions::default())?;
+    let logger = loaded.ebpf.as_mut().and_then(|e| EbpfLogger::init_with_logger(e, StdoutLog).ok());
+    let req =
+        AttachRequest { device: device.into(), hook: Some(hook), position, expected_revision, ..Default::default() };
+    let (link, action) = hooks.attach_loaded(&dev, hook, &loaded, &req).await?;
+    let link = link.expect("run attaches a link");
+    let info = crate::mprog::sys::link_info(std::os::fd::AsFd::as_fd(&link))
+        .map_err(|e| AttachError::Invalid(e.to_string()))?;
+    let logging = if logger.is_some() { "; streaming its log" } else { "" };
+    writeln!(
+        out,
+        "{action} on {} {hook} as link {} (not pinned: it is detached when this process ends){logging}; Ctrl-C or SIGTERM to stop",
+        dev.name, info.id
+    )
+    .and_then(|()| out.flush())
+    .map_err(|e| AttachError::Invalid(e.to_string()))?;
+    stream_logs(logger, interrupted())
+        .await
+        .map_err(|e| AttachError::Invalid(format!("reading the program's log: {e}")))?;
+    drop(link);
+    writeln!(out, "detached link {} from {} {hook}", info.id, dev.name)
+        .map_err(|e| AttachError::Invalid(e.to_string()))?;
+    Ok(())
+}
