@@ -21,10 +21,10 @@ pub enum NetnsError {
     Missing(String),
     #[error("`{0}` is not a valid network namespace name (no '/', not empty, not . or ..)")]
     BadName(String),
-    #[error("cannot enter network namespace `{name}`: {source} (needs CAP_SYS_ADMIN)")]
-    Enter { name: String, source: io::Error },
-    #[error("{what} network namespace `{name}`: {source}")]
-    Io { what: &'static str, name: String, source: io::Error },
+    #[error("cannot enter network namespace `{name}`: {cause} (needs CAP_SYS_ADMIN)")]
+    Enter { name: String, cause: io::Error },
+    #[error("{what} network namespace `{name}`: {cause}")]
+    Io { what: &'static str, name: String, cause: io::Error },
 }
 
 pub fn path_of(name: &str) -> PathBuf {
@@ -45,7 +45,7 @@ pub fn open(name: &str) -> Result<OwnedFd, NetnsError> {
     match fs::File::open(&path) {
         Ok(f) => Ok(f.into()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(NetnsError::Missing(name.into())),
-        Err(source) => Err(NetnsError::Io { what: "opening", name: name.into(), source }),
+        Err(cause) => Err(NetnsError::Io { what: "opening", name: name.into(), cause }),
     }
 }
 
@@ -60,7 +60,7 @@ fn setns(fd: &OwnedFd) -> io::Result<()> {
 /// Moves the calling thread into the named namespace for good (`-n NAME`).
 pub fn enter(name: &str) -> Result<(), NetnsError> {
     let fd = open(name)?;
-    setns(&fd).map_err(|source| NetnsError::Enter { name: name.into(), source })
+    setns(&fd).map_err(|cause| NetnsError::Enter { name: name.into(), cause })
 }
 
 /// The calling thread's current network namespace, as an fd.
@@ -77,7 +77,7 @@ pub struct Visit {
 impl Visit {
     pub fn named(name: &str) -> Result<Self, NetnsError> {
         let target = open(name)?;
-        Self::fd(&target).map_err(|source| NetnsError::Enter { name: name.into(), source })
+        Self::fd(&target).map_err(|cause| NetnsError::Enter { name: name.into(), cause })
     }
 
     pub fn fd(target: &OwnedFd) -> io::Result<Self> {
@@ -158,7 +158,7 @@ pub fn current_name() -> String {
 pub fn create(name: &str) -> Result<(), NetnsError> {
     validate_name(name)?;
     let path = path_of(name);
-    let err = |what, source| NetnsError::Io { what, name: name.into(), source };
+    let err = |what, cause| NetnsError::Io { what, name: name.into(), cause };
     fs::create_dir_all(NETNS_RUN_DIR).map_err(|e| err("creating /run/netns for", e))?;
     fs::OpenOptions::new()
         .write(true)
@@ -195,11 +195,11 @@ pub fn delete(name: &str) -> Result<(), NetnsError> {
     let c = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| NetnsError::Io {
         what: "deleting",
         name: name.into(),
-        source: io::Error::other(e),
+        cause: io::Error::other(e),
     })?;
     // SAFETY: NUL-terminated path; a lazy unmount of our own bind mount.
     unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-    fs::remove_file(&path).map_err(|source| NetnsError::Io { what: "deleting", name: name.into(), source })
+    fs::remove_file(&path).map_err(|cause| NetnsError::Io { what: "deleting", name: name.into(), cause })
 }
 
 #[cfg(test)]

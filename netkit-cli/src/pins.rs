@@ -30,8 +30,8 @@ pub enum PinError {
     BadName(String),
     #[error("a link named `{name}` is already pinned on this hook ({path}); choose another --pin name")]
     Exists { name: String, path: String },
-    #[error("{what} {path}: {source}")]
-    Io { what: &'static str, path: String, source: io::Error },
+    #[error("{what} {path}: {cause}")]
+    Io { what: &'static str, path: String, cause: io::Error },
 }
 
 /// The root of this tool's pins inside one bpffs.
@@ -60,7 +60,7 @@ pub fn check_name(name: &str) -> Result<(), PinError> {
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> PinError {
     let path = path.display().to_string();
-    move |source| PinError::Io { what, path, source }
+    move |cause| PinError::Io { what, path, cause }
 }
 
 impl Layout {
@@ -115,7 +115,7 @@ impl Layout {
         sys::obj_pin(link.as_fd(), path).map_err(|e| PinError::Io {
             what: "pinning at",
             path: path.display().to_string(),
-            source: e.io_error,
+            cause: e.io_error,
         })
     }
 

@@ -60,8 +60,8 @@ pub enum ProgramError {
     Unknown(String, String),
     #[error("`{0}` is not a program: use a bundled name ({1}), file:PATH[:FUNCTION], id:N or pinned:PATH")]
     BadSpec(String, String),
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot read {path}: {cause}")]
+    Read { path: PathBuf, cause: std::io::Error },
     #[error("{path} is not a BPF ELF object: {why}")]
     NotBpf { path: String, why: String },
     #[error("{path} holds no program `{function}`; its sched_cls programs are: {available}")]
@@ -225,33 +225,107 @@ fn classifier_alias(name: &str) -> Option<String> {
 }
 
 const EM_BPF: u16 = 247;
+const SHF_EXECINSTR: u64 = 0x4;
+
+/// Reads little- or big-endian integers at offsets of an ELF64 image.
+struct Elf<'a> {
+    data: &'a [u8],
+    le: bool,
+}
+
+impl Elf<'_> {
+    fn bytes<const N: usize>(&self, at: usize) -> Option<[u8; N]> {
+        self.data.get(at..at.checked_add(N)?)?.try_into().ok()
+    }
+    fn u16(&self, at: usize) -> Option<u16> {
+        self.bytes(at).map(|b| if self.le { u16::from_le_bytes(b) } else { u16::from_be_bytes(b) })
+    }
+    fn u32(&self, at: usize) -> Option<u32> {
+        self.bytes(at).map(|b| if self.le { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) })
+    }
+    fn u64(&self, at: usize) -> Option<u64> {
+        self.bytes(at).map(|b| if self.le { u64::from_le_bytes(b) } else { u64::from_be_bytes(b) })
+    }
+}
+
+/// Renames executable sections whose name `rename` maps, in place: the new
+/// names are appended to a copy of the section-name string table placed at the
+/// end of the file, and the headers are pointed at it. Nothing else moves, so
+/// every other section (BTF, relocations, LLVM's own) stays as the compiler
+/// wrote it. Returns None when nothing needed renaming.
+fn rename_sections(data: &[u8], rename: impl Fn(&str) -> Option<String>) -> Result<Option<Vec<u8>>, String> {
+    const BAD: &str = "malformed section headers";
+    if data.get(4) != Some(&2) {
+        return Err("not a 64-bit ELF object".into());
+    }
+    let le = match data.get(5) {
+        Some(1) => true,
+        Some(2) => false,
+        _ => return Err("unknown byte order".into()),
+    };
+    let elf = Elf { data, le };
+    let shoff = elf.u64(0x28).ok_or(BAD)? as usize;
+    let shentsize = elf.u16(0x3a).ok_or(BAD)? as usize;
+    let shnum = elf.u16(0x3c).ok_or(BAD)? as usize;
+    let shstrndx = elf.u16(0x3e).ok_or(BAD)? as usize;
+    if shentsize < 64 || shstrndx >= shnum || shoff.checked_add(shnum * shentsize).is_none_or(|end| end > data.len()) {
+        return Err(BAD.into());
+    }
+    let header = |i: usize| shoff + i * shentsize;
+    let str_off = elf.u64(header(shstrndx) + 24).ok_or(BAD)? as usize;
+    let str_size = elf.u64(header(shstrndx) + 32).ok_or(BAD)? as usize;
+    let strtab = data.get(str_off..str_off.checked_add(str_size).ok_or(BAD)?).ok_or(BAD)?;
+    let mut table = strtab.to_vec();
+    let mut renamed = Vec::new();
+    for i in 0..shnum {
+        let h = header(i);
+        let name_off = elf.u32(h).ok_or(BAD)? as usize;
+        let flags = elf.u64(h + 8).ok_or(BAD)?;
+        let name_bytes = strtab.get(name_off..).ok_or(BAD)?;
+        let name =
+            String::from_utf8_lossy(&name_bytes[..name_bytes.iter().position(|&b| b == 0).unwrap_or(name_bytes.len())]);
+        if flags & SHF_EXECINSTR != 0
+            && let Some(new) = rename(&name)
+        {
+            renamed.push((h, table.len() as u32));
+            table.extend_from_slice(new.as_bytes());
+            table.push(0);
+        }
+    }
+    if renamed.is_empty() {
+        return Ok(None);
+    }
+    let mut out = data.to_vec();
+    out.resize(out.len().next_multiple_of(8), 0);
+    let new_off = out.len() as u64;
+    out.extend_from_slice(&table);
+    let put = |out: &mut Vec<u8>, at: usize, bytes: &[u8]| out[at..at + bytes.len()].copy_from_slice(bytes);
+    for (h, off) in renamed {
+        put(&mut out, h, &if le { off.to_le_bytes() } else { off.to_be_bytes() });
+    }
+    let sh = header(shstrndx);
+    put(&mut out, sh + 24, &if le { new_off.to_le_bytes() } else { new_off.to_be_bytes() });
+    let size = table.len() as u64;
+    put(&mut out, sh + 32, &if le { size.to_le_bytes() } else { size.to_be_bytes() });
+    Ok(Some(out))
+}
 
 /// Checks that `data` is a BPF ELF object and renames libbpf-style sched_cls
 /// sections so aya's parser accepts them.
 pub fn normalize_object<'a>(path: &str, data: &'a [u8]) -> Result<Cow<'a, [u8]>, ProgramError> {
     let not_bpf = |why: String| ProgramError::NotBpf { path: path.into(), why };
-    if data.len() < 20 || &data[..4] != b"\x7fELF" {
+    if data.len() < 64 || &data[..4] != b"\x7fELF" {
         return Err(not_bpf("no ELF header".into()));
     }
-    if u16::from_le_bytes([data[18], data[19]]) != EM_BPF {
+    let machine =
+        if data[5] == 2 { u16::from_be_bytes([data[18], data[19]]) } else { u16::from_le_bytes([data[18], data[19]]) };
+    if machine != EM_BPF {
         return Err(not_bpf("not built for the BPF target (clang -target bpf, or aya's bpfel-unknown-none)".into()));
     }
-    let mut builder = object::build::elf::Builder::read(data).map_err(|e| not_bpf(e.to_string()))?;
-    let mut renamed = false;
-    for section in builder.sections.iter_mut() {
-        let name = String::from_utf8_lossy(section.name.as_slice()).into_owned();
-        let executable = section.sh_flags & u64::from(object::elf::SHF_EXECINSTR) != 0;
-        if executable && let Some(alias) = classifier_alias(&name) {
-            section.name = alias.into_bytes().into();
-            renamed = true;
-        }
+    match rename_sections(data, classifier_alias).map_err(not_bpf)? {
+        Some(renamed) => Ok(Cow::Owned(renamed)),
+        None => Ok(Cow::Borrowed(data)),
     }
-    if !renamed {
-        return Ok(Cow::Borrowed(data));
-    }
-    let mut out = Vec::new();
-    builder.write(&mut out).map_err(|e| not_bpf(e.to_string()))?;
-    Ok(Cow::Owned(out))
 }
 
 /// The programs an object holds: (function, section kind, is sched_cls).
@@ -309,6 +383,10 @@ pub struct Prepared {
     pub object: Cow<'static, [u8]>,
     pub function: String,
     pub source: String,
+    /// Whether CO-RE relocations may need the kernel's BTF. The bundled
+    /// programs use none, and parsing /sys/kernel/btf/vmlinux is most of
+    /// the cost of a load; user objects get it.
+    pub kernel_btf: bool,
 }
 
 /// Everything about a spec that can be checked without the kernel: the
@@ -322,15 +400,21 @@ pub fn prepare(spec: &ProgSpec) -> Result<Option<Prepared>, ProgramError> {
                 object: Cow::Borrowed(b.object()?),
                 function: b.name.to_string(),
                 source: format!("bundled {}", b.name),
+                kernel_btf: false,
             }))
         }
         ProgSpec::File { path, function } => {
             let shown = path.display().to_string();
-            let data = std::fs::read(path).map_err(|source| ProgramError::Read { path: path.clone(), source })?;
+            let data = std::fs::read(path).map_err(|cause| ProgramError::Read { path: path.clone(), cause })?;
             let data = normalize_object(&shown, &data)?.into_owned();
             let progs = inspect(&shown, &data)?;
             let function = pick_function(&shown, &progs, function.as_deref())?;
-            Ok(Some(Prepared { object: Cow::Owned(data), source: format!("{function} from {shown}"), function }))
+            Ok(Some(Prepared {
+                object: Cow::Owned(data),
+                source: format!("{function} from {shown}"),
+                function,
+                kernel_btf: true,
+            }))
         }
         ProgSpec::Id(_) | ProgSpec::Pinned(_) => Ok(None),
     }
@@ -368,15 +452,19 @@ pub fn load(spec: &ProgSpec, opts: &LoadOptions) -> Result<Loaded, ProgramError>
         }
         ProgSpec::Bundled(_) | ProgSpec::File { .. } => {
             let p = prepare(spec)?.expect("bundled and file specs prepare an object");
-            load_object(&p.object, &p.function, p.source, opts)
+            load_object(&p, opts)
         }
     }
 }
 
-/// Loads `function` (a sched_cls program) from an object with aya.
-pub fn load_object(data: &[u8], function: &str, source: String, opts: &LoadOptions) -> Result<Loaded, ProgramError> {
+/// Loads the prepared sched_cls program with aya.
+pub fn load_object(p: &Prepared, opts: &LoadOptions) -> Result<Loaded, ProgramError> {
+    let (data, function, source) = (&p.object, p.function.as_str(), p.source.clone());
     let load_err = |why: String| ProgramError::Load { function: function.into(), why };
     let mut loader = EbpfLoader::new();
+    if !p.kernel_btf {
+        loader.btf(None);
+    }
     for (name, value) in &opts.globals {
         loader.override_global(name.as_str(), value.as_slice(), true);
     }

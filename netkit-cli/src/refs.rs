@@ -36,8 +36,8 @@ pub enum RefError {
     NotLinkOrProg(String),
     #[error("no link named `{name}` is pinned on {device} {hook}{}", if pinned.is_empty() { String::new() } else { format!(" (pinned there: {})", pinned.join(", ")) })]
     NoName { name: String, device: String, hook: Hook, pinned: Vec<String> },
-    #[error("opening {what}: {source}")]
-    Open { what: String, source: sys::SyscallError },
+    #[error("opening {what}: {cause}")]
+    Open { what: String, cause: sys::SyscallError },
 }
 
 impl FromStr for RefSpec {
@@ -117,12 +117,12 @@ pub struct Scope<'a> {
 }
 
 fn open_link_fd(fd: OwnedFd, spec: RefSpec, by_fd: bool, pin: Option<PathBuf>) -> Result<Resolved, RefError> {
-    let info = sys::link_info(fd.as_fd()).map_err(|source| RefError::Open { what: spec.to_string(), source })?;
+    let info = sys::link_info(fd.as_fd()).map_err(|cause| RefError::Open { what: spec.to_string(), cause })?;
     Ok(Resolved { kind: ObjKind::Link, fd, id: info.id, link_info: Some(info), by_fd, pin, spec })
 }
 
 fn open_prog_fd(fd: OwnedFd, spec: RefSpec, by_fd: bool, pin: Option<PathBuf>) -> Result<Resolved, RefError> {
-    let (info, _) = sys::prog_info(fd.as_fd()).map_err(|source| RefError::Open { what: spec.to_string(), source })?;
+    let (info, _) = sys::prog_info(fd.as_fd()).map_err(|cause| RefError::Open { what: spec.to_string(), cause })?;
     Ok(Resolved { kind: ObjKind::Prog, fd, id: info.id, link_info: None, by_fd, pin, spec })
 }
 
@@ -132,21 +132,21 @@ pub fn resolve(spec: &RefSpec, scope: &Scope<'_>) -> Result<Resolved, RefError> 
         RefSpec::Prog(id) => {
             let fd = sys::prog_fd_by_id(*id).map_err(|e| match e.errno() {
                 Some(libc::ENOENT) => RefError::NoProg(*id),
-                _ => RefError::Open { what: spec.to_string(), source: e },
+                _ => RefError::Open { what: spec.to_string(), cause: e },
             })?;
             open_prog_fd(fd, spec.clone(), false, None)
         }
         RefSpec::Link(id) => {
             let fd = sys::link_fd_by_id(*id).map_err(|e| match e.errno() {
                 Some(libc::ENOENT) => RefError::NoLink(*id),
-                _ => RefError::Open { what: spec.to_string(), source: e },
+                _ => RefError::Open { what: spec.to_string(), cause: e },
             })?;
             open_link_fd(fd, spec.clone(), false, None)
         }
         RefSpec::Pin(path) => {
             let fd = sys::obj_get(path, 0).map_err(|e| match e.errno() {
                 Some(libc::ENOENT) => RefError::NoPin(path.display().to_string()),
-                _ => RefError::Open { what: spec.to_string(), source: e },
+                _ => RefError::Open { what: spec.to_string(), cause: e },
             })?;
             match object_kind(fd.as_fd()) {
                 ObjKind::Link => open_link_fd(fd, spec.clone(), true, Some(path.clone())),
@@ -168,7 +168,7 @@ pub fn resolve(spec: &RefSpec, scope: &Scope<'_>) -> Result<Resolved, RefError> 
                         .map(|l| l.name)
                         .collect(),
                 },
-                _ => RefError::Open { what: path.display().to_string(), source: e },
+                _ => RefError::Open { what: path.display().to_string(), cause: e },
             })?;
             open_link_fd(fd, spec.clone(), true, Some(path))
         }

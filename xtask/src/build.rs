@@ -15,7 +15,48 @@ pub struct GuestBinaries {
     pub netkit: PathBuf,
     /// (test target name, executable)
     pub tests: Vec<(String, PathBuf)>,
+    /// BPF objects built from C (tests/c), for the tests that load them.
+    pub c_objects: Vec<PathBuf>,
 }
+
+/// Where the C test programs are built.
+pub fn c_objects_dir() -> PathBuf {
+    crate::util::target_dir().join("bpf-c")
+}
+
+/// Builds every netkit-cli/tests/c/*.c with Debian's clang for the BPF target.
+pub fn c_objects() -> Result<Vec<PathBuf>> {
+    let src = crate::util::workspace_root().join("netkit-cli/tests/c");
+    let out = c_objects_dir();
+    std::fs::create_dir_all(&out)?;
+    let mut built = Vec::new();
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(&src)
+        .with_context(|| format!("reading {}", src.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "c"))
+        .collect();
+    sources.sort();
+    for c in sources {
+        let obj = out.join(c.with_extension("o").file_name().expect("a file name"));
+        let fresh = obj.metadata().and_then(|o| o.modified()).ok() > c.metadata().and_then(|s| s.modified()).ok();
+        if !fresh {
+            crate::util::run(
+                std::process::Command::new(CLANG)
+                    .args(["-O2", "-g", "-Wall", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c"])
+                    .arg(&c)
+                    .arg("-o")
+                    .arg(&obj),
+            )
+            .with_context(|| format!("building {} with {CLANG} (package clang-22)", c.display()))?;
+        }
+        built.push(obj);
+    }
+    Ok(built)
+}
+
+/// Debian's clang, which builds the C test and benchmark programs.
+pub const CLANG: &str = "clang-22";
 
 /// Builds `netkit` for musl and, with `tests`, every integration test of
 /// netkit-cli (not run; their paths are collected from cargo's JSON messages).
@@ -52,5 +93,6 @@ pub fn guest_binaries(tests: bool) -> Result<GuestBinaries> {
         }
         found.sort();
     }
-    Ok(GuestBinaries { netkit, tests: found })
+    let c_objects = if tests { c_objects()? } else { Vec::new() };
+    Ok(GuestBinaries { netkit, tests: found, c_objects })
 }

@@ -206,7 +206,11 @@ pub fn run(opts: &Options) -> Result<ExitCode> {
         if let Some(why) = host_skip_reason() {
             return (Verdict::Skipped, why);
         }
+        if let Err(e) = build::c_objects() {
+            return (Verdict::Failed, format!("building the C test programs: {e:#}"));
+        }
         let mut cmd = cargo();
+        cmd.env("NETKIT_TEST_C_DIR", build::c_objects_dir());
         cmd.args(["test", "-p", "netkit-cli"]);
         for t in host_test_targets() {
             cmd.args(["--test", &t]);

@@ -93,7 +93,7 @@ const INIT: &str = r#"#!/bin/sh
 /bin/busybox mount -t devtmpfs dev /dev 2>/dev/null
 exec </dev/console >/dev/console 2>&1
 /bin/busybox --install -s /bin
-export PATH=/bin:/sbin HOME=/root TERM=dumb NETKIT_BIN=/bin/netkit NETKIT_IN_VM=1
+export PATH=/bin:/sbin HOME=/root TERM=dumb NETKIT_BIN=/bin/netkit NETKIT_IN_VM=1 NETKIT_TEST_C_DIR=/guest/c
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t bpf bpf /sys/fs/bpf
@@ -130,6 +130,10 @@ impl Guest {
         copy_stripped(&bins.netkit, &staging.join("bin/netkit"))?;
         for (name, exe) in &bins.tests {
             copy_stripped(exe, &staging.join("guest/tests").join(name))?;
+        }
+        fs::create_dir_all(staging.join("guest/c"))?;
+        for obj in &bins.c_objects {
+            fs::copy(obj, staging.join("guest/c").join(obj.file_name().expect("a file name")))?;
         }
         write_exec(&staging.join("init"), INIT)?;
         fs::write(staging.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;

@@ -6,7 +6,7 @@ use std::{
     ffi::CString,
     io,
     mem::{offset_of, size_of},
-    os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd, RawFd},
+    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd, RawFd},
     path::Path,
 };
 
@@ -15,7 +15,6 @@ use std::{
 #[error("{call} failed: {io_error}")]
 pub struct SyscallError {
     pub call: &'static str,
-    #[source]
     pub io_error: io::Error,
 }
 
@@ -28,6 +27,10 @@ impl SyscallError {
 pub type Result<T> = std::result::Result<T, SyscallError>;
 
 // Commands (enum bpf_cmd).
+const BPF_MAP_LOOKUP_ELEM: u32 = 1;
+const BPF_MAP_UPDATE_ELEM: u32 = 2;
+const BPF_MAP_DELETE_ELEM: u32 = 3;
+const BPF_MAP_GET_NEXT_KEY: u32 = 4;
 const BPF_PROG_LOAD: u32 = 5;
 const BPF_OBJ_PIN: u32 = 6;
 const BPF_OBJ_GET: u32 = 7;
@@ -99,6 +102,88 @@ fn fd_result(call_name: &'static str, cmd: u32, attr: &mut impl Sized) -> Result
 
 fn raw(fd: Option<BorrowedFd<'_>>) -> u32 {
     fd.map_or(0, |fd| fd.as_raw_fd() as u32)
+}
+
+// ---------------------------------------------------------------- MAP_*_ELEM
+
+#[repr(C)]
+#[derive(Default)]
+struct MapElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value_or_next_key: u64,
+    flags: u64,
+}
+
+/// BPF_ANY / BPF_NOEXIST for map updates.
+pub const BPF_ANY: u64 = 0;
+pub const BPF_NOEXIST: u64 = 1;
+
+/// Looks `key` up; `value` must be the map's value size (for per-CPU maps:
+/// value size rounded up to 8, times the number of possible CPUs).
+/// Returns false when the key is absent.
+pub fn map_lookup(map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> Result<bool> {
+    let mut attr = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        value_or_next_key: value.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    match call("BPF_MAP_LOOKUP_ELEM", BPF_MAP_LOOKUP_ELEM, &mut attr) {
+        Ok(_) => Ok(true),
+        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+pub fn map_update(map: BorrowedFd<'_>, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
+    let mut attr = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        value_or_next_key: value.as_ptr() as u64,
+        flags,
+        ..Default::default()
+    };
+    call("BPF_MAP_UPDATE_ELEM", BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
+}
+
+/// Deletes `key`; returns false when it was absent.
+pub fn map_delete(map: BorrowedFd<'_>, key: &[u8]) -> Result<bool> {
+    let mut attr = MapElemAttr { map_fd: map.as_raw_fd() as u32, key: key.as_ptr() as u64, ..Default::default() };
+    match call("BPF_MAP_DELETE_ELEM", BPF_MAP_DELETE_ELEM, &mut attr) {
+        Ok(_) => Ok(true),
+        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The key after `key` (the first key with `None`); None at the end.
+pub fn map_next_key(map: BorrowedFd<'_>, key: Option<&[u8]>, next: &mut [u8]) -> Result<bool> {
+    let mut attr = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.map_or(0, |k| k.as_ptr() as u64),
+        value_or_next_key: next.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    match call("BPF_MAP_GET_NEXT_KEY", BPF_MAP_GET_NEXT_KEY, &mut attr) {
+        Ok(_) => Ok(true),
+        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The maps a program uses, by name, opened.
+pub fn prog_maps(prog_id: u32) -> Result<Vec<(MapInfo, OwnedFd)>> {
+    let prog = prog_fd_by_id(prog_id)?;
+    let (_, ids) = prog_info(prog.as_fd())?;
+    let mut out = Vec::new();
+    for id in ids {
+        let fd = map_fd_by_id(id)?;
+        let info = map_info(fd.as_fd())?;
+        out.push((info, fd));
+    }
+    Ok(out)
 }
 
 // ---------------------------------------------------------------- PROG_LOAD

@@ -2,6 +2,8 @@
 //! kernel-feature gates that skip visibly, and throw-away bpffs mounts.
 #![allow(dead_code)]
 
+pub mod hooks;
+
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
