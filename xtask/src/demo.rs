@@ -44,9 +44,26 @@ if in_pod ping -c 1 -W 1 10.10.0.1 >/dev/null; then echo "unexpected: the pod go
 echo "ping from the pod: no reply (dropped by the peer policy)"
 run netkit -n pod1 device show eth0 | grep packets
 
-say "Peer policy pass: the pod is reachable"
-run netkit device set nk-pod1 --peer-policy pass
+say "Programs decide instead of the policy: an ordered chain on the peer hook"
+# Each attach creates a BPF link, pinned so it outlives the command.
+run netkit attach nk-pod1 peer pass --pin allow
+run netkit attach nk-pod1 peer order --first --pin audit
+run netkit attach nk-pod1 peer order --before allow --pin trace
+run netkit attach nk-pod1 peer next --after audit --pin noop
+run netkit query nk-pod1 peer
 run in_pod ping -c 1 -W 2 10.10.0.1
+
+say "Atomic replacement in place: allow now runs drop, same link, same slot"
+run netkit update nk-pod1 peer allow drop
+if in_pod ping -c 1 -W 1 10.10.0.1 >/dev/null; then echo "unexpected: the pod got out"; exit 1; fi
+echo "ping from the pod: no reply (the drop program ends the chain)"
+run netkit query nk-pod1 peer
+run netkit link list
+
+say "Deleting the pair leaves pinned links defunct; prune removes them"
+run netkit device del nk-pod1
+run netkit link list
+run netkit link prune
 "#;
 
 pub fn run(opts: &Options) -> Result<ExitCode> {
