@@ -12,7 +12,7 @@ use std::{env, fs, path::PathBuf};
 use anyhow::{Context as _, anyhow};
 
 /// Every `[[bin]]` of netkit-ebpf; one object each.
-const PROGRAMS: &[&str] = &["pass", "drop", "next", "order"];
+const PROGRAMS: &[&str] = &["pass", "drop", "next", "order", "counter", "firewall", "redirect-peer", "log"];
 
 fn main() -> anyhow::Result<()> {
     println!("cargo::rustc-check-cfg=cfg(netkit_ebpf_stub)");

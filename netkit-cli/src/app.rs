@@ -56,8 +56,16 @@ impl PositionArgs {
     }
 }
 
+/// Load options for `prog` with `--set` values checked, and maps the object
+/// declares as pinned going to this tool's layout.
+fn load_options(cli: &Cli, prog: &crate::programs::ProgSpec, sets: &[String]) -> Result<LoadOptions> {
+    let globals = crate::programs::globals(prog, sets)?;
+    let maps = crate::pins::Layout::unchecked(&cli.bpffs).maps_dir();
+    Ok(LoadOptions { globals, map_pin_dir: Some(maps) })
+}
+
 #[allow(clippy::redundant_closure)] // the slice-taking printers need the closures to coerce Vec -> slice
-fn print<T: serde::Serialize>(
+pub(crate) fn print<T: serde::Serialize>(
     cli: &Cli,
     out: &mut impl Write,
     value: &T,
@@ -152,9 +160,16 @@ async fn hook_command(cli: &Cli, out: &mut impl Write) -> Result<()> {
             })
         }
         Command::Run(r) => {
-            crate::run::run(&hooks, &r.dev, r.hook, &r.prog, r.position.position(), r.expected_revision, out).await?;
+            let load = load_options(cli, &r.prog, &r.set)?;
+            crate::run::run(&hooks, &r.dev, r.hook, &r.prog, r.position.position(), r.expected_revision, &load, out)
+                .await?;
             Ok(())
         }
+        Command::Prog(cmd) => crate::commands::prog(cli, &hooks, cmd, out).await,
+        Command::Firewall(cmd) => crate::commands::firewall(cli, &hooks, cmd, out).await,
+        Command::Redirect(cmd) => crate::commands::redirect(cli, &hooks, cmd, out).await,
+        Command::Stats(args) => crate::commands::stats(cli, &hooks, args, out).await,
+        Command::Logs { dev, hook, target } => crate::commands::logs(&hooks, dev, *hook, target.as_ref(), out).await,
         Command::Probe | Command::Device(_) => unreachable!("dispatched in run()"),
     }
 }

@@ -666,6 +666,64 @@ impl Hooks<'_> {
         Ok(out)
     }
 
+    /// The program on DEV HOOK that `target` names (a program, or the program
+    /// of a link) or, without `target`, the one program on the chain that
+    /// `fits`; `kind` names what is looked for in messages.
+    pub async fn program_on(
+        &self,
+        device: &str,
+        hook: Hook,
+        target: Option<&RefSpec>,
+        kind: &str,
+        fits: impl Fn(u32, &str) -> bool,
+    ) -> Result<(Device, SlotView), AttachError> {
+        let dev = self.device(device).await?;
+        let chain = match HookRef::new(dev.ifindex, hook).query() {
+            Ok(c) => c,
+            Err(err) => return Err(self.explain(err, &dev, hook, Context::default()).await),
+        };
+        let view = Self::hook_view(&dev, hook, &chain, &self.pins_by_link());
+        let found: Vec<SlotView> = match target {
+            Some(r) => {
+                let layout = Layout::unchecked(&self.bpffs);
+                let scope = Scope { layout: &layout, netns: &dev.netns, device: &dev.name, hook };
+                let resolved = refs::resolve(r, &scope)?;
+                let prog = match &resolved.link_info {
+                    Some(info) => info.prog_id,
+                    None => resolved.id,
+                };
+                let slot = view.programs.iter().find(|s| s.prog_id == prog).cloned().ok_or_else(|| {
+                    AttachError::Invalid(format!(
+                        "{} is not on {} {hook} (see `netkit query {} {hook}`)",
+                        resolved.describe(),
+                        dev.name,
+                        dev.name
+                    ))
+                })?;
+                if !fits(slot.prog_id, &slot.name) {
+                    return Err(AttachError::Invalid(format!(
+                        "{r} on {} {hook} is program {} ({}), not a {kind}",
+                        dev.name, slot.prog_id, slot.name
+                    )));
+                }
+                vec![slot]
+            }
+            None => view.programs.iter().filter(|s| fits(s.prog_id, &s.name)).cloned().collect(),
+        };
+        match found.len() {
+            1 => Ok((dev, found.into_iter().next().expect("one"))),
+            0 => Err(AttachError::Invalid(format!(
+                "no {kind} on {} {hook} (see `netkit query {} {hook}`)",
+                dev.name, dev.name
+            ))),
+            _ => Err(AttachError::Invalid(format!(
+                "several {kind}s on {} {hook} ({}); name one with REF (prog:ID or link:ID)",
+                dev.name,
+                found.iter().map(|s| format!("prog {}", s.prog_id)).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+
     /// `netkit link list`: every link this tool pinned, and whether it is defunct.
     pub fn links(&self) -> Vec<LinkView> {
         Layout::unchecked(&self.bpffs)

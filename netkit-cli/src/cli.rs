@@ -65,6 +65,113 @@ pub enum Command {
     /// program's log; the kernel detaches it when this process ends, however
     /// it ends (Ctrl-C, SIGTERM, kill -9).
     Run(RunArgs),
+    /// The bundled programs, and details of any loaded program.
+    #[command(subcommand)]
+    Prog(ProgCommand),
+    /// Change the rules of an attached firewall program, live.
+    #[command(subcommand)]
+    Firewall(FirewallCommand),
+    /// Change the entries of an attached redirect-peer program, live.
+    #[command(subcommand)]
+    Redirect(RedirectCommand),
+    /// What the programs on hooks counted: packets and bytes, firewall hits,
+    /// redirects, and run count and time while kernel BPF stats are on.
+    Stats(StatsArgs),
+    /// Follow the log of an attached program built with aya-log (e.g. the
+    /// bundled `log`); ends when the program leaves the hook.
+    Logs {
+        dev: String,
+        #[arg(value_enum)]
+        hook: Hook,
+        /// The program: prog:ID, link:ID, pin:PATH or NAME (default: the one
+        /// program on the hook that logs).
+        target: Option<RefSpec>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProgCommand {
+    /// The bundled programs: what each does, which hooks suit it, its settings.
+    List,
+    /// A loaded program: name, tag, type, maps, run count and time, where it is attached.
+    Show {
+        /// Program id.
+        id: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FirewallCommand {
+    /// Add a rule: [REF] [src|dst] CIDR [proto P] [port N[-M]] allow|deny.
+    Add {
+        dev: String,
+        #[arg(value_enum)]
+        hook: Hook,
+        /// [REF] then the rule's words.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 1.., value_name = "[REF] RULE")]
+        words: Vec<String>,
+    },
+    /// Remove the rule with ID ([REF] ID).
+    Del {
+        dev: String,
+        #[arg(value_enum)]
+        hook: Hook,
+        #[arg(num_args = 1..=2, value_name = "[REF] ID")]
+        args: Vec<String>,
+    },
+    /// The rules, in id order, with their hits and the default's.
+    List {
+        dev: String,
+        #[arg(value_enum)]
+        hook: Hook,
+        target: Option<RefSpec>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RedirectCommand {
+    /// Send packets for IP into the pod behind netkit pair PAIR ([REF] IP PAIR;
+    /// PAIR is the pair's primary).
+    Add {
+        dev: String,
+        #[arg(value_enum)]
+        hook: Hook,
+        #[arg(num_args = 2..=3, value_name = "[REF] IP PAIR")]
+        args: Vec<String>,
+    },
+    /// Remove the entry for IP ([REF] IP).
+    Del {
+        dev: String,
+        #[arg(value_enum)]
+        hook: Hook,
+        #[arg(num_args = 1..=2, value_name = "[REF] IP")]
+        args: Vec<String>,
+    },
+    /// The entries, and how many packets were redirected.
+    List {
+        dev: String,
+        #[arg(value_enum)]
+        hook: Hook,
+        target: Option<RefSpec>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Device (default: every device with programs).
+    pub dev: Option<String>,
+    #[arg(value_enum)]
+    pub hook: Option<Hook>,
+    /// Turn kernel BPF run-time statistics on while this command runs
+    /// (BPF_ENABLE_STATS) and print the numbers every --interval.
+    #[arg(long)]
+    pub enable: bool,
+    /// Seconds between reports with --enable.
+    #[arg(long, default_value_t = 1.0, value_name = "S")]
+    pub interval: f64,
+    /// Stop after this many reports with --enable (default: until Ctrl-C).
+    #[arg(long, value_name = "N")]
+    pub count: Option<u32>,
 }
 
 /// Where in the chain a program goes (default: last).
@@ -109,6 +216,10 @@ pub struct AttachArgs {
     /// With --plain: take the slot of this plain program (prog:ID or pin:PATH).
     #[arg(long, value_name = "REF", requires = "plain")]
     pub replace: Option<RefSpec>,
+    /// Configure the program before it loads (see `netkit prog list`), e.g.
+    /// default=deny for firewall, sample=100 for log; repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +252,9 @@ pub struct UpdateArgs {
     /// Update a link this tool did not pin.
     #[arg(long)]
     pub force: bool,
+    /// Configure the new program before it loads; repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +279,9 @@ pub struct RunArgs {
     /// Fail unless the hook is at this revision.
     #[arg(long, value_name = "N")]
     pub expected_revision: Option<u64>,
+    /// Configure the program before it loads; repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

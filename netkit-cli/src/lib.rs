@@ -4,6 +4,8 @@
 pub mod app;
 pub mod attach;
 pub mod cli;
+pub mod commands;
+pub mod firewall;
 pub mod mprog;
 pub mod netlink;
 pub mod netns;
@@ -11,6 +13,9 @@ pub mod output;
 pub mod owners;
 pub mod pins;
 pub mod probe;
+pub mod progmaps;
 pub mod programs;
+pub mod redirect;
 pub mod refs;
 pub mod run;
+pub mod stats;

@@ -258,3 +258,114 @@ pub fn links(w: &mut impl Write, views: &[LinkView]) -> io::Result<()> {
     }
     table(w, &rows)
 }
+
+pub fn prog(w: &mut impl Write, v: &crate::commands::ProgView) -> io::Result<()> {
+    writeln!(w, "program {} {} (tag {}, {})", v.id, v.name, v.tag, v.prog_type)?;
+    writeln!(w, "  verified instructions  {}", v.verified_insns)?;
+    writeln!(w, "  size                   {} bytes translated, {} bytes JITed", v.xlated_bytes, v.jited_bytes)?;
+    if v.run_cnt > 0 || v.run_time_stats {
+        let avg = v.run_time_ns.checked_div(v.run_cnt).unwrap_or(0);
+        writeln!(w, "  runs                   {} in {} ns ({avg} ns each)", v.run_cnt, v.run_time_ns)?;
+    } else {
+        writeln!(w, "  runs                   not counted (turn kernel stats on with `netkit stats --enable`)")?;
+    }
+    if v.attached.is_empty() {
+        writeln!(w, "  attached               nowhere in this network namespace")?;
+    }
+    for a in &v.attached {
+        writeln!(w, "  attached               {a}")?;
+    }
+    if !v.maps.is_empty() {
+        let mut rows = vec![["MAP", "NAME", "TYPE", "KEY", "VALUE", "ENTRIES"].map(String::from).to_vec()];
+        for m in &v.maps {
+            rows.push(vec![
+                m.id.to_string(),
+                m.name.clone(),
+                m.map_type.clone(),
+                m.key_size.to_string(),
+                m.value_size.to_string(),
+                m.max_entries.to_string(),
+            ]);
+        }
+        let mut buf = Vec::new();
+        table(&mut buf, &rows)?;
+        for line in String::from_utf8_lossy(&buf).lines() {
+            writeln!(w, "  {line}")?;
+        }
+    }
+    Ok(())
+}
+
+pub fn rules(w: &mut impl Write, rules: &[crate::firewall::RuleView]) -> io::Result<()> {
+    let mut rows = vec![["ID", "RULE", "HITS"].map(String::from).to_vec()];
+    for r in rules {
+        let id = if r.id == 0 { "-".to_string() } else { r.id.to_string() };
+        rows.push(vec![id, r.rule.clone(), r.hits.to_string()]);
+    }
+    table(w, &rows)
+}
+
+pub fn redirects(w: &mut impl Write, entries: &[crate::redirect::Entry]) -> io::Result<()> {
+    if entries.is_empty() {
+        return writeln!(w, "no redirect entries");
+    }
+    let mut rows = vec![["IP", "PAIR", "IFINDEX"].map(String::from).to_vec()];
+    for e in entries {
+        rows.push(vec![e.ip.to_string(), e.pair.clone().unwrap_or_else(|| "?".into()), e.ifindex.to_string()]);
+    }
+    table(w, &rows)
+}
+
+pub fn stats(w: &mut impl Write, hooks: &[crate::stats::HookStats]) -> io::Result<()> {
+    if hooks.is_empty() {
+        return writeln!(w, "no programs on any hook");
+    }
+    for (i, h) in hooks.iter().enumerate() {
+        if i > 0 {
+            writeln!(w)?;
+        }
+        writeln!(w, "{} {}", h.ifname, h.hook)?;
+        let mut rows = vec![["POS", "PROG", "NAME", "PACKETS", "BYTES", "RUNS", "AVG NS"].map(String::from).to_vec()];
+        for p in &h.programs {
+            let avg = if h.run_time_stats || p.run_cnt > 0 {
+                p.run_time_ns.checked_div(p.run_cnt).unwrap_or(0).to_string()
+            } else {
+                "-".into()
+            };
+            rows.push(vec![
+                p.position.to_string(),
+                p.prog_id.to_string(),
+                p.name.clone(),
+                opt(&p.packets),
+                opt(&p.bytes),
+                if h.run_time_stats || p.run_cnt > 0 { p.run_cnt.to_string() } else { "-".into() },
+                avg,
+            ]);
+        }
+        let mut buf = Vec::new();
+        table(&mut buf, &rows)?;
+        for line in String::from_utf8_lossy(&buf).lines() {
+            writeln!(w, "  {line}")?;
+        }
+        for p in &h.programs {
+            if let Some(rules) = &p.firewall {
+                writeln!(w, "  firewall {} hits:", p.prog_id)?;
+                for r in rules {
+                    let id = if r.id == 0 { "-".to_string() } else { r.id.to_string() };
+                    writeln!(w, "    {id:>3}  {:<48} {}", r.rule, r.hits)?;
+                }
+            }
+            if let Some(r) = &p.redirect {
+                writeln!(
+                    w,
+                    "  redirect-peer {}: {} redirected, {} not matched",
+                    p.prog_id, r.redirected, r.not_matched
+                )?;
+            }
+        }
+        if !h.run_time_stats {
+            writeln!(w, "  (run counts need kernel stats: netkit stats --enable)")?;
+        }
+    }
+    Ok(())
+}

@@ -18,18 +18,41 @@ use crate::mprog::sys::{self, ProgInfo};
 #[derive(Debug, Clone, Copy)]
 pub struct Bundled {
     pub name: &'static str,
+    /// The program (function) name in the object; BPF names have no '-'.
+    pub function: &'static str,
     pub summary: &'static str,
     /// Which hooks the program suits.
     pub hooks: &'static str,
+    /// What `--set KEY=VALUE` configures before it loads.
+    pub settings: &'static [Setting],
     object: &'static [u8],
 }
 
+/// A load-time setting of a bundled program: a read-only global.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    pub key: &'static str,
+    pub global: &'static str,
+    pub kind: SettingKind,
+    pub help: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingKind {
+    /// A u32 of at least 1.
+    Count,
+    /// allow or deny, as a u8 (firewall actions).
+    Action,
+}
+
 macro_rules! bundled {
-    ($name:literal, $hooks:literal, $summary:literal) => {
+    ($name:literal, $function:literal, $hooks:literal, $summary:literal, $settings:expr) => {
         Bundled {
             name: $name,
+            function: $function,
             summary: $summary,
             hooks: $hooks,
+            settings: $settings,
             object: include_bytes_aligned!(concat!(env!("OUT_DIR"), "/", $name)),
         }
     };
@@ -37,15 +60,122 @@ macro_rules! bundled {
 
 /// Every bundled program, in the order `netkit prog list` shows them.
 pub const BUNDLED: &[Bundled] = &[
-    bundled!("pass", "any", "lets every packet through and ends the chain (TCX_PASS)"),
-    bundled!("drop", "any", "drops every packet and ends the chain (TCX_DROP)"),
-    bundled!("next", "any", "does nothing and hands the packet to the next program (TCX_NEXT)"),
+    bundled!("pass", "pass", "any", "lets every packet through and ends the chain (TCX_PASS)", &[]),
+    bundled!("drop", "drop", "any", "drops every packet and ends the chain (TCX_DROP)", &[]),
+    bundled!("next", "next", "any", "does nothing and hands the packet to the next program (TCX_NEXT)", &[]),
+    bundled!(
+        "counter",
+        "counter",
+        "any",
+        "counts packets and bytes per CPU, then TCX_NEXT (netkit stats shows them)",
+        &[]
+    ),
+    bundled!(
+        "firewall",
+        "firewall",
+        "any; peer for what a pod sends, primary for what it receives",
+        "allows (TCX_NEXT) or denies (TCX_DROP) IPv4/IPv6 by CIDR, protocol and destination port; rules change live with netkit firewall; hits per rule",
+        &[Setting {
+            key: "default",
+            global: "DEFAULT_ACTION",
+            kind: SettingKind::Action,
+            help: "allow or deny packets no rule matches (default: allow)",
+        }]
+    ),
+    bundled!(
+        "redirect-peer",
+        "redirect_peer",
+        "ingress of a host-side device",
+        "sends packets for known destination IPs straight into a netkit pair's peer (bpf_redirect_peer), the rest TCX_NEXT; entries change live with netkit redirect",
+        &[]
+    ),
+    bundled!(
+        "log",
+        "log",
+        "any",
+        "logs protocol, addresses, ports and length of every SAMPLE-th packet (aya-log; follow with netkit logs), then TCX_NEXT",
+        &[Setting {
+            key: "sample",
+            global: "SAMPLE",
+            kind: SettingKind::Count,
+            help: "log one packet in N per CPU (default: 1, every packet)"
+        }]
+    ),
     bundled!(
         "order",
+        "order",
         "any",
-        "records its position in the chain for each packet (counts in skb->mark) and returns TCX_NEXT; for checking the order programs run in"
+        "records its position in the chain for each packet (counts in skb->mark) and returns TCX_NEXT; for checking the order programs run in",
+        &[]
     ),
 ];
+
+/// Turns `--set KEY=VALUE` options into read-only global values for `spec`,
+/// checking keys and values before anything loads. Bundled programs know
+/// their keys; for user objects KEY is the global's symbol, optionally typed
+/// as NAME:u8|u16|u32|u64|i32|i64 (default u32).
+pub fn globals(spec: &ProgSpec, sets: &[String]) -> Result<Vec<(String, Vec<u8>)>, ProgramError> {
+    let mut out = Vec::new();
+    for set in sets {
+        let (key, value) = set
+            .split_once('=')
+            .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+            .ok_or_else(|| ProgramError::Setting(format!("--set {set}: expected KEY=VALUE")))?;
+        match spec {
+            ProgSpec::Bundled(name) => {
+                let b = Bundled::find(name)?;
+                let s = b.settings.iter().find(|s| s.key == key).ok_or_else(|| {
+                    let known: Vec<&str> = b.settings.iter().map(|s| s.key).collect();
+                    ProgramError::Setting(if known.is_empty() {
+                        format!("--set {key}: the bundled program {name} has no settings")
+                    } else {
+                        format!("--set {key}: {name} knows {}", known.join(", "))
+                    })
+                })?;
+                let bytes = match s.kind {
+                    SettingKind::Count => match value.parse::<u32>() {
+                        Ok(n) if n >= 1 => n.to_ne_bytes().to_vec(),
+                        _ => {
+                            return Err(ProgramError::Setting(format!(
+                                "--set {key}={value}: expected a whole number >= 1"
+                            )));
+                        }
+                    },
+                    SettingKind::Action => match value {
+                        "allow" => vec![netkit_common::firewall::ACTION_ALLOW],
+                        "deny" => vec![netkit_common::firewall::ACTION_DENY],
+                        _ => return Err(ProgramError::Setting(format!("--set {key}={value}: expected allow or deny"))),
+                    },
+                };
+                out.push((s.global.to_string(), bytes));
+            }
+            ProgSpec::File { .. } => {
+                let (name, ty) = key.split_once(':').unwrap_or((key, "u32"));
+                let bad = || ProgramError::Setting(format!("--set {set}: {value} is not a valid {ty}"));
+                let bytes = match ty {
+                    "u8" => value.parse::<u8>().map_err(|_| bad())?.to_ne_bytes().to_vec(),
+                    "u16" => value.parse::<u16>().map_err(|_| bad())?.to_ne_bytes().to_vec(),
+                    "u32" => value.parse::<u32>().map_err(|_| bad())?.to_ne_bytes().to_vec(),
+                    "u64" => value.parse::<u64>().map_err(|_| bad())?.to_ne_bytes().to_vec(),
+                    "i32" => value.parse::<i32>().map_err(|_| bad())?.to_ne_bytes().to_vec(),
+                    "i64" => value.parse::<i64>().map_err(|_| bad())?.to_ne_bytes().to_vec(),
+                    other => {
+                        return Err(ProgramError::Setting(format!(
+                            "--set {key}: unknown type {other} (u8, u16, u32, u64, i32, i64)"
+                        )));
+                    }
+                };
+                out.push((name.to_string(), bytes));
+            }
+            ProgSpec::Id(_) | ProgSpec::Pinned(_) => {
+                return Err(ProgramError::Setting(
+                    "--set configures a program before it loads; id: and pinned: programs are already loaded".into(),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
 
 /// Set when the build skipped the eBPF programs (NETKIT_SKIP_EBPF=1).
 pub const STUB_BUILD: bool = cfg!(netkit_ebpf_stub);
@@ -82,6 +212,8 @@ pub enum ProgramError {
     NotPinnedProg(String, String),
     #[error("loading `{function}` failed: {why}")]
     Load { function: String, why: String },
+    #[error("{0}")]
+    Setting(String),
     #[error("{0}")]
     Other(String),
 }
@@ -398,7 +530,7 @@ pub fn prepare(spec: &ProgSpec) -> Result<Option<Prepared>, ProgramError> {
             let b = Bundled::find(name)?;
             Ok(Some(Prepared {
                 object: Cow::Borrowed(b.object()?),
-                function: b.name.to_string(),
+                function: b.function.to_string(),
                 source: format!("bundled {}", b.name),
                 kernel_btf: false,
             }))
@@ -468,7 +600,13 @@ pub fn load_object(p: &Prepared, opts: &LoadOptions) -> Result<Loaded, ProgramEr
     for (name, value) in &opts.globals {
         loader.override_global(name.as_str(), value.as_slice(), true);
     }
-    if let Some(dir) = &opts.map_pin_dir {
+    // Only user objects may declare pinned maps (the bundled ones do not):
+    // those pins go to this tool's layout, whose directory must exist.
+    if p.kernel_btf
+        && let Some(dir) = &opts.map_pin_dir
+        && dir.parent().and_then(Path::parent).is_some_and(crate::probe::is_bpffs)
+    {
+        let _ = std::fs::create_dir_all(dir);
         loader.default_map_pin_directory(dir);
     }
     let mut ebpf = loader.load(data).map_err(|e| load_err(error_chain(&e)))?;
@@ -489,7 +627,7 @@ pub fn load_object(p: &Prepared, opts: &LoadOptions) -> Result<Loaded, ProgramEr
 }
 
 /// An error with its sources, and the end of a verifier log when there is one.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
@@ -510,7 +648,7 @@ mod tests {
 
     #[test]
     fn empty_object_is_refused_never_loaded() {
-        let b = Bundled { name: "x", summary: "", hooks: "", object: &[] };
+        let b = Bundled { name: "x", function: "x", summary: "", hooks: "", settings: &[], object: &[] };
         assert!(matches!(b.object(), Err(ProgramError::StubBuild)));
     }
 
@@ -522,7 +660,7 @@ mod tests {
         for b in BUNDLED {
             let obj = b.object().unwrap();
             let progs = inspect(b.name, &normalize_object(b.name, obj).unwrap()).unwrap();
-            assert!(progs.iter().any(|p| p.0 == b.name && p.2), "{}: {progs:?}", b.name);
+            assert!(progs.iter().any(|p| p.0 == b.function && p.2), "{}: {progs:?}", b.name);
         }
     }
 
@@ -543,6 +681,31 @@ mod tests {
             let e = bad.parse::<ProgSpec>().unwrap_err().to_string();
             assert!(e.contains("pass"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn settings_are_checked_before_loading() {
+        let fw = ProgSpec::Bundled("firewall".into());
+        assert_eq!(globals(&fw, &["default=deny".into()]).unwrap(), vec![("DEFAULT_ACTION".into(), vec![2u8])]);
+        assert!(globals(&fw, &["default=maybe".into()]).unwrap_err().to_string().contains("allow or deny"));
+        assert!(globals(&fw, &["sample=3".into()]).unwrap_err().to_string().contains("knows default"));
+        let log = ProgSpec::Bundled("log".into());
+        assert_eq!(globals(&log, &["sample=100".into()]).unwrap()[0].1, 100u32.to_ne_bytes().to_vec());
+        assert!(globals(&log, &["sample=0".into()]).is_err());
+        assert!(
+            globals(&ProgSpec::Bundled("pass".into()), &["x=1".into()])
+                .unwrap_err()
+                .to_string()
+                .contains("no settings")
+        );
+        let file = ProgSpec::File { path: "/x.o".into(), function: None };
+        assert_eq!(
+            globals(&file, &["LIMIT:u16=7".into()]).unwrap(),
+            vec![("LIMIT".into(), 7u16.to_ne_bytes().to_vec())]
+        );
+        assert!(globals(&file, &["LIMIT:u8=300".into()]).is_err());
+        assert!(globals(&ProgSpec::Id(3), &["a=1".into()]).is_err());
+        assert!(globals(&file, &["novalue".into()]).unwrap_err().to_string().contains("KEY=VALUE"));
     }
 
     #[test]

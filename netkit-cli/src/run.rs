@@ -35,15 +35,14 @@ impl log::Log for StdoutLog {
     }
 }
 
-/// Streams the log of `logger` until `stop` resolves.
-pub async fn stream_logs<T: log::Log>(
+/// Streams the log of `logger` until `stop` resolves; returns its output.
+pub async fn stream_logs<T: log::Log, R>(
     logger: Option<EbpfLogger<T>>,
-    stop: impl std::future::Future<Output = ()>,
-) -> std::io::Result<()> {
+    stop: impl std::future::Future<Output = R>,
+) -> std::io::Result<R> {
     tokio::pin!(stop);
     let Some(logger) = logger else {
-        stop.await;
-        return Ok(());
+        return Ok(stop.await);
     };
     // SAFETY: the logger owns its ring buffer fd for as long as the AsyncFd
     // owns the logger, and always reports that same fd.
@@ -51,9 +50,10 @@ pub async fn stream_logs<T: log::Log>(
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     loop {
         tokio::select! {
-            () = &mut stop => {
+            r = &mut stop => {
+                // Whatever was logged last is still in the buffer: drain it.
                 fd.get_mut().flush();
-                return Ok(());
+                return Ok(r);
             }
             guard = fd.readable_mut() => {
                 let mut guard = guard?;
@@ -75,6 +75,42 @@ pub async fn interrupted() {
     }
 }
 
+/// Follows the aya-log output of program `prog_id` (the `log` program, or
+/// any program built with aya-log) until Ctrl-C, or until `still_there`
+/// says the program has left its hook.
+pub async fn follow_logs(
+    prog_id: u32,
+    still_there: impl Fn() -> bool,
+    out: &mut impl Write,
+) -> Result<String, AttachError> {
+    let logger = EbpfLogger::init_from_id_with_logger(prog_id, StdoutLog).map_err(|e| {
+        AttachError::Invalid(format!(
+            "program {prog_id} has no aya-log buffer ({e}): only programs built with aya-log (such as the bundled log) can be followed"
+        ))
+    })?;
+    writeln!(out, "following the log of program {prog_id}; Ctrl-C to stop")
+        .and_then(|()| out.flush())
+        .map_err(|e| AttachError::Invalid(e.to_string()))?;
+    let gone = async {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            if !still_there() {
+                return false;
+            }
+        }
+    };
+    let stop = async {
+        tokio::select! {
+            () = interrupted() => true,
+            gone = gone => gone,
+        }
+    };
+    let interrupted =
+        stream_logs(Some(logger), stop).await.map_err(|e| AttachError::Invalid(format!("reading the log: {e}")))?;
+    Ok(if interrupted { "stopped".into() } else { format!("program {prog_id} left its hook; the log stream ended") })
+}
+
+#[allow(clippy::too_many_arguments)] // one per command-line option
 pub async fn run(
     hooks: &Hooks<'_>,
     device: &str,
@@ -82,11 +118,12 @@ pub async fn run(
     prog: &ProgSpec,
     position: Position,
     expected_revision: Option<u64>,
+    load: &LoadOptions,
     out: &mut impl Write,
 ) -> Result<(), AttachError> {
     programs::prepare(prog)?;
     let dev = hooks.device(device).await?;
-    let mut loaded = programs::load(prog, &LoadOptions::default())?;
+    let mut loaded = programs::load(prog, load)?;
     let logger = loaded.ebpf.as_mut().and_then(|e| EbpfLogger::init_with_logger(e, StdoutLog).ok());
     let req =
         AttachRequest { device: device.into(), hook: Some(hook), position, expected_revision, ..Default::default() };

@@ -1,0 +1,315 @@
+//! The program-level commands: `prog`, `firewall`, `redirect`, `stats` and
+//! `logs`. Each finds its program on the chain, acts through the program's
+//! maps and prints through `output`.
+
+use std::{io::Write, net::IpAddr, os::fd::AsFd as _, str::FromStr, time::Duration};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use serde::Serialize;
+
+use crate::{
+    app::print,
+    attach::Hooks,
+    cli::{Cli, FirewallCommand, ProgCommand, RedirectCommand, StatsArgs},
+    firewall::{Firewall, Rule},
+    mprog::{Hook, sys},
+    netlink::links::Role,
+    output,
+    programs::BUNDLED,
+    redirect::Redirect,
+    refs::RefSpec,
+    stats,
+};
+
+/// Splits `[REF] REST...`: the first word is a REF unless `starts_rest` says
+/// it begins the rest.
+fn split_ref(words: &[String], starts_rest: impl Fn(&str) -> bool) -> Result<(Option<RefSpec>, &[String])> {
+    match words.split_first() {
+        Some((first, rest)) if !starts_rest(first) => Ok((Some(first.parse()?), rest)),
+        _ => Ok((None, words)),
+    }
+}
+
+fn is_rule_start(w: &str) -> bool {
+    w == "src" || w == "dst" || IpAddr::from_str(w.split('/').next().unwrap_or(w)).is_ok()
+}
+
+/// A bundled program's BPF name (function), for finding it on chains.
+fn function_of(bundled: &str) -> &'static str {
+    BUNDLED.iter().find(|b| b.name == bundled).map(|b| b.function).unwrap_or("?")
+}
+
+#[derive(Debug, Serialize)]
+struct BundledView {
+    name: &'static str,
+    hooks: &'static str,
+    summary: &'static str,
+    settings: Vec<SettingView>,
+}
+
+#[derive(Debug, Serialize)]
+struct SettingView {
+    key: &'static str,
+    help: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MapView {
+    pub id: u32,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub map_type: String,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProgView {
+    pub id: u32,
+    pub name: String,
+    pub tag: String,
+    #[serde(rename = "type")]
+    pub prog_type: String,
+    pub verified_insns: u32,
+    pub xlated_bytes: u32,
+    pub jited_bytes: u32,
+    pub run_cnt: u64,
+    pub run_time_ns: u64,
+    pub run_time_stats: bool,
+    pub maps: Vec<MapView>,
+    /// Where in this namespace it is attached: "DEV HOOK #POS (link N|plain)".
+    pub attached: Vec<String>,
+}
+
+fn prog_type_name(t: u32) -> String {
+    match t {
+        sys::BPF_PROG_TYPE_SCHED_CLS => "sched_cls".into(),
+        1 => "socket_filter".into(),
+        2 => "kprobe".into(),
+        4 => "sched_act".into(),
+        5 => "tracepoint".into(),
+        6 => "xdp".into(),
+        n => format!("type {n}"),
+    }
+}
+
+fn map_type_name(t: u32) -> String {
+    match t {
+        1 => "hash".into(),
+        2 => "array".into(),
+        5 => "percpu_hash".into(),
+        6 => "percpu_array".into(),
+        9 => "lru_hash".into(),
+        11 => "lpm_trie".into(),
+        27 => "ringbuf".into(),
+        n => format!("type {n}"),
+    }
+}
+
+pub async fn prog(cli: &Cli, hooks: &Hooks<'_>, cmd: &ProgCommand, out: &mut impl Write) -> Result<()> {
+    match cmd {
+        ProgCommand::List => {
+            let views: Vec<BundledView> = BUNDLED
+                .iter()
+                .map(|b| BundledView {
+                    name: b.name,
+                    hooks: b.hooks,
+                    summary: b.summary,
+                    settings: b.settings.iter().map(|s| SettingView { key: s.key, help: s.help }).collect(),
+                })
+                .collect();
+            print(cli, out, &views, |w, v| {
+                for b in v {
+                    writeln!(w, "{:<14} {}", b.name, b.summary)?;
+                    writeln!(w, "{:<14} hooks: {}", "", b.hooks)?;
+                    for s in &b.settings {
+                        writeln!(w, "{:<14} --set {}=...: {}", "", s.key, s.help)?;
+                    }
+                }
+                Ok(())
+            })
+        }
+        ProgCommand::Show { id } => {
+            let fd = sys::prog_fd_by_id(*id).map_err(|e| match e.errno() {
+                Some(libc::ENOENT) => anyhow!("no loaded program with id {id}"),
+                _ => anyhow!("opening program {id}: {e}"),
+            })?;
+            let (info, map_ids) = sys::prog_info(fd.as_fd())?;
+            let mut maps = Vec::new();
+            for mid in map_ids {
+                if let Ok(mfd) = sys::map_fd_by_id(mid)
+                    && let Ok(m) = sys::map_info(mfd.as_fd())
+                {
+                    maps.push(MapView {
+                        id: m.id,
+                        name: m.name(),
+                        map_type: map_type_name(m.map_type),
+                        key_size: m.key_size,
+                        value_size: m.value_size,
+                        max_entries: m.max_entries,
+                    });
+                }
+            }
+            let mut attached = Vec::new();
+            for h in hooks.query(None, None).await.unwrap_or_default() {
+                for p in h.programs.iter().filter(|p| p.prog_id == *id) {
+                    let owner = p.link_id.map_or_else(|| "plain".into(), |l| format!("link {l}"));
+                    attached.push(format!("{} {} #{} ({owner})", h.ifname, h.hook, p.position));
+                }
+            }
+            let view = ProgView {
+                id: info.id,
+                name: info.name(),
+                tag: info.tag_hex(),
+                prog_type: prog_type_name(info.prog_type),
+                verified_insns: info.verified_insns,
+                xlated_bytes: info.xlated_prog_len,
+                jited_bytes: info.jited_prog_len,
+                run_cnt: info.run_cnt,
+                run_time_ns: info.run_time_ns,
+                run_time_stats: stats::run_time_stats_on(),
+                maps,
+                attached,
+            };
+            print(cli, out, &view, output::prog)
+        }
+    }
+}
+
+pub async fn firewall(cli: &Cli, hooks: &Hooks<'_>, cmd: &FirewallCommand, out: &mut impl Write) -> Result<()> {
+    let fits = |_: u32, name: &str| name == function_of("firewall");
+    match cmd {
+        FirewallCommand::Add { dev, hook, words } => {
+            let (target, rule_words) = split_ref(words, is_rule_start)?;
+            // A bad rule is refused before anything is looked up.
+            let rule = Rule::parse(rule_words)?;
+            let (dev, slot) = hooks.program_on(dev, *hook, target.as_ref(), "firewall program", fits).await?;
+            let id = Firewall::open(slot.prog_id)?.add(&rule)?;
+            let result = serde_json::json!({ "id": id, "rule": rule.to_string(), "prog_id": slot.prog_id });
+            print(cli, out, &result, |w, _| {
+                writeln!(w, "rule {id} added to firewall program {} on {} {hook}: {rule}", slot.prog_id, dev.name)
+            })
+        }
+        FirewallCommand::Del { dev, hook, args } => {
+            let (target, rest) = split_ref(args, |w| w.parse::<u32>().is_ok())?;
+            let id: u32 = match rest {
+                [id] => id.parse().map_err(|_| anyhow!("`{id}` is not a rule id (see `netkit firewall list`)"))?,
+                _ => bail!("firewall del takes [REF] ID"),
+            };
+            let (dev, slot) = hooks.program_on(dev, *hook, target.as_ref(), "firewall program", fits).await?;
+            let rule = Firewall::open(slot.prog_id)?.delete(id)?;
+            let result = serde_json::json!({ "id": id, "rule": rule.to_string(), "prog_id": slot.prog_id });
+            print(cli, out, &result, |w, _| writeln!(w, "rule {id} removed from {} {hook}: {rule}", dev.name))
+        }
+        FirewallCommand::List { dev, hook, target } => {
+            let (_, slot) = hooks.program_on(dev, *hook, target.as_ref(), "firewall program", fits).await?;
+            let rules = Firewall::open(slot.prog_id)?.list()?;
+            print(cli, out, &rules, |w, r| output::rules(w, r))
+        }
+    }
+}
+
+pub async fn redirect(cli: &Cli, hooks: &Hooks<'_>, cmd: &RedirectCommand, out: &mut impl Write) -> Result<()> {
+    let fits = |_: u32, name: &str| name == function_of("redirect-peer");
+    let ip_of = |s: &str| IpAddr::from_str(s).map_err(|_| anyhow!("`{s}` is not an IPv4 or IPv6 address"));
+    match cmd {
+        RedirectCommand::Add { dev, hook, args } => {
+            let (target, rest) = split_ref(args, |w| IpAddr::from_str(w).is_ok())?;
+            let [ip, pair] = rest else { bail!("redirect add takes [REF] IP PAIR") };
+            let ip = ip_of(ip)?;
+            let link = hooks.nl.link_by_name(pair).await?.ok_or_else(|| {
+                anyhow!(
+                    "no device named `{pair}` here; PAIR is the primary of the netkit pair whose peer gets the packets"
+                )
+            })?;
+            if link.role() != Some(Role::Primary) {
+                bail!(
+                    "`{pair}` is not the primary of a netkit pair (it is {}); bpf_redirect_peer needs the primary, whose peer receives the packets",
+                    match link.role() {
+                        Some(Role::Peer) => "a netkit peer".to_string(),
+                        _ => link.kind.clone().map_or("not netkit".into(), |k| format!("a {k} device")),
+                    }
+                );
+            }
+            let (dev, slot) = hooks.program_on(dev, *hook, target.as_ref(), "redirect-peer program", fits).await?;
+            let old = Redirect::open(slot.prog_id)?.add(ip, link.index)?;
+            let result = serde_json::json!({ "ip": ip, "pair": pair, "ifindex": link.index, "replaced_ifindex": old });
+            print(cli, out, &result, |w, _| {
+                writeln!(w, "{ip} -> peer of {pair} (ifindex {}) via {} {hook}", link.index, dev.name)?;
+                if let Some(o) = old {
+                    writeln!(w, "  (replaced the entry to ifindex {o})")?;
+                }
+                Ok(())
+            })
+        }
+        RedirectCommand::Del { dev, hook, args } => {
+            let (target, rest) = split_ref(args, |w| IpAddr::from_str(w).is_ok())?;
+            let [ip] = rest else { bail!("redirect del takes [REF] IP") };
+            let ip = ip_of(ip)?;
+            let (dev, slot) = hooks.program_on(dev, *hook, target.as_ref(), "redirect-peer program", fits).await?;
+            let old = Redirect::open(slot.prog_id)?.delete(ip)?;
+            let result = serde_json::json!({ "ip": ip, "ifindex": old });
+            print(cli, out, &result, |w, _| writeln!(w, "removed {ip} (was ifindex {old}) from {} {hook}", dev.name))
+        }
+        RedirectCommand::List { dev, hook, target } => {
+            let (_, slot) = hooks.program_on(dev, *hook, target.as_ref(), "redirect-peer program", fits).await?;
+            let r = Redirect::open(slot.prog_id)?;
+            let mut entries = r.list()?;
+            for e in &mut entries {
+                e.pair = hooks.nl.link_by_index(e.ifindex).await.ok().flatten().map(|l| l.name);
+            }
+            let view = serde_json::json!({ "entries": entries, "stats": r.stats()? });
+            print(cli, out, &view, |w, _| output::redirects(w, &entries))
+        }
+    }
+}
+
+pub async fn stats(cli: &Cli, hooks: &Hooks<'_>, args: &StatsArgs, out: &mut impl Write) -> Result<()> {
+    if args.dev.is_none() && args.hook.is_some() {
+        bail!("a HOOK needs a DEV: netkit stats DEV HOOK");
+    }
+    if !args.enable {
+        let views = hooks.query(args.dev.as_deref(), args.hook).await?;
+        let s = stats::hooks(&views, false);
+        return print(cli, out, &s, |w, s| output::stats(w, s));
+    }
+    if args.interval.is_nan() || args.interval <= 0.0 {
+        bail!("--interval must be more than 0 seconds");
+    }
+    let _enabled =
+        stats::enable().context("turning kernel BPF run-time statistics on (BPF_ENABLE_STATS, needs CAP_SYS_ADMIN)")?;
+    eprintln!("kernel BPF run-time statistics are on while this command runs (BPF_ENABLE_STATS); Ctrl-C to stop");
+    let mut n = 0;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs_f64(args.interval)) => {}
+            () = crate::run::interrupted() => return Ok(()),
+        }
+        let views = hooks.query(args.dev.as_deref(), args.hook).await?;
+        let s = stats::hooks(&views, true);
+        print(cli, out, &s, |w, s| output::stats(w, s))?;
+        out.flush()?;
+        n += 1;
+        if args.count.is_some_and(|c| n >= c) {
+            return Ok(());
+        }
+    }
+}
+
+pub async fn logs(
+    hooks: &Hooks<'_>,
+    dev: &str,
+    hook: Hook,
+    target: Option<&RefSpec>,
+    out: &mut impl Write,
+) -> Result<()> {
+    let logs = |id: u32, _: &str| crate::progmaps::ProgMaps::open(id).is_ok_and(|m| m.has("AYA_LOGS"));
+    let (dev, slot) = hooks.program_on(dev, hook, target, "program that logs with aya-log", logs).await?;
+    let href = crate::mprog::HookRef::new(dev.ifindex, hook);
+    let prog = slot.prog_id;
+    let still_there = move || href.query().is_ok_and(|c| c.slots.iter().any(|s| s.prog_id == prog));
+    let how = crate::run::follow_logs(prog, still_there, out).await?;
+    writeln!(out, "{how}")?;
+    Ok(())
+}

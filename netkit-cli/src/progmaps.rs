@@ -1,0 +1,71 @@
+//! The maps of an attached program, found through the program (id -> map ids
+//! -> maps by name), so tools can change a running program's state without
+//! pinning anything.
+
+use aya::maps::{Map, MapData, PerCpuArray, PerCpuValues};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MapsError {
+    #[error("program {prog} has no map {map} (is it the program you think it is?)")]
+    Missing { prog: u32, map: String },
+    #[error("map {map}: {why}")]
+    Aya { map: String, why: String },
+    #[error("reading the maps of program {prog}: {why}")]
+    Program { prog: u32, why: String },
+}
+
+/// One program's maps: (name, id).
+pub struct ProgMaps {
+    pub prog_id: u32,
+    maps: Vec<(String, u32)>,
+}
+
+pub fn aya_err(map: &str) -> impl Fn(aya::maps::MapError) -> MapsError + '_ {
+    move |e| MapsError::Aya { map: map.into(), why: crate::programs::error_chain(&e) }
+}
+
+impl ProgMaps {
+    pub fn open(prog_id: u32) -> Result<Self, MapsError> {
+        let maps = crate::mprog::sys::prog_maps(prog_id)
+            .map_err(|e| MapsError::Program { prog: prog_id, why: e.to_string() })?
+            .into_iter()
+            .map(|(info, _)| (info.name(), info.id))
+            .collect();
+        Ok(Self { prog_id, maps })
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.maps.iter().any(|(n, _)| n == name)
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.maps.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// The map named `name`, ready to be converted to a typed aya map.
+    pub fn get(&self, name: &str) -> Result<Map, MapsError> {
+        let id = self
+            .maps
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| *id)
+            .ok_or_else(|| MapsError::Missing { prog: self.prog_id, map: name.into() })?;
+        let data = MapData::from_id(id).map_err(aya_err(name))?;
+        Map::from_map_data(data).map_err(aya_err(name))
+    }
+
+    /// Slot `index` of a per-CPU array of u64, summed over CPUs.
+    pub fn per_cpu_u64(&self, name: &str, index: u32) -> Result<u64, MapsError> {
+        let arr: PerCpuArray<MapData, u64> = PerCpuArray::try_from(self.get(name)?).map_err(aya_err(name))?;
+        Ok(arr.get(&index, 0).map_err(aya_err(name))?.iter().sum())
+    }
+
+    /// Sets slot `index` of a per-CPU array of u64 to 0 on every CPU.
+    pub fn reset_per_cpu_u64(&self, name: &str, index: u32) -> Result<(), MapsError> {
+        let mut arr: PerCpuArray<MapData, u64> = PerCpuArray::try_from(self.get(name)?).map_err(aya_err(name))?;
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| MapsError::Aya { map: name.into(), why: e.to_string() })?;
+        let zeros = PerCpuValues::try_from(vec![0u64; cpus])
+            .map_err(|e| MapsError::Aya { map: name.into(), why: e.to_string() })?;
+        arr.set(index, zeros, 0).map_err(aya_err(name))
+    }
+}
