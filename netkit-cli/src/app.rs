@@ -95,10 +95,7 @@ async fn hook_command(cli: &Cli, out: &mut impl Write) -> Result<()> {
                 pin: a.pin.clone(),
                 plain: a.plain,
                 replace: a.replace.clone(),
-                load: LoadOptions {
-                    map_pin_dir: Some(crate::pins::Layout::unchecked(&cli.bpffs).maps_dir()),
-                    ..Default::default()
-                },
+                load: load_options(cli, &a.prog, &a.set)?,
             };
             let o = hooks.attach(&req).await?;
             print(cli, out, &o, output::outcome)
@@ -108,10 +105,7 @@ async fn hook_command(cli: &Cli, out: &mut impl Write) -> Result<()> {
             print(cli, out, &o, output::outcome)
         }
         Command::Update(u) => {
-            let load = LoadOptions {
-                map_pin_dir: Some(crate::pins::Layout::unchecked(&cli.bpffs).maps_dir()),
-                ..Default::default()
-            };
+            let load = load_options(cli, &u.prog, &u.set)?;
             let req = UpdateRequest {
                 device: u.dev.clone(),
                 hook: u.hook,

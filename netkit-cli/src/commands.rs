@@ -192,7 +192,7 @@ pub async fn firewall(cli: &Cli, hooks: &Hooks<'_>, cmd: &FirewallCommand, out: 
             })
         }
         FirewallCommand::Del { dev, hook, args } => {
-            let (target, rest) = split_ref(args, |w| w.parse::<u32>().is_ok())?;
+            let (target, rest) = split_ref(args, |_| args.len() == 1)?;
             let id: u32 = match rest {
                 [id] => id.parse().map_err(|_| anyhow!("`{id}` is not a rule id (see `netkit firewall list`)"))?,
                 _ => bail!("firewall del takes [REF] ID"),
@@ -215,7 +215,8 @@ pub async fn redirect(cli: &Cli, hooks: &Hooks<'_>, cmd: &RedirectCommand, out: 
     let ip_of = |s: &str| IpAddr::from_str(s).map_err(|_| anyhow!("`{s}` is not an IPv4 or IPv6 address"));
     match cmd {
         RedirectCommand::Add { dev, hook, args } => {
-            let (target, rest) = split_ref(args, |w| IpAddr::from_str(w).is_ok())?;
+            // IP PAIR, or REF IP PAIR: the count tells.
+            let (target, rest) = split_ref(args, |_| args.len() == 2)?;
             let [ip, pair] = rest else { bail!("redirect add takes [REF] IP PAIR") };
             let ip = ip_of(ip)?;
             let link = hooks.nl.link_by_name(pair).await?.ok_or_else(|| {
@@ -244,7 +245,7 @@ pub async fn redirect(cli: &Cli, hooks: &Hooks<'_>, cmd: &RedirectCommand, out: 
             })
         }
         RedirectCommand::Del { dev, hook, args } => {
-            let (target, rest) = split_ref(args, |w| IpAddr::from_str(w).is_ok())?;
+            let (target, rest) = split_ref(args, |_| args.len() == 1)?;
             let [ip] = rest else { bail!("redirect del takes [REF] IP") };
             let ip = ip_of(ip)?;
             let (dev, slot) = hooks.program_on(dev, *hook, target.as_ref(), "redirect-peer program", fits).await?;

@@ -19,6 +19,8 @@ use super::{Bpffs, TestNs, skip, stderr, stdout, udp_delivers};
 
 pub const HOST_IP: &str = "10.66.0.1";
 pub const POD_IP: &str = "10.66.0.2";
+pub const HOST_IP6: &str = "fd66::1";
+pub const POD_IP6: &str = "fd66::2";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pair {
@@ -49,8 +51,18 @@ impl HookEnv {
     /// A veth pair where the kernel has veth (the host), else a netkit pair
     /// (the VM kernels build veth as a module, and the VM loads none).
     pub fn tcx(tag: &str) -> Self {
+        Self::tcx_with(tag, true)
+    }
+
+    /// As [`HookEnv::tcx`], with IPv6 off in both namespaces when `ipv6` is
+    /// false (for exact packet counts).
+    pub fn tcx_with(tag: &str, ipv6: bool) -> Self {
         let ns = TestNs::new(tag);
         let pod = TestNs::new(&format!("{tag}p"));
+        if !ipv6 {
+            ns.disable_ipv6();
+            pod.disable_ipv6();
+        }
         let veth = ns.ip(&["link", "add", "dev0", "type", "veth", "peer", "name", "eth0", "netns", &pod.name]);
         let pair = if veth.status.success() {
             Pair::Veth
@@ -78,6 +90,12 @@ impl HookEnv {
         ns.ip_ok(&["addr", "add", &format!("{HOST_IP}/24"), "dev", "dev0"]);
         pod.ip_ok(&["addr", "add", &format!("{POD_IP}/24"), "dev", "eth0"]);
         Self { ns, pod, bpffs: Bpffs::new(), dev: "dev0".into(), peer: "eth0".into(), pair }
+    }
+
+    /// Adds IPv6 addresses to both ends.
+    pub fn add_ipv6(&self) {
+        self.ns.ip_ok(&["-6", "addr", "add", &format!("{HOST_IP6}/64"), "dev", "dev0"]);
+        self.pod.ip_ok(&["-6", "addr", "add", &format!("{POD_IP6}/64"), "dev", "eth0"]);
     }
 
     pub fn args<'a>(&'a self, args: &[&'a str]) -> Vec<String> {

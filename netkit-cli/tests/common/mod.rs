@@ -119,6 +119,9 @@ impl TestNs {
         netkit::netns::create(&name).expect("creating a test network namespace");
         let ns = Self { name };
         ns.ip(&["link", "set", "lo", "up"]);
+        // IPv6 addresses usable at once (no duplicate address detection).
+        ns.sysctl("net/ipv6/conf/all/accept_dad", "0");
+        ns.sysctl("net/ipv6/conf/default/accept_dad", "0");
         ns
     }
 
@@ -180,6 +183,23 @@ impl TestNs {
         })
         .join()
         .expect("namespace thread panicked")
+    }
+
+    /// Writes /proc/sys/PATH inside the namespace (net sysctls are per namespace).
+    pub fn sysctl(&self, path: &str, value: &str) {
+        let file = format!("/proc/sys/{path}");
+        let value = value.to_string();
+        self.within(move || {
+            // Absent when the kernel lacks the feature (e.g. IPv6 off): fine.
+            let _ = std::fs::write(&file, value);
+        });
+    }
+
+    /// No IPv6 on devices made from now on, and none on existing ones: no
+    /// router solicitations or MLD reports muddle packet counts.
+    pub fn disable_ipv6(&self) {
+        self.sysctl("net/ipv6/conf/all/disable_ipv6", "1");
+        self.sysctl("net/ipv6/conf/default/disable_ipv6", "1");
     }
 
     /// A sysfs mounted from inside this namespace, so /sys/class/net shows its devices.
@@ -248,6 +268,29 @@ pub fn udp_delivers(from: &TestNs, to: &TestNs, to_ip: &str) -> bool {
         }
     }
     false
+}
+
+/// Sends `n` UDP datagrams ("netkit", 6 bytes) from `from` to `to_ip:port`
+/// (an address inside `to`) and returns how many arrived.
+pub fn send_udp(from: &TestNs, to: &TestNs, to_ip: &str, port: u16, n: usize) -> usize {
+    use std::net::{SocketAddr, UdpSocket};
+    let addr: SocketAddr = match to_ip.parse::<std::net::IpAddr>().expect("an IP") {
+        std::net::IpAddr::V4(a) => SocketAddr::from((a, port)),
+        std::net::IpAddr::V6(a) => SocketAddr::from((a, port)),
+    };
+    let rx = to.within(move || UdpSocket::bind(addr).expect("binding the receiver"));
+    rx.set_read_timeout(Some(std::time::Duration::from_millis(1500))).unwrap();
+    let any: SocketAddr = if addr.is_ipv4() { "0.0.0.0:0".parse().unwrap() } else { "[::]:0".parse().unwrap() };
+    let tx = from.within(move || UdpSocket::bind(any).expect("binding the sender"));
+    for _ in 0..n {
+        tx.send_to(b"netkit", addr).expect("sending");
+    }
+    let mut got = 0;
+    let mut buf = [0u8; 16];
+    while got < n && rx.recv_from(&mut buf).is_ok() {
+        got += 1;
+    }
+    got
 }
 
 /// Skips the calling test unless the kernel has netkit.
