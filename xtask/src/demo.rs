@@ -18,11 +18,12 @@ set -e
 say() { printf '\n### %s\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 in_pod() { nsenter --net=/run/netns/pod1 "$@"; }
+pod_pings() { in_pod ping -c 1 -W 2 10.10.0.1 >/dev/null; }
 
 say "What this kernel supports"
 run netkit probe
 
-say "A pod: its own network namespace, reached through a netkit pair"
+say "A pod: its own network namespace behind a netkit pair"
 mkdir -p /run/netns && touch /run/netns/pod1
 unshare -n sh -c 'mount --bind /proc/self/ns/net /run/netns/pod1'
 in_pod ip link set lo up
@@ -34,33 +35,38 @@ ip route add 10.10.0.2/32 dev nk-pod1
 in_pod ip addr add 10.10.0.2/32 dev eth0
 in_pod ip route add 10.10.0.1/32 dev eth0
 in_pod ip route add default via 10.10.0.1 dev eth0
-
-say "The host's view and the pod's view"
 run netkit device list
 run netkit -n pod1 device list
 
 say "Peer policy drop: the pod cannot send"
-if in_pod ping -c 1 -W 1 10.10.0.1 >/dev/null; then echo "unexpected: the pod got out"; exit 1; fi
+if pod_pings; then echo "unexpected: the pod got out"; exit 1; fi
 echo "ping from the pod: no reply (dropped by the peer policy)"
-run netkit -n pod1 device show eth0 | grep packets
 
-say "Programs decide instead of the policy: an ordered chain on the peer hook"
-# Each attach creates a BPF link, pinned so it outlives the command.
-run netkit attach nk-pod1 peer pass --pin allow
-run netkit attach nk-pod1 peer order --first --pin audit
-run netkit attach nk-pod1 peer order --before allow --pin trace
-run netkit attach nk-pod1 peer next --after audit --pin noop
+say "A firewall and a counter on the peer hook (what the pod sends), in that order"
+run netkit attach nk-pod1 peer counter --pin count
+run netkit attach nk-pod1 peer firewall --first --pin fw
 run netkit query nk-pod1 peer
-run in_pod ping -c 1 -W 2 10.10.0.1
+pod_pings && echo "ping from the pod: reply (the firewall's default allows, the counter passes it on)"
 
-say "Atomic replacement in place: allow now runs drop, same link, same slot"
-run netkit update nk-pod1 peer allow drop
-if in_pod ping -c 1 -W 1 10.10.0.1 >/dev/null; then echo "unexpected: the pod got out"; exit 1; fi
-echo "ping from the pod: no reply (the drop program ends the chain)"
+say "A rule, added live: no ICMP from the pod to the host"
+run netkit firewall add nk-pod1 peer dst 10.10.0.1/32 proto icmp deny
+if pod_pings; then echo "unexpected: ICMP got through"; exit 1; fi
+echo "ping from the pod: no reply (denied by rule 1)"
+run netkit firewall list nk-pod1 peer
+
+say "The rule removed, live: traffic passes again"
+run netkit firewall del nk-pod1 peer 1
+pod_pings && echo "ping from the pod: reply"
+
+say "The chain and what its programs counted"
 run netkit query nk-pod1 peer
-run netkit link list
+run netkit stats nk-pod1 peer
+# Run counts and times while kernel BPF statistics are on (for this command only).
+(sleep 0.5; pod_pings; pod_pings) &
+run netkit stats --enable --interval 2 --count 1 nk-pod1 peer
+wait
 
-say "Deleting the pair leaves pinned links defunct; prune removes them"
+say "Deleting the pair leaves the pinned links defunct; prune removes them"
 run netkit device del nk-pod1
 run netkit link list
 run netkit link prune
