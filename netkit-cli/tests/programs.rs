@@ -36,7 +36,11 @@ fn hits(env: &HookEnv, hook: Hook) -> Vec<(u64, u64)> {
 /// The rules as listed (id and text), without their hit counts.
 fn rules(env: &HookEnv, hook: Hook) -> Vec<(u64, String)> {
     let list = env.json(&["firewall", "list", "dev0", hook.name()]);
-    list.as_array().unwrap().iter().map(|r| (r["id"].as_u64().unwrap(), r["rule"].as_str().unwrap().to_string())).collect()
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_u64().unwrap(), r["rule"].as_str().unwrap().to_string()))
+        .collect()
 }
 
 fn hit(env: &HookEnv, hook: Hook, id: u64) -> u64 {

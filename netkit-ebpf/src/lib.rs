@@ -41,70 +41,92 @@ pub fn ptr_at<T>(ctx: &TcContext, offset: usize) -> Option<*const T> {
     Some((start + offset) as *const T)
 }
 
-/// What the programs look at in an IP packet.
+/// An IP packet whose headers were checked: family, protocol and where the
+/// transport header starts. Addresses and ports are read on demand, so a
+/// program pays only for the fields it looks at. Addresses come as u32 words
+/// holding the bytes in packet (network) order; an IPv4 address is word 0.
 #[derive(Clone, Copy)]
-pub struct Packet {
+pub struct Ip {
     /// 4 or 6.
     pub family: u8,
     pub proto: u8,
-    /// IPv4 addresses use the first 4 bytes.
-    pub src: [u8; 16],
-    pub dst: [u8; 16],
-    /// Transport ports for TCP and UDP (0 otherwise, and for IPv4 fragments
-    /// after the first).
-    pub sport: u16,
-    pub dport: u16,
+    /// Offset of the TCP/UDP header, or 0 when there are no ports to read
+    /// (other protocols, IPv4 fragments after the first).
+    l4: usize,
 }
 
+/// Offsets of the addresses in an IPv4 / IPv6 header behind Ethernet.
+const V4_SRC: usize = ETH_HLEN + 12;
+const V4_DST: usize = ETH_HLEN + 16;
+const V6_SRC: usize = ETH_HLEN + 8;
+const V6_DST: usize = ETH_HLEN + 24;
+
 #[inline(always)]
-fn ports(ctx: &TcContext, proto: u8, l4: usize) -> (u16, u16) {
-    if proto != IPPROTO_TCP && proto != IPPROTO_UDP {
-        return (0, 0);
+fn read<T: Copy>(ctx: &TcContext, offset: usize) -> Option<T> {
+    // SAFETY: bounds-checked by ptr_at; unaligned reads are fine for packets.
+    unsafe { Some(core::ptr::read_unaligned(ptr_at::<T>(ctx, offset)?)) }
+}
+
+impl Ip {
+    #[inline(always)]
+    fn addr(&self, ctx: &TcContext, v4: usize, v6: usize) -> Option<[u32; 4]> {
+        if self.family == 4 { Some([read::<u32>(ctx, v4)?, 0, 0, 0]) } else { read::<[u32; 4]>(ctx, v6) }
     }
-    match ptr_at::<[u16; 2]>(ctx, l4) {
-        // SAFETY: bounds-checked by ptr_at.
-        Some(p) => {
-            let p = unsafe { core::ptr::read_unaligned(p) };
-            (u16::from_be(p[0]), u16::from_be(p[1]))
+
+    #[inline(always)]
+    pub fn src(&self, ctx: &TcContext) -> Option<[u32; 4]> {
+        self.addr(ctx, V4_SRC, V6_SRC)
+    }
+
+    #[inline(always)]
+    pub fn dst(&self, ctx: &TcContext) -> Option<[u32; 4]> {
+        self.addr(ctx, V4_DST, V6_DST)
+    }
+
+    /// The IPv4 destination as a word (IPv4 packets only).
+    #[inline(always)]
+    pub fn dst4(&self, ctx: &TcContext) -> Option<u32> {
+        read::<u32>(ctx, V4_DST)
+    }
+
+    /// (source, destination) port for TCP and UDP, else (0, 0).
+    #[inline(always)]
+    pub fn ports(&self, ctx: &TcContext) -> (u16, u16) {
+        if self.l4 == 0 {
+            return (0, 0);
         }
-        None => (0, 0),
+        match read::<[u16; 2]>(ctx, self.l4) {
+            Some(p) => (u16::from_be(p[0]), u16::from_be(p[1])),
+            None => (0, 0),
+        }
     }
 }
 
-/// Parses the Ethernet and IP headers (and TCP/UDP ports); None for anything
-/// that is not IPv4 or IPv6, or too short.
+/// Checks the Ethernet and IP headers; None for anything that is not IPv4 or
+/// IPv6, or too short.
 #[inline(always)]
-pub fn parse(ctx: &TcContext) -> Option<Packet> {
-    // SAFETY: every read goes through ptr_at's bounds check.
-    unsafe {
-        let eth_proto = u16::from_be(core::ptr::read_unaligned(ptr_at::<u16>(ctx, 12)?));
-        let mut pkt = Packet { family: 0, proto: 0, src: [0; 16], dst: [0; 16], sport: 0, dport: 0 };
-        match eth_proto {
-            ETH_P_IP => {
-                let vihl = *ptr_at::<u8>(ctx, ETH_HLEN)?;
-                let ihl = ((vihl & 0x0f) as usize) * 4;
-                if ihl < 20 {
-                    return None;
-                }
-                let frag = u16::from_be(core::ptr::read_unaligned(ptr_at::<u16>(ctx, ETH_HLEN + 6)?));
-                pkt.family = 4;
-                pkt.proto = *ptr_at::<u8>(ctx, ETH_HLEN + 9)?;
-                let addrs = core::ptr::read_unaligned(ptr_at::<[u8; 8]>(ctx, ETH_HLEN + 12)?);
-                pkt.src[..4].copy_from_slice(&addrs[..4]);
-                pkt.dst[..4].copy_from_slice(&addrs[4..]);
-                if frag & 0x1fff == 0 {
-                    (pkt.sport, pkt.dport) = ports(ctx, pkt.proto, ETH_HLEN + ihl);
-                }
+pub fn ip(ctx: &TcContext) -> Option<Ip> {
+    let eth_proto = u16::from_be(read::<u16>(ctx, 12)?);
+    match eth_proto {
+        ETH_P_IP => {
+            let vihl = read::<u8>(ctx, ETH_HLEN)?;
+            let ihl = ((vihl & 0x0f) as usize) * 4;
+            if ihl < 20 {
+                return None;
             }
-            ETH_P_IPV6 => {
-                pkt.family = 6;
-                pkt.proto = *ptr_at::<u8>(ctx, ETH_HLEN + 6)?;
-                pkt.src = core::ptr::read_unaligned(ptr_at::<[u8; 16]>(ctx, ETH_HLEN + 8)?);
-                pkt.dst = core::ptr::read_unaligned(ptr_at::<[u8; 16]>(ctx, ETH_HLEN + 24)?);
-                (pkt.sport, pkt.dport) = ports(ctx, pkt.proto, ETH_HLEN + 40);
-            }
-            _ => return None,
+            // The whole fixed header (to the destination address) is there.
+            read::<u32>(ctx, V4_DST)?;
+            let frag = u16::from_be(read::<u16>(ctx, ETH_HLEN + 6)?);
+            let proto = read::<u8>(ctx, ETH_HLEN + 9)?;
+            let ported = (proto == IPPROTO_TCP || proto == IPPROTO_UDP) && frag & 0x1fff == 0;
+            Some(Ip { family: 4, proto, l4: if ported { ETH_HLEN + ihl } else { 0 } })
         }
-        Some(pkt)
+        ETH_P_IPV6 => {
+            read::<[u32; 4]>(ctx, V6_DST)?;
+            let proto = read::<u8>(ctx, ETH_HLEN + 6)?;
+            let ported = proto == IPPROTO_TCP || proto == IPPROTO_UDP;
+            Some(Ip { family: 6, proto, l4: if ported { ETH_HLEN + 40 } else { 0 } })
+        }
+        _ => None,
     }
 }

@@ -91,6 +91,12 @@ impl Netlink {
         Self::connect()
     }
 
+    /// The rtnetlink handle, for requests this module does not wrap (the
+    /// benchmarks' raw floor uses it).
+    pub fn handle(&self) -> rtnetlink::Handle {
+        self.handle.clone()
+    }
+
     /// A connection inside the namespace `ns` refers to.
     pub fn connect_to(ns: &netns::NsRef) -> Result<Self, NetlinkError> {
         let fd = ns.open().map_err(NetlinkError::Socket)?;

@@ -12,7 +12,7 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::info;
 use netkit_common::verdict;
-use netkit_ebpf::parse;
+use netkit_ebpf::ip;
 
 netkit_ebpf::license!();
 
@@ -36,13 +36,17 @@ pub fn log(ctx: TcContext) -> i32 {
         return verdict::NEXT;
     }
     let len = ctx.len();
-    match parse(&ctx) {
-        Some(p) if p.family == 4 => {
-            let (src, dst) = ([p.src[0], p.src[1], p.src[2], p.src[3]], [p.dst[0], p.dst[1], p.dst[2], p.dst[3]]);
-            info!(&ctx, "proto {} {:i}:{} -> {:i}:{} len {}", p.proto, src, p.sport, dst, p.dport, len);
+    let parsed = ip(&ctx).and_then(|p| Some((p, p.src(&ctx)?, p.dst(&ctx)?, p.ports(&ctx))));
+    match parsed {
+        Some((p, src, dst, (sport, dport))) if p.family == 4 => {
+            let (src, dst) = (src[0].to_ne_bytes(), dst[0].to_ne_bytes());
+            info!(&ctx, "proto {} {:i}:{} -> {:i}:{} len {}", p.proto, src, sport, dst, dport, len);
         }
-        Some(p) => {
-            info!(&ctx, "proto {} [{:i}]:{} -> [{:i}]:{} len {}", p.proto, p.src, p.sport, p.dst, p.dport, len);
+        Some((p, src, dst, (sport, dport))) => {
+            // SAFETY: [u32; 4] and [u8; 16] have the same size; the words hold
+            // the address bytes in packet order.
+            let (src, dst): ([u8; 16], [u8; 16]) = unsafe { (core::mem::transmute(src), core::mem::transmute(dst)) };
+            info!(&ctx, "proto {} [{:i}]:{} -> [{:i}]:{} len {}", p.proto, src, sport, dst, dport, len);
         }
         None => info!(&ctx, "non-IP packet len {}", len),
     }

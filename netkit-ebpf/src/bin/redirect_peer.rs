@@ -16,14 +16,16 @@ use netkit_common::{
     redirect::{MAX_ENTRIES, STAT_MISSED, STAT_REDIRECTED},
     verdict,
 };
-use netkit_ebpf::parse;
+use netkit_ebpf::ip;
 
 netkit_ebpf::license!();
 
+// Keys hold the address bytes in packet order (u32 words: the same bytes as
+// the [u8; 4] / [u8; 16] keys user space writes).
 #[map(name = "REDIR_V4")]
-static REDIR_V4: HashMap<[u8; 4], u32> = HashMap::with_max_entries(MAX_ENTRIES, 0);
+static REDIR_V4: HashMap<u32, u32> = HashMap::with_max_entries(MAX_ENTRIES, 0);
 #[map(name = "REDIR_V6")]
-static REDIR_V6: HashMap<[u8; 16], u32> = HashMap::with_max_entries(MAX_ENTRIES, 0);
+static REDIR_V6: HashMap<[u32; 4], u32> = HashMap::with_max_entries(MAX_ENTRIES, 0);
 #[map(name = "REDIR_STATS")]
 static REDIR_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
 
@@ -37,13 +39,15 @@ fn count(stat: u32) {
 
 #[classifier]
 pub fn redirect_peer(ctx: TcContext) -> i32 {
-    let Some(pkt) = parse(&ctx) else { return verdict::NEXT };
+    let Some(pkt) = ip(&ctx) else { return verdict::NEXT };
     // SAFETY: map lookups return pointers valid for this program run.
     let target = unsafe {
         if pkt.family == 4 {
-            REDIR_V4.get(&[pkt.dst[0], pkt.dst[1], pkt.dst[2], pkt.dst[3]]).copied()
+            let Some(dst) = pkt.dst4(&ctx) else { return verdict::NEXT };
+            REDIR_V4.get(&dst).copied()
         } else {
-            REDIR_V6.get(&pkt.dst).copied()
+            let Some(dst) = pkt.dst(&ctx) else { return verdict::NEXT };
+            REDIR_V6.get(&dst).copied()
         }
     };
     match target {

@@ -1,0 +1,563 @@
+//! The measurements behind `cargo xtask bench`, one mode per run, each
+//! printing one JSON object (prefixed `NETKIT-BENCH-JSON `) on stdout:
+//!
+//! - `control`: attach, query, update and detach per operation on 1, 100 and
+//!   1000 tcx hooks: through the library (mprog), through the `netkit` binary
+//!   (one process per operation) and through the bare bpf() calls (the floor);
+//!   and `netkit query` of 1000 devices.
+//! - `dataplane DIR`: ns per packet (BPF_PROG_TEST_RUN) of every bundled
+//!   program and its C twin from DIR, IPv4 and IPv6, with verified
+//!   instruction counts.
+//! - `chain`: ns per packet sent through a veth whose egress runs 0, 1, 8 and
+//!   63 `next` programs.
+//! - `netlink`: netkit pair create and delete, 100 pairs, library against a
+//!   single rtnetlink request (run in the VM).
+//!
+//! All of it needs root; the first three need tcx, the last netkit.
+
+use std::{
+    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
+    path::PathBuf,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use netkit::{
+    firewall::{Firewall, Rule},
+    mprog::{self, Anchor, Hook, HookRef, sys},
+    netlink::{Netlink, device::PairSpec},
+    netns,
+    programs::{self, BUNDLED, LoadOptions, ProgSpec},
+    redirect::Redirect,
+};
+use serde_json::{Value, json};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("control") => control(),
+        Some("dataplane") => dataplane(&PathBuf::from(args.get(1).expect("dataplane DIR"))),
+        Some("chain") => chain(),
+        Some("netlink") => netlink(),
+        _ => {
+            eprintln!("usage: bench control | dataplane DIR | chain | netlink");
+            std::process::exit(2);
+        }
+    };
+    println!("NETKIT-BENCH-JSON {result}");
+}
+
+/// A named namespace for the run, entered by this (main) thread; deleted on drop.
+struct BenchNs(String);
+
+impl BenchNs {
+    fn new(tag: &str) -> Self {
+        let name = format!("nkbench-{tag}-{}", std::process::id());
+        netns::create(&name).expect("creating the bench namespace");
+        netns::enter(&name).expect("entering the bench namespace");
+        Self(name)
+    }
+}
+
+impl Drop for BenchNs {
+    fn drop(&mut self) {
+        let _ = netns::delete(&self.0);
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+fn ip(args: &[&str]) {
+    let st = Command::new("ip").args(args).status().expect("ip runs");
+    assert!(st.success(), "ip {args:?} failed");
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// The bare bpf() calls, with attributes laid out here: the floor the
+/// library is measured against.
+mod floor {
+    use super::*;
+
+    fn bpf<T>(cmd: u32, attr: &mut T) -> i64 {
+        // SAFETY: attr is a repr(C) bpf_attr member for cmd.
+        unsafe { libc::syscall(libc::SYS_bpf, cmd as libc::c_long, attr as *mut T, std::mem::size_of::<T>() as u32) }
+    }
+
+    #[repr(C)]
+    struct LinkCreate {
+        prog_fd: u32,
+        ifindex: u32,
+        attach_type: u32,
+        flags: u32,
+        relative: u32,
+        pad: u32,
+        revision: u64,
+    }
+
+    pub fn link_create(prog: BorrowedFd<'_>, ifindex: u32, attach_type: u32) -> OwnedFd {
+        let mut a = LinkCreate {
+            prog_fd: prog.as_raw_fd() as u32,
+            ifindex,
+            attach_type,
+            flags: 0,
+            relative: 0,
+            pad: 0,
+            revision: 0,
+        };
+        let fd = bpf(28, &mut a);
+        assert!(fd >= 0, "BPF_LINK_CREATE: {}", std::io::Error::last_os_error());
+        // SAFETY: a new fd from the kernel.
+        unsafe { OwnedFd::from_raw_fd(fd as i32) }
+    }
+
+    #[repr(C)]
+    struct Query {
+        ifindex: u32,
+        attach_type: u32,
+        query_flags: u32,
+        attach_flags: u32,
+        prog_ids: u64,
+        count: u32,
+        pad: u32,
+        prog_attach_flags: u64,
+        link_ids: u64,
+        link_attach_flags: u64,
+        revision: u64,
+    }
+
+    pub fn query(ifindex: u32, attach_type: u32) -> u32 {
+        let mut progs = [0u32; 64];
+        let mut links = [0u32; 64];
+        let mut a = Query {
+            ifindex,
+            attach_type,
+            query_flags: 0,
+            attach_flags: 0,
+            prog_ids: progs.as_mut_ptr() as u64,
+            count: 64,
+            pad: 0,
+            prog_attach_flags: 0,
+            link_ids: links.as_mut_ptr() as u64,
+            link_attach_flags: 0,
+            revision: 0,
+        };
+        assert_eq!(bpf(16, &mut a), 0, "BPF_PROG_QUERY: {}", std::io::Error::last_os_error());
+        a.count
+    }
+
+    #[repr(C)]
+    struct LinkUpdate {
+        link_fd: u32,
+        new_prog_fd: u32,
+        flags: u32,
+        old_prog_fd: u32,
+    }
+
+    pub fn link_update(link: BorrowedFd<'_>, prog: BorrowedFd<'_>) {
+        let mut a = LinkUpdate {
+            link_fd: link.as_raw_fd() as u32,
+            new_prog_fd: prog.as_raw_fd() as u32,
+            flags: 0,
+            old_prog_fd: 0,
+        };
+        assert_eq!(bpf(29, &mut a), 0, "BPF_LINK_UPDATE: {}", std::io::Error::last_os_error());
+    }
+
+    pub fn link_detach(link: BorrowedFd<'_>) {
+        let mut a = [link.as_raw_fd() as u32];
+        assert_eq!(bpf(34, &mut a), 0, "BPF_LINK_DETACH: {}", std::io::Error::last_os_error());
+    }
+}
+
+/// Per-operation ns of one attach/query/update/detach pass over `ifindexes`.
+#[derive(Default, Clone, Copy)]
+struct Pass {
+    attach: f64,
+    query: f64,
+    update: f64,
+    detach: f64,
+}
+
+fn per_op(start: Instant, n: usize) -> f64 {
+    start.elapsed().as_nanos() as f64 / n as f64
+}
+
+fn floor_pass(ifindexes: &[u32], p1: &OwnedFd, p2: &OwnedFd) -> Pass {
+    let at = sys::BPF_TCX_INGRESS;
+    let t = Instant::now();
+    let links: Vec<OwnedFd> = ifindexes.iter().map(|i| floor::link_create(p1.as_fd(), *i, at)).collect();
+    let attach = per_op(t, ifindexes.len());
+    let t = Instant::now();
+    for i in ifindexes {
+        std::hint::black_box(floor::query(*i, at));
+    }
+    let query = per_op(t, ifindexes.len());
+    let t = Instant::now();
+    for l in &links {
+        floor::link_update(l.as_fd(), p2.as_fd());
+    }
+    let update = per_op(t, ifindexes.len());
+    let t = Instant::now();
+    for l in &links {
+        floor::link_detach(l.as_fd());
+    }
+    let detach = per_op(t, ifindexes.len());
+    drop(links);
+    Pass { attach, query, update, detach }
+}
+
+fn library_pass(ifindexes: &[u32], p1: &OwnedFd, p2: &OwnedFd) -> Pass {
+    let t = Instant::now();
+    let links: Vec<OwnedFd> = ifindexes
+        .iter()
+        .map(|i| HookRef::new(*i, Hook::Ingress).attach_link(p1.as_fd(), &Anchor::Last, None).expect("attach"))
+        .collect();
+    let attach = per_op(t, ifindexes.len());
+    let t = Instant::now();
+    for i in ifindexes {
+        std::hint::black_box(HookRef::new(*i, Hook::Ingress).query().expect("query"));
+    }
+    let query = per_op(t, ifindexes.len());
+    let t = Instant::now();
+    for l in &links {
+        mprog::update_link(l.as_fd(), p2.as_fd(), None).expect("update");
+    }
+    let update = per_op(t, ifindexes.len());
+    let t = Instant::now();
+    for l in &links {
+        mprog::detach_link(l.as_fd()).expect("detach");
+    }
+    let detach = per_op(t, ifindexes.len());
+    drop(links);
+    Pass { attach, query, update, detach }
+}
+
+fn binary_pass(ns: &str, bpffs: &str, names: &[String], p1: u32, p2: u32) -> Pass {
+    let bin = env!("CARGO_BIN_EXE_netkit");
+    let run = |args: &[&str]| {
+        let out = Command::new(bin).args(["-n", ns, "--bpffs", bpffs]).args(args).output().unwrap();
+        assert!(out.status.success(), "netkit {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let (id1, id2) = (format!("id:{p1}"), format!("id:{p2}"));
+    let t = Instant::now();
+    for n in names {
+        run(&["attach", n, "ingress", &id1, "--pin", "b"]);
+    }
+    let attach = per_op(t, names.len());
+    let t = Instant::now();
+    for n in names {
+        run(&["query", n, "ingress"]);
+    }
+    let query = per_op(t, names.len());
+    let t = Instant::now();
+    for n in names {
+        run(&["update", n, "ingress", "b", &id2]);
+    }
+    let update = per_op(t, names.len());
+    let t = Instant::now();
+    for n in names {
+        run(&["detach", n, "ingress", "b"]);
+    }
+    let detach = per_op(t, names.len());
+    Pass { attach, query, update, detach }
+}
+
+fn pass_json(p: Pass) -> Value {
+    json!({ "attach": p.attach, "query": p.query, "update": p.update, "detach": p.detach })
+}
+
+fn control() -> Value {
+    let ns = BenchNs::new("cp");
+    let rt = runtime();
+    // 1000 devices: 500 veth pairs.
+    let names: Vec<String> = rt.block_on(async {
+        let nl = Netlink::connect().unwrap();
+        for i in 0..500 {
+            let msg = rtnetlink::LinkVeth::new(&format!("va{i}"), &format!("vb{i}")).build();
+            nl_handle(&nl).link().add(msg).execute().await.expect("creating a veth pair");
+        }
+        (0..500).flat_map(|i| [format!("va{i}"), format!("vb{i}")]).collect()
+    });
+    let ifindexes: Vec<u32> = rt.block_on(async {
+        let nl = Netlink::connect().unwrap();
+        let mut out = Vec::new();
+        for n in &names {
+            out.push(nl.link_by_name(n).await.unwrap().unwrap().index);
+        }
+        out
+    });
+    let p1 = sys::prog_load_sched_cls("bench_next", &sys::insns_return(-1)).unwrap();
+    let p2 = sys::prog_load_sched_cls("bench_pass", &sys::insns_return(0)).unwrap();
+    let id = |fd: &OwnedFd| sys::prog_info(fd.as_fd()).unwrap().0.id;
+    let bpffs = std::env::temp_dir().join(format!("nkbench-bpffs-{}", std::process::id()));
+    std::fs::create_dir_all(&bpffs).unwrap();
+    assert!(Command::new("mount").args(["-t", "bpf", "bpf"]).arg(&bpffs).status().unwrap().success());
+    let bpffs_s = bpffs.display().to_string();
+
+    let mut sizes = Vec::new();
+    for size in [1usize, 100, 1000] {
+        // Enough passes for ~20k operations per path; floor and library
+        // alternate so drift on a shared machine hits both alike.
+        let passes = (20_000 / size).clamp(5, 2000);
+        let (mut f, mut l) = (Vec::new(), Vec::new());
+        for _ in 0..passes {
+            f.push(floor_pass(&ifindexes[..size], &p1, &p2));
+            l.push(library_pass(&ifindexes[..size], &p1, &p2));
+        }
+        let med = |v: &[Pass], pick: fn(&Pass) -> f64| median(v.iter().map(pick).collect());
+        let summarize = |v: &[Pass]| Pass {
+            attach: med(v, |p| p.attach),
+            query: med(v, |p| p.query),
+            update: med(v, |p| p.update),
+            detach: med(v, |p| p.detach),
+        };
+        let (floor, library) = (summarize(&f), summarize(&l));
+        let binary = binary_pass(&ns.0, &bpffs_s, &names[..size], id(&p1), id(&p2));
+        sizes.push(json!({
+            "hooks": size,
+            "passes": passes,
+            "floor_ns": pass_json(floor),
+            "library_ns": pass_json(library),
+            "binary_ns": pass_json(binary),
+        }));
+    }
+
+    // `netkit query` of 1000 devices, one program each, one process.
+    let links: Vec<OwnedFd> =
+        ifindexes.iter().map(|i| floor::link_create(p1.as_fd(), *i, sys::BPF_TCX_INGRESS)).collect();
+    let mut runs = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_netkit")).args(["-n", &ns.0, "-j", "query"]).output().unwrap();
+        runs.push(t.elapsed().as_secs_f64() * 1e3);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v.as_array().unwrap().len(), 1000, "query lists every hook");
+    }
+    drop(links);
+    let _ = Command::new("umount").arg(&bpffs).status();
+    let _ = std::fs::remove_dir(&bpffs);
+    json!({ "suite": "control", "sizes": sizes, "query_1000_devices_ms": median(runs) })
+}
+
+fn nl_handle(nl: &Netlink) -> rtnetlink::Handle {
+    nl.handle()
+}
+
+/// Ethernet + IPv4 + UDP (dst port 53), 64 bytes of payload.
+fn packet_v4() -> Vec<u8> {
+    let mut p = vec![0u8; 14 + 20 + 8 + 64];
+    p[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    p[14] = 0x45;
+    p[16..18].copy_from_slice(&((20 + 8 + 64) as u16).to_be_bytes());
+    p[22] = 64;
+    p[23] = 17;
+    p[26..30].copy_from_slice(&[192, 168, 7, 7]);
+    p[30..34].copy_from_slice(&[10, 1, 2, 3]);
+    p[34..36].copy_from_slice(&40000u16.to_be_bytes());
+    p[36..38].copy_from_slice(&53u16.to_be_bytes());
+    p[38..40].copy_from_slice(&((8 + 64) as u16).to_be_bytes());
+    p
+}
+
+/// Ethernet + IPv6 + UDP (dst port 53), 64 bytes of payload.
+fn packet_v6() -> Vec<u8> {
+    let mut p = vec![0u8; 14 + 40 + 8 + 64];
+    p[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+    p[14] = 0x60;
+    p[18..20].copy_from_slice(&((8 + 64) as u16).to_be_bytes());
+    p[20] = 17;
+    p[21] = 64;
+    p[22..38].copy_from_slice(&"fd07::7".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    p[38..54].copy_from_slice(&"fd00::1:2:3".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    p[54..56].copy_from_slice(&40000u16.to_be_bytes());
+    p[56..58].copy_from_slice(&53u16.to_be_bytes());
+    p[58..60].copy_from_slice(&((8 + 64) as u16).to_be_bytes());
+    p
+}
+
+/// The same state in a bundled program and its C twin: firewall rules the
+/// test packets walk through (a /32 that does not match, then a /16 that
+/// does), a redirect entry for their destination.
+fn prepare_maps(name: &str, prog_id: u32) {
+    let rule = |s: &str| Rule::parse(&s.split_whitespace().map(String::from).collect::<Vec<_>>()).unwrap();
+    match name {
+        "firewall" => {
+            let fw = Firewall::open(prog_id).unwrap();
+            for r in [
+                "dst 10.1.2.3/32 proto tcp port 22 deny",
+                "dst 10.1.0.0/16 proto udp port 53 allow",
+                "src 192.168.0.0/16 deny",
+                "dst fd00::1:2:3/128 proto tcp deny",
+                "dst fd00::/16 proto udp port 53 allow",
+            ] {
+                fw.add(&rule(r)).unwrap();
+            }
+        }
+        "redirect-peer" => {
+            let r = Redirect::open(prog_id).unwrap();
+            r.add("10.1.2.3".parse().unwrap(), 1).unwrap();
+            r.add("fd00::1:2:3".parse().unwrap(), 1).unwrap();
+        }
+        _ => {}
+    }
+}
+
+const REPEAT: u32 = 1_000_000;
+
+/// Wall-clock ns per run of `repeat` BPF_PROG_TEST_RUN iterations (finer than
+/// the kernel's integer `duration`).
+fn ns_per_packet(prog: BorrowedFd<'_>, packet: &[u8]) -> f64 {
+    let t = Instant::now();
+    sys::prog_test_run(prog, packet, REPEAT).expect("BPF_PROG_TEST_RUN");
+    t.elapsed().as_nanos() as f64 / f64::from(REPEAT)
+}
+
+fn dataplane(c_dir: &std::path::Path) -> Value {
+    let mut rows = Vec::new();
+    for b in BUNDLED {
+        let rust = programs::load(&ProgSpec::Bundled(b.name.into()), &LoadOptions::default())
+            .expect("loading the bundled program");
+        let c_path = c_dir.join(format!("{}.o", b.function));
+        let c = programs::load(
+            &ProgSpec::File { path: c_path, function: Some(b.function.into()) },
+            &LoadOptions::default(),
+        )
+        .expect("loading the C twin");
+        prepare_maps(b.name, rust.id());
+        prepare_maps(b.name, c.id());
+        for (family, packet) in [("ipv4", packet_v4()), ("ipv6", packet_v6())] {
+            let rv = sys::prog_test_run(rust.fd.as_fd(), &packet, 1).unwrap().retval;
+            let cv = sys::prog_test_run(c.fd.as_fd(), &packet, 1).unwrap().retval;
+            assert_eq!(rv, cv, "{} and its C twin disagree on a {family} packet", b.name);
+            let (mut r, mut cc) = (Vec::new(), Vec::new());
+            for _ in 0..7 {
+                r.push(ns_per_packet(rust.fd.as_fd(), &packet));
+                cc.push(ns_per_packet(c.fd.as_fd(), &packet));
+            }
+            let (r, cc) = (median(r), median(cc));
+            rows.push(json!({
+                "program": b.name,
+                "family": family,
+                "verdict": rv as i32,
+                "bundled_ns": r,
+                "c_ns": cc,
+                "ratio": r / cc,
+                "bundled_insns": rust.info.verified_insns,
+                "c_insns": c.info.verified_insns,
+            }));
+        }
+    }
+    json!({ "suite": "dataplane", "repeat": REPEAT, "rows": rows })
+}
+
+fn chain() -> Value {
+    let _ns = BenchNs::new("ch");
+    ip(&["link", "add", "ca", "type", "veth", "peer", "name", "cb"]);
+    ip(&["addr", "add", "10.200.0.1/24", "dev", "ca"]);
+    ip(&["addr", "add", "10.200.0.2/24", "dev", "cb"]);
+    ip(&["link", "set", "ca", "up"]);
+    ip(&["link", "set", "cb", "up"]);
+    let rt = runtime();
+    let (ca, cb_mac) = rt.block_on(async {
+        let nl = Netlink::connect().unwrap();
+        let ca = nl.link_by_name("ca").await.unwrap().unwrap();
+        let cb = nl.link_by_name("cb").await.unwrap().unwrap();
+        (ca.index, cb.mac().unwrap())
+    });
+    // A permanent neighbour: no ARP in the measurement.
+    ip(&["neigh", "replace", "10.200.0.2", "lladdr", &cb_mac, "dev", "ca", "nud", "permanent"]);
+    // The receiver exists so the kernel sends no ICMP; it is never read.
+    let _rx = std::net::UdpSocket::bind("10.200.0.2:9999").unwrap();
+    let tx = std::net::UdpSocket::bind("10.200.0.1:0").unwrap();
+    tx.connect("10.200.0.2:9999").unwrap();
+    const PACKETS: usize = 100_000;
+    let send = || {
+        let t = Instant::now();
+        for _ in 0..PACKETS {
+            let _ = tx.send(b"netkit-bench");
+        }
+        t.elapsed().as_nanos() as f64 / PACKETS as f64
+    };
+    let href = HookRef::new(ca, Hook::Egress);
+    let nexts: Vec<programs::Loaded> =
+        (0..63).map(|_| programs::load(&ProgSpec::Bundled("next".into()), &LoadOptions::default()).unwrap()).collect();
+    let mut rows = Vec::new();
+    let mut baseline = 0.0;
+    for k in [0usize, 1, 8, 63] {
+        let links: Vec<OwnedFd> =
+            nexts[..k].iter().map(|p| href.attach_link(p.fd.as_fd(), &Anchor::Last, None).unwrap()).collect();
+        send(); // warm up
+        let ns = median((0..5).map(|_| send()).collect());
+        if k == 0 {
+            baseline = ns;
+        }
+        rows.push(json!({
+            "programs": k,
+            "ns_per_packet": ns,
+            "added_ns_per_program": if k == 0 { 0.0 } else { (ns - baseline) / k as f64 },
+        }));
+        drop(links);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    json!({ "suite": "chain", "packets": PACKETS, "rows": rows })
+}
+
+fn netlink() -> Value {
+    let _ns = BenchNs::new("nl");
+    let rt = runtime();
+    const PAIRS: usize = 100;
+    rt.block_on(async {
+        let nl = Netlink::connect().unwrap();
+        let handle = nl.handle();
+        let (mut fc, mut fd, mut lc, mut ld) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for round in 0..3 {
+            let t = Instant::now();
+            for i in 0..PAIRS {
+                let msg = rtnetlink::LinkNetkit::new(
+                    &format!("f{round}x{i}"),
+                    &format!("f{round}y{i}"),
+                    netlink_packet_route::link::NetkitMode::L3,
+                )
+                .build();
+                handle.link().add(msg).execute().await.unwrap();
+            }
+            fc.push(per_op(t, PAIRS) / 1e3);
+            let t = Instant::now();
+            for i in 0..PAIRS {
+                let msg = rtnetlink::LinkUnspec::new_with_name(&format!("f{round}x{i}")).build();
+                handle.link().del_with_message(msg).execute().await.unwrap();
+            }
+            fd.push(per_op(t, PAIRS) / 1e3);
+
+            let t = Instant::now();
+            for i in 0..PAIRS {
+                let spec = PairSpec {
+                    name: format!("l{round}x{i}"),
+                    peer: Some(format!("l{round}y{i}")),
+                    ..Default::default()
+                };
+                nl.add_pair(&spec).await.unwrap();
+            }
+            lc.push(per_op(t, PAIRS) / 1e3);
+            let t = Instant::now();
+            for i in 0..PAIRS {
+                nl.delete_pair(&format!("l{round}x{i}")).await.unwrap();
+            }
+            ld.push(per_op(t, PAIRS) / 1e3);
+        }
+        let (fc, fd, lc, ld) = (median(fc), median(fd), median(lc), median(ld));
+        json!({
+            "suite": "netlink",
+            "pairs": PAIRS,
+            "floor_us": { "create": fc, "delete": fd },
+            "library_us": { "create": lc, "delete": ld },
+            "ratio": { "create": lc / fc, "delete": ld / fd },
+        })
+    })
+}

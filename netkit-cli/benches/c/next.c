@@ -1,0 +1,2 @@
+#include "common.h"
+SEC("tc") int next(struct __sk_buff *skb) { return TCX_NEXT; }
