@@ -446,9 +446,9 @@ impl Hooks<'_> {
     /// what holds it.
     fn guard(&self, link: &Resolved, force: bool) -> Result<Option<pins::PinnedLink>, AttachError> {
         let layout = Layout::unchecked(&self.bpffs);
-        let ours = match &link.pin {
-            Some(p) if p.starts_with(layout.links_root()) => layout.links().into_iter().find(|l| &l.path == p),
-            _ => layout.find_by_id(link.id),
+        let ours = match link.pin.as_deref().and_then(|p| layout.parse_path(p)) {
+            Some(pinned) => Some(pinned),
+            None => layout.find_by_id(link.id),
         };
         if ours.is_some() || force {
             return Ok(ours);
@@ -593,10 +593,15 @@ impl Hooks<'_> {
         ))
     }
 
-    /// Link id -> pin path, for every link pinned under the layout.
-    fn pins_by_link(&self) -> HashMap<u32, String> {
-        Layout::unchecked(&self.bpffs)
-            .links()
+    /// Link id -> pin path, for the links pinned under the layout: those of
+    /// one device (cheap) or all of them.
+    fn pins_by_link(&self, device: Option<&Device>) -> HashMap<u32, String> {
+        let layout = Layout::unchecked(&self.bpffs);
+        let pinned = match device {
+            Some(d) => Hook::ALL.into_iter().flat_map(|h| layout.links_on(&d.netns, &d.name, h)).collect(),
+            None => layout.links(),
+        };
+        pinned
             .into_iter()
             .filter_map(|l| pins::open_link(&l.path).ok().map(|(_, info)| (info.id, l.path.display().to_string())))
             .collect()
@@ -625,7 +630,6 @@ impl Hooks<'_> {
     /// `netkit query`: the chains of one hook, of one device's hooks, or of
     /// every hook in the namespace that has programs.
     pub async fn query(&self, device: Option<&str>, hook: Option<Hook>) -> Result<Vec<HookView>, AttachError> {
-        let pins = self.pins_by_link();
         let mut out = Vec::new();
         let devices: Vec<(Device, bool)> = match device {
             Some(name) => {
@@ -646,6 +650,7 @@ impl Hooks<'_> {
                 .collect(),
         };
         let all = device.is_none();
+        let pins = self.pins_by_link(if all { None } else { devices.first().map(|(d, _)| d) });
         for (dev, primary) in devices {
             let hooks: Vec<Hook> = match hook {
                 Some(h) => vec![h],
@@ -682,7 +687,7 @@ impl Hooks<'_> {
             Ok(c) => c,
             Err(err) => return Err(self.explain(err, &dev, hook, Context::default()).await),
         };
-        let view = Self::hook_view(&dev, hook, &chain, &self.pins_by_link());
+        let view = Self::hook_view(&dev, hook, &chain, &self.pins_by_link(Some(&dev)));
         let found: Vec<SlotView> = match target {
             Some(r) => {
                 let layout = Layout::unchecked(&self.bpffs);

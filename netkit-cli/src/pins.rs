@@ -156,9 +156,28 @@ impl Layout {
         out
     }
 
-    /// The links pinned for one hook.
+    /// The links pinned for one hook (only that hook's directory is read).
     pub fn links_on(&self, netns: &str, device: &str, hook: Hook) -> Vec<PinnedLink> {
-        self.links().into_iter().filter(|l| l.netns == netns && l.device == device && l.hook == hook).collect()
+        let dir = self.hook_dir(netns, device, hook);
+        read_dir_names(&dir)
+            .into_iter()
+            .map(|name| PinnedLink { path: dir.join(&name), netns: netns.into(), device: device.into(), hook, name })
+            .collect()
+    }
+
+    /// What a path inside the layout says about its link, without reading
+    /// any directory; None for paths outside `links/<netns>/<dev>/<hook>/`.
+    pub fn parse_path(&self, path: &Path) -> Option<PinnedLink> {
+        let rest = path.strip_prefix(self.links_root()).ok()?;
+        let parts: Vec<String> = rest.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        let [netns, device, hook, name] = parts.as_slice() else { return None };
+        Some(PinnedLink {
+            path: path.to_path_buf(),
+            netns: netns.clone(),
+            device: device.clone(),
+            hook: hook.parse().ok()?,
+            name: name.clone(),
+        })
     }
 
     /// The pinned link whose kernel id is `link_id`, if this tool pinned it.

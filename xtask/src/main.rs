@@ -1,6 +1,7 @@
 //! Developer tasks: `cargo xtask setup | vm | test | demo | bench`.
 //! Each subcommand is a module with its `Options` and `run()`.
 
+mod bench;
 mod build;
 mod demo;
 mod kernels;
@@ -30,6 +31,9 @@ enum Command {
     Test(test::Options),
     /// The main job, in a VM: netkit pairs, ordered programs, queries.
     Demo(demo::Options),
+    /// Benchmarks: control plane against bare bpf() calls, bundled programs
+    /// against C twins, chains, and netkit pairs in the VM.
+    Bench(bench::Options),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
         Command::Vm(o) => vm::run(&o),
         Command::Test(o) => test::run(&o),
         Command::Demo(o) => demo::run(&o),
+        Command::Bench(o) => bench::run(&o),
     };
     match result {
         Ok(code) => code,

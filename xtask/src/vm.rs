@@ -140,6 +140,12 @@ impl Guest {
         Ok(Self { kernel: kernel.clone(), staging, timeout: Duration::from_secs(600) })
     }
 
+    /// Adds a file under /guest in the initramfs.
+    pub fn with_file(self, name: &str, from: &Path) -> Result<Self> {
+        copy_stripped(from, &self.staging.join("guest").join(name))?;
+        Ok(self)
+    }
+
     pub fn script(self, script: &str) -> Self {
         write_exec(&self.staging.join("guest/cmd"), &format!("{script}\n")).expect("staging dir is writable");
         self

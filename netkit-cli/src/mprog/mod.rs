@@ -38,6 +38,17 @@ pub struct Chain {
     pub slots: Vec<Slot>,
 }
 
+impl Chain {
+    fn from_ids(revision: u64, progs: &[u32], links: &[u32]) -> Self {
+        let slots = progs
+            .iter()
+            .zip(links)
+            .map(|(&prog_id, &link)| Slot { prog_id, link_id: (link != 0).then_some(link) })
+            .collect();
+        Self { revision, slots }
+    }
+}
+
 /// The kernel's limit of programs per hook (BPF_MPROG_MAX less the terminator).
 pub const MAX_PROGRAMS: usize = 63;
 
@@ -117,22 +128,25 @@ impl HookRef {
     }
 
     /// The chain in order, with the owning link of each slot (BPF_PROG_QUERY).
-    /// Starts with a small buffer and grows it when the kernel answers ENOSPC.
+    /// Starts with a small buffer on the stack and grows it on the heap when
+    /// the kernel answers ENOSPC.
     pub fn query(&self) -> Result<Chain, MprogError> {
-        let mut cap = INITIAL_QUERY_SLOTS;
+        let mut progs = [0u32; INITIAL_QUERY_SLOTS];
+        let mut links = [0u32; INITIAL_QUERY_SLOTS];
+        let mut cap = match sys::prog_query(self.ifindex, self.hook.attach_type(), &mut progs, &mut links) {
+            Ok(r) => {
+                return Ok(Chain::from_ids(r.revision, &progs[..(r.count as usize).min(INITIAL_QUERY_SLOTS)], &links));
+            }
+            Err((e, r)) if e.errno() == Some(libc::ENOSPC) && r.count as usize > INITIAL_QUERY_SLOTS => {
+                r.count as usize
+            }
+            Err((e, _)) => return Err(MprogError::from_sys(error::Op::Query, e)),
+        };
         loop {
             let mut progs = vec![0u32; cap];
             let mut links = vec![0u32; cap];
             match sys::prog_query(self.ifindex, self.hook.attach_type(), &mut progs, &mut links) {
-                Ok(r) => {
-                    let n = (r.count as usize).min(cap);
-                    let slots = progs[..n]
-                        .iter()
-                        .zip(&links[..n])
-                        .map(|(&prog_id, &link)| Slot { prog_id, link_id: (link != 0).then_some(link) })
-                        .collect();
-                    return Ok(Chain { revision: r.revision, slots });
-                }
+                Ok(r) => return Ok(Chain::from_ids(r.revision, &progs[..(r.count as usize).min(cap)], &links)),
                 // The kernel filled `cap` slots and told the total; ask again
                 // with room for all of them (the chain may grow meanwhile).
                 Err((e, r)) if e.errno() == Some(libc::ENOSPC) && r.count as usize > cap => {

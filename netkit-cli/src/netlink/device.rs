@@ -346,7 +346,9 @@ impl Netlink {
                 .await
                 .map_err(|e| fail("bringing the peer up", &NetlinkError::from_rtnetlink("", e)))?;
         }
-        let primary = self.link_by_name(&spec.name).await.ok().flatten().unwrap_or(primary);
+        // Bringing the ends up changed their state: read it again.
+        let primary =
+            if spec.up { self.link_by_name(&spec.name).await.ok().flatten().unwrap_or(primary) } else { primary };
         self.view(&primary).await.map_err(|e| fail("describing the new pair", &e))
     }
 
