@@ -171,10 +171,14 @@ pub struct AttachRequest {
 }
 
 fn prog_label(id: u32) -> String {
-    match sys::prog_fd_by_id(id).and_then(|fd| sys::prog_info(fd.as_fd())) {
-        Ok((info, _)) => format!("program {id} ({})", info.name()),
-        Err(_) => format!("program {id}"),
+    match sys::prog_info_by_id(id) {
+        Some(info) => format!("program {id} ({})", info.name()),
+        None => format!("program {id}"),
     }
+}
+
+fn prog_name(id: u32) -> String {
+    sys::prog_info_by_id(id).map(|i| i.name()).unwrap_or_default()
 }
 
 fn position_text(p: &Position, anchor: Option<&Resolved>) -> String {
@@ -295,12 +299,7 @@ impl Hooks<'_> {
             ifindex: dev.ifindex,
             hook,
             prog_id,
-            prog_name: prog_id.map(|id| {
-                sys::prog_fd_by_id(id)
-                    .and_then(|fd| sys::prog_info(fd.as_fd()))
-                    .map(|(i, _)| i.name())
-                    .unwrap_or_default()
-            }),
+            prog_name: prog_id.map(prog_name),
             link_id,
             pin,
             revision: chain.revision,
@@ -613,7 +612,7 @@ impl Hooks<'_> {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let info = sys::prog_fd_by_id(s.prog_id).and_then(|fd| sys::prog_info(fd.as_fd())).ok().map(|(i, _)| i);
+                let info = sys::prog_info_by_id(s.prog_id);
                 SlotView {
                     position: i + 1,
                     prog_id: s.prog_id,
@@ -753,12 +752,7 @@ impl Hooks<'_> {
                     pin: l.path.display().to_string(),
                     link_id,
                     prog_id,
-                    prog_name: prog_id.map(|id| {
-                        sys::prog_fd_by_id(id)
-                            .and_then(|fd| sys::prog_info(fd.as_fd()))
-                            .map(|(i, _)| i.name())
-                            .unwrap_or_default()
-                    }),
+                    prog_name: prog_id.map(prog_name),
                     ifindex,
                     state,
                 }

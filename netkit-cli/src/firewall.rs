@@ -255,26 +255,25 @@ impl Firewall {
         f: impl FnOnce(Option<RuleSet>) -> Result<Option<RuleSet>, FirewallError>,
     ) -> Result<(), FirewallError> {
         let name = Self::trie_name(rule);
-        let map = self.maps.get(name)?;
         match rule.addr {
-            IpAddr::V4(a) => {
-                let mut trie: LpmTrie<MapData, [u8; 4], RuleSet> = LpmTrie::try_from(map).map_err(aya_err(name))?;
-                let key = Key::new(u32::from(rule.prefix_len), a.octets());
-                let current = exact(trie.get(&key, 0).ok(), rule.prefix_len);
-                match f(current)? {
-                    Some(set) => trie.insert(&key, set, 0).map_err(|e| full_or(name, e))?,
-                    None => trie.remove(&key).map_err(aya_err(name))?,
-                }
-            }
-            IpAddr::V6(a) => {
-                let mut trie: LpmTrie<MapData, [u8; 16], RuleSet> = LpmTrie::try_from(map).map_err(aya_err(name))?;
-                let key = Key::new(u32::from(rule.prefix_len), a.octets());
-                let current = exact(trie.get(&key, 0).ok(), rule.prefix_len);
-                match f(current)? {
-                    Some(set) => trie.insert(&key, set, 0).map_err(|e| full_or(name, e))?,
-                    None => trie.remove(&key).map_err(aya_err(name))?,
-                }
-            }
+            IpAddr::V4(a) => self.edit_trie(name, a.octets(), rule.prefix_len, f),
+            IpAddr::V6(a) => self.edit_trie(name, a.octets(), rule.prefix_len, f),
+        }
+    }
+
+    fn edit_trie<K: aya::Pod>(
+        &self,
+        name: &'static str,
+        addr: K,
+        prefix_len: u8,
+        f: impl FnOnce(Option<RuleSet>) -> Result<Option<RuleSet>, FirewallError>,
+    ) -> Result<(), FirewallError> {
+        let mut trie: LpmTrie<MapData, K, RuleSet> = LpmTrie::try_from(self.maps.get(name)?).map_err(aya_err(name))?;
+        let key = Key::new(u32::from(prefix_len), addr);
+        let current = exact(trie.get(&key, 0).ok(), prefix_len);
+        match f(current)? {
+            Some(set) => trie.insert(&key, set, 0).map_err(|e| full_or(name, e))?,
+            None => trie.remove(&key).map_err(aya_err(name))?,
         }
         Ok(())
     }

@@ -102,7 +102,12 @@ fn identity(path: &Path) -> Option<(u64, u64)> {
 
 /// Names of the namespaces under /run/netns.
 pub fn list_named() -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(NETNS_RUN_DIR)
+    dir_names(Path::new(NETNS_RUN_DIR))
+}
+
+/// The names in a directory, sorted (none when it cannot be read).
+pub(crate) fn dir_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()

@@ -63,6 +63,16 @@ pub fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
     v.as_ref().map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
+/// A table indented by two spaces, under a heading line.
+fn indented_table(w: &mut impl Write, rows: &[Vec<String>]) -> io::Result<()> {
+    let mut buf = Vec::new();
+    table(&mut buf, rows)?;
+    for line in String::from_utf8_lossy(&buf).lines() {
+        writeln!(w, "  {line}")?;
+    }
+    Ok(())
+}
+
 /// Left-aligned columns, two spaces apart; the header is the first row.
 pub fn table(w: &mut impl Write, rows: &[Vec<String>]) -> io::Result<()> {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
@@ -137,13 +147,13 @@ pub fn devices(w: &mut impl Write, views: &[DeviceView]) -> io::Result<()> {
             v.ifindex.to_string(),
             role_cell(v),
             peer_cell(v),
-            opt(&v.mode),
-            opt(&v.policy),
-            opt(&v.peer_policy),
-            opt(&v.scrub),
-            opt(&v.peer_scrub),
-            opt(&v.headroom),
-            opt(&v.tailroom),
+            opt(&v.settings.mode),
+            opt(&v.settings.policy),
+            opt(&v.settings.peer_policy),
+            opt(&v.settings.scrub),
+            opt(&v.settings.peer_scrub),
+            opt(&v.settings.headroom),
+            opt(&v.settings.tailroom),
             opt(&v.mtu),
             v.operstate.clone(),
             programs_cell(v),
@@ -161,13 +171,13 @@ pub fn device(w: &mut impl Write, v: &DeviceView) -> io::Result<()> {
         ("kind", opt(&v.kind)),
         ("role", role_cell(v)),
         ("peer", peer_cell(v)),
-        ("mode", opt(&v.mode)),
-        ("policy", opt(&v.policy)),
-        ("peer policy", opt(&v.peer_policy)),
-        ("scrub", opt(&v.scrub)),
-        ("peer scrub", opt(&v.peer_scrub)),
-        ("headroom", opt(&v.headroom)),
-        ("tailroom", opt(&v.tailroom)),
+        ("mode", opt(&v.settings.mode)),
+        ("policy", opt(&v.settings.policy)),
+        ("peer policy", opt(&v.settings.peer_policy)),
+        ("scrub", opt(&v.settings.scrub)),
+        ("peer scrub", opt(&v.settings.peer_scrub)),
+        ("headroom", opt(&v.settings.headroom)),
+        ("tailroom", opt(&v.settings.tailroom)),
         ("mtu", opt(&v.mtu)),
         ("state", v.operstate.clone()),
         ("address", opt(&v.address)),
@@ -227,11 +237,7 @@ pub fn hooks(w: &mut impl Write, views: &[HookView]) -> io::Result<()> {
                 s.pin.clone().unwrap_or_else(|| "-".into()),
             ]);
         }
-        let mut buf = Vec::new();
-        table(&mut buf, &rows)?;
-        for line in String::from_utf8_lossy(&buf).lines() {
-            writeln!(w, "  {line}")?;
-        }
+        indented_table(w, &rows)?;
     }
     Ok(())
 }
@@ -287,11 +293,7 @@ pub fn prog(w: &mut impl Write, v: &crate::commands::ProgView) -> io::Result<()>
                 m.max_entries.to_string(),
             ]);
         }
-        let mut buf = Vec::new();
-        table(&mut buf, &rows)?;
-        for line in String::from_utf8_lossy(&buf).lines() {
-            writeln!(w, "  {line}")?;
-        }
+        indented_table(w, &rows)?;
     }
     Ok(())
 }
@@ -342,11 +344,7 @@ pub fn stats(w: &mut impl Write, hooks: &[crate::stats::HookStats]) -> io::Resul
                 avg,
             ]);
         }
-        let mut buf = Vec::new();
-        table(&mut buf, &rows)?;
-        for line in String::from_utf8_lossy(&buf).lines() {
-            writeln!(w, "  {line}")?;
-        }
+        indented_table(w, &rows)?;
         for p in &h.programs {
             if let Some(rules) = &p.firewall {
                 writeln!(w, "  firewall {} hits:", p.prog_id)?;

@@ -136,12 +136,12 @@ impl Layout {
     pub fn links(&self) -> Vec<PinnedLink> {
         let mut out = Vec::new();
         let root = self.links_root();
-        for netns in read_dir_names(&root) {
-            for device in read_dir_names(&root.join(&netns)) {
-                for hook_name in read_dir_names(&root.join(&netns).join(&device)) {
+        for netns in crate::netns::dir_names(&root) {
+            for device in crate::netns::dir_names(&root.join(&netns)) {
+                for hook_name in crate::netns::dir_names(&root.join(&netns).join(&device)) {
                     let Ok(hook) = hook_name.parse::<Hook>() else { continue };
                     let dir = root.join(&netns).join(&device).join(&hook_name);
-                    for name in read_dir_names(&dir) {
+                    for name in crate::netns::dir_names(&dir) {
                         out.push(PinnedLink {
                             path: dir.join(&name),
                             netns: netns.clone(),
@@ -159,7 +159,7 @@ impl Layout {
     /// The links pinned for one hook (only that hook's directory is read).
     pub fn links_on(&self, netns: &str, device: &str, hook: Hook) -> Vec<PinnedLink> {
         let dir = self.hook_dir(netns, device, hook);
-        read_dir_names(&dir)
+        crate::netns::dir_names(&dir)
             .into_iter()
             .map(|name| PinnedLink { path: dir.join(&name), netns: netns.into(), device: device.into(), hook, name })
             .collect()
@@ -184,17 +184,6 @@ impl Layout {
     pub fn find_by_id(&self, link_id: u32) -> Option<PinnedLink> {
         self.links().into_iter().find(|l| open_link(&l.path).ok().map(|(_, info)| info.id) == Some(link_id))
     }
-}
-
-fn read_dir_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// Opens a pinned link and reads its info.

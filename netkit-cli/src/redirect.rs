@@ -56,62 +56,61 @@ impl Redirect {
         Ok(Self { maps: ProgMaps::open(prog_id)? })
     }
 
+    fn table<K: aya::Pod>(&self, name: &'static str) -> Result<HashMap<MapData, K, u32>, RedirectError> {
+        Ok(HashMap::try_from(self.maps.get(name)?).map_err(aya_err(name))?)
+    }
+
+    fn add_in<K: aya::Pod>(
+        &self,
+        name: &'static str,
+        family: &'static str,
+        key: K,
+        ifindex: u32,
+    ) -> Result<Option<u32>, RedirectError> {
+        let mut m = self.table::<K>(name)?;
+        let old = m.get(&key, 0).ok();
+        m.insert(key, ifindex, 0).map_err(full(family, name))?;
+        Ok(old)
+    }
+
+    fn delete_in<K: aya::Pod>(&self, name: &'static str, ip: IpAddr, key: K) -> Result<u32, RedirectError> {
+        let mut m = self.table::<K>(name)?;
+        let old = m.get(&key, 0).map_err(|_| RedirectError::NoEntry(ip))?;
+        m.remove(&key).map_err(aya_err(name))?;
+        Ok(old)
+    }
+
+    fn entries<K: aya::Pod>(&self, name: &'static str, ip: fn(K) -> IpAddr) -> Result<Vec<Entry>, RedirectError> {
+        let m = self.table::<K>(name)?;
+        m.iter()
+            .map(|kv| {
+                let (k, ifindex) = kv.map_err(aya_err(name))?;
+                Ok(Entry { ip: ip(k), ifindex, pair: None })
+            })
+            .collect()
+    }
+
     /// Sends packets for `ip` to the peer of the pair with primary `ifindex`;
     /// returns the ifindex it replaced, if any.
     pub fn add(&self, ip: IpAddr, ifindex: u32) -> Result<Option<u32>, RedirectError> {
         match ip {
-            IpAddr::V4(a) => {
-                let mut m: HashMap<MapData, [u8; 4], u32> =
-                    HashMap::try_from(self.maps.get("REDIR_V4")?).map_err(aya_err("REDIR_V4"))?;
-                let old = m.get(&a.octets(), 0).ok();
-                m.insert(a.octets(), ifindex, 0).map_err(full("IPv4", "REDIR_V4"))?;
-                Ok(old)
-            }
-            IpAddr::V6(a) => {
-                let mut m: HashMap<MapData, [u8; 16], u32> =
-                    HashMap::try_from(self.maps.get("REDIR_V6")?).map_err(aya_err("REDIR_V6"))?;
-                let old = m.get(&a.octets(), 0).ok();
-                m.insert(a.octets(), ifindex, 0).map_err(full("IPv6", "REDIR_V6"))?;
-                Ok(old)
-            }
+            IpAddr::V4(a) => self.add_in("REDIR_V4", "IPv4", a.octets(), ifindex),
+            IpAddr::V6(a) => self.add_in("REDIR_V6", "IPv6", a.octets(), ifindex),
         }
     }
 
     /// Removes the entry for `ip`; returns the ifindex it pointed at.
     pub fn delete(&self, ip: IpAddr) -> Result<u32, RedirectError> {
         match ip {
-            IpAddr::V4(a) => {
-                let mut m: HashMap<MapData, [u8; 4], u32> =
-                    HashMap::try_from(self.maps.get("REDIR_V4")?).map_err(aya_err("REDIR_V4"))?;
-                let old = m.get(&a.octets(), 0).map_err(|_| RedirectError::NoEntry(ip))?;
-                m.remove(&a.octets()).map_err(aya_err("REDIR_V4"))?;
-                Ok(old)
-            }
-            IpAddr::V6(a) => {
-                let mut m: HashMap<MapData, [u8; 16], u32> =
-                    HashMap::try_from(self.maps.get("REDIR_V6")?).map_err(aya_err("REDIR_V6"))?;
-                let old = m.get(&a.octets(), 0).map_err(|_| RedirectError::NoEntry(ip))?;
-                m.remove(&a.octets()).map_err(aya_err("REDIR_V6"))?;
-                Ok(old)
-            }
+            IpAddr::V4(a) => self.delete_in("REDIR_V4", ip, a.octets()),
+            IpAddr::V6(a) => self.delete_in("REDIR_V6", ip, a.octets()),
         }
     }
 
     /// Every entry (pair names are filled in by the caller).
     pub fn list(&self) -> Result<Vec<Entry>, RedirectError> {
-        let mut out = Vec::new();
-        let v4: HashMap<MapData, [u8; 4], u32> =
-            HashMap::try_from(self.maps.get("REDIR_V4")?).map_err(aya_err("REDIR_V4"))?;
-        for kv in v4.iter() {
-            let (k, v) = kv.map_err(aya_err("REDIR_V4"))?;
-            out.push(Entry { ip: IpAddr::from(k), ifindex: v, pair: None });
-        }
-        let v6: HashMap<MapData, [u8; 16], u32> =
-            HashMap::try_from(self.maps.get("REDIR_V6")?).map_err(aya_err("REDIR_V6"))?;
-        for kv in v6.iter() {
-            let (k, v) = kv.map_err(aya_err("REDIR_V6"))?;
-            out.push(Entry { ip: IpAddr::from(k), ifindex: v, pair: None });
-        }
+        let mut out = self.entries::<[u8; 4]>("REDIR_V4", IpAddr::from)?;
+        out.extend(self.entries::<[u8; 16]>("REDIR_V6", IpAddr::from)?);
         out.sort_by_key(|e| e.ip);
         Ok(out)
     }

@@ -3,7 +3,7 @@
 //! `log` and `order`, and the kernel's run count and run time of every program
 //! (kept only while BPF run-time statistics are on).
 
-use std::os::fd::{AsFd as _, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use aya::maps::{MapData, PerCpuArray};
 use netkit_common::counter::Counters;
@@ -57,9 +57,7 @@ pub fn enable() -> Result<OwnedFd, sys::SyscallError> {
 /// The numbers of one program.
 pub fn program(prog_id: u32) -> ProgStats {
     let mut s = ProgStats { prog_id, ..Default::default() };
-    if let Ok(fd) = sys::prog_fd_by_id(prog_id)
-        && let Ok((info, _)) = sys::prog_info(fd.as_fd())
-    {
+    if let Some(info) = sys::prog_info_by_id(prog_id) {
         s.name = info.name();
         s.run_cnt = info.run_cnt;
         s.run_time_ns = info.run_time_ns;

@@ -10,30 +10,8 @@ use common::{
 };
 use netkit::mprog::Hook;
 
-macro_rules! netkit_cases {
-    ($($name:ident => $case:path),* $(,)?) => {
-        mod primary {
-            use super::*;
-            $(#[test] fn $name() { require_netkit!(); let env = HookEnv::netkit("np", &[]); $case(&env, Hook::Primary); })*
-        }
-        mod peer {
-            use super::*;
-            $(#[test] fn $name() { require_netkit!(); let env = HookEnv::netkit("nq", &[]); $case(&env, Hook::Peer); })*
-        }
-    };
-}
-
-netkit_cases! {
-    ordering_follows_anchors_and_packets_follow_the_query => hooks::ordering,
-    refusals_are_explained_and_change_nothing => hooks::refusals_leave_the_chain_alone,
-    replace_update_and_detach_keep_slots => hooks::replace_update_and_detach,
-    sixty_three_programs_fit_the_sixty_fourth_is_refused => hooks::capacity,
-    concurrent_writers_all_get_in => hooks::concurrent_writers,
-    run_is_detached_when_the_process_ends => hooks::run_detaches_with_the_process,
-    links_of_other_tools_need_force => hooks::ownership_guard,
-    a_defunct_link_cannot_be_updated => hooks::defunct_link_update,
-    a_clang_object_attaches_and_runs => hooks::clang_object_runs,
-}
+each_hook_case!(hook_tests(require_netkit, primary, Hook::Primary, HookEnv::netkit("np", &[])));
+each_hook_case!(hook_tests(require_netkit, peer, Hook::Peer, HookEnv::netkit("nq", &[])));
 
 #[test]
 fn primary_and_peer_chains_are_independent() {

@@ -7,30 +7,8 @@ mod common;
 use common::hooks::{self, HookEnv};
 use netkit::mprog::Hook;
 
-macro_rules! tcx_cases {
-    ($($name:ident => $case:path),* $(,)?) => {
-        mod ingress {
-            use super::*;
-            $(#[test] fn $name() { require_root!(); let env = HookEnv::tcx("ti"); $case(&env, Hook::Ingress); })*
-        }
-        mod egress {
-            use super::*;
-            $(#[test] fn $name() { require_root!(); let env = HookEnv::tcx("te"); $case(&env, Hook::Egress); })*
-        }
-    };
-}
-
-tcx_cases! {
-    ordering_follows_anchors_and_packets_follow_the_query => hooks::ordering,
-    refusals_are_explained_and_change_nothing => hooks::refusals_leave_the_chain_alone,
-    replace_update_and_detach_keep_slots => hooks::replace_update_and_detach,
-    sixty_three_programs_fit_the_sixty_fourth_is_refused => hooks::capacity,
-    concurrent_writers_all_get_in => hooks::concurrent_writers,
-    run_is_detached_when_the_process_ends => hooks::run_detaches_with_the_process,
-    links_of_other_tools_need_force => hooks::ownership_guard,
-    a_defunct_link_cannot_be_updated => hooks::defunct_link_update,
-    a_clang_object_attaches_and_runs => hooks::clang_object_runs,
-}
+each_hook_case!(hook_tests(require_root, ingress, Hook::Ingress, HookEnv::tcx("ti")));
+each_hook_case!(hook_tests(require_root, egress, Hook::Egress, HookEnv::tcx("te")));
 
 #[test]
 fn deleting_the_device_makes_links_defunct() {

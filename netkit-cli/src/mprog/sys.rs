@@ -558,6 +558,11 @@ pub fn prog_info(fd: BorrowedFd<'_>) -> Result<(ProgInfo, Vec<u32>)> {
     Ok((again, map_ids))
 }
 
+/// The info of program `id`, if it is still loaded.
+pub fn prog_info_by_id(id: u32) -> Option<ProgInfo> {
+    prog_fd_by_id(id).and_then(|fd| prog_info(fd.as_fd())).ok().map(|(info, _)| info)
+}
+
 /// struct bpf_link_info with the tcx/netkit member of its union.
 #[repr(C)]
 #[derive(Debug, Clone, Default)]

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{
     Netlink, NetlinkError, ifname,
-    links::{Counters, Link, Mode, NetkitAttrs, Policy, Role, Scrub},
+    links::{Counters, Link, Mode, NetkitAttrs, PairSettings, Policy, Role},
 };
 use crate::{
     mprog::{self, Hook},
@@ -65,13 +65,8 @@ pub struct PairSpec {
     pub name: String,
     /// The peer's name; the kernel picks `nk<N>` when absent.
     pub peer: Option<String>,
-    pub mode: Option<Mode>,
-    pub policy: Option<Policy>,
-    pub peer_policy: Option<Policy>,
-    pub scrub: Option<Scrub>,
-    pub peer_scrub: Option<Scrub>,
-    pub headroom: Option<u16>,
-    pub tailroom: Option<u16>,
+    /// What to ask for; `None` leaves the kernel's default.
+    pub settings: PairSettings,
     pub mtu: Option<u32>,
     /// Create the peer directly inside this named namespace.
     pub peer_netns: Option<String>,
@@ -105,10 +100,10 @@ impl PairSpec {
             netns::open(ns).map_err(DeviceError::from)?;
         }
         let gates = [
-            ("--scrub", self.scrub.is_some(), support.scrub, SCRUB_SINCE),
-            ("--peer-scrub", self.peer_scrub.is_some(), support.scrub, SCRUB_SINCE),
-            ("--headroom", self.headroom.is_some(), support.headroom, ROOM_SINCE),
-            ("--tailroom", self.tailroom.is_some(), support.tailroom, ROOM_SINCE),
+            ("--scrub", self.settings.scrub.is_some(), support.scrub, SCRUB_SINCE),
+            ("--peer-scrub", self.settings.peer_scrub.is_some(), support.scrub, SCRUB_SINCE),
+            ("--headroom", self.settings.headroom.is_some(), support.headroom, ROOM_SINCE),
+            ("--tailroom", self.settings.tailroom.is_some(), support.tailroom, ROOM_SINCE),
         ];
         for (option, wanted, supported, since) in gates {
             if wanted && !supported {
@@ -119,7 +114,10 @@ impl PairSpec {
     }
 
     fn wants_optional_attributes(&self) -> bool {
-        self.scrub.is_some() || self.peer_scrub.is_some() || self.headroom.is_some() || self.tailroom.is_some()
+        self.settings.scrub.is_some()
+            || self.settings.peer_scrub.is_some()
+            || self.settings.headroom.is_some()
+            || self.settings.tailroom.is_some()
     }
 
     fn message(&self, peer_ns: Option<&std::os::fd::OwnedFd>) -> LinkMessage {
@@ -134,13 +132,14 @@ impl PairSpec {
         if let Some(fd) = peer_ns {
             peer = peer.setns_by_fd(fd.as_raw_fd());
         }
-        let mut data = vec![InfoNetkit::Peer(peer.build()), InfoNetkit::Mode(self.mode.unwrap_or(Mode::L3).to_nl())];
-        data.extend(self.policy.map(|p| InfoNetkit::Policy(p.to_nl())));
-        data.extend(self.peer_policy.map(|p| InfoNetkit::PeerPolicy(p.to_nl())));
-        data.extend(self.scrub.map(|s| InfoNetkit::Scrub(s.to_nl())));
-        data.extend(self.peer_scrub.map(|s| InfoNetkit::PeerScrub(s.to_nl())));
-        data.extend(self.headroom.map(InfoNetkit::Headroom));
-        data.extend(self.tailroom.map(InfoNetkit::Tailroom));
+        let mut data =
+            vec![InfoNetkit::Peer(peer.build()), InfoNetkit::Mode(self.settings.mode.unwrap_or(Mode::L3).to_nl())];
+        data.extend(self.settings.policy.map(|p| InfoNetkit::Policy(p.to_nl())));
+        data.extend(self.settings.peer_policy.map(|p| InfoNetkit::PeerPolicy(p.to_nl())));
+        data.extend(self.settings.scrub.map(|s| InfoNetkit::Scrub(s.to_nl())));
+        data.extend(self.settings.peer_scrub.map(|s| InfoNetkit::PeerScrub(s.to_nl())));
+        data.extend(self.settings.headroom.map(InfoNetkit::Headroom));
+        data.extend(self.settings.tailroom.map(InfoNetkit::Tailroom));
         let mut primary =
             LinkMessageBuilder::<LinkNetkit>::new_with_info_kind(InfoKind::Netkit).name(self.name.clone());
         if let Some(mtu) = self.mtu {
@@ -176,13 +175,8 @@ pub struct DeviceView {
     pub kind: Option<String>,
     pub role: Option<Role>,
     pub peer: Option<PeerRef>,
-    pub mode: Option<Mode>,
-    pub policy: Option<Policy>,
-    pub peer_policy: Option<Policy>,
-    pub scrub: Option<Scrub>,
-    pub peer_scrub: Option<Scrub>,
-    pub headroom: Option<u16>,
-    pub tailroom: Option<u16>,
+    #[serde(flatten)]
+    pub settings: PairSettings,
     pub mtu: Option<u32>,
     pub operstate: String,
     pub address: Option<String>,
@@ -312,10 +306,10 @@ impl Netlink {
         // A kernel that does not know an attribute ignores it silently; the
         // dump shows whether it was applied.
         let checks: [(&str, bool, bool); 4] = [
-            ("--scrub", spec.scrub.is_some(), nk.scrub == spec.scrub),
-            ("--peer-scrub", spec.peer_scrub.is_some(), nk.peer_scrub == spec.peer_scrub),
-            ("--headroom", spec.headroom.is_some(), nk.headroom.is_some()),
-            ("--tailroom", spec.tailroom.is_some(), nk.tailroom.is_some()),
+            ("--scrub", spec.settings.scrub.is_some(), nk.settings.scrub == spec.settings.scrub),
+            ("--peer-scrub", spec.settings.peer_scrub.is_some(), nk.settings.peer_scrub == spec.settings.peer_scrub),
+            ("--headroom", spec.settings.headroom.is_some(), nk.settings.headroom.is_some()),
+            ("--tailroom", spec.settings.tailroom.is_some(), nk.settings.tailroom.is_some()),
         ];
         for (option, wanted, applied) in checks {
             if wanted && !applied {
@@ -452,10 +446,10 @@ impl Netlink {
             }),
             None => None,
         };
-        let (policy, peer_policy, scrub, peer_scrub) = match (&nk, role) {
-            (Some(n), Some(Role::Peer)) => (n.peer_policy, n.policy, n.peer_scrub, n.scrub),
-            (Some(n), _) => (n.policy, n.peer_policy, n.scrub, n.peer_scrub),
-            (None, _) => (None, None, None, None),
+        let settings = match (&nk, role) {
+            (Some(n), Some(Role::Peer)) => n.settings.swapped(),
+            (Some(n), _) => n.settings,
+            (None, _) => PairSettings::default(),
         };
         Ok(DeviceView {
             name: link.name.clone(),
@@ -463,13 +457,7 @@ impl Netlink {
             kind: link.kind.clone(),
             role,
             peer: if nk.is_some() { peer } else { None },
-            mode: nk.as_ref().and_then(|n| n.mode),
-            policy,
-            peer_policy,
-            scrub,
-            peer_scrub,
-            headroom: nk.as_ref().and_then(|n| n.headroom),
-            tailroom: nk.as_ref().and_then(|n| n.tailroom),
+            settings,
             mtu: link.mtu,
             operstate: link.operstate.clone(),
             address: link.mac(),
@@ -510,7 +498,12 @@ impl AttrSupport {
 
     /// From a dump of a netkit device: the kernel reports every attribute it knows.
     pub fn from_dump(release: String, nk: &NetkitAttrs) -> Self {
-        Self { release, scrub: nk.scrub.is_some(), headroom: nk.headroom.is_some(), tailroom: nk.tailroom.is_some() }
+        Self {
+            release,
+            scrub: nk.settings.scrub.is_some(),
+            headroom: nk.settings.headroom.is_some(),
+            tailroom: nk.settings.tailroom.is_some(),
+        }
     }
 }
 
@@ -556,6 +549,7 @@ pub async fn probe_attributes() -> AttrSupport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::netlink::links::Scrub;
 
     fn spec(name: &str) -> PairSpec {
         PairSpec { name: name.into(), ..Default::default() }
@@ -578,17 +572,20 @@ mod tests {
     #[test]
     fn options_the_kernel_lacks_are_refused_naming_the_version() {
         let old = AttrSupport { release: "6.12.1".into(), scrub: true, headroom: false, tailroom: false };
-        let s = PairSpec { headroom: Some(64), ..spec("nk0") };
+        let s = PairSpec { settings: PairSettings { headroom: Some(64), ..Default::default() }, ..spec("nk0") };
         let e = s.validate(&old).unwrap_err().to_string();
         assert!(e.contains("does not support --headroom (it came with Linux 6.14)"), "{e}");
         assert!(e.contains("nothing was created"), "{e}");
-        let s = PairSpec { tailroom: Some(1), ..spec("nk0") };
+        let s = PairSpec { settings: PairSettings { tailroom: Some(1), ..Default::default() }, ..spec("nk0") };
         assert!(s.validate(&old).is_err());
-        let s = PairSpec { scrub: Some(Scrub::None), ..spec("nk0") };
+        let s = PairSpec { settings: PairSettings { scrub: Some(Scrub::None), ..Default::default() }, ..spec("nk0") };
         assert!(s.validate(&old).is_ok(), "scrub is supported by this (backported) kernel");
         let older = AttrSupport { scrub: false, ..old };
         assert!(s.validate(&older).unwrap_err().to_string().contains("--scrub"));
-        let s = PairSpec { headroom: Some(64), tailroom: Some(64), ..spec("nk0") };
+        let s = PairSpec {
+            settings: PairSettings { headroom: Some(64), tailroom: Some(64), ..Default::default() },
+            ..spec("nk0")
+        };
         assert!(s.validate(&all()).is_ok());
     }
 
@@ -604,7 +601,10 @@ mod tests {
 
     #[test]
     fn support_is_read_from_what_the_dump_reports() {
-        let nk = NetkitAttrs { scrub: Some(Scrub::Default), ..Default::default() };
+        let nk = NetkitAttrs {
+            settings: PairSettings { scrub: Some(Scrub::Default), ..Default::default() },
+            ..Default::default()
+        };
         let s = AttrSupport::from_dump("6.12.95".into(), &nk);
         assert!(s.scrub && !s.headroom && !s.tailroom);
     }

@@ -102,12 +102,12 @@ impl std::fmt::Display for Scrub {
     }
 }
 
-/// The netkit attributes of one device, as the kernel dumps them: `policy` and
-/// `scrub` are this device's own, `peer_*` the other end's. Attributes the
-/// running kernel does not know are `None`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NetkitAttrs {
-    pub primary: bool,
+/// The settings of a netkit pair. In a pair spec or a device view they are in
+/// pair terms (`policy` is the primary's, `peer_policy` the peer's); in a dump
+/// ([`NetkitAttrs`]) `policy` and `scrub` are the dumped device's own.
+/// Settings the running kernel does not know are `None`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PairSettings {
     pub mode: Option<Mode>,
     pub policy: Option<Policy>,
     pub peer_policy: Option<Policy>,
@@ -115,6 +115,26 @@ pub struct NetkitAttrs {
     pub peer_scrub: Option<Scrub>,
     pub headroom: Option<u16>,
     pub tailroom: Option<u16>,
+}
+
+impl PairSettings {
+    /// The same settings seen from the other end.
+    pub fn swapped(self) -> Self {
+        Self {
+            policy: self.peer_policy,
+            peer_policy: self.policy,
+            scrub: self.peer_scrub,
+            peer_scrub: self.scrub,
+            ..self
+        }
+    }
+}
+
+/// The netkit attributes of one device, as the kernel dumps them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetkitAttrs {
+    pub primary: bool,
+    pub settings: PairSettings,
 }
 
 /// Packet counters (IFLA_STATS64) that matter for a pair.
@@ -228,19 +248,19 @@ impl Link {
 
 fn decode_netkit(attrs: &[InfoNetkit]) -> NetkitAttrs {
     let mut n = NetkitAttrs::default();
+    let s = &mut n.settings;
+    let scrub = |v: &NetkitScrub| Some(if *v == NetkitScrub::None { Scrub::None } else { Scrub::Default });
     for a in attrs {
         match a {
             InfoNetkit::Primary(p) => n.primary = *p,
-            InfoNetkit::Mode(NetkitMode::L2) => n.mode = Some(Mode::L2),
-            InfoNetkit::Mode(NetkitMode::L3) => n.mode = Some(Mode::L3),
-            InfoNetkit::Policy(p) => n.policy = Policy::from_nl(*p),
-            InfoNetkit::PeerPolicy(p) => n.peer_policy = Policy::from_nl(*p),
-            InfoNetkit::Scrub(s) => n.scrub = Some(if *s == NetkitScrub::None { Scrub::None } else { Scrub::Default }),
-            InfoNetkit::PeerScrub(s) => {
-                n.peer_scrub = Some(if *s == NetkitScrub::None { Scrub::None } else { Scrub::Default })
-            }
-            InfoNetkit::Headroom(h) => n.headroom = Some(*h),
-            InfoNetkit::Tailroom(t) => n.tailroom = Some(*t),
+            InfoNetkit::Mode(NetkitMode::L2) => s.mode = Some(Mode::L2),
+            InfoNetkit::Mode(NetkitMode::L3) => s.mode = Some(Mode::L3),
+            InfoNetkit::Policy(p) => s.policy = Policy::from_nl(*p),
+            InfoNetkit::PeerPolicy(p) => s.peer_policy = Policy::from_nl(*p),
+            InfoNetkit::Scrub(v) => s.scrub = scrub(v),
+            InfoNetkit::PeerScrub(v) => s.peer_scrub = scrub(v),
+            InfoNetkit::Headroom(h) => s.headroom = Some(*h),
+            InfoNetkit::Tailroom(t) => s.tailroom = Some(*t),
             _ => {}
         }
     }

@@ -612,3 +612,41 @@ pub fn clang_object_runs(env: &HookEnv, hook: Hook) {
     // The legacy "tc" section works on any of these hooks too.
     env.attach(hook, &format!("file:{}:count_tc", obj.display()), &[]);
 }
+
+/// Expands `$then!` with its arguments followed by every shared hook case
+/// (`test name => case`), so each suite lists the cases once.
+#[macro_export]
+macro_rules! each_hook_case {
+    ($then:ident ( $($args:tt)* )) => {
+        $then! { $($args)* ;
+            ordering_follows_anchors_and_packets_follow_the_query => $crate::common::hooks::ordering,
+            refusals_are_explained_and_change_nothing => $crate::common::hooks::refusals_leave_the_chain_alone,
+            replace_update_and_detach_keep_slots => $crate::common::hooks::replace_update_and_detach,
+            sixty_three_programs_fit_the_sixty_fourth_is_refused => $crate::common::hooks::capacity,
+            concurrent_writers_all_get_in => $crate::common::hooks::concurrent_writers,
+            run_is_detached_when_the_process_ends => $crate::common::hooks::run_detaches_with_the_process,
+            links_of_other_tools_need_force => $crate::common::hooks::ownership_guard,
+            a_defunct_link_cannot_be_updated => $crate::common::hooks::defunct_link_update,
+            a_clang_object_attaches_and_runs => $crate::common::hooks::clang_object_runs,
+        }
+    };
+}
+
+/// A module of tests on one hook, one per case: each checks `$gate`, makes
+/// its own environment with `$env` and runs the case on `$hook`.
+#[macro_export]
+macro_rules! hook_tests {
+    ($gate:ident, $module:ident, $hook:expr, $env:expr ; $($name:ident => $case:path),* $(,)?) => {
+        mod $module {
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    $gate!();
+                    let env = $env;
+                    $case(&env, $hook);
+                }
+            )*
+        }
+    };
+}
