@@ -188,6 +188,7 @@ fn refuse_immutable(set: &DeviceSet) -> Result<(), device::DeviceError> {
         ("--tailroom", set.tailroom.is_some()),
         ("--peer", set.peer.is_some()),
         ("--peer-netns", set.peer_netns.is_some()),
+        ("--pairing", set.pairing.is_some()),
     ];
     if let Some((option, _)) = fixed.iter().find(|(_, given)| *given) {
         return Err(device::immutable(option));
@@ -216,6 +217,7 @@ async fn device_command(cli: &Cli, cmd: &DeviceCommand, out: &mut impl Write) ->
                     peer_scrub: a.peer_scrub,
                     headroom: a.headroom,
                     tailroom: a.tailroom,
+                    pairing: a.pairing,
                 },
                 mtu: a.mtu,
                 peer_netns: a.peer_netns.clone(),
@@ -244,7 +246,7 @@ async fn device_command(cli: &Cli, cmd: &DeviceCommand, out: &mut impl Write) ->
             } else {
                 match other {
                     Some(o) => writeln!(out, "deleted netkit pair {name} <-> {o}")?,
-                    None => writeln!(out, "deleted netkit pair {name}")?,
+                    None => writeln!(out, "deleted netkit device {name}")?,
                 }
             }
         }

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::{
     mprog::Hook,
-    netlink::links::{Mode, Policy, Scrub},
+    netlink::links::{Mode, Pairing, Policy, Scrub},
     programs::ProgSpec,
     refs::RefSpec,
 };
@@ -337,6 +337,11 @@ pub struct DeviceAdd {
     /// Extra tailroom the pair reserves in packets, in bytes (Linux >= 6.14).
     #[arg(long)]
     pub tailroom: Option<u16>,
+    /// `single` creates one netkit device without a peer (Linux >= 7.0; its
+    /// policy stays pass, it has no primary/peer hooks, and the peer options
+    /// do not apply). Default: pair.
+    #[arg(long, value_enum)]
+    pub pairing: Option<Pairing>,
     /// MTU of both ends.
     #[arg(long)]
     pub mtu: Option<u32>,
@@ -373,6 +378,8 @@ pub struct DeviceSet {
     pub peer: Option<String>,
     #[arg(long, hide = true)]
     pub peer_netns: Option<String>,
+    #[arg(long, hide = true)]
+    pub pairing: Option<String>,
     #[arg(long, hide = true)]
     pub mtu: Option<String>,
 }

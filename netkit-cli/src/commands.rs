@@ -229,6 +229,7 @@ pub async fn redirect(cli: &Cli, hooks: &Hooks<'_>, cmd: &RedirectCommand, out: 
                     "`{pair}` is not the primary of a netkit pair (it is {}); bpf_redirect_peer needs the primary, whose peer receives the packets",
                     match link.role() {
                         Some(Role::Peer) => "a netkit peer".to_string(),
+                        Some(Role::Single) => "a single netkit device, without a peer".to_string(),
                         _ => link.kind.clone().map_or("not netkit".into(), |k| format!("a {k} device")),
                     }
                 );

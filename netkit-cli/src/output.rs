@@ -109,6 +109,7 @@ fn role_cell(v: &DeviceView) -> String {
     match v.role {
         Some(Role::Primary) => "primary".into(),
         Some(Role::Peer) => "peer".into(),
+        Some(Role::Single) => "single".into(),
         None => v.kind.clone().unwrap_or_else(|| "-".into()),
     }
 }
@@ -178,6 +179,7 @@ pub fn device(w: &mut impl Write, v: &DeviceView) -> io::Result<()> {
         ("peer scrub", opt(&v.settings.peer_scrub)),
         ("headroom", opt(&v.settings.headroom)),
         ("tailroom", opt(&v.settings.tailroom)),
+        ("pairing", opt(&v.settings.pairing)),
         ("mtu", opt(&v.mtu)),
         ("state", v.operstate.clone()),
         ("address", opt(&v.address)),

@@ -135,6 +135,72 @@ fn headroom_and_tailroom_fail_cleanly_on_old_kernels_and_work_on_new_ones() {
 }
 
 #[test]
+fn single_device_mode_works_on_new_kernels_and_is_refused_cleanly_on_old_ones() {
+    require_netkit!();
+    let ns = TestNs::new("single");
+    let only_lo = |ns: &TestNs| names(&ns.json(&["device", "list", "--all"])).iter().all(|n| n == "lo");
+    // Options that make no sense without a peer are refused on every kernel.
+    for (extra, option) in [
+        (vec!["--peer", "x"], "--peer"),
+        (vec!["--peer-netns", ns.name.as_str()], "--peer-netns"),
+        (vec!["--peer-policy", "drop"], "--peer-policy"),
+        (vec!["--peer-scrub", "none"], "--peer-scrub"),
+        (vec!["--scrub", "none"], "--scrub"),
+        (vec!["--policy", "drop"], "--policy drop"),
+    ] {
+        let mut args = vec!["device", "add", "s0", "--pairing", "single"];
+        args.extend(extra);
+        let err = ns.fails(&args);
+        assert!(err.contains(option) && err.contains("--pairing single"), "{err}");
+    }
+    assert!(only_lo(&ns), "nothing may be created");
+
+    let out = ns.run(&["-j", "device", "add", "s0", "--pairing", "single", "--mode", "l2", "--up"]);
+    if !release_at_least(7, 0) && !out.status.success() {
+        let err = common::stderr(&out);
+        assert!(err.contains("does not support --pairing single") && err.contains("7.0"), "{err}");
+        assert!(err.contains("nothing was created"), "{err}");
+        assert!(only_lo(&ns), "nothing may be created");
+        return;
+    }
+    assert!(out.status.success(), "single-device mode must work from 7.0: {}", common::stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["role"], "single");
+    assert_eq!(v["pairing"], "single");
+    assert_eq!(v["peer"], Value::Null);
+    assert_eq!(v["policy"], "pass");
+    assert_eq!(v["mode"], "l2");
+    assert_eq!(v["programs"], Value::Null, "a single device has no primary/peer hooks to count");
+    assert_eq!(names(&ns.json(&["device", "list"])), vec!["s0"], "one device, no peer");
+    let sys = ns.sysfs();
+    assert_eq!(sys.read("s0", "operstate"), "up", "a single device has carrier without a peer");
+    assert_eq!(sys.flags("s0") & IFF_NOARP, 0, "L2");
+    assert_eq!(sys.read("s0", "iflink"), "0", "no other end to link to");
+
+    // No netkit hooks, but tcx works on it like on any device.
+    let bpffs = common::Bpffs::new();
+    let b = bpffs.arg();
+    for hook in ["primary", "peer"] {
+        let err = ns.fails(&["--bpffs", &b, "attach", "s0", hook, "pass"]);
+        assert!(err.contains("single-device netkit"), "{err}");
+    }
+    let a = ns.json(&["--bpffs", &b, "attach", "s0", "ingress", "pass"]);
+    let q = ns.json(&["--bpffs", &b, "query"]);
+    assert_eq!(q.as_array().unwrap().len(), 1, "only the tcx hook with a program: {q}");
+    assert_eq!(q[0]["programs"][0]["link_id"], a["link_id"]);
+
+    let err = ns.fails(&["device", "set", "s0", "--policy", "pass"]);
+    assert!(err.contains("single netkit device") && err.contains("nothing to set"), "{err}");
+    let err = ns.fails(&["device", "set", "s0", "--pairing", "pair"]);
+    assert!(err.contains("--pairing") && err.contains("cannot be changed"), "{err}");
+
+    let d = ns.json(&["device", "del", "s0"]);
+    assert_eq!(d["peer"], Value::Null);
+    assert!(only_lo(&ns));
+    ns.ok(&["--bpffs", &b, "link", "prune"]);
+}
+
+#[test]
 fn l2_has_macs_and_arp_l3_refuses_a_mac() {
     require_netkit!();
     let host = TestNs::new("l2");

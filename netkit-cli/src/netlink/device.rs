@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{
     Netlink, NetlinkError, ifname,
-    links::{Counters, Link, Mode, NetkitAttrs, PairSettings, Policy, Role},
+    links::{Counters, Link, Mode, NetkitAttrs, PairSettings, Pairing, Policy, Role},
 };
 use crate::{
     mprog::{self, Hook},
@@ -55,6 +55,7 @@ pub enum DeviceError {
 /// is probed (distribution kernels backport these).
 const SCRUB_SINCE: (u32, u32) = (6, 13);
 const ROOM_SINCE: (u32, u32) = (6, 14);
+const PAIRING_SINCE: (u32, u32) = (7, 0);
 
 /// ETH_MIN_MTU and netkit's max_mtu (ETH_MAX_MTU).
 const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
@@ -96,6 +97,9 @@ impl PairSpec {
                 MTU_RANGE.end()
             )));
         }
+        if self.is_single() {
+            self.check_single()?;
+        }
         if let Some(ns) = &self.peer_netns {
             netns::open(ns).map_err(DeviceError::from)?;
         }
@@ -104,6 +108,7 @@ impl PairSpec {
             ("--peer-scrub", self.settings.peer_scrub.is_some(), support.scrub, SCRUB_SINCE),
             ("--headroom", self.settings.headroom.is_some(), support.headroom, ROOM_SINCE),
             ("--tailroom", self.settings.tailroom.is_some(), support.tailroom, ROOM_SINCE),
+            ("--pairing single", self.is_single(), support.pairing, PAIRING_SINCE),
         ];
         for (option, wanted, supported, since) in gates {
             if wanted && !supported {
@@ -113,8 +118,43 @@ impl PairSpec {
         Ok(())
     }
 
+    fn is_single(&self) -> bool {
+        self.settings.pairing == Some(Pairing::Single)
+    }
+
+    /// A single device has no peer, and the kernel keeps its policy at pass.
+    fn check_single(&self) -> Result<(), DeviceError> {
+        let peer_options = [
+            ("--peer", self.peer.is_some()),
+            ("--peer-netns", self.peer_netns.is_some()),
+            ("--peer-policy", self.settings.peer_policy.is_some()),
+            ("--peer-scrub", self.settings.peer_scrub.is_some()),
+        ];
+        if let Some((option, _)) = peer_options.iter().find(|(_, given)| *given) {
+            return Err(DeviceError::Invalid(format!(
+                "{option} does not apply to --pairing single: a single netkit device has no peer (leave out --pairing for a pair)"
+            )));
+        }
+        if self.settings.scrub.is_some() {
+            // The kernel answers EOPNOTSUPP: scrubbing happens when a packet
+            // crosses from one end of a pair to the other.
+            return Err(DeviceError::Invalid(
+                "--scrub does not apply to --pairing single: scrubbing happens where a pair crosses namespaces, and a single device has no peer"
+                    .into(),
+            ));
+        }
+        if self.settings.policy == Some(Policy::Drop) {
+            return Err(DeviceError::Invalid(
+                "--policy drop does not apply to --pairing single: the kernel keeps a single netkit device's policy at pass"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn wants_optional_attributes(&self) -> bool {
-        self.settings.scrub.is_some()
+        self.is_single()
+            || self.settings.scrub.is_some()
             || self.settings.peer_scrub.is_some()
             || self.settings.headroom.is_some()
             || self.settings.tailroom.is_some()
@@ -132,8 +172,12 @@ impl PairSpec {
         if let Some(fd) = peer_ns {
             peer = peer.setns_by_fd(fd.as_raw_fd());
         }
-        let mut data =
-            vec![InfoNetkit::Peer(peer.build()), InfoNetkit::Mode(self.settings.mode.unwrap_or(Mode::L3).to_nl())];
+        let mut data = vec![InfoNetkit::Mode(self.settings.mode.unwrap_or(Mode::L3).to_nl())];
+        if self.is_single() {
+            data.push(Pairing::Single.to_nl());
+        } else {
+            data.push(InfoNetkit::Peer(peer.build()));
+        }
         data.extend(self.settings.policy.map(|p| InfoNetkit::Policy(p.to_nl())));
         data.extend(self.settings.peer_policy.map(|p| InfoNetkit::PeerPolicy(p.to_nl())));
         data.extend(self.settings.scrub.map(|s| InfoNetkit::Scrub(s.to_nl())));
@@ -305,11 +349,12 @@ impl Netlink {
         let nk = primary.netkit.clone().unwrap_or_default();
         // A kernel that does not know an attribute ignores it silently; the
         // dump shows whether it was applied.
-        let checks: [(&str, bool, bool); 4] = [
+        let checks: [(&str, bool, bool); 5] = [
             ("--scrub", spec.settings.scrub.is_some(), nk.settings.scrub == spec.settings.scrub),
             ("--peer-scrub", spec.settings.peer_scrub.is_some(), nk.settings.peer_scrub == spec.settings.peer_scrub),
             ("--headroom", spec.settings.headroom.is_some(), nk.settings.headroom.is_some()),
             ("--tailroom", spec.settings.tailroom.is_some(), nk.settings.tailroom.is_some()),
+            ("--pairing single", spec.is_single(), nk.settings.pairing == Some(Pairing::Single)),
         ];
         for (option, wanted, applied) in checks {
             if wanted && !applied {
@@ -319,14 +364,16 @@ impl Netlink {
                 ));
             }
         }
+        let up = |index| LinkUnspec::new_with_index(index).up().build();
         if spec.up {
-            let up = |index| LinkUnspec::new_with_index(index).up().build();
             self.handle
                 .link()
                 .change(up(primary.index))
                 .execute()
                 .await
                 .map_err(|e| fail(&format!("bringing {} up", spec.name), &NetlinkError::from_rtnetlink("", e)))?;
+        }
+        if spec.up && !spec.is_single() {
             let peer_conn = match &spec.peer_netns {
                 Some(ns) => Netlink::connect_named(ns).map_err(|e| fail("reaching the peer's namespace", &e))?,
                 None => self.clone(),
@@ -360,6 +407,11 @@ impl Netlink {
             ));
         }
         let link = self.netkit_by_name(name).await?;
+        if link.role() == Some(Role::Single) {
+            return Err(DeviceError::Immutable(format!(
+                "`{name}` is a single netkit device: the kernel keeps its policy at pass and it has no peer, so there is nothing to set"
+            )));
+        }
         if link.role() == Some(Role::Peer) {
             let primary = self.other_end(&link).await.ok().flatten().and_then(|o| {
                 o.link.map(|l| match o.netns {
@@ -444,7 +496,8 @@ impl Netlink {
                 },
                 (None, Some(_)) => HookCounts::default(),
             }),
-            None => None,
+            // No primary/peer hooks on a single device.
+            Some(Role::Single) | None => None,
         };
         let settings = match (&nk, role) {
             (Some(n), Some(Role::Peer)) => n.settings.swapped(),
@@ -488,12 +541,13 @@ pub struct AttrSupport {
     pub scrub: bool,
     pub headroom: bool,
     pub tailroom: bool,
+    pub pairing: bool,
 }
 
 impl AttrSupport {
     /// Used when no optional attribute is requested: nothing to check.
     fn assumed() -> Self {
-        Self { release: probe::kernel_release(), scrub: true, headroom: true, tailroom: true }
+        Self { release: probe::kernel_release(), scrub: true, headroom: true, tailroom: true, pairing: true }
     }
 
     /// From a dump of a netkit device: the kernel reports every attribute it knows.
@@ -503,6 +557,7 @@ impl AttrSupport {
             scrub: nk.settings.scrub.is_some(),
             headroom: nk.settings.headroom.is_some(),
             tailroom: nk.settings.tailroom.is_some(),
+            pairing: nk.settings.pairing.is_some(),
         }
     }
 }
@@ -540,6 +595,7 @@ pub async fn probe_attributes() -> AttrSupport {
                 scrub: have >= SCRUB_SINCE,
                 headroom: have >= ROOM_SINCE,
                 tailroom: have >= ROOM_SINCE,
+                pairing: have >= PAIRING_SINCE,
                 release,
             }
         }
@@ -556,7 +612,7 @@ mod tests {
     }
 
     fn all() -> AttrSupport {
-        AttrSupport { release: "7.3.4".into(), scrub: true, headroom: true, tailroom: true }
+        AttrSupport { release: "7.3.4".into(), scrub: true, headroom: true, tailroom: true, pairing: true }
     }
 
     #[test]
@@ -571,7 +627,8 @@ mod tests {
 
     #[test]
     fn options_the_kernel_lacks_are_refused_naming_the_version() {
-        let old = AttrSupport { release: "6.12.1".into(), scrub: true, headroom: false, tailroom: false };
+        let old =
+            AttrSupport { release: "6.12.1".into(), scrub: true, headroom: false, tailroom: false, pairing: false };
         let s = PairSpec { settings: PairSettings { headroom: Some(64), ..Default::default() }, ..spec("nk0") };
         let e = s.validate(&old).unwrap_err().to_string();
         assert!(e.contains("does not support --headroom (it came with Linux 6.14)"), "{e}");

@@ -2,6 +2,7 @@
 //! IFLA_INFO_DATA spelled out.
 
 use futures::TryStreamExt as _;
+use netlink_packet_core::{DefaultNla, Nla as _};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoNetkit, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, NetkitMode, NetkitPolicy,
     NetkitScrub, State,
@@ -16,6 +17,8 @@ use super::{Netlink, NetlinkError};
 pub enum Role {
     Primary,
     Peer,
+    /// A netkit device without a peer (PAIRING single, Linux 7.0).
+    Single,
 }
 
 /// A device's default verdict when no program is attached.
@@ -39,6 +42,35 @@ pub enum Mode {
 pub enum Scrub {
     Default,
     None,
+}
+
+/// IFLA_NETKIT_PAIRING, which netlink-packet-route does not name yet.
+pub(crate) const IFLA_NETKIT_PAIRING: u16 = 10;
+
+/// Whether netkit creates a pair or a single device (Linux 7.0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Pairing {
+    Pair,
+    Single,
+}
+
+impl Pairing {
+    pub(crate) fn to_nl(self) -> InfoNetkit {
+        let value: u32 = match self {
+            Self::Pair => 0,
+            Self::Single => 1,
+        };
+        InfoNetkit::Other(DefaultNla::new(IFLA_NETKIT_PAIRING, value.to_ne_bytes().to_vec()))
+    }
+
+    fn from_nl(value: u32) -> Option<Self> {
+        match value {
+            0 => Some(Self::Pair),
+            1 => Some(Self::Single),
+            _ => None,
+        }
+    }
 }
 
 impl Policy {
@@ -93,6 +125,15 @@ impl std::fmt::Display for Mode {
     }
 }
 
+impl std::fmt::Display for Pairing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Pair => "pair",
+            Self::Single => "single",
+        })
+    }
+}
+
 impl std::fmt::Display for Scrub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -115,6 +156,7 @@ pub struct PairSettings {
     pub peer_scrub: Option<Scrub>,
     pub headroom: Option<u16>,
     pub tailroom: Option<u16>,
+    pub pairing: Option<Pairing>,
 }
 
 impl PairSettings {
@@ -236,7 +278,11 @@ impl Link {
     }
 
     pub fn role(&self) -> Option<Role> {
-        self.netkit.as_ref().map(|n| if n.primary { Role::Primary } else { Role::Peer })
+        self.netkit.as_ref().map(|n| match (n.primary, n.settings.pairing) {
+            (true, Some(Pairing::Single)) => Role::Single,
+            (true, _) => Role::Primary,
+            (false, _) => Role::Peer,
+        })
     }
 
     /// The MAC address as text, when the device has one.
@@ -261,6 +307,11 @@ fn decode_netkit(attrs: &[InfoNetkit]) -> NetkitAttrs {
             InfoNetkit::PeerScrub(v) => s.peer_scrub = scrub(v),
             InfoNetkit::Headroom(h) => s.headroom = Some(*h),
             InfoNetkit::Tailroom(t) => s.tailroom = Some(*t),
+            InfoNetkit::Other(nla) if nla.kind() == IFLA_NETKIT_PAIRING && nla.value_len() == 4 => {
+                let mut value = [0u8; 4];
+                nla.emit_value(&mut value);
+                s.pairing = Pairing::from_nl(u32::from_ne_bytes(value));
+            }
             _ => {}
         }
     }
