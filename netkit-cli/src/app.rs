@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result};
 
 use crate::{
     attach::{AttachRequest, Hooks, Position, UpdateRequest},
-    cli::{Cli, Command, DeviceCommand, DeviceSet, LinkCommand, PositionArgs},
+    cli::{Cli, Command, DetachPositionArgs, DeviceCommand, DeviceSet, LinkCommand, PositionArgs},
     netlink::{
         Netlink,
         device::{self, PairSpec},
@@ -46,14 +46,26 @@ pub fn run(cli: &Cli, out: &mut impl Write, err: &mut impl Write) -> Result<Exit
     }
 }
 
+fn position_of(first: bool, before: &Option<crate::refs::RefSpec>, after: &Option<crate::refs::RefSpec>) -> Position {
+    match (first, before, after) {
+        (true, _, _) => Position::First,
+        (_, Some(r), _) => Position::Before(r.clone()),
+        (_, _, Some(r)) => Position::After(r.clone()),
+        _ => Position::Last,
+    }
+}
+
 impl PositionArgs {
     pub fn position(&self) -> Position {
-        match (self.first, &self.before, &self.after) {
-            (true, _, _) => Position::First,
-            (_, Some(r), _) => Position::Before(r.clone()),
-            (_, _, Some(r)) => Position::After(r.clone()),
-            _ => Position::Last,
-        }
+        position_of(self.first, &self.before, &self.after)
+    }
+}
+
+impl DetachPositionArgs {
+    /// The position given, if any.
+    pub fn position(&self) -> Option<Position> {
+        let given = self.first || self.last || self.before.is_some() || self.after.is_some();
+        given.then(|| position_of(self.first, &self.before, &self.after))
     }
 }
 
@@ -102,7 +114,10 @@ async fn hook_command(cli: &Cli, out: &mut impl Write) -> Result<()> {
             print(cli, out, &o, output::outcome)
         }
         Command::Detach(d) => {
-            let o = hooks.detach(&d.dev, d.hook, &d.target, d.expected_revision, d.force).await?;
+            let position = d.position.position();
+            let o = hooks
+                .detach(&d.dev, d.hook, d.target.as_ref(), position.as_ref(), d.expected_revision, d.force)
+                .await?;
             print(cli, out, &o, output::outcome)
         }
         Command::Update(u) => {

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::{
     mprog::{
-        Anchor, Chain, Hook, HookRef, MprogError,
+        Anchor, Chain, Hook, HookRef, MprogError, Slot,
         error::{Context, Op, explain},
         sys,
     },
@@ -192,12 +192,41 @@ fn position_text(p: &Position, anchor: Option<&Resolved>) -> String {
     }
 }
 
-/// Whether the object an anchor names is still on the chain.
-fn anchor_present(chain: &Chain, anchor: &Resolved) -> bool {
+/// Where the object an anchor names sits on the chain, if it is there.
+fn anchor_index(chain: &Chain, anchor: &Resolved) -> Option<usize> {
     if anchor.is_link() {
-        chain.slots.iter().any(|s| s.link_id == Some(anchor.id))
+        chain.slots.iter().position(|s| s.link_id == Some(anchor.id))
     } else {
-        chain.slots.iter().any(|s| s.prog_id == anchor.id)
+        chain.slots.iter().position(|s| s.prog_id == anchor.id)
+    }
+}
+
+fn anchor_present(chain: &Chain, anchor: &Resolved) -> bool {
+    anchor_index(chain, anchor).is_some()
+}
+
+/// The kernel's anchor for a position; `anchor_ref` is the resolved REF of
+/// --before/--after.
+fn anchor_for<'a>(position: &Position, anchor_ref: Option<&'a Resolved>) -> Anchor<'a> {
+    match (position, anchor_ref) {
+        (Position::First, _) => Anchor::First,
+        (Position::Last, _) => Anchor::Last,
+        (Position::Before(_), Some(a)) => Anchor::Before(a.target()),
+        (Position::After(_), Some(a)) => Anchor::After(a.target()),
+        _ => unreachable!("--before/--after REFs are resolved first"),
+    }
+}
+
+/// Which slot a positional detach removes. The kernel clamps a position past
+/// either end to the end slot (so "before the first" would remove the first),
+/// hence the tool picks the slot itself and refuses when there is none.
+fn slot_at<'c>(chain: &'c Chain, position: &Position, anchor_ref: Option<&Resolved>) -> Option<&'c Slot> {
+    let at = |i: Option<usize>| i.and_then(|i| chain.slots.get(i));
+    match position {
+        Position::First => chain.slots.first(),
+        Position::Last => chain.slots.last(),
+        Position::Before(_) => at(anchor_ref.and_then(|a| anchor_index(chain, a)).and_then(|i| i.checked_sub(1))),
+        Position::After(_) => at(anchor_ref.and_then(|a| anchor_index(chain, a)).map(|i| i + 1)),
     }
 }
 
@@ -250,17 +279,18 @@ impl Hooks<'_> {
         AttachError::Kernel { message: explain(&err, &ctx), errno: err.errno }
     }
 
-    /// Runs `op` against a fresh revision, re-resolving and retrying on ESTALE
-    /// while the anchor is still on the chain. With an explicit revision the
-    /// kernel's answer is final.
+    /// Runs `op` against a fresh revision (and the chain read with it),
+    /// re-resolving and retrying on ESTALE while the anchor is still on the
+    /// chain. With an explicit revision the kernel's answer is final.
     fn with_revision<T>(
         href: HookRef,
         explicit: Option<u64>,
         anchor: Option<&Resolved>,
-        mut op: impl FnMut(Option<u64>) -> Result<T, MprogError>,
+        mut op: impl FnMut(Option<u64>, &Chain) -> Result<T, MprogError>,
     ) -> Result<T, (MprogError, Option<u64>, Option<Chain>)> {
         if explicit.is_some() {
-            return op(explicit).map_err(|e| (e, explicit, None));
+            let chain = href.query().map_err(|e| (e, None, None))?;
+            return op(explicit, &chain).map_err(|e| (e, explicit, None));
         }
         let mut last = None;
         for attempt in 0..RETRIES {
@@ -275,7 +305,7 @@ impl Hooks<'_> {
             // An empty hook needs no revision check, and an emptied netkit hook
             // reports revision 1 while counting on internally.
             let expected = (!chain.slots.is_empty()).then_some(chain.revision);
-            match op(expected) {
+            match op(expected, &chain) {
                 Err(e) if e.errno == libc::ESTALE => last = Some((e, expected, None)),
                 Err(e) => return Err((e, expected, None)),
                 Ok(v) => return Ok(v),
@@ -397,13 +427,9 @@ impl Hooks<'_> {
             }
             None => None,
         };
-        let anchor = match (&req.position, &anchor_ref, &replace_ref) {
-            (_, _, Some(r)) => Anchor::Replace(r.fd.as_fd()),
-            (Position::First, _, _) => Anchor::First,
-            (Position::Last, _, _) => Anchor::Last,
-            (Position::Before(_), Some(a), _) => Anchor::Before(a.target()),
-            (Position::After(_), Some(a), _) => Anchor::After(a.target()),
-            _ => unreachable!("anchors are resolved above"),
+        let anchor = match &replace_ref {
+            Some(r) => Anchor::Replace(r.fd.as_fd()),
+            None => anchor_for(&req.position, anchor_ref.as_ref()),
         };
         let where_ = match &replace_ref {
             Some(r) => format!("replacing {}", r.describe()),
@@ -412,12 +438,12 @@ impl Hooks<'_> {
         let href = HookRef::new(dev.ifindex, hook);
         let prog = loaded.fd.as_fd();
         let result = if req.plain {
-            Self::with_revision(href, req.expected_revision, anchor_ref.as_ref(), |rev| {
+            Self::with_revision(href, req.expected_revision, anchor_ref.as_ref(), |rev, _| {
                 href.attach_plain(prog, &anchor, rev)
             })
             .map(|()| None)
         } else {
-            Self::with_revision(href, req.expected_revision, anchor_ref.as_ref(), |rev| {
+            Self::with_revision(href, req.expected_revision, anchor_ref.as_ref(), |rev, _| {
                 href.attach_link(prog, &anchor, rev)
             })
             .map(Some)
@@ -436,6 +462,82 @@ impl Hooks<'_> {
                     now,
                     ..Default::default()
                 };
+                Err(self.explain(err, dev, hook, ctx).await)
+            }
+        }
+    }
+
+    /// Detaches a plain program: the one `prog` names, the one at `position`,
+    /// or (both given) the named one once the kernel has checked that it sits
+    /// at that position.
+    async fn detach_plain(
+        &self,
+        dev: &Device,
+        hook: Hook,
+        prog: Option<&Resolved>,
+        position: Option<&Position>,
+        expected_revision: Option<u64>,
+        scope: &Scope<'_>,
+    ) -> Result<Outcome, AttachError> {
+        let anchor_ref = match position {
+            Some(Position::Before(r) | Position::After(r)) => Some(refs::resolve(r, scope)?),
+            _ => None,
+        };
+        let anchor = position.map(|p| anchor_for(p, anchor_ref.as_ref()));
+        let where_ = position.map(|p| position_text(p, anchor_ref.as_ref()));
+        let href = HookRef::new(dev.ifindex, hook);
+        // The program removed: named, or read off the chain the revision belongs to.
+        let mut victim: Option<Slot> = prog.map(|p| Slot { prog_id: p.id, link_id: None });
+        let result = Self::with_revision(href, expected_revision, anchor_ref.as_ref(), |rev, chain| {
+            let fd = match (prog, position) {
+                (Some(p), _) => Some(p.fd.as_fd()),
+                (None, Some(pos)) => {
+                    victim = slot_at(chain, pos, anchor_ref.as_ref()).copied();
+                    match victim {
+                        None => return Err(MprogError::new(Op::ProgDetach, libc::ENOENT)),
+                        Some(Slot { link_id: Some(_), .. }) => {
+                            return Err(MprogError::new(Op::ProgDetach, libc::EBUSY));
+                        }
+                        Some(_) => None,
+                    }
+                }
+                (None, None) => unreachable!("detach checks for REF or a position"),
+            };
+            href.detach_plain(fd, anchor.as_ref(), rev)
+        });
+        let label = victim.as_ref().map(|s| prog_label(s.prog_id));
+        match result {
+            Ok(()) => {
+                let label = label.expect("a detached program is known");
+                let action = match (&where_, prog) {
+                    (Some(w), None) => format!("detached {label} (plain), which was {w}"),
+                    _ => format!("detached {label} (plain)"),
+                };
+                Ok(Self::outcome(dev, hook, None, None, None, action))
+            }
+            Err((err, expected, now)) => {
+                let err = MprogError::new(Op::ProgDetach, err.errno);
+                let now = now.or_else(|| href.query().ok());
+                if let (libc::ENOENT, None, Some(w)) = (err.errno, &victim, &where_) {
+                    let missing =
+                        anchor_ref.as_ref().is_some_and(|a| !now.as_ref().is_some_and(|c| anchor_present(c, a)));
+                    let empty = now.as_ref().is_some_and(|c| c.slots.is_empty());
+                    let ctx = Context { device: dev.name.clone(), hook: Some(hook), now, ..Default::default() };
+                    let message = if empty {
+                        format!("nothing to detach: {} {hook} has no programs", dev.name)
+                    } else if missing {
+                        format!(
+                            "nothing to detach: the anchor of `{w}` is not on {} {hook}{}",
+                            dev.name,
+                            ctx.chain_text()
+                        )
+                    } else {
+                        format!("nothing to detach: no program sits {w} on {} {hook}{}", dev.name, ctx.chain_text())
+                    };
+                    return Err(AttachError::Kernel { message, errno: libc::ENOENT });
+                }
+                let ctx =
+                    Context { prog: label, anchor: where_, expected_revision: expected, now, ..Default::default() };
                 Err(self.explain(err, dev, hook, ctx).await)
             }
         }
@@ -486,29 +588,33 @@ impl Hooks<'_> {
         &self,
         device: &str,
         hook: Hook,
-        target: &RefSpec,
+        target: Option<&RefSpec>,
+        position: Option<&Position>,
         expected_revision: Option<u64>,
         force: bool,
     ) -> Result<Outcome, AttachError> {
         let dev = self.device(device).await?;
         let layout = Layout::unchecked(&self.bpffs);
         let scope = Scope { layout: &layout, netns: &dev.netns, device: &dev.name, hook };
-        let resolved = refs::resolve(target, &scope)?;
-        let href = HookRef::new(dev.ifindex, hook);
-        if !resolved.is_link() {
-            let label = prog_label(resolved.id);
-            let fd = resolved.fd.as_fd();
-            return match Self::with_revision(href, expected_revision, None, |rev| {
-                href.detach_plain(Some(fd), None, rev)
-            }) {
-                Ok(()) => Ok(Self::outcome(&dev, hook, None, None, None, format!("detached {label} (plain)"))),
-                Err((err, expected, now)) => {
-                    let err = MprogError::new(Op::ProgDetach, err.errno);
-                    let ctx = Context { prog: Some(label), expected_revision: expected, now, ..Default::default() };
-                    Err(self.explain(err, &dev, hook, ctx).await)
-                }
+        let Some(target) = target else {
+            let Some(position) = position else {
+                return Err(AttachError::Invalid(
+                    "detach needs REF (a link or prog:ID), or a position (--first, --last, --before REF, --after REF) naming the plain program to remove".into(),
+                ));
             };
+            return self.detach_plain(&dev, hook, None, Some(position), expected_revision, &scope).await;
+        };
+        let resolved = refs::resolve(target, &scope)?;
+        if !resolved.is_link() {
+            return self.detach_plain(&dev, hook, Some(&resolved), position, expected_revision, &scope).await;
         }
+        if position.is_some() {
+            return Err(AttachError::Invalid(format!(
+                "{}: a link is detached by naming it alone; --first, --last, --before and --after select plain programs",
+                resolved.describe()
+            )));
+        }
+        let href = HookRef::new(dev.ifindex, hook);
         Self::check_link_on(&resolved, &dev, hook)?;
         let ours = self.guard(&resolved, force)?;
         let info = resolved.link_info.clone().expect("links have info");

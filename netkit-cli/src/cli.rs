@@ -174,6 +174,25 @@ pub struct StatsArgs {
     pub count: Option<u32>,
 }
 
+/// Which plain program `detach` removes, without REF; with prog:ID the kernel
+/// checks that the program sits there and refuses otherwise.
+#[derive(Debug, Args, Default)]
+#[group(multiple = false)]
+pub struct DetachPositionArgs {
+    /// The plain program in the first slot.
+    #[arg(long)]
+    pub first: bool,
+    /// The plain program in the last slot.
+    #[arg(long)]
+    pub last: bool,
+    /// The plain program right before REF.
+    #[arg(long, value_name = "REF")]
+    pub before: Option<RefSpec>,
+    /// The plain program right after REF.
+    #[arg(long, value_name = "REF")]
+    pub after: Option<RefSpec>,
+}
+
 /// Where in the chain a program goes (default: last).
 #[derive(Debug, Args, Default)]
 #[group(multiple = false)]
@@ -228,7 +247,11 @@ pub struct DetachArgs {
     #[arg(value_enum)]
     pub hook: Hook,
     /// link:ID, pin:PATH or NAME for a link; prog:ID for a plain program.
-    pub target: RefSpec,
+    /// Without REF, a position option selects the plain program to remove.
+    #[arg(value_name = "REF")]
+    pub target: Option<RefSpec>,
+    #[command(flatten)]
+    pub position: DetachPositionArgs,
     /// Fail unless the hook is at this revision.
     #[arg(long, value_name = "N")]
     pub expected_revision: Option<u64>,

@@ -78,7 +78,7 @@ impl Context {
         self.prog.as_deref().unwrap_or("the program")
     }
 
-    fn chain_text(&self) -> String {
+    pub fn chain_text(&self) -> String {
         match &self.now {
             Some(c) if c.slots.is_empty() => format!(" (revision {}, no programs)", c.revision),
             Some(c) => {

@@ -613,6 +613,53 @@ pub fn clang_object_runs(env: &HookEnv, hook: Hook) {
     env.attach(hook, &format!("file:{}:count_tc", obj.display()), &[]);
 }
 
+/// Plain programs removed by position (first, last, before/after an anchor),
+/// and a named one checked against a position; a link's slot, an empty
+/// position and a disagreeing position are refused with the chain unchanged.
+pub fn positional_detach(env: &HookEnv, hook: Hook) {
+    let h = hook.name();
+    let dev = env.dev.as_str();
+    let id = |v: &Value| v["prog_id"].as_u64().unwrap();
+    let p1 = id(&env.attach(hook, "next", &["--plain"]));
+    let l = env.attach(hook, "next", &["--pin", "l"]);
+    let p3 = id(&env.attach(hook, "next", &["--plain"]));
+    let p4 = id(&env.attach(hook, "next", &["--plain"]));
+    let p5 = id(&env.attach(hook, "next", &["--plain"]));
+    let all = vec![p1, id(&l), p3, p4, p5];
+    let (rev, _) = env.chain(hook);
+    let prog = |p: u64| format!("prog:{p}");
+
+    let err = env.fails(&["detach", dev, h, "--before", &prog(p1)]);
+    assert!(err.contains("no program sits before"), "the kernel would take the first one itself: {err}");
+    let err = env.fails(&["detach", dev, h, "--after", &prog(p5)]);
+    assert!(err.contains("no program sits after"), "{err}");
+    let err = env.fails(&["detach", dev, h, "--after", &prog(p1)]);
+    assert!(err.contains(&format!("owned by link {}", l["link_id"])), "{err}");
+    let err = env.fails(&["detach", dev, h, "--first", "l"]);
+    assert!(err.contains("a link is detached by naming it"), "{err}");
+    let err = env.fails(&["detach", dev, h]);
+    assert!(err.contains("detach needs REF"), "{err}");
+    let err = env.fails(&["detach", dev, h, &prog(p3), "--first"]);
+    assert!(err.contains("conflicts"), "the kernel checks the named program against the position: {err}");
+    assert_eq!(env.chain(hook).0, rev, "refusals change nothing");
+    assert_eq!(env.progs(hook), all);
+
+    let d = env.json(&["detach", dev, h, "--last"]);
+    assert!(d["action"].as_str().unwrap().contains(&format!("program {p5}")), "{d}");
+    assert_eq!(d["revision"], rev + 1);
+    env.json(&["detach", dev, h, &prog(p3), "--after", "l"]);
+    let d = env.json(&["detach", dev, h, "--after", "l"]);
+    assert!(d["action"].as_str().unwrap().contains(&format!("program {p4}")), "{d}");
+    let d = env.json(&["detach", dev, h, "--first"]);
+    assert!(d["action"].as_str().unwrap().contains(&format!("program {p1}")), "{d}");
+    assert_eq!(env.progs(hook), vec![id(&l)], "only the link is left");
+    let err = env.fails(&["detach", dev, h, "--first"]);
+    assert!(err.contains("owned by link"), "{err}");
+    env.json(&["detach", dev, h, "l"]);
+    let err = env.fails(&["detach", dev, h, "--last"]);
+    assert!(err.contains("nothing to detach"), "{err}");
+}
+
 /// Expands `$then!` with its arguments followed by every shared hook case
 /// (`test name => case`), so each suite lists the cases once.
 #[macro_export]
@@ -622,6 +669,7 @@ macro_rules! each_hook_case {
             ordering_follows_anchors_and_packets_follow_the_query => $crate::common::hooks::ordering,
             refusals_are_explained_and_change_nothing => $crate::common::hooks::refusals_leave_the_chain_alone,
             replace_update_and_detach_keep_slots => $crate::common::hooks::replace_update_and_detach,
+            plain_programs_are_detached_by_position => $crate::common::hooks::positional_detach,
             sixty_three_programs_fit_the_sixty_fourth_is_refused => $crate::common::hooks::capacity,
             concurrent_writers_all_get_in => $crate::common::hooks::concurrent_writers,
             run_is_detached_when_the_process_ends => $crate::common::hooks::run_detaches_with_the_process,
