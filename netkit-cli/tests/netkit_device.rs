@@ -302,6 +302,29 @@ fn traffic_follows_the_policies() {
 }
 
 #[test]
+fn a_pair_that_cannot_be_finished_is_removed_again() {
+    require_netkit!();
+    let host = TestNs::new("rollback");
+    let pod = TestNs::new("rollbackpod");
+    // The primary is up and the peer sits in the pod's namespace when the
+    // injected failure hits: both ends must go.
+    let out = common::netkit()
+        .env("NETKIT_FAULT", "peer-up")
+        .args(["-n", &host.name, "device", "add", "nk0", "--peer", "eth0", "--peer-netns", &pod.name, "--up"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the injected failure must fail the add");
+    let err = common::stderr(&out);
+    assert!(err.contains("bringing the peer up failed"), "{err}");
+    assert!(err.contains("removed the half-made pair `nk0` again"), "{err}");
+    for ns in [&host, &pod] {
+        assert!(names(&ns.json(&["device", "list", "--all"])).iter().all(|n| n == "lo"), "nothing left in {}", ns.name);
+    }
+    // Without the fault the same request works.
+    host.ok(&["device", "add", "nk0", "--peer", "eth0", "--peer-netns", &pod.name, "--up"]);
+}
+
+#[test]
 fn del_removes_both_ends() {
     require_netkit!();
     let ns = TestNs::new("del");

@@ -379,6 +379,9 @@ impl Netlink {
                 None => self.clone(),
             };
             let peer_index = primary.link.ok_or_else(|| fail("finding the peer", &"the primary names no peer"))?;
+            if injected_fault("peer-up") {
+                return Err(fail("bringing the peer up", &"failure injected by NETKIT_FAULT=peer-up"));
+            }
             peer_conn
                 .handle
                 .link()
@@ -518,6 +521,14 @@ impl Netlink {
             counters: link.counters,
         })
     }
+}
+
+/// A test seam: debug builds fail the named step when NETKIT_FAULT names it,
+/// so that the removal of a half-made pair is tested against a real kernel
+/// (no kernel refuses to bring a fresh netkit end up on demand). Release
+/// builds never look.
+fn injected_fault(step: &str) -> bool {
+    cfg!(debug_assertions) && std::env::var("NETKIT_FAULT").is_ok_and(|v| v == step)
 }
 
 fn counts_here(primary_index: u32) -> HookCounts {
