@@ -281,16 +281,16 @@ impl Hooks<'_> {
 
     /// Runs `op` against a fresh revision (and the chain read with it),
     /// re-resolving and retrying on ESTALE while the anchor is still on the
-    /// chain. With an explicit revision the kernel's answer is final.
+    /// chain. With an explicit revision the kernel's answer is final, and no
+    /// chain is read for `op`.
     fn with_revision<T>(
         href: HookRef,
         explicit: Option<u64>,
         anchor: Option<&Resolved>,
-        mut op: impl FnMut(Option<u64>, &Chain) -> Result<T, MprogError>,
+        mut op: impl FnMut(Option<u64>, Option<&Chain>) -> Result<T, MprogError>,
     ) -> Result<T, (MprogError, Option<u64>, Option<Chain>)> {
         if explicit.is_some() {
-            let chain = href.query().map_err(|e| (e, None, None))?;
-            return op(explicit, &chain).map_err(|e| (e, explicit, None));
+            return op(explicit, None).map_err(|e| (e, explicit, None));
         }
         let mut last = None;
         for attempt in 0..RETRIES {
@@ -305,7 +305,7 @@ impl Hooks<'_> {
             // An empty hook needs no revision check, and an emptied netkit hook
             // reports revision 1 while counting on internally.
             let expected = (!chain.slots.is_empty()).then_some(chain.revision);
-            match op(expected, &chain) {
+            match op(expected, Some(&chain)) {
                 Err(e) if e.errno == libc::ESTALE => last = Some((e, expected, None)),
                 Err(e) => return Err((e, expected, None)),
                 Ok(v) => return Ok(v),
@@ -492,6 +492,14 @@ impl Hooks<'_> {
             let fd = match (prog, position) {
                 (Some(p), _) => Some(p.fd.as_fd()),
                 (None, Some(pos)) => {
+                    let read;
+                    let chain = match chain {
+                        Some(c) => c,
+                        None => {
+                            read = href.query()?;
+                            &read
+                        }
+                    };
                     victim = slot_at(chain, pos, anchor_ref.as_ref()).copied();
                     match victim {
                         None => return Err(MprogError::new(Op::ProgDetach, libc::ENOENT)),
@@ -518,26 +526,16 @@ impl Hooks<'_> {
             Err((err, expected, now)) => {
                 let err = MprogError::new(Op::ProgDetach, err.errno);
                 let now = now.or_else(|| href.query().ok());
-                if let (libc::ENOENT, None, Some(w)) = (err.errno, &victim, &where_) {
-                    let missing =
-                        anchor_ref.as_ref().is_some_and(|a| !now.as_ref().is_some_and(|c| anchor_present(c, a)));
-                    let empty = now.as_ref().is_some_and(|c| c.slots.is_empty());
-                    let ctx = Context { device: dev.name.clone(), hook: Some(hook), now, ..Default::default() };
-                    let message = if empty {
-                        format!("nothing to detach: {} {hook} has no programs", dev.name)
-                    } else if missing {
-                        format!(
-                            "nothing to detach: the anchor of `{w}` is not on {} {hook}{}",
-                            dev.name,
-                            ctx.chain_text()
-                        )
-                    } else {
-                        format!("nothing to detach: no program sits {w} on {} {hook}{}", dev.name, ctx.chain_text())
-                    };
-                    return Err(AttachError::Kernel { message, errno: libc::ENOENT });
-                }
-                let ctx =
-                    Context { prog: label, anchor: where_, expected_revision: expected, now, ..Default::default() };
+                let anchor_missing = victim.is_none()
+                    && anchor_ref.as_ref().is_some_and(|a| !now.as_ref().is_some_and(|c| anchor_present(c, a)));
+                let ctx = Context {
+                    prog: label,
+                    anchor: where_,
+                    expected_revision: expected,
+                    now,
+                    anchor_missing,
+                    ..Default::default()
+                };
                 Err(self.explain(err, dev, hook, ctx).await)
             }
         }

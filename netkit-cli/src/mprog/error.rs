@@ -64,6 +64,8 @@ pub struct Context {
     pub now: Option<Chain>,
     /// For a netkit hook on a peer: the pair's primary, when it can be found.
     pub primary: Option<String>,
+    /// The object `anchor` names is not on the chain.
+    pub anchor_missing: bool,
 }
 
 impl Context {
@@ -78,7 +80,7 @@ impl Context {
         self.prog.as_deref().unwrap_or("the program")
     }
 
-    pub fn chain_text(&self) -> String {
+    fn chain_text(&self) -> String {
         match &self.now {
             Some(c) if c.slots.is_empty() => format!(" (revision {}, no programs)", c.revision),
             Some(c) => {
@@ -148,7 +150,16 @@ pub fn explain(err: &MprogError, ctx: &Context) -> String {
             Some(a) => format!("the anchor ({a}) is not attached to {on}{}", ctx.chain_text()),
             None => format!("something the request names does not exist on {on}"),
         },
-        (Op::ProgDetach, ENOENT) => format!("{} is not attached to {on}{}", ctx.prog(), ctx.chain_text()),
+        (Op::ProgDetach, ENOENT) => match (&ctx.prog, &ctx.anchor) {
+            (Some(p), _) => format!("{p} is not attached to {on}{}", ctx.chain_text()),
+            // A positional detach found nothing to remove.
+            _ if ctx.now.as_ref().is_some_and(|c| c.slots.is_empty()) => format!("nothing to detach: {on} has no programs"),
+            (None, Some(a)) if ctx.anchor_missing => {
+                format!("nothing to detach: the anchor of `{a}` is not on {on}{}", ctx.chain_text())
+            }
+            (None, Some(a)) => format!("nothing to detach: no program sits {a} on {on}{}", ctx.chain_text()),
+            (None, None) => format!("{} is not attached to {on}{}", ctx.prog(), ctx.chain_text()),
+        },
         (Op::ProgDetach, EBUSY) | (Op::ProgAttach, EBUSY) => {
             let owner = ctx.now.as_ref().and_then(|c| {
                 let id: u32 = ctx.prog.as_deref()?.split_whitespace().nth(1)?.parse().ok()?;
@@ -262,5 +273,23 @@ mod tests {
             Context { now: Some(Chain { revision: 2, slots: vec![Slot { prog_id: 5, link_id: Some(11) }] }), ..ctx() };
         let m = explain(&MprogError::new(Op::ProgDetach, libc::EBUSY), &c);
         assert!(m.contains("owned by link 11") && m.contains("link:11"), "{m}");
+    }
+
+    #[test]
+    fn a_positional_detach_that_finds_nothing_says_why() {
+        let chain = Some(Chain { revision: 2, slots: vec![Slot { prog_id: 5, link_id: None }] });
+        let at = |anchor_missing| Context {
+            prog: None,
+            anchor: Some("before prog 5".into()),
+            now: chain.clone(),
+            anchor_missing,
+            ..ctx()
+        };
+        let enoent = MprogError::new(Op::ProgDetach, libc::ENOENT);
+        assert!(explain(&enoent, &at(false)).contains("no program sits before prog 5 on eth0 ingress"));
+        assert!(explain(&enoent, &at(true)).contains("the anchor of `before prog 5` is not on eth0 ingress"));
+        let empty = Context { now: Some(Chain::default()), ..at(false) };
+        assert_eq!(explain(&enoent, &empty), "nothing to detach: eth0 ingress has no programs");
+        assert!(explain(&enoent, &ctx()).contains("program 5 (pass) is not attached"));
     }
 }

@@ -162,20 +162,20 @@ impl PairSpec {
 
     fn message(&self, peer_ns: Option<&std::os::fd::OwnedFd>) -> LinkMessage {
         use std::os::fd::AsRawFd as _;
-        let mut peer = LinkMessageBuilder::<LinkUnspec>::new();
-        if let Some(name) = &self.peer {
-            peer = peer.name(name.clone());
-        }
-        if let Some(mtu) = self.mtu {
-            peer = peer.mtu(mtu);
-        }
-        if let Some(fd) = peer_ns {
-            peer = peer.setns_by_fd(fd.as_raw_fd());
-        }
         let mut data = vec![InfoNetkit::Mode(self.settings.mode.unwrap_or(Mode::L3).to_nl())];
         if self.is_single() {
             data.push(Pairing::Single.to_nl());
         } else {
+            let mut peer = LinkMessageBuilder::<LinkUnspec>::new();
+            if let Some(name) = &self.peer {
+                peer = peer.name(name.clone());
+            }
+            if let Some(mtu) = self.mtu {
+                peer = peer.mtu(mtu);
+            }
+            if let Some(fd) = peer_ns {
+                peer = peer.setns_by_fd(fd.as_raw_fd());
+            }
             data.push(InfoNetkit::Peer(peer.build()));
         }
         data.extend(self.settings.policy.map(|p| InfoNetkit::Policy(p.to_nl())));
