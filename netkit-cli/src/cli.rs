@@ -371,7 +371,7 @@ pub struct DeviceAdd {
     /// Create the peer directly inside this named network namespace.
     #[arg(long, value_name = "NS")]
     pub peer_netns: Option<String>,
-    /// Bring both ends up.
+    /// Bring both ends up (the one device with --pairing single).
     #[arg(long)]
     pub up: bool,
 }
