@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::{
     mprog::{
         Anchor, Chain, Hook, HookRef, MprogError, Slot,
-        error::{Context, Op, explain},
+        error::{Context, Op, PrimaryHint, explain},
         sys,
     },
     netlink::{Netlink, NetlinkError, device::DeviceError, links::Role},
@@ -133,7 +133,10 @@ pub struct LinkView {
     pub link_id: Option<u32>,
     pub prog_id: Option<u32>,
     pub prog_name: Option<String>,
-    /// The device's ifindex as the kernel reports it; 0 once defunct.
+    /// The ifindex of the device the kernel keeps in the link, 0 once
+    /// defunct. For a link on a netkit peer hook that is the peer's ifindex,
+    /// counted in the peer's namespace; `device` and `hook` name the pair's
+    /// primary and the hook, as the link was attached.
     pub ifindex: Option<u32>,
     /// attached, defunct (device gone or link detached) or unreadable.
     pub state: String,
@@ -255,11 +258,10 @@ impl Hooks<'_> {
             ctx.now = HookRef::new(dev.ifindex, hook).query().ok();
         }
         if err.errno == libc::EACCES && hook.is_netkit() {
-            ctx.primary = match self.nl.show(&dev.name).await {
-                Ok(v) if v.role == Some(Role::Peer) => v.peer.and_then(|p| match (p.name, p.netns) {
-                    (Some(n), Some(ns)) if ns != "default" => Some(format!("-n {ns} {n}")),
-                    (Some(n), _) => Some(n),
-                    _ => None,
+            ctx.primary = match self.nl.link_by_name(&dev.name).await {
+                Ok(Some(l)) if l.role() == Some(Role::Peer) => self.nl.primary_of(&l).await.map(|p| PrimaryHint {
+                    described: p.describe(),
+                    command: p.command(err.op.subcommand(), &format!("{hook} ...")),
                 }),
                 _ => None,
             };
@@ -564,21 +566,50 @@ impl Hooks<'_> {
         )))
     }
 
-    fn check_link_on(link: &Resolved, dev: &Device, hook: Hook) -> Result<(), AttachError> {
+    /// Checks that `link` sits on DEV HOOK (or is defunct, which update and
+    /// detach report in their own words).
+    ///
+    /// A link's info cannot say this by ifindex. It names the device the
+    /// kernel keeps in the link: for tcx and netkit primary links that is the
+    /// device named at attach time, but for a netkit *peer* link it is the
+    /// peer, because `netkit_dev_fetch()` swaps the primary for `nk->peer`
+    /// when the attach type is BPF_NETKIT_PEER and `netkit_link_init()` keeps
+    /// that device (every kernel from 6.7 to 7.x; 6.16 moved the attach type
+    /// from `nkl->location` to `link->attach_type` without changing what is
+    /// reported). That ifindex is counted in the peer's namespace, which is
+    /// usually not ours, and an ifindex is only unique within one namespace
+    /// anyway (every pod's eth0 tends to be 2). The exact test is the hook's
+    /// own chain: BPF_PROG_QUERY on the primary names the owning link of
+    /// every slot, for all four hooks alike.
+    /// `op` is what the user asked for, for the explanation of a refusal.
+    async fn check_link_on(&self, link: &Resolved, dev: &Device, hook: Hook, op: Op) -> Result<(), AttachError> {
         let info = link.link_info.as_ref().expect("links have info");
         if info.ifindex == 0 {
             return Ok(());
         }
-        if info.ifindex != dev.ifindex || info.attach_type != hook.attach_type() {
-            let on = Hook::from_attach_type(info.attach_type).map_or("another hook".into(), |h| h.to_string());
+        if info.attach_type != hook.attach_type() {
+            let on = Hook::from_attach_type(info.attach_type)
+                .map_or("another kind of hook".into(), |h| format!("a {h} hook"));
             return Err(AttachError::Invalid(format!(
-                "{} is attached to ifindex {} {on}, not to {} {hook}",
+                "{} is attached to {on}, not to {} {hook} (see `netkit link show link:{}`)",
                 link.describe(),
-                info.ifindex,
-                dev.name
+                dev.name,
+                info.id
             )));
         }
-        Ok(())
+        let chain = match HookRef::new(dev.ifindex, hook).query() {
+            Ok(c) => c,
+            Err(err) => return Err(self.explain(MprogError { op, ..err }, dev, hook, Context::default()).await),
+        };
+        if chain.slots.iter().any(|s| s.link_id == Some(info.id)) {
+            return Ok(());
+        }
+        Err(AttachError::Invalid(format!(
+            "{} is attached to the {hook} hook of another device, not to {} {hook}; see `netkit query {} {hook}` for the links there",
+            link.describe(),
+            dev.name,
+            dev.name
+        )))
     }
 
     /// `netkit detach`: a link (detached and unpinned) or a plain program.
@@ -613,12 +644,19 @@ impl Hooks<'_> {
             )));
         }
         let href = HookRef::new(dev.ifindex, hook);
-        Self::check_link_on(&resolved, &dev, hook)?;
+        self.check_link_on(&resolved, &dev, hook, Op::LinkDetach).await?;
         let ours = self.guard(&resolved, force)?;
         let info = resolved.link_info.clone().expect("links have info");
         if let Some(rev) = expected_revision {
             // BPF_LINK_DETACH takes no revision; check it just before.
-            let chain = href.query().map_err(|e| AttachError::Invalid(e.to_string()))?;
+            let chain = match href.query() {
+                Ok(c) => c,
+                Err(err) => {
+                    return Err(self
+                        .explain(MprogError { op: Op::LinkDetach, ..err }, &dev, hook, Context::default())
+                        .await);
+                }
+            };
             if chain.revision != rev {
                 let err = MprogError::new(Op::LinkDetach, libc::ESTALE);
                 let ctx = Context { expected_revision: Some(rev), now: Some(chain), ..Default::default() };
@@ -667,7 +705,7 @@ impl Hooks<'_> {
         if !link.is_link() {
             return Err(AttachError::Invalid(format!("{target} is a program; update needs a link")));
         }
-        Self::check_link_on(&link, &dev, hook)?;
+        self.check_link_on(&link, &dev, hook, Op::LinkUpdate).await?;
         let ours = self.guard(&link, force)?;
         let old = expected_old.map(|r| refs::resolve(r, &scope)).transpose()?;
         let loaded = programs::load(prog, load)?;
@@ -796,11 +834,10 @@ impl Hooks<'_> {
                 let layout = Layout::unchecked(&self.bpffs);
                 let scope = Scope { layout: &layout, netns: &dev.netns, device: &dev.name, hook };
                 let resolved = refs::resolve(r, &scope)?;
-                let prog = match &resolved.link_info {
-                    Some(info) => info.prog_id,
-                    None => resolved.id,
-                };
-                let slot = view.programs.iter().find(|s| s.prog_id == prog).cloned().ok_or_else(|| {
+                // A link is found by its own id on the chain (the kernel names
+                // each slot's owner), never by the ifindex in its info: for a
+                // peer link that is the peer's (see check_link_on).
+                let slot = anchor_index(&chain, &resolved).map(|i| view.programs[i].clone()).ok_or_else(|| {
                     AttachError::Invalid(format!(
                         "{} is not on {} {hook} (see `netkit query {} {hook}`)",
                         resolved.describe(),

@@ -125,7 +125,15 @@ pub struct NsRef {
     pub path: PathBuf,
 }
 
+/// Where [`others`] finds the initial namespace (init's).
+const INIT_NS: &str = "/proc/1/ns/net";
+
 impl NsRef {
+    /// The namespace init lives in, which commands reach without `-n`.
+    pub fn is_init(&self) -> bool {
+        self.path == Path::new(INIT_NS)
+    }
+
     pub fn open(&self) -> io::Result<OwnedFd> {
         Ok(fs::File::open(&self.path)?.into())
     }
@@ -135,7 +143,7 @@ impl NsRef {
 pub fn others() -> Vec<NsRef> {
     let me = identity(Path::new("/proc/thread-self/ns/net"));
     let mut out: Vec<NsRef> = list_named().into_iter().map(|name| NsRef { path: path_of(&name), name }).collect();
-    out.push(NsRef { name: "default".into(), path: "/proc/1/ns/net".into() });
+    out.push(NsRef { name: "default".into(), path: INIT_NS.into() });
     out.retain(|ns| identity(&ns.path).is_some() && identity(&ns.path) != me);
     out.dedup_by(|a, b| identity(&a.path) == identity(&b.path));
     out
@@ -147,15 +155,19 @@ pub fn current_name() -> String {
     let Some(me) = identity(Path::new("/proc/thread-self/ns/net")) else {
         return "unknown".into();
     };
-    for name in list_named() {
-        if identity(&path_of(&name)) == Some(me) {
-            return name;
-        }
+    if let Some(name) = current_named() {
+        return name;
     }
-    if identity(Path::new("/proc/1/ns/net")) == Some(me) {
+    if identity(Path::new(INIT_NS)) == Some(me) {
         return "default".into();
     }
     format!("netns-{}", me.1)
+}
+
+/// The /run/netns name of the calling thread's namespace, if it has one.
+pub fn current_named() -> Option<String> {
+    let me = identity(Path::new("/proc/thread-self/ns/net"))?;
+    list_named().into_iter().find(|name| identity(&path_of(name)) == Some(me))
 }
 
 /// Creates a named namespace the way `ip netns add` does: a new namespace

@@ -204,7 +204,7 @@ fn single_device_mode_works_on_new_kernels_and_is_refused_cleanly_on_old_ones() 
 fn l2_has_macs_and_arp_l3_refuses_a_mac() {
     require_netkit!();
     let host = TestNs::new("l2");
-    let pod = TestNs::new("l2pod");
+    let pod = TestNs::pod("l2pod");
     host.ok(&["device", "add", "nk0", "--peer", "nk1", "--mode", "l2", "--peer-netns", &pod.name, "--up"]);
     host.ip_ok(&["addr", "add", "10.77.0.1/24", "dev", "nk0"]);
     pod.ip_ok(&["addr", "add", "10.77.0.2/24", "dev", "nk1"]);
@@ -240,7 +240,8 @@ fn set_changes_policies_live_and_only_policies() {
     assert_eq!(v["peer_policy"], "pass");
 
     let err = ns.fails(&["device", "set", "nk1", "--policy", "pass"]);
-    assert!(err.contains("peer end") && err.contains("netkit device set nk0"), "{err}");
+    // The caller came in with -n: the command that reaches the primary keeps it.
+    assert!(err.contains("peer end") && err.contains(&format!("`netkit -n {} device set nk0 ...`", ns.name)), "{err}");
     for (opt, val) in [("--mode", "l2"), ("--scrub", "none"), ("--headroom", "4"), ("--peer", "x")] {
         let err = ns.fails(&["device", "set", "nk0", opt, val]);
         assert!(err.contains(opt) && err.contains("cannot be changed"), "{err}");
@@ -255,7 +256,7 @@ fn set_changes_policies_live_and_only_policies() {
 fn a_peer_in_another_namespace() {
     require_netkit!();
     let host = TestNs::new("host");
-    let pod = TestNs::new("pod");
+    let pod = TestNs::pod("pod");
     let v = host.json(&["device", "add", "nk0", "--peer", "eth0", "--peer-netns", &pod.name, "--mtu", "1400", "--up"]);
     assert_eq!(v["peer"]["name"], "eth0");
     assert_eq!(v["peer"]["netns"], pod.name.as_str());
@@ -279,7 +280,7 @@ fn a_peer_in_another_namespace() {
 fn traffic_follows_the_policies() {
     require_netkit!();
     let host = TestNs::new("dp");
-    let pod = TestNs::new("dppod");
+    let pod = TestNs::pod("dppod");
     host.ok(&["device", "add", "nk0", "--peer", "eth0", "--peer-netns", &pod.name, "--up"]);
     host.ip_ok(&["addr", "add", "10.78.0.1/24", "dev", "nk0"]);
     pod.ip_ok(&["addr", "add", "10.78.0.2/24", "dev", "eth0"]);
@@ -305,7 +306,7 @@ fn traffic_follows_the_policies() {
 fn a_pair_that_cannot_be_finished_is_removed_again() {
     require_netkit!();
     let host = TestNs::new("rollback");
-    let pod = TestNs::new("rollbackpod");
+    let pod = TestNs::pod("rollbackpod");
     // The primary is up and the peer sits in the pod's namespace when the
     // injected failure hits: both ends must go.
     let out = common::netkit()

@@ -42,13 +42,42 @@ fn the_peer_is_reached_through_the_primary() {
     let out = netkit_in(&env, &env.pod.name, &["attach", "eth0", "peer", "pass"]);
     assert!(!out.status.success());
     let err = common::stderr(&out);
-    assert!(
-        err.contains("eth0 is the peer of a netkit pair") && err.contains(&format!("-n {} dev0", env.ns.name)),
-        "{err}"
-    );
+    assert!(err.contains("eth0 is the peer of a netkit pair"), "{err}");
+    assert!(err.contains(&format!("use dev0 in network namespace {}", env.ns.name)), "{err}");
+    assert!(err.contains(&format!("`netkit -n {} attach dev0 peer ...`", env.ns.name)), "{err}");
     // tcx hooks work on either end of a netkit pair.
     let ok = netkit_in(&env, &env.pod.name, &["attach", "eth0", "ingress", "pass"]);
     assert!(ok.status.success(), "{}", common::stderr(&ok));
+}
+
+/// As on a real node: the primary in the initial namespace, the peer in a
+/// pod. From the pod, the way to the primary is to drop `-n`.
+#[test]
+fn a_primary_in_the_initial_namespace_is_reached_without_n() {
+    require_netkit!();
+    let pod = common::TestNs::pod("ninit");
+    let name = format!("nki{}", std::process::id() % 100_000);
+    common::ok(&["device", "add", &name, "--peer", "eth0", "--peer-netns", &pod.name]);
+    struct Pair(String);
+    impl Drop for Pair {
+        fn drop(&mut self) {
+            let _ = common::run(&["device", "del", &self.0]);
+        }
+    }
+    let _pair = Pair(name.clone());
+    let bpffs = common::Bpffs::new();
+    let b = bpffs.arg();
+    let err = pod.fails(&["--bpffs", &b, "attach", "eth0", "peer", "pass"]);
+    assert!(err.contains(&format!("use {name} in the initial network namespace")), "{err}");
+    assert!(err.contains(&format!("`netkit attach {name} peer ...`")), "{err}");
+    let o: serde_json::Value =
+        serde_json::from_str(&common::ok(&["-j", "--bpffs", &b, "attach", &name, "peer", "pass", "--pin", "x"]))
+            .unwrap();
+    let err = pod.fails(&["--bpffs", &b, "detach", "eth0", "peer", &format!("link:{}", o["link_id"])]);
+    assert!(err.contains(&format!("`netkit detach {name} peer ...`")), "{err}");
+    common::ok(&["--bpffs", &b, "detach", &name, "peer", "x"]);
+    let err = pod.fails(&["device", "set", "eth0", "--policy", "drop"]);
+    assert!(err.contains(&format!("`netkit device set {name} ...`")), "{err}");
 }
 
 fn netkit_in(env: &HookEnv, ns: &str, args: &[&str]) -> std::process::Output {

@@ -20,7 +20,7 @@ struct Topology {
 
 impl Topology {
     fn new() -> Self {
-        let (host, outside, pod) = (TestNs::new("rh"), TestNs::new("ro"), TestNs::new("rp"));
+        let (host, outside, pod) = (TestNs::new("rh"), TestNs::new("ro"), TestNs::pod("rp"));
         let t = Self { host, outside, pod, bpffs: Bpffs::new() };
         // The uplink: a veth where the kernel has it, else a netkit pair.
         let veth =
@@ -112,7 +112,7 @@ fn redirect_peer_delivers_into_the_pod() {
 fn firewall_and_counter_on_a_pods_peer_hook() {
     require_netkit!();
     let host = TestNs::new("fh");
-    let pod = TestNs::new("fp");
+    let pod = TestNs::pod("fp");
     host.disable_ipv6();
     pod.disable_ipv6();
     let bpffs = Bpffs::new();

@@ -32,6 +32,10 @@ pub struct Options {
     /// Resolve the kernel series again against Debian's archive.
     #[arg(long)]
     pub refresh: bool,
+    /// Also ship the integration test binaries (as /guest/tests/NAME), to run
+    /// one suite or one test: `-- /guest/tests/netkit_hooks peer`.
+    #[arg(long)]
+    pub tests: bool,
     /// The command to run in the guest (after `--`), e.g. `netkit probe --json`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -40,7 +44,7 @@ pub struct Options {
 pub fn run(opts: &Options) -> Result<ExitCode> {
     setup::run(&setup::Options::default())?;
     let kernel = kernels::resolve(&opts.kernel, opts.refresh)?;
-    let bins = build::guest_binaries(false)?;
+    let bins = build::guest_binaries(opts.tests)?;
     let guest =
         Guest::new(&kernel, &bins)?.script(&shell_join(&opts.command)).timeout(Duration::from_secs(opts.timeout));
     let outcome = guest.boot(&mut |_| {})?;

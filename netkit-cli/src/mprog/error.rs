@@ -17,6 +17,16 @@ pub enum Op {
 }
 
 impl Op {
+    /// The `netkit` subcommand that makes this call.
+    pub fn subcommand(self) -> &'static str {
+        match self {
+            Self::LinkCreate | Self::ProgAttach => "attach",
+            Self::ProgDetach | Self::LinkDetach => "detach",
+            Self::Query => "query",
+            Self::LinkUpdate => "update",
+        }
+    }
+
     pub fn call(self) -> &'static str {
         match self {
             Self::LinkCreate => "BPF_LINK_CREATE",
@@ -62,10 +72,20 @@ pub struct Context {
     pub expected_revision: Option<u64>,
     /// The chain as queried right after the failure.
     pub now: Option<Chain>,
-    /// For a netkit hook on a peer: the pair's primary, when it can be found.
-    pub primary: Option<String>,
+    /// For a netkit hook named through a peer: the pair's primary, when it
+    /// can be found, in words and as the command that reaches it.
+    pub primary: Option<PrimaryHint>,
     /// The object `anchor` names is not on the chain.
     pub anchor_missing: bool,
+}
+
+/// How to name the primary of a pair instead of its peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrimaryHint {
+    /// "h0", "h0 in network namespace pod", ...
+    pub described: String,
+    /// A command line doing the same on the primary.
+    pub command: String,
 }
 
 impl Context {
@@ -177,9 +197,8 @@ pub fn explain(err: &MprogError, ctx: &Context) -> String {
         }
         (_, EACCES) if netkit_hook => match &ctx.primary {
             Some(p) => format!(
-                "{} is the peer of a netkit pair; the kernel manages both hooks through the primary: use {p} (e.g. `netkit attach {p} {} ...`)",
-                ctx.device,
-                ctx.hook.map(Hook::name).unwrap_or("peer")
+                "{} is the peer of a netkit pair; the kernel manages both hooks through the primary: use {} (e.g. `{}`)",
+                ctx.device, p.described, p.command
             ),
             None => format!(
                 "{} is the peer of a netkit pair; the kernel manages both hooks through the primary: name the primary instead",
@@ -258,11 +277,15 @@ mod tests {
         let c = Context {
             device: "eth0".into(),
             hook: Some(Hook::Peer),
-            primary: Some("nk0".into()),
+            primary: Some(PrimaryHint {
+                described: "nk0 in the initial network namespace".into(),
+                command: "netkit attach nk0 peer ...".into(),
+            }),
             ..Default::default()
         };
         let m = explain(&MprogError::new(Op::LinkCreate, libc::EACCES), &c);
-        assert!(m.contains("peer of a netkit pair") && m.contains("netkit attach nk0 peer"), "{m}");
+        assert!(m.contains("peer of a netkit pair") && m.contains("use nk0 in the initial network namespace"), "{m}");
+        assert!(m.contains("`netkit attach nk0 peer ...`"), "{m}");
         let m = explain(&MprogError::new(Op::LinkCreate, libc::ENXIO), &c);
         assert!(m.contains("not a netkit device"), "{m}");
     }

@@ -32,9 +32,9 @@ pub enum DeviceError {
     NotNetkit { name: String, kind: String },
     #[error(
         "`{name}` is the peer end of a netkit pair; the kernel changes a pair's settings only through its primary{}",
-        primary.as_ref().map(|p| format!(": use `netkit device set {p} ...` (--policy sets the primary's, --peer-policy the peer's)")).unwrap_or_default()
+        primary.as_ref().map(|p| format!(": {}, `{}` (--policy sets the primary's, --peer-policy the peer's)", p.describe(), p.command("device set", "..."))).unwrap_or_default()
     )]
-    PeerNotPrimary { name: String, primary: Option<String> },
+    PeerNotPrimary { name: String, primary: Option<PrimaryRef> },
     #[error("{0}")]
     Immutable(String),
     #[error("permission denied while {op}: needs {}", missing.join(" and "))]
@@ -250,6 +250,48 @@ struct OtherEnd {
     netns_label: Option<String>,
 }
 
+/// The primary of a pair, and how a command reaches it from the caller's
+/// namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrimaryRef {
+    pub name: String,
+    pub place: Place,
+}
+
+/// Where a device is, seen from the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// In the caller's namespace; `Some(name)` when that has a /run/netns
+    /// name (the caller came in with `-n name`).
+    Here(Option<String>),
+    /// In the named namespace.
+    Named(String),
+    /// In the initial namespace, while the caller is not: reached without -n.
+    Init,
+}
+
+impl PrimaryRef {
+    /// The primary in words: "h0", "h0 in network namespace pod", "h0 in the
+    /// initial network namespace".
+    pub fn describe(&self) -> String {
+        match &self.place {
+            Place::Here(_) => self.name.clone(),
+            Place::Named(ns) => format!("{} in network namespace {ns}", self.name),
+            Place::Init => format!("{} in the initial network namespace", self.name),
+        }
+    }
+
+    /// A complete command line that acts on the primary: `netkit [-n NS]
+    /// SUBCOMMAND PRIMARY REST`.
+    pub fn command(&self, subcommand: &str, rest: &str) -> String {
+        let ns = match &self.place {
+            Place::Here(Some(ns)) | Place::Named(ns) => format!("-n {ns} "),
+            Place::Here(None) | Place::Init => String::new(),
+        };
+        format!("netkit {ns}{subcommand} {} {rest}", self.name)
+    }
+}
+
 impl Netlink {
     async fn other_end(&self, link: &Link) -> Result<Option<OtherEnd>, DeviceError> {
         let Some(index) = link.link.filter(|i| *i != 0) else { return Ok(None) };
@@ -266,6 +308,20 @@ impl Netlink {
             }
         }
         Ok(Some(OtherEnd { link: None, index, netns: None, netns_label: Some(format!("nsid {nsid}")) }))
+    }
+
+    /// The primary of the pair whose peer is `peer`, as a command here
+    /// reaches it; None when it cannot be found from here (its namespace has
+    /// no name this tool can open).
+    pub async fn primary_of(&self, peer: &Link) -> Option<PrimaryRef> {
+        let o = self.other_end(peer).await.ok().flatten()?;
+        let name = o.link?.name;
+        let place = match o.netns {
+            Some(ns) if ns.is_init() => Place::Init,
+            Some(ns) => Place::Named(ns.name),
+            None => Place::Here(netns::current_named()),
+        };
+        Some(PrimaryRef { name, place })
     }
 
     /// A netkit device by name, or the reason it cannot be managed.
@@ -416,12 +472,7 @@ impl Netlink {
             )));
         }
         if link.role() == Some(Role::Peer) {
-            let primary = self.other_end(&link).await.ok().flatten().and_then(|o| {
-                o.link.map(|l| match o.netns {
-                    Some(ns) if ns.name != "default" => format!("-n {} {}", ns.name, l.name),
-                    _ => l.name,
-                })
-            });
+            let primary = self.primary_of(&link).await;
             return Err(DeviceError::PeerNotPrimary { name: name.into(), primary });
         }
         let mut data = Vec::new();

@@ -58,7 +58,7 @@ impl HookEnv {
     /// false (for exact packet counts).
     pub fn tcx_with(tag: &str, ipv6: bool) -> Self {
         let ns = TestNs::new(tag);
-        let pod = TestNs::new(&format!("{tag}p"));
+        let pod = TestNs::pod(&format!("{tag}p"));
         if !ipv6 {
             ns.disable_ipv6();
             pod.disable_ipv6();
@@ -77,7 +77,7 @@ impl HookEnv {
     /// with extra `device add` options.
     pub fn netkit(tag: &str, options: &[&str]) -> Self {
         let ns = TestNs::new(tag);
-        let pod = TestNs::new(&format!("{tag}p"));
+        let pod = TestNs::pod(&format!("{tag}p"));
         let mut args = vec!["device", "add", "dev0", "--peer", "eth0", "--peer-netns", &pod.name];
         args.extend_from_slice(options);
         ns.ok(&args);
@@ -85,6 +85,10 @@ impl HookEnv {
     }
 
     fn finish(ns: TestNs, pod: TestNs, pair: Pair) -> Self {
+        // In a real node the two ends never share an ifindex; a test where
+        // they do cannot tell one from the other.
+        let (dev_index, peer_index) = (ns.ifindex_of("dev0"), pod.ifindex_of("eth0"));
+        assert_ne!(dev_index, peer_index, "the fixture must give dev0 and the pod's eth0 different ifindexes");
         ns.ip_ok(&["link", "set", "dev0", "up"]);
         pod.ip_ok(&["link", "set", "eth0", "up"]);
         ns.ip_ok(&["addr", "add", &format!("{HOST_IP}/24"), "dev", "dev0"]);

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod hooks;
+pub mod witness;
 
 use std::{
     path::{Path, PathBuf},
@@ -114,7 +115,23 @@ pub struct TestNs {
 }
 
 impl TestNs {
+    /// A namespace like a node's: devices came and went before the test, so
+    /// the next device it makes is not ifindex 2 (see [`TestNs::advance`]).
+    /// Then no device here shares its ifindex with the first device of a
+    /// [`TestNs::pod`] by chance, which once hid a bug.
     pub fn new(tag: &str) -> Self {
+        let ns = Self::fresh(tag);
+        ns.advance();
+        ns
+    }
+
+    /// A namespace as a container runtime makes one for a pod: empty, so its
+    /// first device is ifindex 2.
+    pub fn pod(tag: &str) -> Self {
+        Self::fresh(tag)
+    }
+
+    fn fresh(tag: &str) -> Self {
         let name = format!("nkt-{tag}-{}-{}", std::process::id(), unique());
         netkit::netns::create(&name).expect("creating a test network namespace");
         let ns = Self { name };
@@ -123,6 +140,31 @@ impl TestNs {
         ns.sysctl("net/ipv6/conf/all/accept_dad", "0");
         ns.sysctl("net/ipv6/conf/default/accept_dad", "0");
         ns
+    }
+
+    /// Creates a filler pair and deletes it again. The kernel hands out
+    /// ifindexes cyclically per namespace (since Linux 6.6) and does not
+    /// reuse freed ones at once, so the next device made here gets an
+    /// ifindex two higher, and no filler is left to show up in device lists.
+    /// veth where the kernel has it (the host), else a netkit pair (the VM
+    /// kernels build veth as a module and the VM loads none).
+    pub fn advance(&self) {
+        let veth = self.ip(&["link", "add", "nkfill0", "type", "veth", "peer", "name", "nkfill1"]);
+        if veth.status.success() {
+            self.ip_ok(&["link", "del", "nkfill0"]);
+        } else {
+            self.ok(&["device", "add", "nkfill0", "--peer", "nkfill1"]);
+            self.ok(&["device", "del", "nkfill0"]);
+        }
+    }
+
+    /// The ifindex of `dev` here, read by the witness (`ip -o link`), not by
+    /// the tool.
+    pub fn ifindex_of(&self, dev: &str) -> u32 {
+        let o = self.ip(&["-o", "link", "show", "dev", dev]);
+        assert!(o.status.success(), "ip link show {dev} in {}: {}", self.name, stderr(&o));
+        let text = stdout(&o);
+        text.split(':').next().and_then(|n| n.trim().parse().ok()).unwrap_or_else(|| panic!("no ifindex in {text:?}"))
     }
 
     /// `netkit -n NS ARGS`, expecting success; returns stdout.
