@@ -211,7 +211,8 @@ pub fn run(opts: &Options) -> Result<ExitCode> {
         }
         let mut cmd = cargo();
         cmd.env("NETKIT_TEST_C_DIR", build::c_objects_dir());
-        cmd.args(["test", "-p", "netkit-cli"]);
+        // --no-fail-fast: a failing test binary must not hide the others' results.
+        cmd.args(["test", "-p", "netkit-cli", "--no-fail-fast"]);
         for t in host_test_targets() {
             cmd.args(["--test", &t]);
         }
