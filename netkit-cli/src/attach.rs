@@ -646,7 +646,7 @@ impl Hooks<'_> {
         let href = HookRef::new(dev.ifindex, hook);
         self.check_link_on(&resolved, &dev, hook, Op::LinkDetach).await?;
         let ours = self.guard(&resolved, force)?;
-        let info = resolved.link_info.clone().expect("links have info");
+        let info = resolved.link_info.expect("links have info");
         if let Some(rev) = expected_revision {
             // BPF_LINK_DETACH takes no revision; check it just before.
             let chain = match href.query() {
@@ -709,7 +709,7 @@ impl Hooks<'_> {
         let ours = self.guard(&link, force)?;
         let old = expected_old.map(|r| refs::resolve(r, &scope)).transpose()?;
         let loaded = programs::load(prog, load)?;
-        let info = link.link_info.clone().expect("links have info");
+        let info = link.link_info.expect("links have info");
         if let Err(err) =
             crate::mprog::update_link(link.fd.as_fd(), loaded.fd.as_fd(), old.as_ref().map(|o| o.fd.as_fd()))
         {

@@ -144,7 +144,7 @@ pub async fn prog(cli: &Cli, hooks: &Hooks<'_>, cmd: &ProgCommand, out: &mut imp
                     maps.push(MapView {
                         id: m.id,
                         name: m.name(),
-                        map_type: map_type_name(m.map_type),
+                        map_type: map_type_name(m.type_),
                         key_size: m.key_size,
                         value_size: m.value_size,
                         max_entries: m.max_entries,
@@ -162,7 +162,7 @@ pub async fn prog(cli: &Cli, hooks: &Hooks<'_>, cmd: &ProgCommand, out: &mut imp
                 id: info.id,
                 name: info.name(),
                 tag: info.tag_hex(),
-                prog_type: prog_type_name(info.prog_type),
+                prog_type: prog_type_name(info.type_),
                 verified_insns: info.verified_insns,
                 xlated_bytes: info.xlated_prog_len,
                 jited_bytes: info.jited_prog_len,

@@ -45,7 +45,7 @@ fn walk_pins(dir: &Path, link_id: u32, out: &mut Vec<String>, depth: usize) {
         let Ok(ft) = entry.file_type() else { continue };
         if ft.is_dir() {
             walk_pins(&path, link_id, out, depth + 1);
-        } else if let Ok(fd) = sys::obj_get(&path, 0)
+        } else if let Ok(fd) = sys::obj_get(&path)
             && crate::programs::object_kind(fd.as_fd()) == crate::programs::ObjKind::Link
             && sys::link_info(fd.as_fd()).is_ok_and(|i| i.id == link_id)
         {

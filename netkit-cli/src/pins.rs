@@ -188,7 +188,7 @@ impl Layout {
 
 /// Opens a pinned link and reads its info.
 pub fn open_link(path: &Path) -> Result<(OwnedFd, sys::LinkInfo), sys::SyscallError> {
-    let fd = sys::obj_get(path, 0)?;
+    let fd = sys::obj_get(path)?;
     let info = sys::link_info(fd.as_fd())?;
     Ok((fd, info))
 }

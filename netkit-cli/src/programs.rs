@@ -554,8 +554,8 @@ pub fn prepare(spec: &ProgSpec) -> Result<Option<Prepared>, ProgramError> {
 
 fn check_type(fd: OwnedFd, what: String) -> Result<Loaded, ProgramError> {
     let (info, _) = sys::prog_info(fd.as_fd()).map_err(|e| ProgramError::Other(format!("{what}: {e}")))?;
-    if info.prog_type != sys::BPF_PROG_TYPE_SCHED_CLS {
-        return Err(ProgramError::WrongLoadedType { what, kind: info.prog_type });
+    if info.type_ != sys::BPF_PROG_TYPE_SCHED_CLS {
+        return Err(ProgramError::WrongLoadedType { what, kind: info.type_ });
     }
     Ok(Loaded { fd, info, ebpf: None, source: what })
 }
@@ -572,7 +572,7 @@ pub fn load(spec: &ProgSpec, opts: &LoadOptions) -> Result<Loaded, ProgramError>
             check_type(fd, format!("id:{id}"))
         }
         ProgSpec::Pinned(path) => {
-            let fd = sys::obj_get(path, 0)
+            let fd = sys::obj_get(path)
                 .map_err(|e| ProgramError::NotPinnedProg(path.display().to_string(), e.io_error.to_string()))?;
             if object_kind(fd.as_fd()) != ObjKind::Prog {
                 return Err(ProgramError::NotPinnedProg(

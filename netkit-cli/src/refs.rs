@@ -144,7 +144,7 @@ pub fn resolve(spec: &RefSpec, scope: &Scope<'_>) -> Result<Resolved, RefError> 
             open_link_fd(fd, spec.clone(), false, None)
         }
         RefSpec::Pin(path) => {
-            let fd = sys::obj_get(path, 0).map_err(|e| match e.errno() {
+            let fd = sys::obj_get(path).map_err(|e| match e.errno() {
                 Some(libc::ENOENT) => RefError::NoPin(path.display().to_string()),
                 _ => RefError::Open { what: spec.to_string(), cause: e },
             })?;
@@ -156,7 +156,7 @@ pub fn resolve(spec: &RefSpec, scope: &Scope<'_>) -> Result<Resolved, RefError> 
         }
         RefSpec::Name(name) => {
             let path = scope.layout.link_path(scope.netns, scope.device, scope.hook, name);
-            let fd = sys::obj_get(&path, 0).map_err(|e| match e.errno() {
+            let fd = sys::obj_get(&path).map_err(|e| match e.errno() {
                 Some(libc::ENOENT) => RefError::NoName {
                     name: name.clone(),
                     device: scope.device.into(),

@@ -50,8 +50,8 @@ pub fn run_time_stats_on() -> bool {
 }
 
 /// Turns kernel BPF run-time statistics on for as long as the fd lives.
-pub fn enable() -> Result<OwnedFd, sys::SyscallError> {
-    sys::enable_stats()
+pub fn enable() -> Result<OwnedFd, aya::sys::SyscallError> {
+    aya::sys::enable_stats(aya::sys::Stats::RunTime)
 }
 
 /// The numbers of one program.

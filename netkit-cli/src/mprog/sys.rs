@@ -1,13 +1,31 @@
-//! The raw bpf(2) commands this tool issues itself: attribute layouts as in
-//! include/uapi/linux/bpf.h, one function per command, fds returned as
-//! `OwnedFd`. Nothing here interprets an errno; `mprog::error` does.
+//! The raw bpf(2) commands this tool issues itself, each filling a zeroed
+//! `bpf_attr` from `aya_obj::generated` and returning fds as `OwnedFd`.
+//! Nothing here interprets an errno; `mprog::error` does.
+//!
+//! aya does the loading, relocation, BTF and maps. These wrappers exist only
+//! for what aya 0.14 lacks or keeps private:
+//! - BPF_LINK_CREATE for netkit, and for tcx with an expected revision or a
+//!   link-id anchor;
+//! - BPF_PROG_ATTACH / BPF_PROG_DETACH on mprog hooks, detach by position;
+//! - BPF_PROG_QUERY with link ids and the revision;
+//! - BPF_LINK_UPDATE / BPF_LINK_DETACH on a link fd of any origin;
+//! - BPF_OBJ_PIN / BPF_OBJ_GET of objects aya did not create;
+//! - BPF_*_GET_FD_BY_ID and BPF_OBJ_GET_INFO_BY_FD (aya's `ProgramInfo` has
+//!   no public constructor from an fd or an id);
+//! - BPF_PROG_LOAD of raw instructions and BPF_PROG_TEST_RUN (probes, tests,
+//!   benchmarks).
 
 use std::{
     ffi::CString,
     io,
-    mem::{offset_of, size_of},
+    mem::{MaybeUninit, size_of},
+    ops::Deref,
     os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd, RawFd},
     path::Path,
+};
+
+use aya_obj::generated::{
+    bpf_attach_type, bpf_attr, bpf_cmd, bpf_link_info, bpf_link_type, bpf_map_info, bpf_prog_info, bpf_prog_type,
 };
 
 /// A failed bpf(2) command: which one, and the errno.
@@ -26,76 +44,63 @@ impl SyscallError {
 
 pub type Result<T> = std::result::Result<T, SyscallError>;
 
-// Commands (enum bpf_cmd).
-const BPF_MAP_LOOKUP_ELEM: u32 = 1;
-const BPF_MAP_UPDATE_ELEM: u32 = 2;
-const BPF_MAP_DELETE_ELEM: u32 = 3;
-const BPF_MAP_GET_NEXT_KEY: u32 = 4;
-const BPF_PROG_LOAD: u32 = 5;
-const BPF_OBJ_PIN: u32 = 6;
-const BPF_OBJ_GET: u32 = 7;
-const BPF_PROG_ATTACH: u32 = 8;
-const BPF_PROG_DETACH: u32 = 9;
-const BPF_PROG_TEST_RUN: u32 = 10;
-const BPF_PROG_GET_NEXT_ID: u32 = 11;
-const BPF_PROG_GET_FD_BY_ID: u32 = 13;
-const BPF_MAP_GET_FD_BY_ID: u32 = 14;
-const BPF_OBJ_GET_INFO_BY_FD: u32 = 15;
-const BPF_PROG_QUERY: u32 = 16;
-const BPF_LINK_CREATE: u32 = 28;
-const BPF_LINK_UPDATE: u32 = 29;
-const BPF_LINK_GET_FD_BY_ID: u32 = 30;
-const BPF_LINK_GET_NEXT_ID: u32 = 31;
-const BPF_ENABLE_STATS: u32 = 32;
-const BPF_LINK_DETACH: u32 = 34;
-
 /// Program type of every program this tool attaches.
-pub const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
+pub const BPF_PROG_TYPE_SCHED_CLS: u32 = bpf_prog_type::BPF_PROG_TYPE_SCHED_CLS as u32;
 
 // Attach types (enum bpf_attach_type).
-pub const BPF_TCX_INGRESS: u32 = 46;
-pub const BPF_TCX_EGRESS: u32 = 47;
-pub const BPF_NETKIT_PRIMARY: u32 = 54;
-pub const BPF_NETKIT_PEER: u32 = 55;
+pub const BPF_TCX_INGRESS: u32 = bpf_attach_type::BPF_TCX_INGRESS as u32;
+pub const BPF_TCX_EGRESS: u32 = bpf_attach_type::BPF_TCX_EGRESS as u32;
+pub const BPF_NETKIT_PRIMARY: u32 = bpf_attach_type::BPF_NETKIT_PRIMARY as u32;
+pub const BPF_NETKIT_PEER: u32 = bpf_attach_type::BPF_NETKIT_PEER as u32;
 
 // Link types (enum bpf_link_type).
-pub const BPF_LINK_TYPE_TCX: u32 = 11;
-pub const BPF_LINK_TYPE_NETKIT: u32 = 13;
+pub const BPF_LINK_TYPE_TCX: u32 = bpf_link_type::BPF_LINK_TYPE_TCX as u32;
+pub const BPF_LINK_TYPE_NETKIT: u32 = bpf_link_type::BPF_LINK_TYPE_NETKIT as u32;
 
 // mprog flags. Only `Anchor::encode` combines them.
-pub const BPF_F_REPLACE: u32 = 1 << 2;
-pub const BPF_F_BEFORE: u32 = 1 << 3;
-pub const BPF_F_AFTER: u32 = 1 << 4;
-pub const BPF_F_ID: u32 = 1 << 5;
-pub const BPF_F_LINK: u32 = 1 << 13;
+pub const BPF_F_REPLACE: u32 = aya_obj::generated::BPF_F_REPLACE;
+pub const BPF_F_BEFORE: u32 = aya_obj::generated::BPF_F_BEFORE;
+pub const BPF_F_AFTER: u32 = aya_obj::generated::BPF_F_AFTER;
+pub const BPF_F_ID: u32 = aya_obj::generated::BPF_F_ID;
+pub const BPF_F_LINK: u32 = aya_obj::generated::BPF_F_LINK;
 
-/// BPF_OBJ_GET file flag: open a pinned object read-only.
-pub const BPF_F_RDONLY: u32 = 1 << 3;
+/// A `bpf_attr` with every byte zero, as the kernel requires of the bytes a
+/// command does not use.
+fn zeroed() -> bpf_attr {
+    // SAFETY: bpf_attr is a union of plain integer structs; all-zero bytes
+    // are a valid value of each member.
+    unsafe { MaybeUninit::<bpf_attr>::zeroed().assume_init() }
+}
 
-/// BPF_ENABLE_STATS type.
-const BPF_STATS_RUN_TIME: u32 = 0;
-
-fn sys_bpf<T>(cmd: u32, attr: &mut T) -> io::Result<i64> {
-    // SAFETY: `attr` is a repr(C) struct laid out as the kernel's union member
-    // for `cmd`; the kernel reads at most size_of::<T>() bytes and zero-fills
-    // the rest of its own copy.
+/// bpf(2) itself.
+///
+/// # Safety
+/// `attr` must be filled for `cmd` as include/uapi/linux/bpf.h describes it,
+/// and every pointer it holds must be valid, for the whole call, for the
+/// reads and writes the kernel makes for that command: buffers at least as
+/// long as the lengths and counts the attr states, NUL-terminated strings,
+/// and an info buffer of `info_len` bytes. The kernel reads at most
+/// `size_of::<bpf_attr>()` bytes of `attr` and may write back into it.
+unsafe fn sys_bpf(call: &'static str, cmd: bpf_cmd, attr: &mut bpf_attr) -> Result<i64> {
+    // SAFETY: the caller upholds the contract above.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_bpf,
             cmd as libc::c_long,
-            attr as *mut T as *mut libc::c_void,
-            size_of::<T>() as libc::c_uint,
+            attr as *mut bpf_attr as *mut libc::c_void,
+            size_of::<bpf_attr>() as libc::c_uint,
         )
     };
-    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(ret) }
+    if ret < 0 { Err(SyscallError { call, io_error: io::Error::last_os_error() }) } else { Ok(ret) }
 }
 
-fn call<T>(call: &'static str, cmd: u32, attr: &mut T) -> Result<i64> {
-    sys_bpf(cmd, attr).map_err(|io_error| SyscallError { call, io_error })
-}
-
-fn fd_result(call_name: &'static str, cmd: u32, attr: &mut impl Sized) -> Result<OwnedFd> {
-    let fd = call(call_name, cmd, attr)?;
+/// [`sys_bpf`] for commands that return a new fd.
+///
+/// # Safety
+/// As for [`sys_bpf`].
+unsafe fn sys_bpf_fd(call: &'static str, cmd: bpf_cmd, attr: &mut bpf_attr) -> Result<OwnedFd> {
+    // SAFETY: the caller upholds sys_bpf's contract.
+    let fd = unsafe { sys_bpf(call, cmd, attr) }?;
     // SAFETY: the kernel returned a new file descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
@@ -104,76 +109,7 @@ fn raw(fd: Option<BorrowedFd<'_>>) -> u32 {
     fd.map_or(0, |fd| fd.as_raw_fd() as u32)
 }
 
-// ---------------------------------------------------------------- MAP_*_ELEM
-
-#[repr(C)]
-#[derive(Default)]
-struct MapElemAttr {
-    map_fd: u32,
-    _pad: u32,
-    key: u64,
-    value_or_next_key: u64,
-    flags: u64,
-}
-
-/// BPF_ANY / BPF_NOEXIST for map updates.
-pub const BPF_ANY: u64 = 0;
-pub const BPF_NOEXIST: u64 = 1;
-
-/// Looks `key` up; `value` must be the map's value size (for per-CPU maps:
-/// value size rounded up to 8, times the number of possible CPUs).
-/// Returns false when the key is absent.
-pub fn map_lookup(map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> Result<bool> {
-    let mut attr = MapElemAttr {
-        map_fd: map.as_raw_fd() as u32,
-        key: key.as_ptr() as u64,
-        value_or_next_key: value.as_mut_ptr() as u64,
-        ..Default::default()
-    };
-    match call("BPF_MAP_LOOKUP_ELEM", BPF_MAP_LOOKUP_ELEM, &mut attr) {
-        Ok(_) => Ok(true),
-        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-pub fn map_update(map: BorrowedFd<'_>, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
-    let mut attr = MapElemAttr {
-        map_fd: map.as_raw_fd() as u32,
-        key: key.as_ptr() as u64,
-        value_or_next_key: value.as_ptr() as u64,
-        flags,
-        ..Default::default()
-    };
-    call("BPF_MAP_UPDATE_ELEM", BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
-}
-
-/// Deletes `key`; returns false when it was absent.
-pub fn map_delete(map: BorrowedFd<'_>, key: &[u8]) -> Result<bool> {
-    let mut attr = MapElemAttr { map_fd: map.as_raw_fd() as u32, key: key.as_ptr() as u64, ..Default::default() };
-    match call("BPF_MAP_DELETE_ELEM", BPF_MAP_DELETE_ELEM, &mut attr) {
-        Ok(_) => Ok(true),
-        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// The key after `key` (the first key with `None`); None at the end.
-pub fn map_next_key(map: BorrowedFd<'_>, key: Option<&[u8]>, next: &mut [u8]) -> Result<bool> {
-    let mut attr = MapElemAttr {
-        map_fd: map.as_raw_fd() as u32,
-        key: key.map_or(0, |k| k.as_ptr() as u64),
-        value_or_next_key: next.as_mut_ptr() as u64,
-        ..Default::default()
-    };
-    match call("BPF_MAP_GET_NEXT_KEY", BPF_MAP_GET_NEXT_KEY, &mut attr) {
-        Ok(_) => Ok(true),
-        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// The maps a program uses, by name, opened.
+/// The maps a program uses, opened.
 pub fn prog_maps(prog_id: u32) -> Result<Vec<(MapInfo, OwnedFd)>> {
     let prog = prog_fd_by_id(prog_id)?;
     let (_, ids) = prog_info(prog.as_fd())?;
@@ -188,38 +124,23 @@ pub fn prog_maps(prog_id: u32) -> Result<Vec<(MapInfo, OwnedFd)>> {
 
 // ---------------------------------------------------------------- PROG_LOAD
 
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-}
-
 /// Loads a raw instruction stream as a sched_cls program. Used by feature
-/// probes and benchmarks; real programs are loaded through aya.
+/// probes and tests; real programs are loaded through aya.
 pub fn prog_load_sched_cls(name: &str, insns: &[u64]) -> Result<OwnedFd> {
     let license = c"GPL";
-    let mut attr = ProgLoadAttr {
-        prog_type: BPF_PROG_TYPE_SCHED_CLS,
-        insn_cnt: insns.len() as u32,
-        insns: insns.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        ..Default::default()
-    };
-    for (dst, src) in attr.prog_name.iter_mut().zip(name.bytes().take(15)) {
-        *dst = src;
+    let mut attr = zeroed();
+    // SAFETY: writing plain integers into the zeroed member for this command.
+    let u = unsafe { &mut attr.__bindgen_anon_3 };
+    u.prog_type = BPF_PROG_TYPE_SCHED_CLS;
+    u.insn_cnt = insns.len() as u32;
+    u.insns = insns.as_ptr() as u64;
+    u.license = license.as_ptr() as u64;
+    for (dst, src) in u.prog_name.iter_mut().zip(name.bytes().take(15)) {
+        *dst = src as libc::c_char;
     }
-    fd_result("BPF_PROG_LOAD", BPF_PROG_LOAD, &mut attr)
+    // SAFETY: `insns` holds insn_cnt 8-byte instructions and `license` is
+    // NUL-terminated; both outlive the call. No log buffer is given.
+    unsafe { sys_bpf_fd("BPF_PROG_LOAD", bpf_cmd::BPF_PROG_LOAD, &mut attr) }
 }
 
 /// The two instructions `r0 = imm; exit`, little-endian encoded.
@@ -230,22 +151,8 @@ pub fn insns_return(imm: i32) -> [u64; 2] {
 
 // ---------------------------------------------------------------- LINK_CREATE
 
-#[repr(C)]
-#[derive(Default)]
-struct LinkCreateAttr {
-    prog_fd: u32,
-    target_ifindex: u32,
-    attach_type: u32,
-    flags: u32,
-    relative_fd_or_id: u32,
-    _pad: u32,
-    expected_revision: u64,
-}
-const _: () = assert!(offset_of!(LinkCreateAttr, relative_fd_or_id) == 16);
-const _: () = assert!(offset_of!(LinkCreateAttr, expected_revision) == 24);
-
-/// BPF_LINK_CREATE for tcx and netkit (their `link_create` members share this
-/// layout).
+/// BPF_LINK_CREATE for tcx and netkit (their `link_create` members share one
+/// layout: relative fd or id, then the expected revision).
 pub fn link_create(
     prog: BorrowedFd<'_>,
     ifindex: u32,
@@ -254,32 +161,20 @@ pub fn link_create(
     relative_fd_or_id: u32,
     expected_revision: u64,
 ) -> Result<OwnedFd> {
-    let mut attr = LinkCreateAttr {
-        prog_fd: prog.as_raw_fd() as u32,
-        target_ifindex: ifindex,
-        attach_type,
-        flags,
-        relative_fd_or_id,
-        expected_revision,
-        ..Default::default()
-    };
-    fd_result("BPF_LINK_CREATE", BPF_LINK_CREATE, &mut attr)
+    let mut attr = zeroed();
+    // SAFETY: writing plain integers into the zeroed member for this command.
+    let u = unsafe { &mut attr.link_create };
+    u.__bindgen_anon_1.prog_fd = prog.as_raw_fd() as u32;
+    u.__bindgen_anon_2.target_ifindex = ifindex;
+    u.attach_type = attach_type;
+    u.flags = flags;
+    u.__bindgen_anon_3.tcx.__bindgen_anon_1.relative_fd = relative_fd_or_id;
+    u.__bindgen_anon_3.tcx.expected_revision = expected_revision;
+    // SAFETY: the attr holds only fds and integers, no pointers.
+    unsafe { sys_bpf_fd("BPF_LINK_CREATE", bpf_cmd::BPF_LINK_CREATE, &mut attr) }
 }
 
 // ---------------------------------------------------------------- PROG_ATTACH/DETACH
-
-#[repr(C)]
-#[derive(Default)]
-struct ProgAttachAttr {
-    target_ifindex: u32,
-    attach_bpf_fd: u32,
-    attach_type: u32,
-    attach_flags: u32,
-    replace_bpf_fd: u32,
-    relative_fd_or_id: u32,
-    expected_revision: u64,
-}
-const _: () = assert!(offset_of!(ProgAttachAttr, expected_revision) == 24);
 
 /// The fields BPF_PROG_ATTACH and BPF_PROG_DETACH take for mprog hooks.
 #[derive(Debug, Clone, Copy, Default)]
@@ -294,46 +189,32 @@ pub struct ProgAttachArgs<'a> {
 }
 
 impl ProgAttachArgs<'_> {
-    fn attr(&self) -> ProgAttachAttr {
-        ProgAttachAttr {
-            target_ifindex: self.ifindex,
-            attach_bpf_fd: raw(self.prog),
-            attach_type: self.attach_type,
-            attach_flags: self.flags,
-            replace_bpf_fd: raw(self.replace),
-            relative_fd_or_id: self.relative_fd_or_id,
-            expected_revision: self.expected_revision,
-        }
+    fn attr(&self) -> bpf_attr {
+        let mut attr = zeroed();
+        // SAFETY: writing plain integers into the zeroed member for this command.
+        let u = unsafe { &mut attr.__bindgen_anon_5 };
+        u.__bindgen_anon_1.target_ifindex = self.ifindex;
+        u.attach_bpf_fd = raw(self.prog);
+        u.attach_type = self.attach_type;
+        u.attach_flags = self.flags;
+        u.replace_bpf_fd = raw(self.replace);
+        u.__bindgen_anon_2.relative_fd = self.relative_fd_or_id;
+        u.expected_revision = self.expected_revision;
+        attr
     }
 }
 
 pub fn prog_attach(args: &ProgAttachArgs<'_>) -> Result<()> {
-    call("BPF_PROG_ATTACH", BPF_PROG_ATTACH, &mut args.attr()).map(drop)
+    // SAFETY: the attr holds only fds and integers, no pointers.
+    unsafe { sys_bpf("BPF_PROG_ATTACH", bpf_cmd::BPF_PROG_ATTACH, &mut args.attr()) }.map(drop)
 }
 
 pub fn prog_detach(args: &ProgAttachArgs<'_>) -> Result<()> {
-    call("BPF_PROG_DETACH", BPF_PROG_DETACH, &mut args.attr()).map(drop)
+    // SAFETY: the attr holds only fds and integers, no pointers.
+    unsafe { sys_bpf("BPF_PROG_DETACH", bpf_cmd::BPF_PROG_DETACH, &mut args.attr()) }.map(drop)
 }
 
 // ---------------------------------------------------------------- PROG_QUERY
-
-#[repr(C)]
-#[derive(Default)]
-struct ProgQueryAttr {
-    target_ifindex: u32,
-    attach_type: u32,
-    query_flags: u32,
-    attach_flags: u32,
-    prog_ids: u64,
-    count: u32,
-    _pad: u32,
-    prog_attach_flags: u64,
-    link_ids: u64,
-    link_attach_flags: u64,
-    revision: u64,
-}
-const _: () = assert!(offset_of!(ProgQueryAttr, count) == 24);
-const _: () = assert!(offset_of!(ProgQueryAttr, revision) == 56);
 
 /// What one BPF_PROG_QUERY call returned.
 #[derive(Debug, Clone, Copy)]
@@ -353,15 +234,24 @@ pub fn prog_query(
     prog_ids: &mut [u32],
     link_ids: &mut [u32],
 ) -> std::result::Result<QueryResult, (SyscallError, QueryResult)> {
-    assert_eq!(prog_ids.len(), link_ids.len());
-    let mut attr =
-        ProgQueryAttr { target_ifindex: ifindex, attach_type, count: prog_ids.len() as u32, ..Default::default() };
+    assert_eq!(prog_ids.len(), link_ids.len(), "one link id per program id");
+    let mut attr = zeroed();
+    // SAFETY: writing plain integers into the zeroed member for this command.
+    let u = unsafe { &mut attr.query };
+    u.__bindgen_anon_1.target_ifindex = ifindex;
+    u.attach_type = attach_type;
+    u.__bindgen_anon_2.count = prog_ids.len() as u32;
     if !prog_ids.is_empty() {
-        attr.prog_ids = prog_ids.as_mut_ptr() as u64;
-        attr.link_ids = link_ids.as_mut_ptr() as u64;
+        u.prog_ids = prog_ids.as_mut_ptr() as u64;
+        u.link_ids = link_ids.as_mut_ptr() as u64;
     }
-    let res = call("BPF_PROG_QUERY", BPF_PROG_QUERY, &mut attr);
-    let out = QueryResult { count: attr.count, revision: attr.revision };
+    // SAFETY: both arrays hold `count` u32s (checked equal above), and the
+    // kernel writes at most `count` ids into each; with count 0 it writes none.
+    let res = unsafe { sys_bpf("BPF_PROG_QUERY", bpf_cmd::BPF_PROG_QUERY, &mut attr) };
+    // SAFETY: reading back integers the kernel wrote into the same member.
+    let u = unsafe { &attr.query };
+    // SAFETY: `count` is a plain u32 in a union with `prog_cnt` (also u32).
+    let out = QueryResult { count: unsafe { u.__bindgen_anon_2.count }, revision: u.revision };
     match res {
         Ok(_) => Ok(out),
         Err(e) => Err((e, out)),
@@ -370,46 +260,28 @@ pub fn prog_query(
 
 // ---------------------------------------------------------------- LINK_UPDATE / LINK_DETACH
 
-#[repr(C)]
-#[derive(Default)]
-struct LinkUpdateAttr {
-    link_fd: u32,
-    new_prog_fd: u32,
-    flags: u32,
-    old_prog_fd: u32,
-}
-
 /// BPF_LINK_UPDATE; with `expected_old` the kernel checks (BPF_F_REPLACE) that
 /// the link still runs that program.
 pub fn link_update(link: BorrowedFd<'_>, new_prog: BorrowedFd<'_>, expected_old: Option<BorrowedFd<'_>>) -> Result<()> {
-    let mut attr = LinkUpdateAttr {
-        link_fd: link.as_raw_fd() as u32,
-        new_prog_fd: new_prog.as_raw_fd() as u32,
-        flags: if expected_old.is_some() { BPF_F_REPLACE } else { 0 },
-        old_prog_fd: raw(expected_old),
-    };
-    call("BPF_LINK_UPDATE", BPF_LINK_UPDATE, &mut attr).map(drop)
-}
-
-#[repr(C)]
-struct LinkDetachAttr {
-    link_fd: u32,
+    let mut attr = zeroed();
+    // SAFETY: writing plain integers into the zeroed member for this command.
+    let u = unsafe { &mut attr.link_update };
+    u.link_fd = link.as_raw_fd() as u32;
+    u.__bindgen_anon_1.new_prog_fd = new_prog.as_raw_fd() as u32;
+    u.flags = if expected_old.is_some() { BPF_F_REPLACE } else { 0 };
+    u.__bindgen_anon_2.old_prog_fd = raw(expected_old);
+    // SAFETY: the attr holds only fds and integers, no pointers.
+    unsafe { sys_bpf("BPF_LINK_UPDATE", bpf_cmd::BPF_LINK_UPDATE, &mut attr) }.map(drop)
 }
 
 pub fn link_detach(link: BorrowedFd<'_>) -> Result<()> {
-    let mut attr = LinkDetachAttr { link_fd: link.as_raw_fd() as u32 };
-    call("BPF_LINK_DETACH", BPF_LINK_DETACH, &mut attr).map(drop)
+    let mut attr = zeroed();
+    attr.link_detach.link_fd = link.as_raw_fd() as u32;
+    // SAFETY: the attr holds only an fd.
+    unsafe { sys_bpf("BPF_LINK_DETACH", bpf_cmd::BPF_LINK_DETACH, &mut attr) }.map(drop)
 }
 
 // ---------------------------------------------------------------- OBJ_PIN / OBJ_GET
-
-#[repr(C)]
-#[derive(Default)]
-struct ObjAttr {
-    pathname: u64,
-    bpf_fd: u32,
-    file_flags: u32,
-}
 
 fn c_path(path: &Path, call: &'static str) -> Result<CString> {
     CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| SyscallError {
@@ -420,142 +292,133 @@ fn c_path(path: &Path, call: &'static str) -> Result<CString> {
 
 pub fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> Result<()> {
     let path = c_path(path, "BPF_OBJ_PIN")?;
-    let mut attr = ObjAttr { pathname: path.as_ptr() as u64, bpf_fd: fd.as_raw_fd() as u32, file_flags: 0 };
-    call("BPF_OBJ_PIN", BPF_OBJ_PIN, &mut attr).map(drop)
+    let mut attr = zeroed();
+    // SAFETY: writing plain integers into the zeroed member for this command.
+    let u = unsafe { &mut attr.__bindgen_anon_4 };
+    u.pathname = path.as_ptr() as u64;
+    u.bpf_fd = fd.as_raw_fd() as u32;
+    // SAFETY: `pathname` is a NUL-terminated string that outlives the call.
+    unsafe { sys_bpf("BPF_OBJ_PIN", bpf_cmd::BPF_OBJ_PIN, &mut attr) }.map(drop)
 }
 
-pub fn obj_get(path: &Path, file_flags: u32) -> Result<OwnedFd> {
+/// Opens the object pinned at `path` (read-write).
+pub fn obj_get(path: &Path) -> Result<OwnedFd> {
     let path = c_path(path, "BPF_OBJ_GET")?;
-    let mut attr = ObjAttr { pathname: path.as_ptr() as u64, bpf_fd: 0, file_flags };
-    fd_result("BPF_OBJ_GET", BPF_OBJ_GET, &mut attr)
+    let mut attr = zeroed();
+    // SAFETY: writing plain integers into the zeroed member for this command.
+    let u = unsafe { &mut attr.__bindgen_anon_4 };
+    u.pathname = path.as_ptr() as u64;
+    // SAFETY: `pathname` is a NUL-terminated string that outlives the call.
+    unsafe { sys_bpf_fd("BPF_OBJ_GET", bpf_cmd::BPF_OBJ_GET, &mut attr) }
 }
 
-// ---------------------------------------------------------------- GET_FD_BY_ID / GET_NEXT_ID
+// ---------------------------------------------------------------- GET_FD_BY_ID
 
-#[repr(C)]
-#[derive(Default)]
-struct IdAttr {
-    id: u32,
-    next_id: u32,
-    open_flags: u32,
+fn fd_by_id(call: &'static str, cmd: bpf_cmd, id: u32) -> Result<OwnedFd> {
+    let mut attr = zeroed();
+    attr.__bindgen_anon_6.__bindgen_anon_1.prog_id = id;
+    // SAFETY: the attr holds only an id (prog_id, map_id and link_id share
+    // the union slot).
+    unsafe { sys_bpf_fd(call, cmd, &mut attr) }
 }
 
 pub fn prog_fd_by_id(id: u32) -> Result<OwnedFd> {
-    fd_result("BPF_PROG_GET_FD_BY_ID", BPF_PROG_GET_FD_BY_ID, &mut IdAttr { id, ..Default::default() })
+    fd_by_id("BPF_PROG_GET_FD_BY_ID", bpf_cmd::BPF_PROG_GET_FD_BY_ID, id)
 }
 
 pub fn map_fd_by_id(id: u32) -> Result<OwnedFd> {
-    fd_result("BPF_MAP_GET_FD_BY_ID", BPF_MAP_GET_FD_BY_ID, &mut IdAttr { id, ..Default::default() })
+    fd_by_id("BPF_MAP_GET_FD_BY_ID", bpf_cmd::BPF_MAP_GET_FD_BY_ID, id)
 }
 
 pub fn link_fd_by_id(id: u32) -> Result<OwnedFd> {
-    fd_result("BPF_LINK_GET_FD_BY_ID", BPF_LINK_GET_FD_BY_ID, &mut IdAttr { id, ..Default::default() })
-}
-
-fn next_id(call_name: &'static str, cmd: u32, start: u32) -> Result<Option<u32>> {
-    let mut attr = IdAttr { id: start, ..Default::default() };
-    match call(call_name, cmd, &mut attr) {
-        Ok(_) => Ok(Some(attr.next_id)),
-        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-pub fn prog_next_id(start: u32) -> Result<Option<u32>> {
-    next_id("BPF_PROG_GET_NEXT_ID", BPF_PROG_GET_NEXT_ID, start)
-}
-
-pub fn link_next_id(start: u32) -> Result<Option<u32>> {
-    next_id("BPF_LINK_GET_NEXT_ID", BPF_LINK_GET_NEXT_ID, start)
+    fd_by_id("BPF_LINK_GET_FD_BY_ID", bpf_cmd::BPF_LINK_GET_FD_BY_ID, id)
 }
 
 // ---------------------------------------------------------------- OBJ_GET_INFO_BY_FD
 
-#[repr(C)]
-#[derive(Default)]
-struct InfoAttr {
-    bpf_fd: u32,
-    info_len: u32,
-    info: u64,
+/// The info structs BPF_OBJ_GET_INFO_BY_FD fills: plain integer structs from
+/// the UAPI header, valid when all zero.
+///
+/// # Safety
+/// Implementors must be `repr(C)` structs of integers (and arrays and unions
+/// of them) for which all-zero bytes and any bytes the kernel writes are valid.
+unsafe trait KernelInfo: Copy {
+    fn zeroed() -> Self {
+        // SAFETY: the implementor guarantees that all-zero bytes are valid.
+        unsafe { MaybeUninit::<Self>::zeroed().assume_init() }
+    }
 }
 
-fn obj_info<T>(fd: BorrowedFd<'_>, info: &mut T) -> Result<()> {
-    let mut attr =
-        InfoAttr { bpf_fd: fd.as_raw_fd() as u32, info_len: size_of::<T>() as u32, info: info as *mut T as u64 };
-    call("BPF_OBJ_GET_INFO_BY_FD", BPF_OBJ_GET_INFO_BY_FD, &mut attr).map(drop)
+// SAFETY: generated repr(C) structs of integers, arrays and unions of them.
+unsafe impl KernelInfo for bpf_prog_info {}
+// SAFETY: as above.
+unsafe impl KernelInfo for bpf_map_info {}
+// SAFETY: as above.
+unsafe impl KernelInfo for bpf_link_info {}
+
+/// Fills `info` for the object `fd`; the kernel writes at most
+/// `size_of::<T>()` bytes, and pointers inside `info` that are not 0 must
+/// point at buffers as long as their counts say (see `prog_info`).
+fn obj_info<T: KernelInfo>(fd: BorrowedFd<'_>, info: &mut T) -> Result<()> {
+    let mut attr = zeroed();
+    attr.info.bpf_fd = fd.as_raw_fd() as u32;
+    attr.info.info_len = size_of::<T>() as u32;
+    attr.info.info = info as *mut T as u64;
+    // SAFETY: `info` is valid for `info_len` bytes of writes, of a type valid
+    // for any bytes (KernelInfo); the kernel follows pointers inside it only
+    // where the caller set them, with their counts.
+    unsafe { sys_bpf("BPF_OBJ_GET_INFO_BY_FD", bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr) }.map(drop)
 }
 
-/// struct bpf_prog_info, up to `verified_insns`.
-#[repr(C)]
-#[derive(Debug, Clone, Default)]
-pub struct ProgInfo {
-    pub prog_type: u32,
-    pub id: u32,
-    pub tag: [u8; 8],
-    pub jited_prog_len: u32,
-    pub xlated_prog_len: u32,
-    jited_prog_insns: u64,
-    xlated_prog_insns: u64,
-    pub load_time: u64,
-    pub created_by_uid: u32,
-    pub nr_map_ids: u32,
-    map_ids: u64,
-    pub name: [u8; 16],
-    pub ifindex: u32,
-    gpl_compatible: u32,
-    netns_dev: u64,
-    netns_ino: u64,
-    nr_jited_ksyms: u32,
-    nr_jited_func_lens: u32,
-    jited_ksyms: u64,
-    jited_func_lens: u64,
-    pub btf_id: u32,
-    func_info_rec_size: u32,
-    func_info: u64,
-    nr_func_info: u32,
-    nr_line_info: u32,
-    line_info: u64,
-    jited_line_info: u64,
-    nr_jited_line_info: u32,
-    line_info_rec_size: u32,
-    jited_line_info_rec_size: u32,
-    nr_prog_tags: u32,
-    prog_tags: u64,
-    pub run_time_ns: u64,
-    pub run_cnt: u64,
-    pub recursion_misses: u64,
-    pub verified_insns: u32,
-    _pad: u32,
+/// A NUL-padded kernel name as a String.
+fn c_name(name: &[libc::c_char]) -> String {
+    let bytes: Vec<u8> = name.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
-const _: () = assert!(offset_of!(ProgInfo, name) == 64);
-const _: () = assert!(offset_of!(ProgInfo, run_time_ns) == 192);
-const _: () = assert!(offset_of!(ProgInfo, verified_insns) == 216);
+
+/// struct bpf_prog_info, as the kernel filled it (fields through `Deref`).
+#[derive(Clone, Copy)]
+pub struct ProgInfo(bpf_prog_info);
+
+impl Deref for ProgInfo {
+    type Target = bpf_prog_info;
+
+    fn deref(&self) -> &bpf_prog_info {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ProgInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProgInfo").field("id", &self.id).field("name", &self.name()).finish_non_exhaustive()
+    }
+}
 
 impl ProgInfo {
     pub fn name(&self) -> String {
-        let end = self.name.iter().position(|&b| b == 0).unwrap_or(self.name.len());
-        String::from_utf8_lossy(&self.name[..end]).into_owned()
+        c_name(&self.0.name)
     }
 
     pub fn tag_hex(&self) -> String {
-        self.tag.iter().map(|b| format!("{b:02x}")).collect()
+        self.0.tag.iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
 /// Program info, and the ids of the maps the program uses.
 pub fn prog_info(fd: BorrowedFd<'_>) -> Result<(ProgInfo, Vec<u32>)> {
-    let mut info = ProgInfo::default();
+    let mut info = bpf_prog_info::zeroed();
     obj_info(fd, &mut info)?;
     if info.nr_map_ids == 0 {
-        return Ok((info, Vec::new()));
+        return Ok((ProgInfo(info), Vec::new()));
     }
     // Second call with a buffer for the map ids; every other pointer stays 0.
     let mut map_ids = vec![0u32; info.nr_map_ids as usize];
-    let mut again =
-        ProgInfo { nr_map_ids: map_ids.len() as u32, map_ids: map_ids.as_mut_ptr() as u64, ..Default::default() };
+    let mut again = bpf_prog_info::zeroed();
+    again.nr_map_ids = map_ids.len() as u32;
+    again.map_ids = map_ids.as_mut_ptr() as u64;
     obj_info(fd, &mut again)?;
     map_ids.truncate(again.nr_map_ids.min(map_ids.len() as u32) as usize);
-    Ok((again, map_ids))
+    Ok((ProgInfo(again), map_ids))
 }
 
 /// The info of program `id`, if it is still loaded.
@@ -563,98 +426,67 @@ pub fn prog_info_by_id(id: u32) -> Option<ProgInfo> {
     prog_fd_by_id(id).and_then(|fd| prog_info(fd.as_fd())).ok().map(|(info, _)| info)
 }
 
-/// struct bpf_link_info with the tcx/netkit member of its union.
-#[repr(C)]
-#[derive(Debug, Clone, Default)]
+/// What this tool reads of struct bpf_link_info: its ids and, for tcx and
+/// netkit links, the tcx/netkit member of the union.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct LinkInfo {
     pub link_type: u32,
     pub id: u32,
     pub prog_id: u32,
-    _pad: u32,
-    /// tcx/netkit: the device's ifindex, 0 once the link is defunct.
+    /// tcx/netkit: the ifindex of the device the kernel keeps in the link
+    /// (for a netkit peer link, the peer's); 0 once the link is defunct.
     pub ifindex: u32,
+    /// tcx/netkit: the attach type.
     pub attach_type: u32,
-    // The union is larger for other link types; keep room so the kernel's
-    // copy never exceeds what we declare.
-    _rest: [u64; 6],
 }
-const _: () = assert!(offset_of!(LinkInfo, ifindex) == 16);
 
 pub fn link_info(fd: BorrowedFd<'_>) -> Result<LinkInfo> {
-    let mut info = LinkInfo::default();
+    let mut info = bpf_link_info::zeroed();
     obj_info(fd, &mut info)?;
-    Ok(info)
+    let (ifindex, attach_type) = match info.type_ {
+        // SAFETY: the kernel filled the union's tcx/netkit member for these
+        // types; both members are (ifindex, attach_type) u32 pairs.
+        BPF_LINK_TYPE_TCX => unsafe { (info.__bindgen_anon_1.tcx.ifindex, info.__bindgen_anon_1.tcx.attach_type) },
+        // SAFETY: as above.
+        BPF_LINK_TYPE_NETKIT => unsafe {
+            (info.__bindgen_anon_1.netkit.ifindex, info.__bindgen_anon_1.netkit.attach_type)
+        },
+        _ => (0, 0),
+    };
+    Ok(LinkInfo { link_type: info.type_, id: info.id, prog_id: info.prog_id, ifindex, attach_type })
 }
 
-/// struct bpf_map_info, up to `map_extra`.
-#[repr(C)]
-#[derive(Debug, Clone, Default)]
-pub struct MapInfo {
-    pub map_type: u32,
-    pub id: u32,
-    pub key_size: u32,
-    pub value_size: u32,
-    pub max_entries: u32,
-    pub map_flags: u32,
-    pub name: [u8; 16],
-    pub ifindex: u32,
-    btf_vmlinux_value_type_id: u32,
-    netns_dev: u64,
-    netns_ino: u64,
-    pub btf_id: u32,
-    btf_key_type_id: u32,
-    btf_value_type_id: u32,
-    _pad: u32,
-    map_extra: u64,
+/// struct bpf_map_info, as the kernel filled it (fields through `Deref`).
+#[derive(Clone, Copy)]
+pub struct MapInfo(bpf_map_info);
+
+impl Deref for MapInfo {
+    type Target = bpf_map_info;
+
+    fn deref(&self) -> &bpf_map_info {
+        &self.0
+    }
 }
-const _: () = assert!(offset_of!(MapInfo, name) == 24);
-const _: () = assert!(offset_of!(MapInfo, map_extra) == 80);
+
+impl std::fmt::Debug for MapInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MapInfo").field("id", &self.id).field("name", &self.name()).finish_non_exhaustive()
+    }
+}
 
 impl MapInfo {
     pub fn name(&self) -> String {
-        let end = self.name.iter().position(|&b| b == 0).unwrap_or(self.name.len());
-        String::from_utf8_lossy(&self.name[..end]).into_owned()
+        c_name(&self.0.name)
     }
 }
 
 pub fn map_info(fd: BorrowedFd<'_>) -> Result<MapInfo> {
-    let mut info = MapInfo::default();
+    let mut info = bpf_map_info::zeroed();
     obj_info(fd, &mut info)?;
-    Ok(info)
-}
-
-// ---------------------------------------------------------------- ENABLE_STATS
-
-#[repr(C)]
-struct EnableStatsAttr {
-    stats_type: u32,
-}
-
-/// Turns on kernel BPF run-time statistics for as long as the returned fd is open.
-pub fn enable_stats() -> Result<OwnedFd> {
-    fd_result("BPF_ENABLE_STATS", BPF_ENABLE_STATS, &mut EnableStatsAttr { stats_type: BPF_STATS_RUN_TIME })
+    Ok(MapInfo(info))
 }
 
 // ---------------------------------------------------------------- PROG_TEST_RUN
-
-#[repr(C)]
-#[derive(Default)]
-struct TestRunAttr {
-    prog_fd: u32,
-    retval: u32,
-    data_size_in: u32,
-    data_size_out: u32,
-    data_in: u64,
-    data_out: u64,
-    repeat: u32,
-    duration: u32,
-    ctx_size_in: u32,
-    ctx_size_out: u32,
-    ctx_in: u64,
-    ctx_out: u64,
-    flags: u32,
-    cpu: u32,
-}
 
 /// What BPF_PROG_TEST_RUN reports: the program's return value and the mean
 /// run time per repetition in ns.
@@ -666,15 +498,41 @@ pub struct TestRun {
 
 pub fn prog_test_run(prog: BorrowedFd<'_>, packet: &[u8], repeat: u32) -> Result<TestRun> {
     let mut out = vec![0u8; packet.len() + 256];
-    let mut attr = TestRunAttr {
-        prog_fd: prog.as_raw_fd() as u32,
-        data_size_in: packet.len() as u32,
-        data_size_out: out.len() as u32,
-        data_in: packet.as_ptr() as u64,
-        data_out: out.as_mut_ptr() as u64,
-        repeat,
-        ..Default::default()
-    };
-    call("BPF_PROG_TEST_RUN", BPF_PROG_TEST_RUN, &mut attr)?;
-    Ok(TestRun { retval: attr.retval, duration_ns: attr.duration })
+    let mut attr = zeroed();
+    attr.test.prog_fd = prog.as_raw_fd() as u32;
+    attr.test.data_size_in = packet.len() as u32;
+    attr.test.data_size_out = out.len() as u32;
+    attr.test.data_in = packet.as_ptr() as u64;
+    attr.test.data_out = out.as_mut_ptr() as u64;
+    attr.test.repeat = repeat;
+    // SAFETY: data_in is `packet` (data_size_in bytes, read only) and
+    // data_out is `out` (data_size_out bytes, written at most that many);
+    // both outlive the call. No context is given.
+    unsafe { sys_bpf("BPF_PROG_TEST_RUN", bpf_cmd::BPF_PROG_TEST_RUN, &mut attr) }?;
+    // SAFETY: reading back integers the kernel wrote into the same member.
+    let test = unsafe { &attr.test };
+    Ok(TestRun { retval: test.retval, duration_ns: test.duration })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_stop_at_the_first_nul() {
+        let mut raw = [0 as libc::c_char; 16];
+        for (d, s) in raw.iter_mut().zip(b"firewall") {
+            *d = *s as libc::c_char;
+        }
+        assert_eq!(c_name(&raw), "firewall");
+        assert_eq!(c_name(&[b'x' as libc::c_char; 16]), "x".repeat(16));
+    }
+
+    #[test]
+    fn the_constants_are_the_kernels() {
+        // Values from include/uapi/linux/bpf.h, as KERNEL-SEMANTICS lists them.
+        assert_eq!((BPF_TCX_INGRESS, BPF_TCX_EGRESS, BPF_NETKIT_PRIMARY, BPF_NETKIT_PEER), (46, 47, 54, 55));
+        assert_eq!((BPF_LINK_TYPE_TCX, BPF_LINK_TYPE_NETKIT), (11, 13));
+        assert_eq!((BPF_F_REPLACE, BPF_F_BEFORE, BPF_F_AFTER, BPF_F_ID, BPF_F_LINK), (4, 8, 16, 32, 8192));
+    }
 }

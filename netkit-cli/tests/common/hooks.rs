@@ -198,24 +198,25 @@ impl HookEnv {
     }
 }
 
-/// Reads a u32 value at `key` of the map named `map` of program `prog_id`.
-pub fn map_u32(prog_id: u64, map: &str, key: u32) -> u32 {
+/// Reads the value at `key` of the array map named `map` of program
+/// `prog_id`, through aya's typed array (which checks the key and value
+/// sizes against the map's before reading).
+pub fn array_value<V: aya::Pod>(prog_id: u64, map: &str, key: u32) -> V {
     let maps = sys::prog_maps(prog_id as u32).expect("program maps");
-    let (_, fd) =
+    let (info, _) =
         maps.iter().find(|(i, _)| i.name() == map).unwrap_or_else(|| panic!("program {prog_id} has no map {map}"));
-    let mut v = [0u8; 4];
-    assert!(sys::map_lookup(fd.as_fd(), &key.to_ne_bytes(), &mut v).unwrap());
-    u32::from_ne_bytes(v)
+    let data = aya::maps::MapData::from_id(info.id).expect("opening the map");
+    let array = aya::maps::Array::<_, V>::try_from(aya::maps::Map::Array(data))
+        .unwrap_or_else(|e| panic!("{map} is not an array of that value size: {e}"));
+    array.get(&key, 0).unwrap_or_else(|e| panic!("reading {map}[{key}]: {e}"))
 }
 
-/// Reads a u64 value at `key` of the map named `map` of program `prog_id`.
+pub fn map_u32(prog_id: u64, map: &str, key: u32) -> u32 {
+    array_value(prog_id, map, key)
+}
+
 pub fn map_u64(prog_id: u64, map: &str, key: u32) -> u64 {
-    let maps = sys::prog_maps(prog_id as u32).expect("program maps");
-    let (_, fd) =
-        maps.iter().find(|(i, _)| i.name() == map).unwrap_or_else(|| panic!("program {prog_id} has no map {map}"));
-    let mut v = [0u8; 8];
-    assert!(sys::map_lookup(fd.as_fd(), &key.to_ne_bytes(), &mut v).unwrap());
-    u64::from_ne_bytes(v)
+    array_value(prog_id, map, key)
 }
 
 /// A minimal sched_cls program (returns `verdict`), loaded in this process.
