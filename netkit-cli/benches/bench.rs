@@ -23,12 +23,15 @@ use std::{
 };
 
 use netkit::{
-    firewall::{Firewall, Rule},
-    mprog::{self, Anchor, Hook, HookRef, sys},
+    bpf,
+    maps::{
+        firewall::{Firewall, Rule},
+        redirect::Redirect,
+    },
+    mprog::{self, Anchor, Hook, HookRef},
     netlink::{Netlink, device::PairSpec},
-    netns,
+    os::netns,
     programs::{self, BUNDLED, LoadOptions, ProgSpec},
-    redirect::Redirect,
 };
 use serde_json::{Value, json};
 
@@ -193,7 +196,7 @@ fn per_op(start: Instant, n: usize) -> f64 {
 }
 
 fn floor_pass(ifindexes: &[u32], p1: &OwnedFd, p2: &OwnedFd) -> Pass {
-    let at = sys::BPF_TCX_INGRESS;
+    let at = bpf::BPF_TCX_INGRESS;
     let t = Instant::now();
     let links: Vec<OwnedFd> = ifindexes.iter().map(|i| floor::link_create(p1.as_fd(), *i, at)).collect();
     let attach = per_op(t, ifindexes.len());
@@ -308,9 +311,9 @@ fn control() -> Value {
         }
         out
     });
-    let p1 = sys::prog_load_sched_cls("bench_next", &sys::insns_return(-1)).unwrap();
-    let p2 = sys::prog_load_sched_cls("bench_pass", &sys::insns_return(0)).unwrap();
-    let id = |fd: &OwnedFd| sys::prog_info(fd.as_fd()).unwrap().0.id;
+    let p1 = bpf::prog_load_sched_cls("bench_next", &bpf::insns_return(-1)).unwrap();
+    let p2 = bpf::prog_load_sched_cls("bench_pass", &bpf::insns_return(0)).unwrap();
+    let id = |fd: &OwnedFd| bpf::prog_info(fd.as_fd()).unwrap().0.id;
     let bpffs = std::env::temp_dir().join(format!("nkbench-bpffs-{}", std::process::id()));
     std::fs::create_dir_all(&bpffs).unwrap();
     assert!(Command::new("mount").args(["-t", "bpf", "bpf"]).arg(&bpffs).status().unwrap().success());
@@ -353,7 +356,7 @@ fn control() -> Value {
 
     // `netkit query` of 1000 devices, one program each, one process.
     let links: Vec<OwnedFd> =
-        ifindexes.iter().map(|i| floor::link_create(p1.as_fd(), *i, sys::BPF_TCX_INGRESS)).collect();
+        ifindexes.iter().map(|i| floor::link_create(p1.as_fd(), *i, bpf::BPF_TCX_INGRESS)).collect();
     let mut runs = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
@@ -437,7 +440,7 @@ const REPEAT: u32 = 1_000_000;
 /// the kernel's integer `duration`).
 fn ns_per_packet(prog: BorrowedFd<'_>, packet: &[u8]) -> f64 {
     let t = Instant::now();
-    sys::prog_test_run(prog, packet, REPEAT).expect("BPF_PROG_TEST_RUN");
+    bpf::prog_test_run(prog, packet, REPEAT).expect("BPF_PROG_TEST_RUN");
     t.elapsed().as_nanos() as f64 / f64::from(REPEAT)
 }
 
@@ -455,8 +458,8 @@ fn dataplane(c_dir: &std::path::Path) -> Value {
         prepare_maps(b.name, rust.id());
         prepare_maps(b.name, c.id());
         for (family, packet) in [("ipv4", packet_v4()), ("ipv6", packet_v6())] {
-            let rv = sys::prog_test_run(rust.fd.as_fd(), &packet, 1).unwrap().retval;
-            let cv = sys::prog_test_run(c.fd.as_fd(), &packet, 1).unwrap().retval;
+            let rv = bpf::prog_test_run(rust.fd.as_fd(), &packet, 1).unwrap().retval;
+            let cv = bpf::prog_test_run(c.fd.as_fd(), &packet, 1).unwrap().retval;
             assert_eq!(rv, cv, "{} and its C twin disagree on a {family} packet", b.name);
             let (mut r, mut cc) = (Vec::new(), Vec::new());
             for _ in 0..7 {

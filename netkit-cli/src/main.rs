@@ -5,7 +5,7 @@ use netkit::cli::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match netkit::app::run(&cli, &mut io::stdout().lock(), &mut io::stderr().lock()) {
+    match netkit::commands::run(&cli, &mut io::stdout().lock(), &mut io::stderr().lock()) {
         Ok(code) => code,
         // A closed pipe (`netkit query | head`) is the reader's choice, not an error.
         Err(e)

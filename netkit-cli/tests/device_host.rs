@@ -8,7 +8,7 @@ use std::os::unix::{fs::PermissionsExt as _, process::CommandExt as _};
 #[test]
 fn a_kernel_without_netkit_is_named_as_such() {
     require_root!();
-    if netkit::probe::probe(netkit::probe::Feature::Netkit).is_supported() {
+    if netkit::os::probe::probe(netkit::os::probe::Feature::Netkit).is_supported() {
         common::skip("this kernel has netkit; the no-netkit message cannot be shown here");
         return;
     }

@@ -8,7 +8,7 @@ use common::{IFF_NOARP, TestNs, udp_delivers};
 use serde_json::Value;
 
 fn release_at_least(major: u32, minor: u32) -> bool {
-    netkit::probe::parse_release(&netkit::probe::kernel_release()).is_some_and(|r| r >= (major, minor))
+    netkit::os::probe::parse_release(&netkit::os::probe::kernel_release()).is_some_and(|r| r >= (major, minor))
 }
 
 fn names(list: &Value) -> Vec<String> {

@@ -50,7 +50,7 @@ fn netkit_hooks_on_a_device_that_is_not_netkit_are_explained() {
     require_root!();
     let env = HookEnv::tcx("tnx");
     let err = env.fails(&["attach", "lo", "primary", "pass"]);
-    if netkit::probe::probe(netkit::probe::Feature::Netkit).is_supported() {
+    if netkit::os::probe::probe(netkit::os::probe::Feature::Netkit).is_supported() {
         assert!(err.contains("not a netkit device") && err.contains("ingress and egress"), "{err}");
     } else {
         assert!(err.contains("no netkit"), "{err}");

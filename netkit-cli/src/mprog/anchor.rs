@@ -3,7 +3,7 @@
 
 use std::os::fd::{AsRawFd as _, BorrowedFd};
 
-use super::sys;
+use crate::bpf;
 
 /// An object given by file descriptor or by kernel id.
 #[derive(Debug, Clone, Copy)]
@@ -52,20 +52,20 @@ impl Anchor<'_> {
         fn target(position: u32, t: &Target<'_>) -> Encoded {
             let (kind, handle) = match t {
                 Target::Program(h) => (0, h),
-                Target::Link(h) => (sys::BPF_F_LINK, h),
+                Target::Link(h) => (bpf::BPF_F_LINK, h),
             };
             match handle {
                 Handle::Fd(fd) => Encoded { flags: position | kind, relative: fd.as_raw_fd() as u32, replace_fd: 0 },
                 // The raw syscall needs BPF_F_ID whenever an id is passed.
-                Handle::Id(id) => Encoded { flags: position | kind | sys::BPF_F_ID, relative: *id, replace_fd: 0 },
+                Handle::Id(id) => Encoded { flags: position | kind | bpf::BPF_F_ID, relative: *id, replace_fd: 0 },
             }
         }
         match self {
-            Self::First => Encoded { flags: sys::BPF_F_BEFORE, ..Default::default() },
-            Self::Last => Encoded { flags: sys::BPF_F_AFTER, ..Default::default() },
-            Self::Before(t) => target(sys::BPF_F_BEFORE, t),
-            Self::After(t) => target(sys::BPF_F_AFTER, t),
-            Self::Replace(fd) => Encoded { flags: sys::BPF_F_REPLACE, relative: 0, replace_fd: fd.as_raw_fd() as u32 },
+            Self::First => Encoded { flags: bpf::BPF_F_BEFORE, ..Default::default() },
+            Self::Last => Encoded { flags: bpf::BPF_F_AFTER, ..Default::default() },
+            Self::Before(t) => target(bpf::BPF_F_BEFORE, t),
+            Self::After(t) => target(bpf::BPF_F_AFTER, t),
+            Self::Replace(fd) => Encoded { flags: bpf::BPF_F_REPLACE, relative: 0, replace_fd: fd.as_raw_fd() as u32 },
         }
     }
 
@@ -84,7 +84,7 @@ mod tests {
 
     #[test]
     fn every_anchor_encodes_as_the_kernel_expects() {
-        use sys::{BPF_F_AFTER as A, BPF_F_BEFORE as B, BPF_F_ID as ID, BPF_F_LINK as L, BPF_F_REPLACE as R};
+        use bpf::{BPF_F_AFTER as A, BPF_F_BEFORE as B, BPF_F_ID as ID, BPF_F_LINK as L, BPF_F_REPLACE as R};
         let e = |a: Anchor<'_>| a.encode();
         assert_eq!(e(Anchor::First), Encoded { flags: B, relative: 0, replace_fd: 0 });
         assert_eq!(e(Anchor::Last), Encoded { flags: A, relative: 0, replace_fd: 0 });

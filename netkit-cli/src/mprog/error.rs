@@ -2,8 +2,11 @@
 //! words them in the hook's terms for people (KERNEL-SEMANTICS: attach checks,
 //! detach rules, link update and netkit targeting).
 
-use super::{Chain, Hook, MAX_PROGRAMS, sys::SyscallError};
-use crate::{netlink::errno_name, probe::Capabilities};
+use super::{Chain, Hook, MAX_PROGRAMS};
+use crate::{
+    bpf::SyscallError,
+    os::{caps::Capabilities, errno::errno_name},
+};
 
 /// The bpf() command that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

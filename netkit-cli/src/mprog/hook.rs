@@ -2,11 +2,11 @@
 
 use serde::Serialize;
 
-use super::sys;
+use crate::bpf;
 
 /// An attach point: tcx ingress/egress on any device, or a netkit pair's
 /// primary/peer program chain (both managed through the primary's ifindex).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Hook {
     /// tcx ingress of any device.
@@ -24,10 +24,10 @@ impl Hook {
 
     pub fn attach_type(self) -> u32 {
         match self {
-            Self::Ingress => sys::BPF_TCX_INGRESS,
-            Self::Egress => sys::BPF_TCX_EGRESS,
-            Self::Primary => sys::BPF_NETKIT_PRIMARY,
-            Self::Peer => sys::BPF_NETKIT_PEER,
+            Self::Ingress => bpf::BPF_TCX_INGRESS,
+            Self::Egress => bpf::BPF_TCX_EGRESS,
+            Self::Primary => bpf::BPF_NETKIT_PRIMARY,
+            Self::Peer => bpf::BPF_NETKIT_PEER,
         }
     }
 
@@ -50,7 +50,7 @@ impl Hook {
 
     /// The kernel's link type for links on this hook.
     pub fn link_type(self) -> u32 {
-        if self.is_netkit() { sys::BPF_LINK_TYPE_NETKIT } else { sys::BPF_LINK_TYPE_TCX }
+        if self.is_netkit() { bpf::BPF_LINK_TYPE_NETKIT } else { bpf::BPF_LINK_TYPE_TCX }
     }
 }
 

@@ -7,9 +7,10 @@
 pub mod anchor;
 pub mod error;
 pub mod hook;
-pub mod sys;
 
 use std::os::fd::{BorrowedFd, OwnedFd};
+
+use crate::bpf;
 
 pub use anchor::{Anchor, Handle, Target};
 pub use error::MprogError;
@@ -77,7 +78,7 @@ impl HookRef {
             return Err(MprogError::new(error::Op::LinkCreate, libc::EINVAL));
         }
         let e = anchor.encode();
-        sys::link_create(prog, self.ifindex, self.hook.attach_type(), e.flags, e.relative, expected(expected_revision))
+        bpf::link_create(prog, self.ifindex, self.hook.attach_type(), e.flags, e.relative, expected(expected_revision))
             .map_err(|err| MprogError::from_sys(error::Op::LinkCreate, err))
     }
 
@@ -93,7 +94,7 @@ impl HookRef {
             Anchor::Replace(fd) => Some(*fd),
             _ => None,
         };
-        sys::prog_attach(&sys::ProgAttachArgs {
+        bpf::prog_attach(&bpf::ProgAttachArgs {
             ifindex: self.ifindex,
             attach_type: self.hook.attach_type(),
             prog: Some(prog),
@@ -115,7 +116,7 @@ impl HookRef {
         expected_revision: Option<u64>,
     ) -> Result<(), MprogError> {
         let e = anchor.map(Anchor::encode).unwrap_or_default();
-        sys::prog_detach(&sys::ProgAttachArgs {
+        bpf::prog_detach(&bpf::ProgAttachArgs {
             ifindex: self.ifindex,
             attach_type: self.hook.attach_type(),
             prog,
@@ -133,7 +134,7 @@ impl HookRef {
     pub fn query(&self) -> Result<Chain, MprogError> {
         let mut progs = [0u32; INITIAL_QUERY_SLOTS];
         let mut links = [0u32; INITIAL_QUERY_SLOTS];
-        let mut cap = match sys::prog_query(self.ifindex, self.hook.attach_type(), &mut progs, &mut links) {
+        let mut cap = match bpf::prog_query(self.ifindex, self.hook.attach_type(), &mut progs, &mut links) {
             Ok(r) => {
                 return Ok(Chain::from_ids(r.revision, &progs[..(r.count as usize).min(INITIAL_QUERY_SLOTS)], &links));
             }
@@ -145,7 +146,7 @@ impl HookRef {
         loop {
             let mut progs = vec![0u32; cap];
             let mut links = vec![0u32; cap];
-            match sys::prog_query(self.ifindex, self.hook.attach_type(), &mut progs, &mut links) {
+            match bpf::prog_query(self.ifindex, self.hook.attach_type(), &mut progs, &mut links) {
                 Ok(r) => return Ok(Chain::from_ids(r.revision, &progs[..(r.count as usize).min(cap)], &links)),
                 // The kernel filled `cap` slots and told the total; ask again
                 // with room for all of them (the chain may grow meanwhile).
@@ -158,8 +159,8 @@ impl HookRef {
     }
 
     /// Only the revision and the number of programs.
-    pub fn count(&self) -> Result<sys::QueryResult, MprogError> {
-        sys::prog_query(self.ifindex, self.hook.attach_type(), &mut [], &mut [])
+    pub fn count(&self) -> Result<bpf::QueryResult, MprogError> {
+        bpf::prog_query(self.ifindex, self.hook.attach_type(), &mut [], &mut [])
             .map_err(|(e, _)| MprogError::from_sys(error::Op::Query, e))
     }
 }
@@ -178,11 +179,11 @@ pub fn update_link(
     new_prog: BorrowedFd<'_>,
     expected_old: Option<BorrowedFd<'_>>,
 ) -> Result<(), MprogError> {
-    sys::link_update(link, new_prog, expected_old).map_err(|e| MprogError::from_sys(error::Op::LinkUpdate, e))
+    bpf::link_update(link, new_prog, expected_old).map_err(|e| MprogError::from_sys(error::Op::LinkUpdate, e))
 }
 
 /// Detaches a link from its hook (BPF_LINK_DETACH); the link object stays,
 /// defunct, until its last fd and pin are gone.
 pub fn detach_link(link: BorrowedFd<'_>) -> Result<(), MprogError> {
-    sys::link_detach(link).map_err(|e| MprogError::from_sys(error::Op::LinkDetach, e))
+    bpf::link_detach(link).map_err(|e| MprogError::from_sys(error::Op::LinkDetach, e))
 }

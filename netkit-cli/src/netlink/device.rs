@@ -11,9 +11,11 @@ use super::{
     links::{Counters, Link, Mode, NetkitAttrs, PairSettings, Pairing, Policy, Role},
 };
 use crate::{
-    mprog::{self, Hook},
-    netns,
-    probe::{self, Capabilities, Feature, Support},
+    os::netns,
+    os::{
+        caps::Capabilities,
+        probe::{self, Feature, Support},
+    },
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -224,8 +226,25 @@ pub struct DeviceView {
     pub mtu: Option<u32>,
     pub operstate: String,
     pub address: Option<String>,
+    /// Filled by the hooks layer (`count_programs`), which can query hooks;
+    /// None for devices without netkit hooks.
     pub programs: Option<HookCounts>,
     pub counters: Counters,
+    /// Where the pair's primary is, for counting the programs on its hooks.
+    #[serde(skip)]
+    pub primary_at: Option<PrimaryAt>,
+}
+
+/// Where the primary of a pair is, as the hooks layer needs it to query the
+/// pair's netkit hooks (they are reached only through the primary).
+#[derive(Debug, Clone)]
+pub enum PrimaryAt {
+    /// In the caller's namespace, with this ifindex.
+    Here(u32),
+    /// In another namespace this tool can enter.
+    There { ifindex: u32, netns: netns::NsRef },
+    /// In a namespace this tool cannot enter (no name for it).
+    Unreachable,
 }
 
 fn cap_error(op: &str) -> DeviceError {
@@ -529,8 +548,9 @@ impl Netlink {
         Ok(out)
     }
 
-    /// Describes `link`, resolving its peer and counting the programs on the
-    /// pair's hooks (queried through the primary, in the primary's namespace).
+    /// Describes `link`, resolving its peer and where the pair's primary is
+    /// ([`DeviceView::primary_at`]); the programs on the pair's hooks are
+    /// counted by the hooks layer.
     pub async fn view(&self, link: &Link) -> Result<DeviceView, DeviceError> {
         let nk = link.netkit.clone();
         let other = if nk.is_some() { self.other_end(link).await? } else { None };
@@ -540,15 +560,12 @@ impl Netlink {
             ifindex: o.index,
             netns: o.netns_label.clone(),
         });
-        let programs = match role {
-            Some(Role::Primary) => Some(counts_here(link.index)),
+        let primary_at = match role {
+            Some(Role::Primary) => Some(PrimaryAt::Here(link.index)),
             Some(Role::Peer) => other.as_ref().map(|o| match (&o.netns, &o.netns_label) {
-                (None, None) => counts_here(o.index),
-                (Some(ns), _) => match ns.open().and_then(|fd| netns::Visit::fd(&fd)) {
-                    Ok(_visit) => counts_here(o.index),
-                    Err(_) => HookCounts::default(),
-                },
-                (None, Some(_)) => HookCounts::default(),
+                (None, None) => PrimaryAt::Here(o.index),
+                (Some(ns), _) => PrimaryAt::There { ifindex: o.index, netns: ns.clone() },
+                (None, Some(_)) => PrimaryAt::Unreachable,
             }),
             // No primary/peer hooks on a single device.
             Some(Role::Single) | None => None,
@@ -568,7 +585,8 @@ impl Netlink {
             mtu: link.mtu,
             operstate: link.operstate.clone(),
             address: link.mac(),
-            programs,
+            programs: None,
+            primary_at,
             counters: link.counters,
         })
     }
@@ -580,13 +598,6 @@ impl Netlink {
 /// builds never look.
 fn injected_fault(step: &str) -> bool {
     cfg!(debug_assertions) && std::env::var("NETKIT_FAULT").is_ok_and(|v| v == step)
-}
-
-fn counts_here(primary_index: u32) -> HookCounts {
-    HookCounts {
-        primary: mprog::count(primary_index, Hook::Primary).ok(),
-        peer: mprog::count(primary_index, Hook::Peer).ok(),
-    }
 }
 
 /// Explains why settings other than the policies cannot change on a live pair.

@@ -22,14 +22,14 @@ pub enum Role {
 }
 
 /// A device's default verdict when no program is attached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Policy {
     Pass,
     Drop,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     L2,
@@ -37,7 +37,7 @@ pub enum Mode {
 }
 
 /// Whether skb mark and priority are cleared when a packet crosses netns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scrub {
     Default,
@@ -48,7 +48,7 @@ pub enum Scrub {
 pub(crate) const IFLA_NETKIT_PAIRING: u16 = 10;
 
 /// Whether netkit creates a pair or a single device (Linux 7.0).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pairing {
     Pair,

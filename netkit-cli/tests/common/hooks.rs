@@ -12,7 +12,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use netkit::mprog::{Anchor, Hook, HookRef, sys};
+use netkit::bpf;
+use netkit::mprog::{Anchor, Hook, HookRef};
 use serde_json::Value;
 
 use super::{Bpffs, TestNs, skip, stderr, stdout, udp_delivers};
@@ -202,7 +203,7 @@ impl HookEnv {
 /// `prog_id`, through aya's typed array (which checks the key and value
 /// sizes against the map's before reading).
 pub fn array_value<V: aya::Pod>(prog_id: u64, map: &str, key: u32) -> V {
-    let maps = sys::prog_maps(prog_id as u32).expect("program maps");
+    let maps = bpf::prog_maps(prog_id as u32).expect("program maps");
     let (info, _) =
         maps.iter().find(|(i, _)| i.name() == map).unwrap_or_else(|| panic!("program {prog_id} has no map {map}"));
     let data = aya::maps::MapData::from_id(info.id).expect("opening the map");
@@ -221,11 +222,11 @@ pub fn map_u64(prog_id: u64, map: &str, key: u32) -> u64 {
 
 /// A minimal sched_cls program (returns `verdict`), loaded in this process.
 pub fn raw_program(verdict: i32) -> OwnedFd {
-    sys::prog_load_sched_cls("nk_test", &sys::insns_return(verdict)).expect("loading a test program")
+    bpf::prog_load_sched_cls("nk_test", &bpf::insns_return(verdict)).expect("loading a test program")
 }
 
 pub fn prog_id(fd: &OwnedFd) -> u64 {
-    u64::from(sys::prog_info(fd.as_fd()).unwrap().0.id)
+    u64::from(bpf::prog_info(fd.as_fd()).unwrap().0.id)
 }
 
 /// The C test object (tests/c/tcx_count.c), prebuilt by `cargo xtask test`

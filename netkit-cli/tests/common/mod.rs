@@ -133,7 +133,7 @@ impl TestNs {
 
     fn fresh(tag: &str) -> Self {
         let name = format!("nkt-{tag}-{}-{}", std::process::id(), unique());
-        netkit::netns::create(&name).expect("creating a test network namespace");
+        netkit::os::netns::create(&name).expect("creating a test network namespace");
         let ns = Self { name };
         ns.ip(&["link", "set", "lo", "up"]);
         // IPv6 addresses usable at once (no duplicate address detection).
@@ -220,7 +220,7 @@ impl TestNs {
     pub fn within<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
         let name = self.name.clone();
         std::thread::spawn(move || {
-            netkit::netns::enter(&name).expect("entering the test namespace");
+            netkit::os::netns::enter(&name).expect("entering the test namespace");
             f()
         })
         .join()
@@ -259,7 +259,7 @@ impl TestNs {
 
 impl Drop for TestNs {
     fn drop(&mut self) {
-        let _ = netkit::netns::delete(&self.name);
+        let _ = netkit::os::netns::delete(&self.name);
     }
 }
 
@@ -340,7 +340,7 @@ pub fn send_udp(from: &TestNs, to: &TestNs, to_ip: &str, port: u16, n: usize) ->
 macro_rules! require_netkit {
     () => {
         $crate::require_root!();
-        if !netkit::probe::probe(netkit::probe::Feature::Netkit).is_supported() {
+        if !netkit::os::probe::probe(netkit::os::probe::Feature::Netkit).is_supported() {
             $crate::common::skip("this kernel has no netkit (needs Linux >= 6.7 built with CONFIG_NETKIT)");
             return;
         }

@@ -5,7 +5,9 @@ use std::{ffi::CString, fs, os::fd::AsFd as _, path::Path};
 
 use serde::Serialize;
 
-use crate::mprog::sys;
+use super::caps::Capabilities;
+
+use crate::bpf;
 
 /// Answer of a feature probe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -48,8 +50,8 @@ impl Feature {
 
     fn attach_type(self) -> u32 {
         match self {
-            Self::Tcx => sys::BPF_TCX_INGRESS,
-            Self::Netkit => sys::BPF_NETKIT_PRIMARY,
+            Self::Tcx => bpf::BPF_TCX_INGRESS,
+            Self::Netkit => bpf::BPF_NETKIT_PRIMARY,
         }
     }
 }
@@ -62,11 +64,11 @@ const NO_SUCH_IFINDEX: u32 = i32::MAX as u32;
 /// on a device that does not exist: ENODEV means the attach path exists,
 /// EINVAL means the kernel rejected the attach type itself.
 pub fn probe(feature: Feature) -> Support {
-    let prog = match sys::prog_load_sched_cls("netkit_probe", &sys::insns_return(0)) {
+    let prog = match bpf::prog_load_sched_cls("netkit_probe", &bpf::insns_return(0)) {
         Ok(fd) => fd,
         Err(e) => return Support::Unknown(format!("cannot load a probe program ({}): needs CAP_BPF", e.io_error)),
     };
-    match sys::link_create(prog.as_fd(), NO_SUCH_IFINDEX, feature.attach_type(), 0, 0, 0) {
+    match bpf::link_create(prog.as_fd(), NO_SUCH_IFINDEX, feature.attach_type(), 0, 0, 0) {
         Err(e) if e.errno() == Some(libc::ENODEV) => Support::Supported,
         Err(e) if e.errno() == Some(libc::EINVAL) => Support::Unsupported,
         Err(e) => Support::Unknown(format!("unexpected answer to the probe: {}", e.io_error)),
@@ -103,56 +105,6 @@ pub fn bpffs_mounts() -> Vec<String> {
             (fstype == "bpf").then(|| mount_point.replace("\\040", " "))
         })
         .collect()
-}
-
-/// Capabilities that matter to this tool.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Capabilities {
-    pub cap_bpf: bool,
-    pub cap_net_admin: bool,
-    pub cap_sys_admin: bool,
-    pub cap_perfmon: bool,
-}
-
-const CAP_NET_ADMIN: u32 = 12;
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_PERFMON: u32 = 38;
-const CAP_BPF: u32 = 39;
-
-impl Capabilities {
-    /// The effective set of this process.
-    pub fn effective() -> Self {
-        let eff = fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines().find_map(|l| l.strip_prefix("CapEff:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-            })
-            .unwrap_or(0);
-        let has = |cap: u32| eff & (1u64 << cap) != 0;
-        Self {
-            cap_bpf: has(CAP_BPF),
-            cap_net_admin: has(CAP_NET_ADMIN),
-            cap_sys_admin: has(CAP_SYS_ADMIN),
-            cap_perfmon: has(CAP_PERFMON),
-        }
-    }
-
-    /// Loading programs and creating links: CAP_BPF (or CAP_SYS_ADMIN on its own).
-    pub fn can_bpf(&self) -> bool {
-        self.cap_bpf || self.cap_sys_admin
-    }
-
-    /// The capabilities an attach or device change is missing, for messages.
-    pub fn missing_for_attach(&self) -> Vec<&'static str> {
-        let mut missing = Vec::new();
-        if !self.can_bpf() {
-            missing.push("CAP_BPF");
-        }
-        if !self.cap_net_admin {
-            missing.push("CAP_NET_ADMIN");
-        }
-        missing
-    }
 }
 
 pub fn kernel_release() -> String {

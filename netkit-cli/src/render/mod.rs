@@ -1,13 +1,14 @@
-//! Human tables and JSON, written to any `impl Write` so tests can read them.
+//! Human tables and JSON, written to any `impl Write` so tests can read them;
+//! `print` writes one value either way.
 
 use std::io::{self, Write};
 
 use serde::Serialize;
 
 use crate::{
-    attach::{HookView, LinkView, Outcome},
+    hooks::{HookView, LinkView, Outcome},
     netlink::{device::DeviceView, links::Role},
-    probe::{Report, Support},
+    os::probe::{Report, Support},
 };
 
 /// Writes `value` as pretty JSON followed by a newline.
@@ -267,7 +268,56 @@ pub fn links(w: &mut impl Write, views: &[LinkView]) -> io::Result<()> {
     table(w, &rows)
 }
 
-pub fn prog(w: &mut impl Write, v: &crate::commands::ProgView) -> io::Result<()> {
+/// Writes one value as JSON (`json`) or as text through `text`: the same
+/// value either way. The text is rendered whole before anything is written.
+pub fn print<T: Serialize>(
+    json: bool,
+    out: &mut impl Write,
+    value: &T,
+    text: impl FnOnce(&mut Vec<u8>, &T) -> io::Result<()>,
+) -> io::Result<()> {
+    if json {
+        self::json(out, value)?;
+    } else {
+        let mut buf = Vec::new();
+        text(&mut buf, value)?;
+        out.write_all(&buf)?;
+    }
+    Ok(())
+}
+
+/// A map of a program, in `prog show`.
+#[derive(Debug, Serialize)]
+pub struct MapView {
+    pub id: u32,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub map_type: String,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+}
+
+/// `prog show`: one loaded program.
+#[derive(Debug, Serialize)]
+pub struct ProgView {
+    pub id: u32,
+    pub name: String,
+    pub tag: String,
+    #[serde(rename = "type")]
+    pub prog_type: String,
+    pub verified_insns: u32,
+    pub xlated_bytes: u32,
+    pub jited_bytes: u32,
+    pub run_cnt: u64,
+    pub run_time_ns: u64,
+    pub run_time_stats: bool,
+    pub maps: Vec<MapView>,
+    /// Where in this namespace it is attached: "DEV HOOK #POS (link N|plain)".
+    pub attached: Vec<String>,
+}
+
+pub fn prog(w: &mut impl Write, v: &ProgView) -> io::Result<()> {
     writeln!(w, "program {} {} (tag {}, {})", v.id, v.name, v.tag, v.prog_type)?;
     writeln!(w, "  verified instructions  {}", v.verified_insns)?;
     writeln!(w, "  size                   {} bytes translated, {} bytes JITed", v.xlated_bytes, v.jited_bytes)?;
@@ -300,7 +350,7 @@ pub fn prog(w: &mut impl Write, v: &crate::commands::ProgView) -> io::Result<()>
     Ok(())
 }
 
-pub fn rules(w: &mut impl Write, rules: &[crate::firewall::RuleView]) -> io::Result<()> {
+pub fn rules(w: &mut impl Write, rules: &[crate::maps::firewall::RuleView]) -> io::Result<()> {
     let mut rows = vec![["ID", "RULE", "HITS"].map(String::from).to_vec()];
     for r in rules {
         let id = if r.id == 0 { "-".to_string() } else { r.id.to_string() };
@@ -309,7 +359,7 @@ pub fn rules(w: &mut impl Write, rules: &[crate::firewall::RuleView]) -> io::Res
     table(w, &rows)
 }
 
-pub fn redirects(w: &mut impl Write, entries: &[crate::redirect::Entry]) -> io::Result<()> {
+pub fn redirects(w: &mut impl Write, entries: &[crate::maps::redirect::Entry]) -> io::Result<()> {
     if entries.is_empty() {
         return writeln!(w, "no redirect entries");
     }
@@ -320,7 +370,7 @@ pub fn redirects(w: &mut impl Write, entries: &[crate::redirect::Entry]) -> io::
     table(w, &rows)
 }
 
-pub fn stats(w: &mut impl Write, hooks: &[crate::stats::HookStats]) -> io::Result<()> {
+pub fn stats(w: &mut impl Write, hooks: &[crate::maps::stats::HookStats]) -> io::Result<()> {
     if hooks.is_empty() {
         return writeln!(w, "no programs on any hook");
     }

@@ -1,6 +1,11 @@
-//! The maps of an attached program, found through the program (id -> map ids
-//! -> maps by name), so tools can change a running program's state without
-//! pinning anything.
+//! Live maps of attached programs: the firewall's rules, the redirect
+//! table, the numbers behind `stats`. Each is found through its program (id
+//! -> map ids -> maps by name, `ProgMaps` here), so a running program's state
+//! changes without pinning anything.
+
+pub mod firewall;
+pub mod redirect;
+pub mod stats;
 
 use aya::maps::{Map, MapData, PerCpuArray, PerCpuValues};
 
@@ -26,7 +31,7 @@ pub fn aya_err(map: &str) -> impl Fn(aya::maps::MapError) -> MapsError + '_ {
 
 impl ProgMaps {
     pub fn open(prog_id: u32) -> Result<Self, MapsError> {
-        let maps = crate::mprog::sys::prog_maps(prog_id)
+        let maps = crate::bpf::prog_maps(prog_id)
             .map_err(|e| MapsError::Program { prog: prog_id, why: e.to_string() })?
             .into_iter()
             .map(|(info, _)| (info.name(), info.id))

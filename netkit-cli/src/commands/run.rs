@@ -11,7 +11,7 @@ use tokio::{
 };
 
 use crate::{
-    attach::{AttachError, AttachRequest, Hooks, Position},
+    hooks::{AttachError, AttachRequest, Hooks, Position},
     mprog::Hook,
     programs::{self, LoadOptions, ProgSpec},
 };
@@ -129,8 +129,8 @@ pub async fn run(
         AttachRequest { device: device.into(), hook: Some(hook), position, expected_revision, ..Default::default() };
     let (link, action) = hooks.attach_loaded(&dev, hook, &loaded, &req).await?;
     let link = link.expect("run attaches a link");
-    let info = crate::mprog::sys::link_info(std::os::fd::AsFd::as_fd(&link))
-        .map_err(|e| AttachError::Invalid(e.to_string()))?;
+    let info =
+        crate::bpf::link_info(std::os::fd::AsFd::as_fd(&link)).map_err(|e| AttachError::Invalid(e.to_string()))?;
     let logging = if logger.is_some() { "; streaming its log" } else { "" };
     writeln!(
         out,

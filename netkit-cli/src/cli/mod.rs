@@ -1,4 +1,5 @@
-//! Command-line syntax: clap derive types only. Validation of values that
+//! Command-line syntax: clap derive types, and the command-line names of the
+//! domain's closed sets (hooks, policies, modes). Validation of values that
 //! clap cannot express lives with the operations that use them.
 
 use std::path::PathBuf;
@@ -6,10 +7,10 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
+    hooks::refs::RefSpec,
     mprog::Hook,
     netlink::links::{Mode, Pairing, Policy, Scrub},
     programs::ProgSpec,
-    refs::RefSpec,
 };
 
 /// Create netkit device pairs and manage BPF programs on tcx and netkit hooks.
@@ -406,3 +407,32 @@ pub struct DeviceSet {
     #[arg(long, hide = true)]
     pub mtu: Option<String>,
 }
+
+/// Teaches clap the command-line names of the domain's closed sets, so that
+/// the kernel-facing types (`Hook`, `Policy`, ...) know nothing of clap.
+macro_rules! value_enum {
+    ($t:ident { $($v:ident => $name:literal $(: $help:literal)?),* $(,)? }) => {
+        impl clap::ValueEnum for $t {
+            fn value_variants<'a>() -> &'a [Self] {
+                &[$($t::$v),*]
+            }
+
+            fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+                Some(match self {
+                    $($t::$v => clap::builder::PossibleValue::new($name)$(.help($help))?),*
+                })
+            }
+        }
+    };
+}
+
+value_enum!(Hook {
+    Ingress => "ingress": "tcx ingress of any device",
+    Egress => "egress": "tcx egress of any device",
+    Primary => "primary": "netkit: programs run when the primary transmits (toward the peer)",
+    Peer => "peer": "netkit: programs run when the peer transmits (toward the primary)",
+});
+value_enum!(Policy { Pass => "pass", Drop => "drop" });
+value_enum!(Mode { L2 => "l2", L3 => "l3" });
+value_enum!(Scrub { Default => "default", None => "none" });
+value_enum!(Pairing { Pair => "pair", Single => "single" });

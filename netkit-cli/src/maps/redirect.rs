@@ -8,7 +8,7 @@ use aya::maps::{HashMap, MapData};
 use netkit_common::redirect::{MAX_ENTRIES, STAT_MISSED, STAT_REDIRECTED};
 use serde::Serialize;
 
-use crate::progmaps::{MapsError, ProgMaps, aya_err};
+use crate::maps::{MapsError, ProgMaps, aya_err};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RedirectError {

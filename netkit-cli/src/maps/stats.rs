@@ -10,11 +10,13 @@ use netkit_common::counter::Counters;
 use serde::Serialize;
 
 use crate::{
-    attach::HookView,
-    firewall::{Firewall, RuleView},
-    mprog::sys,
-    progmaps::ProgMaps,
-    redirect::{Redirect, RedirectStats},
+    bpf,
+    hooks::HookView,
+    maps::{
+        ProgMaps,
+        firewall::{Firewall, RuleView},
+        redirect::{Redirect, RedirectStats},
+    },
 };
 
 /// One program's numbers.
@@ -57,7 +59,7 @@ pub fn enable() -> Result<OwnedFd, aya::sys::SyscallError> {
 /// The numbers of one program.
 pub fn program(prog_id: u32) -> ProgStats {
     let mut s = ProgStats { prog_id, ..Default::default() };
-    if let Some(info) = sys::prog_info_by_id(prog_id) {
+    if let Some(info) = bpf::prog_info_by_id(prog_id) {
         s.name = info.name();
         s.run_cnt = info.run_cnt;
         s.run_time_ns = info.run_time_ns;

@@ -18,7 +18,7 @@ use netkit_common::firewall::{
 };
 use serde::Serialize;
 
-use crate::progmaps::{MapsError, ProgMaps, aya_err};
+use crate::maps::{MapsError, ProgMaps, aya_err};
 
 /// A rule as the user writes it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,8 @@ use std::{
 };
 
 use crate::{
-    mprog::{Handle, Hook, Target, sys},
+    bpf,
+    mprog::{Handle, Hook, Target},
     pins::{self, Layout},
     programs::{ObjKind, object_kind},
 };
@@ -37,7 +38,7 @@ pub enum RefError {
     #[error("no link named `{name}` is pinned on {device} {hook}{}", if pinned.is_empty() { String::new() } else { format!(" (pinned there: {})", pinned.join(", ")) })]
     NoName { name: String, device: String, hook: Hook, pinned: Vec<String> },
     #[error("opening {what}: {cause}")]
-    Open { what: String, cause: sys::SyscallError },
+    Open { what: String, cause: bpf::SyscallError },
 }
 
 impl FromStr for RefSpec {
@@ -78,7 +79,7 @@ pub struct Resolved {
     pub fd: OwnedFd,
     pub id: u32,
     /// For links: the program it runs and where it is attached.
-    pub link_info: Option<sys::LinkInfo>,
+    pub link_info: Option<bpf::LinkInfo>,
     /// Pass the fd rather than the id when anchoring (pin: and NAME refs).
     pub by_fd: bool,
     /// The pin this came from, if any.
@@ -117,12 +118,12 @@ pub struct Scope<'a> {
 }
 
 fn open_link_fd(fd: OwnedFd, spec: RefSpec, by_fd: bool, pin: Option<PathBuf>) -> Result<Resolved, RefError> {
-    let info = sys::link_info(fd.as_fd()).map_err(|cause| RefError::Open { what: spec.to_string(), cause })?;
+    let info = bpf::link_info(fd.as_fd()).map_err(|cause| RefError::Open { what: spec.to_string(), cause })?;
     Ok(Resolved { kind: ObjKind::Link, fd, id: info.id, link_info: Some(info), by_fd, pin, spec })
 }
 
 fn open_prog_fd(fd: OwnedFd, spec: RefSpec, by_fd: bool, pin: Option<PathBuf>) -> Result<Resolved, RefError> {
-    let (info, _) = sys::prog_info(fd.as_fd()).map_err(|cause| RefError::Open { what: spec.to_string(), cause })?;
+    let (info, _) = bpf::prog_info(fd.as_fd()).map_err(|cause| RefError::Open { what: spec.to_string(), cause })?;
     Ok(Resolved { kind: ObjKind::Prog, fd, id: info.id, link_info: None, by_fd, pin, spec })
 }
 
@@ -130,21 +131,21 @@ fn open_prog_fd(fd: OwnedFd, spec: RefSpec, by_fd: bool, pin: Option<PathBuf>) -
 pub fn resolve(spec: &RefSpec, scope: &Scope<'_>) -> Result<Resolved, RefError> {
     match spec {
         RefSpec::Prog(id) => {
-            let fd = sys::prog_fd_by_id(*id).map_err(|e| match e.errno() {
+            let fd = bpf::prog_fd_by_id(*id).map_err(|e| match e.errno() {
                 Some(libc::ENOENT) => RefError::NoProg(*id),
                 _ => RefError::Open { what: spec.to_string(), cause: e },
             })?;
             open_prog_fd(fd, spec.clone(), false, None)
         }
         RefSpec::Link(id) => {
-            let fd = sys::link_fd_by_id(*id).map_err(|e| match e.errno() {
+            let fd = bpf::link_fd_by_id(*id).map_err(|e| match e.errno() {
                 Some(libc::ENOENT) => RefError::NoLink(*id),
                 _ => RefError::Open { what: spec.to_string(), cause: e },
             })?;
             open_link_fd(fd, spec.clone(), false, None)
         }
         RefSpec::Pin(path) => {
-            let fd = sys::obj_get(path).map_err(|e| match e.errno() {
+            let fd = bpf::obj_get(path).map_err(|e| match e.errno() {
                 Some(libc::ENOENT) => RefError::NoPin(path.display().to_string()),
                 _ => RefError::Open { what: spec.to_string(), cause: e },
             })?;
@@ -156,7 +157,7 @@ pub fn resolve(spec: &RefSpec, scope: &Scope<'_>) -> Result<Resolved, RefError> 
         }
         RefSpec::Name(name) => {
             let path = scope.layout.link_path(scope.netns, scope.device, scope.hook, name);
-            let fd = sys::obj_get(&path).map_err(|e| match e.errno() {
+            let fd = bpf::obj_get(&path).map_err(|e| match e.errno() {
                 Some(libc::ENOENT) => RefError::NoName {
                     name: name.clone(),
                     device: scope.device.into(),

@@ -9,16 +9,15 @@
 //! `default` for init's namespace. A pin keeps its link (and so the program on
 //! the hook) alive after the process exits; removing the pin detaches it.
 
+pub mod owners;
+
 use std::{
     fs, io,
     os::fd::{AsFd as _, OwnedFd},
     path::{Path, PathBuf},
 };
 
-use crate::{
-    mprog::{Hook, sys},
-    probe,
-};
+use crate::{bpf, mprog::Hook, os::probe};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PinError {
@@ -112,7 +111,7 @@ impl Layout {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(io("creating", dir))?;
         }
-        sys::obj_pin(link.as_fd(), path).map_err(|e| PinError::Io {
+        bpf::obj_pin(link.as_fd(), path).map_err(|e| PinError::Io {
             what: "pinning at",
             path: path.display().to_string(),
             cause: e.io_error,
@@ -136,12 +135,12 @@ impl Layout {
     pub fn links(&self) -> Vec<PinnedLink> {
         let mut out = Vec::new();
         let root = self.links_root();
-        for netns in crate::netns::dir_names(&root) {
-            for device in crate::netns::dir_names(&root.join(&netns)) {
-                for hook_name in crate::netns::dir_names(&root.join(&netns).join(&device)) {
+        for netns in crate::os::netns::dir_names(&root) {
+            for device in crate::os::netns::dir_names(&root.join(&netns)) {
+                for hook_name in crate::os::netns::dir_names(&root.join(&netns).join(&device)) {
                     let Ok(hook) = hook_name.parse::<Hook>() else { continue };
                     let dir = root.join(&netns).join(&device).join(&hook_name);
-                    for name in crate::netns::dir_names(&dir) {
+                    for name in crate::os::netns::dir_names(&dir) {
                         out.push(PinnedLink {
                             path: dir.join(&name),
                             netns: netns.clone(),
@@ -159,7 +158,7 @@ impl Layout {
     /// The links pinned for one hook (only that hook's directory is read).
     pub fn links_on(&self, netns: &str, device: &str, hook: Hook) -> Vec<PinnedLink> {
         let dir = self.hook_dir(netns, device, hook);
-        crate::netns::dir_names(&dir)
+        crate::os::netns::dir_names(&dir)
             .into_iter()
             .map(|name| PinnedLink { path: dir.join(&name), netns: netns.into(), device: device.into(), hook, name })
             .collect()
@@ -187,9 +186,9 @@ impl Layout {
 }
 
 /// Opens a pinned link and reads its info.
-pub fn open_link(path: &Path) -> Result<(OwnedFd, sys::LinkInfo), sys::SyscallError> {
-    let fd = sys::obj_get(path)?;
-    let info = sys::link_info(fd.as_fd())?;
+pub fn open_link(path: &Path) -> Result<(OwnedFd, bpf::LinkInfo), bpf::SyscallError> {
+    let fd = bpf::obj_get(path)?;
+    let info = bpf::link_info(fd.as_fd())?;
     Ok((fd, info))
 }
 

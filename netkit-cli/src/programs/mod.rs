@@ -12,7 +12,7 @@ use std::{
 use aya::{Ebpf, EbpfLoader, include_bytes_aligned, programs::SchedClassifier};
 use aya_obj::ProgramSection;
 
-use crate::mprog::sys::{self, ProgInfo};
+use crate::bpf::{self, ProgInfo};
 
 /// A program that ships inside the binary.
 #[derive(Debug, Clone, Copy)]
@@ -553,8 +553,8 @@ pub fn prepare(spec: &ProgSpec) -> Result<Option<Prepared>, ProgramError> {
 }
 
 fn check_type(fd: OwnedFd, what: String) -> Result<Loaded, ProgramError> {
-    let (info, _) = sys::prog_info(fd.as_fd()).map_err(|e| ProgramError::Other(format!("{what}: {e}")))?;
-    if info.type_ != sys::BPF_PROG_TYPE_SCHED_CLS {
+    let (info, _) = bpf::prog_info(fd.as_fd()).map_err(|e| ProgramError::Other(format!("{what}: {e}")))?;
+    if info.type_ != bpf::BPF_PROG_TYPE_SCHED_CLS {
         return Err(ProgramError::WrongLoadedType { what, kind: info.type_ });
     }
     Ok(Loaded { fd, info, ebpf: None, source: what })
@@ -565,14 +565,14 @@ fn check_type(fd: OwnedFd, what: String) -> Result<Loaded, ProgramError> {
 pub fn load(spec: &ProgSpec, opts: &LoadOptions) -> Result<Loaded, ProgramError> {
     match spec {
         ProgSpec::Id(id) => {
-            let fd = sys::prog_fd_by_id(*id).map_err(|e| match e.errno() {
+            let fd = bpf::prog_fd_by_id(*id).map_err(|e| match e.errno() {
                 Some(libc::ENOENT) => ProgramError::NoSuchId(*id),
                 _ => ProgramError::Other(format!("opening program {id}: {e}")),
             })?;
             check_type(fd, format!("id:{id}"))
         }
         ProgSpec::Pinned(path) => {
-            let fd = sys::obj_get(path)
+            let fd = bpf::obj_get(path)
                 .map_err(|e| ProgramError::NotPinnedProg(path.display().to_string(), e.io_error.to_string()))?;
             if object_kind(fd.as_fd()) != ObjKind::Prog {
                 return Err(ProgramError::NotPinnedProg(
@@ -604,7 +604,7 @@ pub fn load_object(p: &Prepared, opts: &LoadOptions) -> Result<Loaded, ProgramEr
     // those pins go to this tool's layout, whose directory must exist.
     if p.kernel_btf
         && let Some(dir) = &opts.map_pin_dir
-        && dir.parent().and_then(Path::parent).is_some_and(crate::probe::is_bpffs)
+        && dir.parent().and_then(Path::parent).is_some_and(crate::os::probe::is_bpffs)
     {
         let _ = std::fs::create_dir_all(dir);
         loader.default_map_pin_directory(dir);
@@ -622,7 +622,7 @@ pub fn load_object(p: &Prepared, opts: &LoadOptions) -> Result<Loaded, ProgramEr
         .as_fd()
         .try_clone_to_owned()
         .map_err(|e| load_err(e.to_string()))?;
-    let (info, _) = sys::prog_info(fd.as_fd()).map_err(|e| load_err(e.to_string()))?;
+    let (info, _) = bpf::prog_info(fd.as_fd()).map_err(|e| load_err(e.to_string()))?;
     Ok(Loaded { fd, info, ebpf: Some(ebpf), source })
 }
 

@@ -4,7 +4,7 @@
 
 use std::{fs, os::fd::AsFd as _, path::Path};
 
-use crate::{mprog::sys, probe};
+use crate::{bpf, os::probe};
 
 /// Descriptions of everything holding link `link_id`, e.g.
 /// "process 812 (cilium-agent)" or "a pin at /sys/fs/bpf/tc/globals/x".
@@ -45,9 +45,9 @@ fn walk_pins(dir: &Path, link_id: u32, out: &mut Vec<String>, depth: usize) {
         let Ok(ft) = entry.file_type() else { continue };
         if ft.is_dir() {
             walk_pins(&path, link_id, out, depth + 1);
-        } else if let Ok(fd) = sys::obj_get(&path)
+        } else if let Ok(fd) = bpf::obj_get(&path)
             && crate::programs::object_kind(fd.as_fd()) == crate::programs::ObjKind::Link
-            && sys::link_info(fd.as_fd()).is_ok_and(|i| i.id == link_id)
+            && bpf::link_info(fd.as_fd()).is_ok_and(|i| i.id == link_id)
         {
             out.push(format!("a pin at {}", path.display()));
         }

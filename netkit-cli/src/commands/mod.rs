@@ -1,20 +1,27 @@
 //! Runs one parsed command: enters the namespace, validates, calls the
-//! operations and writes their output.
+//! operations and writes their output (devices, hooks and links here;
+//! programs and their maps in `programs`; `run` and `logs` in `run`).
+
+pub mod programs;
+pub mod run;
 
 use std::{io::Write, process::ExitCode};
 
 use anyhow::{Context as _, Result};
 
 use crate::{
-    attach::{AttachRequest, Hooks, Position, UpdateRequest},
     cli::{Cli, Command, DetachPositionArgs, DeviceCommand, DeviceSet, LinkCommand, PositionArgs},
+    hooks::count_programs,
+    hooks::{AttachRequest, Hooks, Position, UpdateRequest},
     netlink::{
         Netlink,
         device::{self, PairSpec},
         links::PairSettings,
     },
-    netns, output, probe,
+    os::netns,
+    os::probe,
     programs::LoadOptions,
+    render,
 };
 
 /// Runs `cli`, writing results to `out` and hints to `err`.
@@ -26,9 +33,9 @@ pub fn run(cli: &Cli, out: &mut impl Write, err: &mut impl Write) -> Result<Exit
         Command::Probe => {
             let report = probe::Report::collect(&cli.bpffs);
             if cli.json {
-                output::json(out, &report)?;
+                render::json(out, &report)?;
             } else {
-                output::probe(out, &report)?;
+                render::probe(out, &report)?;
             }
             for hint in &report.hints {
                 writeln!(err, "hint: {hint}")?;
@@ -46,7 +53,11 @@ pub fn run(cli: &Cli, out: &mut impl Write, err: &mut impl Write) -> Result<Exit
     }
 }
 
-fn position_of(first: bool, before: &Option<crate::refs::RefSpec>, after: &Option<crate::refs::RefSpec>) -> Position {
+fn position_of(
+    first: bool,
+    before: &Option<crate::hooks::refs::RefSpec>,
+    after: &Option<crate::hooks::refs::RefSpec>,
+) -> Position {
     match (first, before, after) {
         (true, _, _) => Position::First,
         (_, Some(r), _) => Position::Before(r.clone()),
@@ -77,23 +88,6 @@ fn load_options(cli: &Cli, prog: &crate::programs::ProgSpec, sets: &[String]) ->
     Ok(LoadOptions { globals, map_pin_dir: Some(maps) })
 }
 
-#[allow(clippy::redundant_closure)] // the slice-taking printers need the closures to coerce Vec -> slice
-pub(crate) fn print<T: serde::Serialize>(
-    cli: &Cli,
-    out: &mut impl Write,
-    value: &T,
-    human: impl FnOnce(&mut Vec<u8>, &T) -> std::io::Result<()>,
-) -> Result<()> {
-    if cli.json {
-        output::json(out, value)?;
-    } else {
-        let mut buf = Vec::new();
-        human(&mut buf, value)?;
-        out.write_all(&buf)?;
-    }
-    Ok(())
-}
-
 async fn hook_command(cli: &Cli, out: &mut impl Write) -> Result<()> {
     let nl = Netlink::connect()?;
     let hooks = Hooks { nl: &nl, bpffs: cli.bpffs.clone() };
@@ -111,14 +105,14 @@ async fn hook_command(cli: &Cli, out: &mut impl Write) -> Result<()> {
                 load: load_options(cli, &a.prog, &a.set)?,
             };
             let o = hooks.attach(&req).await?;
-            print(cli, out, &o, output::outcome)
+            Ok(render::print(cli.json, out, &o, render::outcome)?)
         }
         Command::Detach(d) => {
             let position = d.position.position();
             let o = hooks
                 .detach(&d.dev, d.hook, d.target.as_ref(), position.as_ref(), d.expected_revision, d.force)
                 .await?;
-            print(cli, out, &o, output::outcome)
+            Ok(render::print(cli.json, out, &o, render::outcome)?)
         }
         Command::Update(u) => {
             let load = load_options(cli, &u.prog, &u.set)?;
@@ -132,26 +126,26 @@ async fn hook_command(cli: &Cli, out: &mut impl Write) -> Result<()> {
                 force: u.force,
             };
             let o = hooks.update(&req).await?;
-            print(cli, out, &o, output::outcome)
+            Ok(render::print(cli.json, out, &o, render::outcome)?)
         }
         Command::Query { dev, hook } => {
             if dev.is_none() && hook.is_some() {
                 anyhow::bail!("a HOOK needs a DEV: netkit query DEV HOOK");
             }
             let views = hooks.query(dev.as_deref(), *hook).await?;
-            print(cli, out, &views, |w, v| output::hooks(w, v))
+            Ok(render::print(cli.json, out, &views, |w, v| render::hooks(w, v))?)
         }
         Command::Link(LinkCommand::List) => {
             let views = hooks.links();
-            print(cli, out, &views, |w, v| output::links(w, v))
+            Ok(render::print(cli.json, out, &views, |w, v| render::links(w, v))?)
         }
         Command::Link(LinkCommand::Show { target }) => {
             let view = hooks.link(target)?;
-            print(cli, out, &view, |w, v| output::links(w, std::slice::from_ref(v)))
+            Ok(render::print(cli.json, out, &view, |w, v| render::links(w, std::slice::from_ref(v)))?)
         }
         Command::Link(LinkCommand::Prune) => {
             let pruned = hooks.prune()?;
-            print(cli, out, &pruned, |w, v| {
+            Ok(render::print(cli.json, out, &pruned, |w, v| {
                 if v.is_empty() {
                     return writeln!(w, "no defunct links");
                 }
@@ -159,7 +153,7 @@ async fn hook_command(cli: &Cli, out: &mut impl Write) -> Result<()> {
                     writeln!(
                         w,
                         "unpinned defunct link {} ({} {} {}): {}",
-                        crate::output::opt(&l.link_id),
+                        crate::render::opt(&l.link_id),
                         l.netns,
                         l.device,
                         l.hook,
@@ -167,19 +161,30 @@ async fn hook_command(cli: &Cli, out: &mut impl Write) -> Result<()> {
                     )?;
                 }
                 Ok(())
-            })
+            })?)
         }
         Command::Run(r) => {
             let load = load_options(cli, &r.prog, &r.set)?;
-            crate::run::run(&hooks, &r.dev, r.hook, &r.prog, r.position.position(), r.expected_revision, &load, out)
-                .await?;
+            crate::commands::run::run(
+                &hooks,
+                &r.dev,
+                r.hook,
+                &r.prog,
+                r.position.position(),
+                r.expected_revision,
+                &load,
+                out,
+            )
+            .await?;
             Ok(())
         }
-        Command::Prog(cmd) => crate::commands::prog(cli, &hooks, cmd, out).await,
-        Command::Firewall(cmd) => crate::commands::firewall(cli, &hooks, cmd, out).await,
-        Command::Redirect(cmd) => crate::commands::redirect(cli, &hooks, cmd, out).await,
-        Command::Stats(args) => crate::commands::stats(cli, &hooks, args, out).await,
-        Command::Logs { dev, hook, target } => crate::commands::logs(&hooks, dev, *hook, target.as_ref(), out).await,
+        Command::Prog(cmd) => crate::commands::programs::prog(cli, &hooks, cmd, out).await,
+        Command::Firewall(cmd) => crate::commands::programs::firewall(cli, &hooks, cmd, out).await,
+        Command::Redirect(cmd) => crate::commands::programs::redirect(cli, &hooks, cmd, out).await,
+        Command::Stats(args) => crate::commands::programs::stats(cli, &hooks, args, out).await,
+        Command::Logs { dev, hook, target } => {
+            crate::commands::programs::logs(&hooks, dev, *hook, target.as_ref(), out).await
+        }
         Command::Probe | Command::Device(_) => unreachable!("dispatched in run()"),
     }
 }
@@ -238,26 +243,20 @@ async fn device_command(cli: &Cli, cmd: &DeviceCommand, out: &mut impl Write) ->
                 peer_netns: a.peer_netns.clone(),
                 up: a.up,
             };
-            let view = nl.add_pair(&spec).await?;
-            if cli.json {
-                output::json(out, &view)?;
-            } else {
-                output::device(out, &view)?;
-            }
+            let mut view = nl.add_pair(&spec).await?;
+            count_programs(&mut view);
+            render::print(cli.json, out, &view, render::device)?;
         }
         DeviceCommand::Set(set) => {
             refuse_immutable(set)?;
-            let view = nl.set_policies(&set.name, set.policy, set.peer_policy).await?;
-            if cli.json {
-                output::json(out, &view)?;
-            } else {
-                output::device(out, &view)?;
-            }
+            let mut view = nl.set_policies(&set.name, set.policy, set.peer_policy).await?;
+            count_programs(&mut view);
+            render::print(cli.json, out, &view, render::device)?;
         }
         DeviceCommand::Del { name } => {
             let (name, other) = nl.delete_pair(name).await?;
             if cli.json {
-                output::json(out, &serde_json::json!({ "deleted": name, "peer": other }))?;
+                render::json(out, &serde_json::json!({ "deleted": name, "peer": other }))?;
             } else {
                 match other {
                     Some(o) => writeln!(out, "deleted netkit pair {name} <-> {o}")?,
@@ -266,20 +265,14 @@ async fn device_command(cli: &Cli, cmd: &DeviceCommand, out: &mut impl Write) ->
             }
         }
         DeviceCommand::List { all } => {
-            let views = nl.list(*all).await?;
-            if cli.json {
-                output::json(out, &views)?;
-            } else {
-                output::devices(out, &views)?;
-            }
+            let mut views = nl.list(*all).await?;
+            views.iter_mut().for_each(count_programs);
+            render::print(cli.json, out, &views, |w, v| render::devices(w, v))?;
         }
         DeviceCommand::Show { name } => {
-            let view = nl.show(name).await?;
-            if cli.json {
-                output::json(out, &view)?;
-            } else {
-                output::device(out, &view)?;
-            }
+            let mut view = nl.show(name).await?;
+            count_programs(&mut view);
+            render::print(cli.json, out, &view, render::device)?;
         }
     }
     Ok(())

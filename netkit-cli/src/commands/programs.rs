@@ -8,17 +8,18 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use serde::Serialize;
 
 use crate::{
-    app::print,
-    attach::Hooks,
+    bpf,
     cli::{Cli, FirewallCommand, ProgCommand, RedirectCommand, StatsArgs},
-    firewall::{Firewall, Rule},
-    mprog::{Hook, sys},
+    hooks::Hooks,
+    hooks::refs::RefSpec,
+    maps::firewall::{Firewall, Rule},
+    maps::redirect::Redirect,
+    maps::stats,
+    mprog::Hook,
     netlink::links::Role,
-    output,
     programs::BUNDLED,
-    redirect::Redirect,
-    refs::RefSpec,
-    stats,
+    render,
+    render::{MapView, ProgView},
 };
 
 /// Splits `[REF] REST...`: the first word is a REF unless `starts_rest` says
@@ -53,38 +54,9 @@ struct SettingView {
     help: &'static str,
 }
 
-#[derive(Debug, Serialize)]
-pub struct MapView {
-    pub id: u32,
-    pub name: String,
-    #[serde(rename = "type")]
-    pub map_type: String,
-    pub key_size: u32,
-    pub value_size: u32,
-    pub max_entries: u32,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ProgView {
-    pub id: u32,
-    pub name: String,
-    pub tag: String,
-    #[serde(rename = "type")]
-    pub prog_type: String,
-    pub verified_insns: u32,
-    pub xlated_bytes: u32,
-    pub jited_bytes: u32,
-    pub run_cnt: u64,
-    pub run_time_ns: u64,
-    pub run_time_stats: bool,
-    pub maps: Vec<MapView>,
-    /// Where in this namespace it is attached: "DEV HOOK #POS (link N|plain)".
-    pub attached: Vec<String>,
-}
-
 fn prog_type_name(t: u32) -> String {
     match t {
-        sys::BPF_PROG_TYPE_SCHED_CLS => "sched_cls".into(),
+        bpf::BPF_PROG_TYPE_SCHED_CLS => "sched_cls".into(),
         1 => "socket_filter".into(),
         2 => "kprobe".into(),
         4 => "sched_act".into(),
@@ -119,7 +91,7 @@ pub async fn prog(cli: &Cli, hooks: &Hooks<'_>, cmd: &ProgCommand, out: &mut imp
                     settings: b.settings.iter().map(|s| SettingView { key: s.key, help: s.help }).collect(),
                 })
                 .collect();
-            print(cli, out, &views, |w, v| {
+            Ok(render::print(cli.json, out, &views, |w, v| {
                 for b in v {
                     writeln!(w, "{:<14} {}", b.name, b.summary)?;
                     writeln!(w, "{:<14} hooks: {}", "", b.hooks)?;
@@ -128,18 +100,18 @@ pub async fn prog(cli: &Cli, hooks: &Hooks<'_>, cmd: &ProgCommand, out: &mut imp
                     }
                 }
                 Ok(())
-            })
+            })?)
         }
         ProgCommand::Show { id } => {
-            let fd = sys::prog_fd_by_id(*id).map_err(|e| match e.errno() {
+            let fd = bpf::prog_fd_by_id(*id).map_err(|e| match e.errno() {
                 Some(libc::ENOENT) => anyhow!("no loaded program with id {id}"),
                 _ => anyhow!("opening program {id}: {e}"),
             })?;
-            let (info, map_ids) = sys::prog_info(fd.as_fd())?;
+            let (info, map_ids) = bpf::prog_info(fd.as_fd())?;
             let mut maps = Vec::new();
             for mid in map_ids {
-                if let Ok(mfd) = sys::map_fd_by_id(mid)
-                    && let Ok(m) = sys::map_info(mfd.as_fd())
+                if let Ok(mfd) = bpf::map_fd_by_id(mid)
+                    && let Ok(m) = bpf::map_info(mfd.as_fd())
                 {
                     maps.push(MapView {
                         id: m.id,
@@ -172,7 +144,7 @@ pub async fn prog(cli: &Cli, hooks: &Hooks<'_>, cmd: &ProgCommand, out: &mut imp
                 maps,
                 attached,
             };
-            print(cli, out, &view, output::prog)
+            Ok(render::print(cli.json, out, &view, render::prog)?)
         }
     }
 }
@@ -187,9 +159,9 @@ pub async fn firewall(cli: &Cli, hooks: &Hooks<'_>, cmd: &FirewallCommand, out: 
             let (dev, slot) = hooks.program_on(dev, *hook, target.as_ref(), "firewall program", fits).await?;
             let id = Firewall::open(slot.prog_id)?.add(&rule)?;
             let result = serde_json::json!({ "id": id, "rule": rule.to_string(), "prog_id": slot.prog_id });
-            print(cli, out, &result, |w, _| {
+            Ok(render::print(cli.json, out, &result, |w, _| {
                 writeln!(w, "rule {id} added to firewall program {} on {} {hook}: {rule}", slot.prog_id, dev.name)
-            })
+            })?)
         }
         FirewallCommand::Del { dev, hook, args } => {
             let (target, rest) = split_ref(args, |_| args.len() == 1)?;
@@ -200,12 +172,14 @@ pub async fn firewall(cli: &Cli, hooks: &Hooks<'_>, cmd: &FirewallCommand, out: 
             let (dev, slot) = hooks.program_on(dev, *hook, target.as_ref(), "firewall program", fits).await?;
             let rule = Firewall::open(slot.prog_id)?.delete(id)?;
             let result = serde_json::json!({ "id": id, "rule": rule.to_string(), "prog_id": slot.prog_id });
-            print(cli, out, &result, |w, _| writeln!(w, "rule {id} removed from {} {hook}: {rule}", dev.name))
+            Ok(render::print(cli.json, out, &result, |w, _| {
+                writeln!(w, "rule {id} removed from {} {hook}: {rule}", dev.name)
+            })?)
         }
         FirewallCommand::List { dev, hook, target } => {
             let (_, slot) = hooks.program_on(dev, *hook, target.as_ref(), "firewall program", fits).await?;
             let rules = Firewall::open(slot.prog_id)?.list()?;
-            print(cli, out, &rules, |w, r| output::rules(w, r))
+            Ok(render::print(cli.json, out, &rules, |w, r| render::rules(w, r))?)
         }
     }
 }
@@ -237,13 +211,13 @@ pub async fn redirect(cli: &Cli, hooks: &Hooks<'_>, cmd: &RedirectCommand, out: 
             let (dev, slot) = hooks.program_on(dev, *hook, target.as_ref(), "redirect-peer program", fits).await?;
             let old = Redirect::open(slot.prog_id)?.add(ip, link.index)?;
             let result = serde_json::json!({ "ip": ip, "pair": pair, "ifindex": link.index, "replaced_ifindex": old });
-            print(cli, out, &result, |w, _| {
+            Ok(render::print(cli.json, out, &result, |w, _| {
                 writeln!(w, "{ip} -> peer of {pair} (ifindex {}) via {} {hook}", link.index, dev.name)?;
                 if let Some(o) = old {
                     writeln!(w, "  (replaced the entry to ifindex {o})")?;
                 }
                 Ok(())
-            })
+            })?)
         }
         RedirectCommand::Del { dev, hook, args } => {
             let (target, rest) = split_ref(args, |_| args.len() == 1)?;
@@ -252,7 +226,9 @@ pub async fn redirect(cli: &Cli, hooks: &Hooks<'_>, cmd: &RedirectCommand, out: 
             let (dev, slot) = hooks.program_on(dev, *hook, target.as_ref(), "redirect-peer program", fits).await?;
             let old = Redirect::open(slot.prog_id)?.delete(ip)?;
             let result = serde_json::json!({ "ip": ip, "ifindex": old });
-            print(cli, out, &result, |w, _| writeln!(w, "removed {ip} (was ifindex {old}) from {} {hook}", dev.name))
+            Ok(render::print(cli.json, out, &result, |w, _| {
+                writeln!(w, "removed {ip} (was ifindex {old}) from {} {hook}", dev.name)
+            })?)
         }
         RedirectCommand::List { dev, hook, target } => {
             let (_, slot) = hooks.program_on(dev, *hook, target.as_ref(), "redirect-peer program", fits).await?;
@@ -262,7 +238,7 @@ pub async fn redirect(cli: &Cli, hooks: &Hooks<'_>, cmd: &RedirectCommand, out: 
                 e.pair = hooks.nl.link_by_index(e.ifindex).await.ok().flatten().map(|l| l.name);
             }
             let view = serde_json::json!({ "entries": entries, "stats": r.stats()? });
-            print(cli, out, &view, |w, _| output::redirects(w, &entries))
+            Ok(render::print(cli.json, out, &view, |w, _| render::redirects(w, &entries))?)
         }
     }
 }
@@ -274,7 +250,7 @@ pub async fn stats(cli: &Cli, hooks: &Hooks<'_>, args: &StatsArgs, out: &mut imp
     if !args.enable {
         let views = hooks.query(args.dev.as_deref(), args.hook).await?;
         let s = stats::hooks(&views, false);
-        return print(cli, out, &s, |w, s| output::stats(w, s));
+        return Ok(render::print(cli.json, out, &s, |w, s| render::stats(w, s))?);
     }
     if args.interval.is_nan() || args.interval <= 0.0 {
         bail!("--interval must be more than 0 seconds");
@@ -286,11 +262,11 @@ pub async fn stats(cli: &Cli, hooks: &Hooks<'_>, args: &StatsArgs, out: &mut imp
     loop {
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs_f64(args.interval)) => {}
-            () = crate::run::interrupted() => return Ok(()),
+            () = crate::commands::run::interrupted() => return Ok(()),
         }
         let views = hooks.query(args.dev.as_deref(), args.hook).await?;
         let s = stats::hooks(&views, true);
-        print(cli, out, &s, |w, s| output::stats(w, s))?;
+        render::print(cli.json, out, &s, |w, s| render::stats(w, s))?;
         out.flush()?;
         n += 1;
         if args.count.is_some_and(|c| n >= c) {
@@ -306,12 +282,12 @@ pub async fn logs(
     target: Option<&RefSpec>,
     out: &mut impl Write,
 ) -> Result<()> {
-    let logs = |id: u32, _: &str| crate::progmaps::ProgMaps::open(id).is_ok_and(|m| m.has("AYA_LOGS"));
+    let logs = |id: u32, _: &str| crate::maps::ProgMaps::open(id).is_ok_and(|m| m.has("AYA_LOGS"));
     let (dev, slot) = hooks.program_on(dev, hook, target, "program that logs with aya-log", logs).await?;
     let href = crate::mprog::HookRef::new(dev.ifindex, hook);
     let prog = slot.prog_id;
     let still_there = move || href.query().is_ok_and(|c| c.slots.iter().any(|s| s.prog_id == prog));
-    let how = crate::run::follow_logs(prog, still_there, out).await?;
+    let how = crate::commands::run::follow_logs(prog, still_there, out).await?;
     writeln!(out, "{how}")?;
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! The hook operations behind `attach`, `detach`, `update`, `query`, `link`
-//! and `run`: everything is checked before the first kernel call, positions
+//! and `run`, on top of `mprog`, `netlink`, `pins` and `programs`: everything is checked before the first kernel call, positions
 //! are resolved against a fresh revision and retried on ESTALE, kernel errors
 //! are explained in the hook's terms, and a failed call leaves the chain as
 //! it was.
+
+pub mod refs;
 
 use std::{
     collections::HashMap,
@@ -12,17 +14,21 @@ use std::{
 
 use serde::Serialize;
 
+use self::refs::{RefError, RefSpec, Resolved, Scope};
 use crate::{
+    bpf,
     mprog::{
         Anchor, Chain, Hook, HookRef, MprogError, Slot,
         error::{Context, Op, PrimaryHint, explain},
-        sys,
     },
-    netlink::{Netlink, NetlinkError, device::DeviceError, links::Role},
-    netns, owners,
-    pins::{self, Layout, PinError},
+    netlink::{
+        Netlink, NetlinkError,
+        device::{DeviceError, DeviceView, HookCounts, PrimaryAt},
+        links::Role,
+    },
+    os::netns,
+    pins::{self, Layout, PinError, owners},
     programs::{self, LoadOptions, Loaded, ObjKind, ProgSpec, ProgramError},
-    refs::{self, RefError, RefSpec, Resolved, Scope},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +59,25 @@ impl AttachError {
             _ => None,
         }
     }
+}
+
+/// Counts the programs on a pair's netkit hooks into `view`, querying
+/// through the primary in the primary's namespace (the only way the kernel
+/// answers for either hook); unknown counts stay None.
+pub fn count_programs(view: &mut DeviceView) {
+    let counts = |ifindex| HookCounts {
+        primary: crate::mprog::count(ifindex, Hook::Primary).ok(),
+        peer: crate::mprog::count(ifindex, Hook::Peer).ok(),
+    };
+    view.programs = match &view.primary_at {
+        None => None,
+        Some(PrimaryAt::Here(ifindex)) => Some(counts(*ifindex)),
+        Some(PrimaryAt::There { ifindex, netns: ns }) => match ns.open().and_then(|fd| netns::Visit::fd(&fd)) {
+            Ok(_visit) => Some(counts(*ifindex)),
+            Err(_) => Some(HookCounts::default()),
+        },
+        Some(PrimaryAt::Unreachable) => Some(HookCounts::default()),
+    };
 }
 
 /// How many times a position is re-resolved after ESTALE before giving up.
@@ -174,14 +199,14 @@ pub struct AttachRequest {
 }
 
 fn prog_label(id: u32) -> String {
-    match sys::prog_info_by_id(id) {
+    match bpf::prog_info_by_id(id) {
         Some(info) => format!("program {id} ({})", info.name()),
         None => format!("program {id}"),
     }
 }
 
 fn prog_name(id: u32) -> String {
-    sys::prog_info_by_id(id).map(|i| i.name()).unwrap_or_default()
+    bpf::prog_info_by_id(id).map(|i| i.name()).unwrap_or_default()
 }
 
 fn position_text(p: &Position, anchor: Option<&Resolved>) -> String {
@@ -268,12 +293,12 @@ impl Hooks<'_> {
         }
         if err.errno == libc::EINVAL
             && hook.is_netkit()
-            && !crate::probe::probe(crate::probe::Feature::Netkit).is_supported()
+            && !crate::os::probe::probe(crate::os::probe::Feature::Netkit).is_supported()
         {
             return AttachError::Kernel {
                 message: format!(
                     "this kernel has no netkit hooks (needs {})",
-                    crate::probe::Feature::Netkit.requirement()
+                    crate::os::probe::Feature::Netkit.requirement()
                 ),
                 errno: err.errno,
             };
@@ -384,7 +409,7 @@ impl Hooks<'_> {
             return Ok(Self::outcome(&dev, hook, Some(loaded.id()), None, None, outcome_action));
         };
         let layout = layout.expect("links are pinned");
-        let info = sys::link_info(link.as_fd()).map_err(|e| AttachError::Invalid(e.to_string()))?;
+        let info = bpf::link_info(link.as_fd()).map_err(|e| AttachError::Invalid(e.to_string()))?;
         let name = req.pin.clone().unwrap_or_else(|| format!("{}-{}", loaded.info.name(), info.id));
         let path = match layout.check_free(&dev.netns, &dev.name, hook, &name) {
             Ok(p) => p,
@@ -754,7 +779,7 @@ impl Hooks<'_> {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let info = sys::prog_info_by_id(s.prog_id);
+                let info = bpf::prog_info_by_id(s.prog_id);
                 SlotView {
                     position: i + 1,
                     prog_id: s.prog_id,
