@@ -16,7 +16,7 @@ use netkit::bpf;
 use netkit::mprog::{Anchor, Hook, HookRef};
 use serde_json::Value;
 
-use super::{Bpffs, TestNs, skip, stderr, stdout, udp_delivers};
+use super::{Bpffs, TestNs, skip, stderr, stdout, udp_delivers, witness};
 
 pub const HOST_IP: &str = "10.66.0.1";
 pub const POD_IP: &str = "10.66.0.2";
@@ -40,11 +40,17 @@ pub struct HookEnv {
     pub pair: Pair,
 }
 
-/// One slot of a queried chain.
+/// One slot of a chain: the program and the link that owns it (None: plain).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slot {
     pub prog: u64,
     pub link: Option<u64>,
+}
+
+/// One slot as the tool's `query -j` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    pub slot: Slot,
     pub pin: Option<String>,
 }
 
@@ -148,26 +154,41 @@ impl HookEnv {
         self.json(&a)
     }
 
-    /// (revision, slots) of a hook, through `netkit query -j`.
+    /// (revision, slots) of a hook as the kernel reports them, read by the
+    /// witness (the test's own BPF_PROG_QUERY), never by the tool.
     pub fn chain(&self, hook: Hook) -> (u64, Vec<Slot>) {
+        let c = witness::chain(&self.ns, &self.dev, witness::attach_type(hook.name()));
+        let slots = c.slots.iter().map(|&(prog, link)| Slot { prog, link: (link != 0).then_some(link) }).collect();
+        (c.revision, slots)
+    }
+
+    /// (revision, slots with pins) of a hook through `netkit query -j`, for
+    /// tests of the tool's output; checked against the witness each time.
+    pub fn query(&self, hook: Hook) -> (u64, Vec<Shown>) {
         let v = self.json(&["query", &self.dev, hook.name()]);
         let h = &v.as_array().expect("an array of hooks")[0];
         assert_eq!(h["hook"], hook.name());
-        let slots = h["programs"]
+        let shown: Vec<Shown> = h["programs"]
             .as_array()
             .unwrap()
             .iter()
             .enumerate()
             .map(|(i, p)| {
                 assert_eq!(p["position"], i + 1);
-                Slot {
-                    prog: p["prog_id"].as_u64().unwrap(),
-                    link: p["link_id"].as_u64(),
+                Shown {
+                    slot: Slot { prog: p["prog_id"].as_u64().unwrap(), link: p["link_id"].as_u64() },
                     pin: p["pin"].as_str().map(String::from),
                 }
             })
             .collect();
-        (h["revision"].as_u64().unwrap(), slots)
+        let revision = h["revision"].as_u64().unwrap();
+        let kernel = self.chain(hook);
+        assert_eq!(
+            (revision, shown.iter().map(|s| s.slot.clone()).collect::<Vec<_>>()),
+            kernel,
+            "query -j vs the kernel"
+        );
+        (revision, shown)
     }
 
     pub fn progs(&self, hook: Hook) -> Vec<u64> {
@@ -302,10 +323,12 @@ pub fn ordering(env: &HookEnv, hook: Hook) {
     let (rev, slots) = env.chain(hook);
     assert_eq!(rev, rev0 + 7, "seven attaches, seven revisions");
     assert_eq!(slots.iter().map(|s| s.prog).collect::<Vec<_>>(), expected);
+    let (_, shown) = env.query(hook);
     for o in [&b, &f, &c, &d, &a, &e, &g] {
         let slot = slots.iter().find(|s| s.prog == o["prog_id"].as_u64().unwrap()).unwrap();
-        assert_eq!(slot.link, o["link_id"].as_u64(), "the query names the owning link");
-        assert_eq!(slot.pin.as_deref(), o["pin"].as_str(), "the query names our pin");
+        assert_eq!(slot.link, o["link_id"].as_u64(), "the kernel names the owning link");
+        let row = shown.iter().find(|s| &s.slot == slot).unwrap();
+        assert_eq!(row.pin.as_deref(), o["pin"].as_str(), "the query names our pin");
     }
     assert!(env.traffic(hook), "order programs hand every packet on");
     for (i, prog) in expected.iter().enumerate() {
@@ -520,9 +543,9 @@ pub fn run_detaches_with_the_process(env: &HookEnv, hook: Hook) {
     for signal in [libc::SIGTERM, libc::SIGKILL] {
         let mut r = env.spawn_run(hook, "pass");
         assert!(r.first_line.contains("not pinned"), "{}", r.first_line);
-        let (_, slots) = env.chain(hook);
-        assert_eq!(slots.len(), 1);
-        assert!(slots[0].link.is_some() && slots[0].pin.is_none(), "run holds an unpinned link");
+        let (_, shown) = env.query(hook);
+        assert_eq!(shown.len(), 1);
+        assert!(shown[0].slot.link.is_some() && shown[0].pin.is_none(), "run holds an unpinned link");
         // SAFETY: signalling our own child.
         unsafe { libc::kill(r.child.id() as i32, signal) };
         let status = r.child.wait().unwrap();

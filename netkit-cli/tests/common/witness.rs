@@ -12,6 +12,17 @@ pub const NETKIT_PEER: u32 = 55;
 
 const BPF_PROG_QUERY: libc::c_long = 16;
 
+/// The attach type of a hook, by the name the command line uses.
+pub fn attach_type(hook: &str) -> u32 {
+    match hook {
+        "ingress" => TCX_INGRESS,
+        "egress" => TCX_EGRESS,
+        "primary" => NETKIT_PRIMARY,
+        "peer" => NETKIT_PEER,
+        _ => panic!("no hook named {hook}"),
+    }
+}
+
 /// `union bpf_attr`'s `query` member (include/uapi/linux/bpf.h).
 #[repr(C)]
 #[derive(Default)]
