@@ -254,6 +254,26 @@ fn a_clang_object_with_btf_maps_a_pinned_map_and_a_global() {
     assert!(err.contains("not a valid u8"), "{err}");
 }
 
+/// A program the verifier refuses: the error names the function and the
+/// errno and shows the end of the verifier's log (from aya's typed error),
+/// and nothing is attached or pinned.
+#[test]
+fn a_program_the_verifier_refuses_shows_the_end_of_its_log() {
+    require_root!();
+    let Some(obj) = hooks::c_object_named("verifier_refuses") else {
+        common::skip("no clang-22 and no prebuilt C objects");
+        return;
+    };
+    let env = HookEnv::tcx("verif");
+    let err = env.fails(&["attach", "dev0", "ingress", &format!("file:{}", obj.display()), "--pin", "x"]);
+    assert!(err.contains("the kernel's verifier refused `unchecked_read`"), "{err}");
+    assert!(err.contains("Permission denied"), "the errno is named: {err}");
+    assert!(err.contains("invalid access to packet"), "the verifier's reason, from the end of its log: {err}");
+    assert!(err.lines().count() <= 40, "only the end of the log is shown: {err}");
+    assert!(env.chain(Hook::Ingress).1.is_empty(), "nothing attached");
+    assert!(env.json(&["link", "list"]).as_array().unwrap().is_empty(), "nothing pinned");
+}
+
 #[test]
 fn prog_list_show_and_stats_with_run_times() {
     require_root!();

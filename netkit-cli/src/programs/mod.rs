@@ -212,6 +212,12 @@ pub enum ProgramError {
     NotPinnedProg(String, String),
     #[error("loading `{function}` failed: {why}")]
     Load { function: String, why: String },
+    /// The kernel's verifier refused the program; the end of its log says why.
+    #[error(
+        "the kernel's verifier refused `{function}` ({io_error}); the end of its log{}:\n{log_tail}",
+        if *omitted > 0 { format!(" ({omitted} earlier lines left out)") } else { String::new() }
+    )]
+    Verifier { function: String, io_error: std::io::Error, log_tail: String, omitted: usize },
     #[error("{0}")]
     Setting(String),
     #[error("{0}")]
@@ -593,6 +599,19 @@ pub fn load(spec: &ProgSpec, opts: &LoadOptions) -> Result<Loaded, ProgramError>
 pub fn load_object(p: &Prepared, opts: &LoadOptions) -> Result<Loaded, ProgramError> {
     let (data, function, source) = (&p.object, p.function.as_str(), p.source.clone());
     let load_err = |why: String| ProgramError::Load { function: function.into(), why };
+    let refused = |e: &(dyn std::error::Error + 'static)| match verifier_refusal(e) {
+        Some((io_error, log)) => {
+            let lines: Vec<&str> = log.lines().collect();
+            let keep = lines.len().min(VERIFIER_TAIL_LINES);
+            ProgramError::Verifier {
+                function: function.into(),
+                io_error,
+                log_tail: lines[lines.len() - keep..].join("\n"),
+                omitted: lines.len() - keep,
+            }
+        }
+        None => load_err(error_chain(e)),
+    };
     let mut loader = EbpfLoader::new();
     if !p.kernel_btf {
         loader.btf(None);
@@ -609,13 +628,13 @@ pub fn load_object(p: &Prepared, opts: &LoadOptions) -> Result<Loaded, ProgramEr
         let _ = std::fs::create_dir_all(dir);
         loader.default_map_pin_directory(dir);
     }
-    let mut ebpf = loader.load(data).map_err(|e| load_err(error_chain(&e)))?;
+    let mut ebpf = loader.load(data).map_err(|e| refused(&e))?;
     let prog: &mut SchedClassifier = ebpf
         .program_mut(function)
         .ok_or_else(|| load_err("not in the object".into()))?
         .try_into()
         .map_err(|e| load_err(error_chain(&e)))?;
-    prog.load().map_err(|e| load_err(error_chain(&e)))?;
+    prog.load().map_err(|e| refused(&e))?;
     let fd = prog
         .fd()
         .map_err(|e| load_err(error_chain(&e)))?
@@ -626,18 +645,32 @@ pub fn load_object(p: &Prepared, opts: &LoadOptions) -> Result<Loaded, ProgramEr
     Ok(Loaded { fd, info, ebpf: Some(ebpf), source })
 }
 
-/// An error with its sources, and the end of a verifier log when there is one.
+/// How many lines of a verifier log a refusal shows: the verifier states
+/// its reason at the end.
+const VERIFIER_TAIL_LINES: usize = 30;
+
+/// The errno and verifier log of a program load the kernel refused, found in
+/// aya's typed error anywhere in the chain.
+fn verifier_refusal(e: &(dyn std::error::Error + 'static)) -> Option<(std::io::Error, String)> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(aya::programs::ProgramError::LoadError { io_error, verifier_log }) = err.downcast_ref() {
+            let errno =
+                io_error.raw_os_error().map_or_else(|| io_error.kind().into(), std::io::Error::from_raw_os_error);
+            return Some((errno, verifier_log.to_string()));
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// An error with its sources, on one line.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
         s += &format!(": {c}");
         cur = c.source();
-    }
-    let dbg = format!("{e:?}");
-    if let Some(i) = dbg.find("verifier_log") {
-        let tail: String = dbg[i..].chars().take(2000).collect();
-        s += &format!("\n{}", tail.replace("\\n", "\n"));
     }
     s
 }

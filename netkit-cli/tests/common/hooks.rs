@@ -253,14 +253,19 @@ pub fn prog_id(fd: &OwnedFd) -> u64 {
 /// The C test object (tests/c/tcx_count.c), prebuilt by `cargo xtask test`
 /// ($NETKIT_TEST_C_DIR) or built here with clang when it is installed.
 pub fn c_object() -> Option<PathBuf> {
+    c_object_named("tcx_count")
+}
+
+/// The C test object tests/c/NAME.c, prebuilt or built here (see `c_object`).
+pub fn c_object_named(name: &str) -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("NETKIT_TEST_C_DIR") {
-        let p = PathBuf::from(dir).join("tcx_count.o");
+        let p = PathBuf::from(dir).join(format!("{name}.o"));
         if p.is_file() {
             return Some(p);
         }
     }
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/c/tcx_count.c");
-    let out = std::env::temp_dir().join(format!("netkit-tcx_count-{}.o", std::process::id()));
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/c/{name}.c"));
+    let out = std::env::temp_dir().join(format!("netkit-{name}-{}.o", std::process::id()));
     let ok = Command::new("clang-22")
         .args(["-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c"])
         .arg(&src)
