@@ -12,7 +12,7 @@ use anyhow::{Context as _, Result};
 use crate::{
     cli::{Cli, Command, DetachPositionArgs, DeviceCommand, DeviceSet, LinkCommand, PositionArgs},
     hooks::count_programs,
-    hooks::{AttachRequest, Hooks, Position, UpdateRequest},
+    hooks::{AttachRequest, Hooks, Placement, Position, UpdateRequest},
     netlink::{
         Netlink,
         device::{self, PairSpec},
@@ -95,13 +95,15 @@ async fn hook_command(cli: &Cli, out: &mut impl Write) -> Result<()> {
         Command::Attach(a) => {
             let req = AttachRequest {
                 device: a.dev.clone(),
-                hook: Some(a.hook),
-                prog: Some(a.prog.clone()),
-                position: a.position.position(),
-                expected_revision: a.expected_revision,
+                hook: a.hook,
+                prog: a.prog.clone(),
+                placement: Placement {
+                    position: a.position.position(),
+                    expected_revision: a.expected_revision,
+                    plain: a.plain,
+                    replace: a.replace.clone(),
+                },
                 pin: a.pin.clone(),
-                plain: a.plain,
-                replace: a.replace.clone(),
                 load: load_options(cli, &a.prog, &a.set)?,
             };
             let o = hooks.attach(&req).await?;

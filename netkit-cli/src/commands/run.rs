@@ -11,7 +11,7 @@ use tokio::{
 };
 
 use crate::{
-    hooks::{AttachError, AttachRequest, Hooks, Position},
+    hooks::{AttachError, Hooks, Placement, Position},
     mprog::Hook,
     programs::{self, LoadOptions, ProgSpec},
 };
@@ -125,9 +125,8 @@ pub async fn run(
     let dev = hooks.device(device).await?;
     let mut loaded = programs::load(prog, load)?;
     let logger = loaded.ebpf.as_mut().and_then(|e| EbpfLogger::init_with_logger(e, StdoutLog).ok());
-    let req =
-        AttachRequest { device: device.into(), hook: Some(hook), position, expected_revision, ..Default::default() };
-    let (link, action) = hooks.attach_loaded(&dev, hook, &loaded, &req).await?;
+    let placement = Placement { position, expected_revision, ..Default::default() };
+    let (link, action) = hooks.attach_loaded(&dev, hook, &loaded, &placement).await?;
     let link = link.expect("run attaches a link");
     let info =
         crate::bpf::link_info(std::os::fd::AsFd::as_fd(&link)).map_err(|e| AttachError::Invalid(e.to_string()))?;

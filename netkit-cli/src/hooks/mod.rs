@@ -147,6 +147,18 @@ pub struct HookView {
     pub programs: Vec<SlotView>,
 }
 
+/// Where a pinned link stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkState {
+    /// On its hook.
+    Attached,
+    /// Its device is gone or it was detached; only the pin holds it.
+    Defunct,
+    /// The pin could not be opened or read.
+    Unreadable,
+}
+
 /// A link this tool pinned, as `link list` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct LinkView {
@@ -163,8 +175,10 @@ pub struct LinkView {
     /// counted in the peer's namespace; `device` and `hook` name the pair's
     /// primary and the hook, as the link was attached.
     pub ifindex: Option<u32>,
-    /// attached, defunct (device gone or link detached) or unreadable.
-    pub state: String,
+    pub state: LinkState,
+    /// Why the pin could not be read (state `unreadable`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// An update request: the link (REF) on DEV HOOK gets PROG.
@@ -181,20 +195,26 @@ pub struct UpdateRequest {
     pub force: bool,
 }
 
-/// An attach request, fully described before anything is loaded.
+/// Where and how a program goes on a chain.
 #[derive(Debug, Clone, Default)]
-pub struct AttachRequest {
-    pub device: String,
-    pub hook: Option<Hook>,
-    pub prog: Option<ProgSpec>,
+pub struct Placement {
     pub position: Position,
     pub expected_revision: Option<u64>,
-    /// Pin name (links only); default `<program>-<link id>`.
-    pub pin: Option<String>,
     /// Plain attachment (BPF_PROG_ATTACH) instead of a link.
     pub plain: bool,
     /// Plain only: replace this program's slot.
     pub replace: Option<RefSpec>,
+}
+
+/// An attach request, fully described before anything is loaded.
+#[derive(Debug, Clone)]
+pub struct AttachRequest {
+    pub device: String,
+    pub hook: Hook,
+    pub prog: ProgSpec,
+    pub placement: Placement,
+    /// Pin name (links only); default `<program>-<link id>`.
+    pub pin: Option<String>,
     pub load: LoadOptions,
 }
 
@@ -368,43 +388,41 @@ impl Hooks<'_> {
     /// Everything about an attach that can be checked before the kernel is
     /// asked for anything.
     fn check_request(&self, req: &AttachRequest) -> Result<(), AttachError> {
-        if req.prog.is_none() || req.hook.is_none() {
-            return Err(AttachError::Invalid("attach needs DEV, HOOK and PROG".into()));
-        }
-        if req.replace.is_some() && !req.plain {
+        let Placement { position, plain, replace, .. } = &req.placement;
+        if replace.is_some() && !*plain {
             return Err(AttachError::Invalid(
                 "--replace works only with --plain: a link's program is replaced with `netkit update DEV HOOK REF PROG`".into(),
             ));
         }
-        if req.replace.is_some() && req.position != Position::Last {
+        if replace.is_some() && *position != Position::Last {
             return Err(AttachError::Invalid("--replace takes the replaced program's slot; it cannot be combined with --first, --last, --before or --after".into()));
         }
-        if req.plain && req.pin.is_some() {
+        if *plain && req.pin.is_some() {
             return Err(AttachError::Invalid(
                 "--pin names a link; a --plain attachment has none (it stays until detached)".into(),
             ));
         }
-        if let Some(RefSpec::Link(_) | RefSpec::Name(_)) = &req.replace {
+        if let Some(RefSpec::Link(_) | RefSpec::Name(_)) = &replace {
             return Err(AttachError::Invalid("--replace takes prog:ID or pin:PATH of a plain program".into()));
         }
         if let Some(name) = &req.pin {
             pins::check_name(name)?;
         }
-        programs::prepare(req.prog.as_ref().expect("checked"))?;
+        programs::prepare(&req.prog)?;
         Ok(())
     }
 
     /// `netkit attach`: a pinned link (or a plain attachment with `plain`).
     pub async fn attach(&self, req: &AttachRequest) -> Result<Outcome, AttachError> {
         self.check_request(req)?;
-        let hook = req.hook.expect("checked");
+        let hook = req.hook;
         let dev = self.device(&req.device).await?;
-        let layout = if req.plain { None } else { Some(self.layout()?) };
+        let layout = if req.placement.plain { None } else { Some(self.layout()?) };
         if let (Some(layout), Some(name)) = (&layout, &req.pin) {
             layout.check_free(&dev.netns, &dev.name, hook, name)?;
         }
-        let loaded = programs::load(req.prog.as_ref().expect("checked"), &req.load)?;
-        let (link, outcome_action) = self.attach_loaded(&dev, hook, &loaded, req).await?;
+        let loaded = programs::load(&req.prog, &req.load)?;
+        let (link, outcome_action) = self.attach_loaded(&dev, hook, &loaded, &req.placement).await?;
         let Some(link) = link else {
             return Ok(Self::outcome(&dev, hook, Some(loaded.id()), None, None, outcome_action));
         };
@@ -436,7 +454,7 @@ impl Hooks<'_> {
         dev: &Device,
         hook: Hook,
         loaded: &Loaded,
-        req: &AttachRequest,
+        req: &Placement,
     ) -> Result<(Option<OwnedFd>, String), AttachError> {
         let layout = Layout::unchecked(&self.bpffs);
         let scope = Scope { layout: &layout, netns: &dev.netns, device: &dev.name, hook };
@@ -485,6 +503,7 @@ impl Hooks<'_> {
                 let ctx = Context {
                     prog: Some(loaded.describe()),
                     anchor: Some(where_),
+                    replacing: replace_ref.is_some(),
                     expected_revision: expected,
                     now,
                     ..Default::default()
@@ -901,14 +920,17 @@ impl Hooks<'_> {
             .into_iter()
             .map(|l| {
                 let opened = pins::open_link(&l.path);
-                let (link_id, prog_id, ifindex, state) = match &opened {
+                let (link_id, prog_id, ifindex, state, error) = match &opened {
+                    // A released link keeps no device: ifindex 0, whatever
+                    // its hook (see check_link_on for what a live one reports).
                     Ok((_, info)) => (
                         Some(info.id),
                         Some(info.prog_id),
                         Some(info.ifindex),
-                        if info.ifindex == 0 { "defunct" } else { "attached" }.to_string(),
+                        if info.ifindex == 0 { LinkState::Defunct } else { LinkState::Attached },
+                        None,
                     ),
-                    Err(e) => (None, None, None, format!("unreadable ({})", e.io_error)),
+                    Err(e) => (None, None, None, LinkState::Unreadable, Some(e.io_error.to_string())),
                 };
                 LinkView {
                     name: l.name,
@@ -921,6 +943,7 @@ impl Hooks<'_> {
                     prog_name: prog_id.map(prog_name),
                     ifindex,
                     state,
+                    error,
                 }
             })
             .collect()
@@ -957,7 +980,7 @@ impl Hooks<'_> {
         let layout = Layout::unchecked(&self.bpffs);
         let mut pruned = Vec::new();
         for l in self.links() {
-            if l.state == "defunct" {
+            if l.state == LinkState::Defunct {
                 layout.unpin(&PathBuf::from(&l.pin))?;
                 pruned.push(l);
             }

@@ -80,6 +80,8 @@ pub struct Context {
     pub primary: Option<PrimaryHint>,
     /// The object `anchor` names is not on the chain.
     pub anchor_missing: bool,
+    /// The request replaces a program (BPF_F_REPLACE).
+    pub replacing: bool,
 }
 
 /// How to name the primary of a pair instead of its peer.
@@ -169,7 +171,7 @@ pub fn explain(err: &MprogError, ctx: &Context) -> String {
             }
         }
         (Op::LinkCreate | Op::ProgAttach, ENOENT) => match &ctx.anchor {
-            Some(a) if a.starts_with("replacing") => format!("the program to replace is not on {on}{}", ctx.chain_text()),
+            Some(_) if ctx.replacing => format!("the program to replace is not on {on}{}", ctx.chain_text()),
             Some(a) => format!("the anchor ({a}) is not attached to {on}{}", ctx.chain_text()),
             None => format!("something the request names does not exist on {on}"),
         },
@@ -226,7 +228,7 @@ pub fn explain(err: &MprogError, ctx: &Context) -> String {
             "{} is defunct (its device is gone or it was detached): remove its pin with `netkit link prune`",
             ctx.link.as_deref().unwrap_or("the link")
         ),
-        (Op::LinkCreate, EINVAL) if ctx.anchor.as_deref().is_some_and(|a| a.starts_with("replacing")) => {
+        (Op::LinkCreate, EINVAL) if ctx.replacing => {
             "a link cannot be created in replace mode: replace a link's program with `netkit update`, or use --plain --replace for plain attachments".into()
         }
         (Op::LinkUpdate, EINVAL) => format!("the kernel refused {} for this link (a different program type?)", ctx.prog()),
@@ -291,6 +293,19 @@ mod tests {
         assert!(m.contains("`netkit attach nk0 peer ...`"), "{m}");
         let m = explain(&MprogError::new(Op::LinkCreate, libc::ENXIO), &c);
         assert!(m.contains("not a netkit device"), "{m}");
+    }
+
+    #[test]
+    fn a_replacement_is_told_by_its_flag_not_by_its_words() {
+        let c = Context { anchor: Some("replacing prog 4".into()), replacing: true, ..ctx() };
+        let m = explain(&MprogError::new(Op::ProgAttach, libc::ENOENT), &c);
+        assert!(m.contains("the program to replace is not on"), "{m}");
+        let m = explain(&MprogError::new(Op::LinkCreate, libc::EINVAL), &c);
+        assert!(m.contains("cannot be created in replace mode"), "{m}");
+        // The same words without the flag are an ordinary anchor.
+        let c = Context { replacing: false, ..c };
+        let m = explain(&MprogError::new(Op::ProgAttach, libc::ENOENT), &c);
+        assert!(m.contains("the anchor (replacing prog 4) is not attached"), "{m}");
     }
 
     #[test]

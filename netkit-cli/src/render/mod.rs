@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::{
-    hooks::{HookView, LinkView, Outcome},
+    hooks::{HookView, LinkState, LinkView, Outcome},
     netlink::{device::DeviceView, links::Role},
     os::probe::{Report, Support},
 };
@@ -261,7 +261,11 @@ pub fn links(w: &mut impl Write, views: &[LinkView]) -> io::Result<()> {
                 (Some(id), Some(n)) if !n.is_empty() => format!("{id} ({n})"),
                 (id, _) => opt(id),
             },
-            l.state.clone(),
+            match (&l.state, &l.error) {
+                (LinkState::Attached, _) => "attached".into(),
+                (LinkState::Defunct, _) => "defunct".into(),
+                (LinkState::Unreadable, e) => format!("unreadable ({})", e.as_deref().unwrap_or("?")),
+            },
             l.pin.clone(),
         ]);
     }
