@@ -32,11 +32,7 @@ pub fn run(cli: &Cli, out: &mut impl Write, err: &mut impl Write) -> Result<Exit
     match &cli.command {
         Command::Probe => {
             let report = probe::Report::collect(&cli.bpffs);
-            if cli.json {
-                render::json(out, &report)?;
-            } else {
-                render::probe(out, &report)?;
-            }
+            render::print(cli.json, out, &report, render::probe)?;
             for hint in &report.hints {
                 writeln!(err, "hint: {hint}")?;
             }
@@ -256,15 +252,9 @@ async fn device_command(cli: &Cli, cmd: &DeviceCommand, out: &mut impl Write) ->
             render::print(cli.json, out, &view, render::device)?;
         }
         DeviceCommand::Del { name } => {
-            let (name, other) = nl.delete_pair(name).await?;
-            if cli.json {
-                render::json(out, &serde_json::json!({ "deleted": name, "peer": other }))?;
-            } else {
-                match other {
-                    Some(o) => writeln!(out, "deleted netkit pair {name} <-> {o}")?,
-                    None => writeln!(out, "deleted netkit device {name}")?,
-                }
-            }
+            let (deleted, peer) = nl.delete_pair(name).await?;
+            let report = render::changes::DeviceDeleted { deleted, peer };
+            render::print(cli.json, out, &report, render::changes::device_deleted)?;
         }
         DeviceCommand::List { all } => {
             let mut views = nl.list(*all).await?;

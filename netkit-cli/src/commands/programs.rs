@@ -19,7 +19,10 @@ use crate::{
     netlink::links::Role,
     programs::BUNDLED,
     render,
-    render::{MapView, ProgView},
+    render::{
+        MapView, ProgView,
+        changes::{self, RedirectAdded, RedirectList, RedirectRemoved, RuleAction, RuleChange},
+    },
 };
 
 /// Splits `[REF] REST...`: the first word is a REF unless `starts_rest` says
@@ -158,10 +161,15 @@ pub async fn firewall(cli: &Cli, hooks: &Hooks<'_>, cmd: &FirewallCommand, out: 
             let rule = Rule::parse(rule_words)?;
             let (dev, slot) = hooks.program_on(dev, *hook, target.as_ref(), "firewall program", fits).await?;
             let id = Firewall::open(slot.prog_id)?.add(&rule)?;
-            let result = serde_json::json!({ "id": id, "rule": rule.to_string(), "prog_id": slot.prog_id });
-            Ok(render::print(cli.json, out, &result, |w, _| {
-                writeln!(w, "rule {id} added to firewall program {} on {} {hook}: {rule}", slot.prog_id, dev.name)
-            })?)
+            let change = RuleChange {
+                action: RuleAction::Added,
+                id,
+                rule: rule.to_string(),
+                prog_id: slot.prog_id,
+                device: dev.name,
+                hook: *hook,
+            };
+            Ok(render::print(cli.json, out, &change, changes::rule_change)?)
         }
         FirewallCommand::Del { dev, hook, args } => {
             let (target, rest) = split_ref(args, |_| args.len() == 1)?;
@@ -171,10 +179,15 @@ pub async fn firewall(cli: &Cli, hooks: &Hooks<'_>, cmd: &FirewallCommand, out: 
             };
             let (dev, slot) = hooks.program_on(dev, *hook, target.as_ref(), "firewall program", fits).await?;
             let rule = Firewall::open(slot.prog_id)?.delete(id)?;
-            let result = serde_json::json!({ "id": id, "rule": rule.to_string(), "prog_id": slot.prog_id });
-            Ok(render::print(cli.json, out, &result, |w, _| {
-                writeln!(w, "rule {id} removed from {} {hook}: {rule}", dev.name)
-            })?)
+            let change = RuleChange {
+                action: RuleAction::Removed,
+                id,
+                rule: rule.to_string(),
+                prog_id: slot.prog_id,
+                device: dev.name,
+                hook: *hook,
+            };
+            Ok(render::print(cli.json, out, &change, changes::rule_change)?)
         }
         FirewallCommand::List { dev, hook, target } => {
             let (_, slot) = hooks.program_on(dev, *hook, target.as_ref(), "firewall program", fits).await?;
@@ -210,14 +223,15 @@ pub async fn redirect(cli: &Cli, hooks: &Hooks<'_>, cmd: &RedirectCommand, out: 
             }
             let (dev, slot) = hooks.program_on(dev, *hook, target.as_ref(), "redirect-peer program", fits).await?;
             let old = Redirect::open(slot.prog_id)?.add(ip, link.index)?;
-            let result = serde_json::json!({ "ip": ip, "pair": pair, "ifindex": link.index, "replaced_ifindex": old });
-            Ok(render::print(cli.json, out, &result, |w, _| {
-                writeln!(w, "{ip} -> peer of {pair} (ifindex {}) via {} {hook}", link.index, dev.name)?;
-                if let Some(o) = old {
-                    writeln!(w, "  (replaced the entry to ifindex {o})")?;
-                }
-                Ok(())
-            })?)
+            let added = RedirectAdded {
+                ip,
+                pair: pair.clone(),
+                ifindex: link.index,
+                replaced_ifindex: old,
+                device: dev.name,
+                hook: *hook,
+            };
+            Ok(render::print(cli.json, out, &added, changes::redirect_added)?)
         }
         RedirectCommand::Del { dev, hook, args } => {
             let (target, rest) = split_ref(args, |_| args.len() == 1)?;
@@ -225,10 +239,8 @@ pub async fn redirect(cli: &Cli, hooks: &Hooks<'_>, cmd: &RedirectCommand, out: 
             let ip = ip_of(ip)?;
             let (dev, slot) = hooks.program_on(dev, *hook, target.as_ref(), "redirect-peer program", fits).await?;
             let old = Redirect::open(slot.prog_id)?.delete(ip)?;
-            let result = serde_json::json!({ "ip": ip, "ifindex": old });
-            Ok(render::print(cli.json, out, &result, |w, _| {
-                writeln!(w, "removed {ip} (was ifindex {old}) from {} {hook}", dev.name)
-            })?)
+            let removed = RedirectRemoved { ip, ifindex: old, device: dev.name, hook: *hook };
+            Ok(render::print(cli.json, out, &removed, changes::redirect_removed)?)
         }
         RedirectCommand::List { dev, hook, target } => {
             let (_, slot) = hooks.program_on(dev, *hook, target.as_ref(), "redirect-peer program", fits).await?;
@@ -237,8 +249,8 @@ pub async fn redirect(cli: &Cli, hooks: &Hooks<'_>, cmd: &RedirectCommand, out: 
             for e in &mut entries {
                 e.pair = hooks.nl.link_by_index(e.ifindex).await.ok().flatten().map(|l| l.name);
             }
-            let view = serde_json::json!({ "entries": entries, "stats": r.stats()? });
-            Ok(render::print(cli.json, out, &view, |w, _| render::redirects(w, &entries))?)
+            let list = RedirectList { entries, stats: r.stats()? };
+            Ok(render::print(cli.json, out, &list, changes::redirect_list)?)
         }
     }
 }

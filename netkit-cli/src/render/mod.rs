@@ -1,6 +1,8 @@
 //! Human tables and JSON, written to any `impl Write` so tests can read them;
 //! `print` writes one value either way.
 
+pub mod changes;
+
 use std::io::{self, Write};
 
 use serde::Serialize;
@@ -359,17 +361,6 @@ pub fn rules(w: &mut impl Write, rules: &[crate::maps::firewall::RuleView]) -> i
     for r in rules {
         let id = if r.id == 0 { "-".to_string() } else { r.id.to_string() };
         rows.push(vec![id, r.rule.clone(), r.hits.to_string()]);
-    }
-    table(w, &rows)
-}
-
-pub fn redirects(w: &mut impl Write, entries: &[crate::maps::redirect::Entry]) -> io::Result<()> {
-    if entries.is_empty() {
-        return writeln!(w, "no redirect entries");
-    }
-    let mut rows = vec![["IP", "PAIR", "IFINDEX"].map(String::from).to_vec()];
-    for e in entries {
-        rows.push(vec![e.ip.to_string(), e.pair.clone().unwrap_or_else(|| "?".into()), e.ifindex.to_string()]);
     }
     table(w, &rows)
 }
