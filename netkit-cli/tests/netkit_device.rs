@@ -386,3 +386,22 @@ fn list_shows_netkit_unless_all() {
     }
     assert!(table.lines().any(|l| l.starts_with("nk0") && l.contains("primary") && l.contains("nk1")), "{table}");
 }
+
+/// The device commands' JSON has the shape the README's table documents,
+/// for a pair, a peer in another namespace, and a single device.
+#[test]
+fn device_json_is_as_the_readme_documents() {
+    require_netkit!();
+    use common::json_shape::check;
+    let host = TestNs::new("djson");
+    let pod = TestNs::pod("djsonp");
+    check("device add", &host.json(&["device", "add", "nk0", "--peer", "eth0", "--peer-netns", &pod.name]));
+    check("device add", &host.json(&["device", "add", "nk2", "--peer", "nk3", "--mode", "l2"]));
+    check("device set", &host.json(&["device", "set", "nk0", "--peer-policy", "drop"]));
+    check("device show", &host.json(&["device", "show", "nk0"]));
+    check("device show", &pod.json(&["device", "show", "eth0"]));
+    check("device list", &host.json(&["device", "list", "--all"]));
+    check("device list", &pod.json(&["device", "list"]));
+    check("device del", &host.json(&["device", "del", "nk2"]));
+    check("device del", &host.json(&["device", "del", "nk0"]));
+}

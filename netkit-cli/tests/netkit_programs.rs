@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Bpffs, TestNs, send_udp};
+use common::{Bpffs, TestNs, json_shape::check, send_udp};
 use serde_json::Value;
 
 const POD: &str = "10.88.0.2";
@@ -83,9 +83,10 @@ fn redirect_peer_delivers_into_the_pod() {
     let err = t.nk_fails(&t.host, &["redirect", "add", "ext0", "ingress", "10.88.0.300", "nk0"]);
     assert!(err.contains("not an IPv4 or IPv6 address") || err.contains("REF"), "{err}");
 
-    t.nk(&t.host, &["redirect", "add", "ext0", "ingress", POD, "nk0"]);
+    check("redirect add", &t.json(&t.host, &["redirect", "add", "ext0", "ingress", POD, "nk0"]));
     t.nk(&t.host, &["redirect", "add", "ext0", "ingress", "rp", POD6, "nk0"]);
     let list = t.json(&t.host, &["redirect", "list", "ext0", "ingress"]);
+    check("redirect list", &list);
     let entries: Vec<(&str, &str)> = list["entries"]
         .as_array()
         .unwrap()
@@ -101,7 +102,7 @@ fn redirect_peer_delivers_into_the_pod() {
     let stats = t.json(&t.host, &["stats", "ext0", "ingress"]);
     assert_eq!(stats[0]["programs"][0]["redirect"]["redirected"], 8, "{stats}");
 
-    t.nk(&t.host, &["redirect", "del", "ext0", "ingress", POD]);
+    check("redirect del", &t.json(&t.host, &["redirect", "del", "ext0", "ingress", POD]));
     assert_eq!(send_udp(&t.outside, &t.pod, POD, 3003, 2), 0, "a removed entry no longer redirects");
     assert_eq!(send_udp(&t.outside, &t.pod, POD6, 3004, 1), 1);
     let err = t.nk_fails(&t.host, &["redirect", "del", "ext0", "ingress", POD]);

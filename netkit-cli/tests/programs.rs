@@ -312,3 +312,42 @@ fn prog_list_show_and_stats_with_run_times() {
     assert!(p["run_cnt"].as_u64().unwrap() >= 4, "{p}");
     assert!(p["run_time_ns"].as_u64().unwrap() > 0, "{p}");
 }
+
+/// Every command's JSON has the shape the README's table documents (the
+/// device and redirect commands are checked in the VM, where netkit is).
+#[test]
+fn json_outputs_are_as_the_readme_documents() {
+    require_root!();
+    use common::json_shape::{Shape, check, differences, documented};
+    // The checker itself: the table parses, and drifted keys and types are caught.
+    let table = documented();
+    assert!(table.len() >= 20, "{table:?}");
+    let drifted = differences("firewall list", &serde_json::json!([{ "id": "1", "rule": "x", "hit": 2 }]));
+    assert_eq!(drifted.len(), 3, "a retyped, a missing and an undocumented key: {drifted:?}");
+    assert!(table.iter().any(|(c, s)| c == "link list" && *s == Shape::List(Box::new(Shape::Ref("link show".into())))));
+
+    let env = HookEnv::tcx("json");
+    let probe = env.run(&["-j", "probe"]);
+    check("probe", &serde_json::from_slice(&probe.stdout).expect("probe prints JSON even when it fails"));
+    check("prog list", &env.json(&["prog", "list"]));
+    let fw = env.json(&["attach", "dev0", "ingress", "firewall", "--pin", "fw"]);
+    check("attach", &fw);
+    check("attach", &env.json(&["attach", "dev0", "ingress", "counter", "--plain"]));
+    check("attach", &env.json(&["attach", "dev0", "egress", "counter", "--pin", "c"]));
+    check("query", &env.json(&["query", "dev0"]));
+    let updated = env.json(&["update", "dev0", "ingress", "fw", "firewall", "--set", "default=deny"]);
+    check("update", &updated);
+    check("link show", &env.json(&["link", "show", "fw"]));
+    check("link list", &env.json(&["link", "list"]));
+    check("firewall add", &env.json(&["firewall", "add", "dev0", "ingress", "dst", "10.0.0.0/8", "allow"]));
+    check("firewall list", &env.json(&["firewall", "list", "dev0", "ingress"]));
+    check("firewall del", &env.json(&["firewall", "del", "dev0", "ingress", "1"]));
+    check("stats", &env.json(&["stats"]));
+    check("prog show", &env.json(&["prog", "show", &updated["prog_id"].to_string()]));
+    check("detach", &env.json(&["detach", "dev0", "egress", "c"]));
+    let (fd, _) = netkit::pins::open_link(std::path::Path::new(fw["pin"].as_str().unwrap())).unwrap();
+    netkit::mprog::detach_link(std::os::fd::AsFd::as_fd(&fd)).unwrap();
+    let pruned = env.json(&["link", "prune"]);
+    assert_eq!(pruned.as_array().unwrap().len(), 1);
+    check("link prune", &pruned);
+}

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod hooks;
+pub mod json_shape;
 pub mod witness;
 
 use std::{
