@@ -125,14 +125,20 @@ impl Hooks<'_> {
         let href = HookRef::new(dev.ifindex, hook);
         let prog = loaded.fd.as_fd();
         let result = if req.plain {
-            Self::with_revision(href, req.expected_revision, anchor_ref.as_ref(), |rev, _| {
-                href.attach_plain(prog, &anchor, rev)
-            })
+            with_revision(
+                || href.query(),
+                req.expected_revision,
+                anchor_ref.as_ref().map(OnChain::of),
+                |rev, _| href.attach_plain(prog, &anchor, rev),
+            )
             .map(|()| None)
         } else {
-            Self::with_revision(href, req.expected_revision, anchor_ref.as_ref(), |rev, _| {
-                href.attach_link(prog, &anchor, rev)
-            })
+            with_revision(
+                || href.query(),
+                req.expected_revision,
+                anchor_ref.as_ref().map(OnChain::of),
+                |rev, _| href.attach_link(prog, &anchor, rev),
+            )
             .map(Some)
         };
         match result {

@@ -25,31 +25,36 @@ impl Hooks<'_> {
         let href = HookRef::new(dev.ifindex, hook);
         // The program removed: named, or read off the chain the revision belongs to.
         let mut victim: Option<Slot> = prog.map(|p| Slot { prog_id: p.id, link_id: None });
-        let result = Self::with_revision(href, expected_revision, anchor_ref.as_ref(), |rev, chain| {
-            let fd = match (prog, position) {
-                (Some(p), _) => Some(p.fd.as_fd()),
-                (None, Some(pos)) => {
-                    let read;
-                    let chain = match chain {
-                        Some(c) => c,
-                        None => {
-                            read = href.query()?;
-                            &read
+        let result = with_revision(
+            || href.query(),
+            expected_revision,
+            anchor_ref.as_ref().map(OnChain::of),
+            |rev, chain| {
+                let fd = match (prog, position) {
+                    (Some(p), _) => Some(p.fd.as_fd()),
+                    (None, Some(pos)) => {
+                        let read;
+                        let chain = match chain {
+                            Some(c) => c,
+                            None => {
+                                read = href.query()?;
+                                &read
+                            }
+                        };
+                        victim = slot_at(chain, pos, anchor_ref.as_ref().map(OnChain::of)).copied();
+                        match victim {
+                            None => return Err(MprogError::new(Op::ProgDetach, libc::ENOENT)),
+                            Some(Slot { link_id: Some(_), .. }) => {
+                                return Err(MprogError::new(Op::ProgDetach, libc::EBUSY));
+                            }
+                            Some(_) => None,
                         }
-                    };
-                    victim = slot_at(chain, pos, anchor_ref.as_ref()).copied();
-                    match victim {
-                        None => return Err(MprogError::new(Op::ProgDetach, libc::ENOENT)),
-                        Some(Slot { link_id: Some(_), .. }) => {
-                            return Err(MprogError::new(Op::ProgDetach, libc::EBUSY));
-                        }
-                        Some(_) => None,
                     }
-                }
-                (None, None) => unreachable!("detach checks for REF or a position"),
-            };
-            href.detach_plain(fd, anchor.as_ref(), rev)
-        });
+                    (None, None) => unreachable!("detach checks for REF or a position"),
+                };
+                href.detach_plain(fd, anchor.as_ref(), rev)
+            },
+        );
         let label = victim.as_ref().map(|s| prog_label(s.prog_id));
         match result {
             Ok(()) => {

@@ -19,7 +19,7 @@ pub use attach::{AttachRequest, Placement};
 pub use inventory::{LinkState, LinkView};
 pub use read::{HookView, SlotView};
 pub use retry::RETRIES;
-use retry::{anchor_for, anchor_index, anchor_present, position_text, slot_at};
+use retry::{OnChain, anchor_for, anchor_index, anchor_present, position_text, slot_at, with_revision};
 pub use update::UpdateRequest;
 
 use std::{
