@@ -83,14 +83,11 @@ pub async fn follow_logs(
     still_there: impl Fn() -> bool,
     out: &mut impl Write,
 ) -> Result<String, AttachError> {
-    let logger = EbpfLogger::init_from_id_with_logger(prog_id, StdoutLog).map_err(|e| {
-        AttachError::Invalid(format!(
-            "program {prog_id} has no aya-log buffer ({e}): only programs built with aya-log (such as the bundled log) can be followed"
-        ))
-    })?;
+    let logger = EbpfLogger::init_from_id_with_logger(prog_id, StdoutLog)
+        .map_err(|source| AttachError::NoLogBuffer { prog_id, source })?;
     writeln!(out, "following the log of program {prog_id}; Ctrl-C to stop")
         .and_then(|()| out.flush())
-        .map_err(|e| AttachError::Invalid(e.to_string()))?;
+        .map_err(AttachError::Output)?;
     let gone = async {
         loop {
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -105,8 +102,7 @@ pub async fn follow_logs(
             gone = gone => gone,
         }
     };
-    let interrupted =
-        stream_logs(Some(logger), stop).await.map_err(|e| AttachError::Invalid(format!("reading the log: {e}")))?;
+    let interrupted = stream_logs(Some(logger), stop).await.map_err(|source| AttachError::Log { prog_id, source })?;
     Ok(if interrupted { "stopped".into() } else { format!("program {prog_id} left its hook; the log stream ended") })
 }
 
@@ -128,8 +124,7 @@ pub async fn run(
     let placement = Placement { position, expected_revision, ..Default::default() };
     let (link, action) = hooks.attach_loaded(&dev, hook, &loaded, &placement).await?;
     let link = link.expect("run attaches a link");
-    let info =
-        crate::bpf::link_info(std::os::fd::AsFd::as_fd(&link)).map_err(|e| AttachError::Invalid(e.to_string()))?;
+    let info = crate::bpf::link_info(std::os::fd::AsFd::as_fd(&link))?;
     let logging = if logger.is_some() { "; streaming its log" } else { "" };
     writeln!(
         out,
@@ -137,12 +132,9 @@ pub async fn run(
         dev.name, info.id
     )
     .and_then(|()| out.flush())
-    .map_err(|e| AttachError::Invalid(e.to_string()))?;
-    stream_logs(logger, interrupted())
-        .await
-        .map_err(|e| AttachError::Invalid(format!("reading the program's log: {e}")))?;
+    .map_err(AttachError::Output)?;
+    stream_logs(logger, interrupted()).await.map_err(|source| AttachError::Log { prog_id: loaded.id(), source })?;
     drop(link);
-    writeln!(out, "detached link {} from {} {hook}", info.id, dev.name)
-        .map_err(|e| AttachError::Invalid(e.to_string()))?;
+    writeln!(out, "detached link {} from {} {hook}", info.id, dev.name).map_err(AttachError::Output)?;
     Ok(())
 }

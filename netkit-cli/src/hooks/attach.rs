@@ -69,7 +69,7 @@ impl Hooks<'_> {
             return Ok(Self::outcome(&dev, hook, Some(loaded.id()), None, None, outcome_action));
         };
         let layout = layout.expect("links are pinned");
-        let info = bpf::link_info(link.as_fd()).map_err(|e| AttachError::Invalid(e.to_string()))?;
+        let info = bpf::link_info(link.as_fd())?;
         let name = req.pin.clone().unwrap_or_else(|| format!("{}-{}", loaded.info.name(), info.id));
         let path = match layout.check_free(&dev.netns, &dev.name, hook, &name) {
             Ok(p) => p,

@@ -66,6 +66,30 @@ pub enum AttachError {
     Kernel { message: String, errno: i32 },
     #[error("{0}")]
     Refused(String),
+    /// A bpf(2) call that has no refusal to explain failed (reading a new
+    /// link's info).
+    #[error(transparent)]
+    Syscall(#[from] bpf::SyscallError),
+    /// Writing the command's output failed (a closed pipe is the reader's
+    /// choice, and the binary treats it so).
+    #[error("writing the output")]
+    Output(#[source] std::io::Error),
+    /// Reading a program's aya-log ring buffer failed.
+    #[error("reading the log of program {prog_id}")]
+    Log {
+        prog_id: u32,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The program has no aya-log buffer to follow.
+    #[error(
+        "program {prog_id} has no aya-log buffer: only programs built with aya-log (such as the bundled log) can be followed"
+    )]
+    NoLogBuffer {
+        prog_id: u32,
+        #[source]
+        source: aya_log::Error,
+    },
 }
 
 impl AttachError {
