@@ -1,6 +1,15 @@
 //! Programs: the eBPF objects bundled into the binary (built from netkit-ebpf
 //! by the build script), user ELF objects (aya- or clang-built), programs
-//! already loaded (by id) or pinned, and loading any of them into the kernel.
+//! already loaded (by id) or pinned, and loading any of them into the kernel
+//! (`bundled` and `elf` hold the first two; loading is here).
+
+mod bundled;
+mod elf;
+
+use bundled::bundled_names;
+pub use bundled::{BUNDLED, Bundled, STUB_BUILD, Setting, SettingKind, globals};
+use elf::pick_function;
+pub use elf::{inspect, normalize_object};
 
 use std::{
     borrow::Cow,
@@ -13,172 +22,6 @@ use aya::{Ebpf, EbpfLoader, include_bytes_aligned, programs::SchedClassifier};
 use aya_obj::ProgramSection;
 
 use crate::bpf::{self, ProgInfo};
-
-/// A program that ships inside the binary.
-#[derive(Debug, Clone, Copy)]
-pub struct Bundled {
-    pub name: &'static str,
-    /// The program (function) name in the object; BPF names have no '-'.
-    pub function: &'static str,
-    pub summary: &'static str,
-    /// Which hooks the program suits.
-    pub hooks: &'static str,
-    /// What `--set KEY=VALUE` configures before it loads.
-    pub settings: &'static [Setting],
-    object: &'static [u8],
-}
-
-/// A load-time setting of a bundled program: a read-only global.
-#[derive(Debug, Clone, Copy)]
-pub struct Setting {
-    pub key: &'static str,
-    pub global: &'static str,
-    pub kind: SettingKind,
-    pub help: &'static str,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SettingKind {
-    /// A u32 of at least 1.
-    Count,
-    /// allow or deny, as a u8 (firewall actions).
-    Action,
-}
-
-macro_rules! bundled {
-    ($name:literal, $function:literal, $hooks:literal, $summary:literal, $settings:expr) => {
-        Bundled {
-            name: $name,
-            function: $function,
-            summary: $summary,
-            hooks: $hooks,
-            settings: $settings,
-            object: include_bytes_aligned!(concat!(env!("OUT_DIR"), "/", $name)),
-        }
-    };
-}
-
-/// Every bundled program, in the order `netkit prog list` shows them.
-pub const BUNDLED: &[Bundled] = &[
-    bundled!("pass", "pass", "any", "lets every packet through and ends the chain (TCX_PASS)", &[]),
-    bundled!("drop", "drop", "any", "drops every packet and ends the chain (TCX_DROP)", &[]),
-    bundled!("next", "next", "any", "does nothing and hands the packet to the next program (TCX_NEXT)", &[]),
-    bundled!(
-        "counter",
-        "counter",
-        "any",
-        "counts packets and bytes per CPU, then TCX_NEXT (netkit stats shows them)",
-        &[]
-    ),
-    bundled!(
-        "firewall",
-        "firewall",
-        "any; peer for what a pod sends, primary for what it receives",
-        "allows (TCX_NEXT) or denies (TCX_DROP) IPv4/IPv6 by CIDR, protocol and destination port; rules change live with netkit firewall; hits per rule",
-        &[Setting {
-            key: "default",
-            global: "DEFAULT_ACTION",
-            kind: SettingKind::Action,
-            help: "allow or deny packets no rule matches (default: allow)",
-        }]
-    ),
-    bundled!(
-        "redirect-peer",
-        "redirect_peer",
-        "ingress of a host-side device",
-        "sends packets for known destination IPs straight into a netkit pair's peer (bpf_redirect_peer), the rest TCX_NEXT; entries change live with netkit redirect",
-        &[]
-    ),
-    bundled!(
-        "log",
-        "log",
-        "any",
-        "logs protocol, addresses, ports and length of every SAMPLE-th packet (aya-log; follow with netkit logs), then TCX_NEXT",
-        &[Setting {
-            key: "sample",
-            global: "SAMPLE",
-            kind: SettingKind::Count,
-            help: "log one packet in N per CPU (default: 1, every packet)"
-        }]
-    ),
-    bundled!(
-        "order",
-        "order",
-        "any",
-        "records its position in the chain for each packet (counts in skb->mark) and returns TCX_NEXT; for checking the order programs run in",
-        &[]
-    ),
-];
-
-/// Turns `--set KEY=VALUE` options into read-only global values for `spec`,
-/// checking keys and values before anything loads. Bundled programs know
-/// their keys; for user objects KEY is the global's symbol, optionally typed
-/// as NAME:u8|u16|u32|u64|i32|i64 (default u32).
-pub fn globals(spec: &ProgSpec, sets: &[String]) -> Result<Vec<(String, Vec<u8>)>, ProgramError> {
-    let mut out = Vec::new();
-    for set in sets {
-        let (key, value) = set
-            .split_once('=')
-            .filter(|(k, v)| !k.is_empty() && !v.is_empty())
-            .ok_or_else(|| ProgramError::Setting(format!("--set {set}: expected KEY=VALUE")))?;
-        match spec {
-            ProgSpec::Bundled(name) => {
-                let b = Bundled::find(name)?;
-                let s = b.settings.iter().find(|s| s.key == key).ok_or_else(|| {
-                    let known: Vec<&str> = b.settings.iter().map(|s| s.key).collect();
-                    ProgramError::Setting(if known.is_empty() {
-                        format!("--set {key}: the bundled program {name} has no settings")
-                    } else {
-                        format!("--set {key}: {name} knows {}", known.join(", "))
-                    })
-                })?;
-                let bytes = match s.kind {
-                    SettingKind::Count => match value.parse::<u32>() {
-                        Ok(n) if n >= 1 => n.to_ne_bytes().to_vec(),
-                        _ => {
-                            return Err(ProgramError::Setting(format!(
-                                "--set {key}={value}: expected a whole number >= 1"
-                            )));
-                        }
-                    },
-                    SettingKind::Action => match value {
-                        "allow" => vec![netkit_common::firewall::ACTION_ALLOW],
-                        "deny" => vec![netkit_common::firewall::ACTION_DENY],
-                        _ => return Err(ProgramError::Setting(format!("--set {key}={value}: expected allow or deny"))),
-                    },
-                };
-                out.push((s.global.to_string(), bytes));
-            }
-            ProgSpec::File { .. } => {
-                let (name, ty) = key.split_once(':').unwrap_or((key, "u32"));
-                let bad = || ProgramError::Setting(format!("--set {set}: {value} is not a valid {ty}"));
-                let bytes = match ty {
-                    "u8" => value.parse::<u8>().map_err(|_| bad())?.to_ne_bytes().to_vec(),
-                    "u16" => value.parse::<u16>().map_err(|_| bad())?.to_ne_bytes().to_vec(),
-                    "u32" => value.parse::<u32>().map_err(|_| bad())?.to_ne_bytes().to_vec(),
-                    "u64" => value.parse::<u64>().map_err(|_| bad())?.to_ne_bytes().to_vec(),
-                    "i32" => value.parse::<i32>().map_err(|_| bad())?.to_ne_bytes().to_vec(),
-                    "i64" => value.parse::<i64>().map_err(|_| bad())?.to_ne_bytes().to_vec(),
-                    other => {
-                        return Err(ProgramError::Setting(format!(
-                            "--set {key}: unknown type {other} (u8, u16, u32, u64, i32, i64)"
-                        )));
-                    }
-                };
-                out.push((name.to_string(), bytes));
-            }
-            ProgSpec::Id(_) | ProgSpec::Pinned(_) => {
-                return Err(ProgramError::Setting(
-                    "--set configures a program before it loads; id: and pinned: programs are already loaded".into(),
-                ));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Set when the build skipped the eBPF programs (NETKIT_SKIP_EBPF=1).
-pub const STUB_BUILD: bool = cfg!(netkit_ebpf_stub);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProgramError {
@@ -233,10 +76,6 @@ pub enum ProgSpec {
     Pinned(PathBuf),
 }
 
-fn bundled_names() -> String {
-    BUNDLED.iter().map(|b| b.name).collect::<Vec<_>>().join(", ")
-}
-
 impl FromStr for ProgSpec {
     type Err = ProgramError;
 
@@ -282,20 +121,6 @@ impl std::fmt::Display for ProgSpec {
             Self::Id(id) => write!(f, "id:{id}"),
             Self::Pinned(p) => write!(f, "pinned:{}", p.display()),
         }
-    }
-}
-
-impl Bundled {
-    pub fn find(name: &str) -> Result<&'static Self, ProgramError> {
-        BUNDLED.iter().find(|b| b.name == name).ok_or_else(|| ProgramError::Unknown(name.into(), bundled_names()))
-    }
-
-    /// The ELF object, refusing the empty placeholder of a stub build.
-    pub fn object(&self) -> Result<&'static [u8], ProgramError> {
-        if STUB_BUILD || self.object.is_empty() {
-            return Err(ProgramError::StubBuild);
-        }
-        Ok(self.object)
     }
 }
 
@@ -351,167 +176,6 @@ pub fn object_kind(fd: std::os::fd::BorrowedFd<'_>) -> ObjKind {
         ObjKind::Map
     } else {
         ObjKind::Other
-    }
-}
-
-/// Section names of libbpf's conventions that aya does not parse, mapped to
-/// the `classifier` name it does. The rest of the object is untouched.
-fn classifier_alias(name: &str) -> Option<String> {
-    const ALIASES: &[&str] =
-        &["tc", "tc/ingress", "tc/egress", "tcx/ingress", "tcx/egress", "netkit/primary", "netkit/peer"];
-    ALIASES.contains(&name).then(|| format!("classifier/{}", name.replace('/', "_")))
-}
-
-const EM_BPF: u16 = 247;
-const SHF_EXECINSTR: u64 = 0x4;
-
-/// Reads little- or big-endian integers at offsets of an ELF64 image.
-struct Elf<'a> {
-    data: &'a [u8],
-    le: bool,
-}
-
-impl Elf<'_> {
-    fn bytes<const N: usize>(&self, at: usize) -> Option<[u8; N]> {
-        self.data.get(at..at.checked_add(N)?)?.try_into().ok()
-    }
-    fn u16(&self, at: usize) -> Option<u16> {
-        self.bytes(at).map(|b| if self.le { u16::from_le_bytes(b) } else { u16::from_be_bytes(b) })
-    }
-    fn u32(&self, at: usize) -> Option<u32> {
-        self.bytes(at).map(|b| if self.le { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) })
-    }
-    fn u64(&self, at: usize) -> Option<u64> {
-        self.bytes(at).map(|b| if self.le { u64::from_le_bytes(b) } else { u64::from_be_bytes(b) })
-    }
-}
-
-/// Renames executable sections whose name `rename` maps, in place: the new
-/// names are appended to a copy of the section-name string table placed at the
-/// end of the file, and the headers are pointed at it. Nothing else moves, so
-/// every other section (BTF, relocations, LLVM's own) stays as the compiler
-/// wrote it. Returns None when nothing needed renaming.
-fn rename_sections(data: &[u8], rename: impl Fn(&str) -> Option<String>) -> Result<Option<Vec<u8>>, String> {
-    const BAD: &str = "malformed section headers";
-    if data.get(4) != Some(&2) {
-        return Err("not a 64-bit ELF object".into());
-    }
-    let le = match data.get(5) {
-        Some(1) => true,
-        Some(2) => false,
-        _ => return Err("unknown byte order".into()),
-    };
-    let elf = Elf { data, le };
-    let shoff = elf.u64(0x28).ok_or(BAD)? as usize;
-    let shentsize = elf.u16(0x3a).ok_or(BAD)? as usize;
-    let shnum = elf.u16(0x3c).ok_or(BAD)? as usize;
-    let shstrndx = elf.u16(0x3e).ok_or(BAD)? as usize;
-    if shentsize < 64 || shstrndx >= shnum || shoff.checked_add(shnum * shentsize).is_none_or(|end| end > data.len()) {
-        return Err(BAD.into());
-    }
-    let header = |i: usize| shoff + i * shentsize;
-    let str_off = elf.u64(header(shstrndx) + 24).ok_or(BAD)? as usize;
-    let str_size = elf.u64(header(shstrndx) + 32).ok_or(BAD)? as usize;
-    let strtab = data.get(str_off..str_off.checked_add(str_size).ok_or(BAD)?).ok_or(BAD)?;
-    let mut table = strtab.to_vec();
-    let mut renamed = Vec::new();
-    for i in 0..shnum {
-        let h = header(i);
-        let name_off = elf.u32(h).ok_or(BAD)? as usize;
-        let flags = elf.u64(h + 8).ok_or(BAD)?;
-        let name_bytes = strtab.get(name_off..).ok_or(BAD)?;
-        let name =
-            String::from_utf8_lossy(&name_bytes[..name_bytes.iter().position(|&b| b == 0).unwrap_or(name_bytes.len())]);
-        if flags & SHF_EXECINSTR != 0
-            && let Some(new) = rename(&name)
-        {
-            renamed.push((h, table.len() as u32));
-            table.extend_from_slice(new.as_bytes());
-            table.push(0);
-        }
-    }
-    if renamed.is_empty() {
-        return Ok(None);
-    }
-    let mut out = data.to_vec();
-    out.resize(out.len().next_multiple_of(8), 0);
-    let new_off = out.len() as u64;
-    out.extend_from_slice(&table);
-    let put = |out: &mut Vec<u8>, at: usize, bytes: &[u8]| out[at..at + bytes.len()].copy_from_slice(bytes);
-    for (h, off) in renamed {
-        put(&mut out, h, &if le { off.to_le_bytes() } else { off.to_be_bytes() });
-    }
-    let sh = header(shstrndx);
-    put(&mut out, sh + 24, &if le { new_off.to_le_bytes() } else { new_off.to_be_bytes() });
-    let size = table.len() as u64;
-    put(&mut out, sh + 32, &if le { size.to_le_bytes() } else { size.to_be_bytes() });
-    Ok(Some(out))
-}
-
-/// Checks that `data` is a BPF ELF object and renames libbpf-style sched_cls
-/// sections so aya's parser accepts them.
-pub fn normalize_object<'a>(path: &str, data: &'a [u8]) -> Result<Cow<'a, [u8]>, ProgramError> {
-    let not_bpf = |why: String| ProgramError::NotBpf { path: path.into(), why };
-    if data.len() < 64 || &data[..4] != b"\x7fELF" {
-        return Err(not_bpf("no ELF header".into()));
-    }
-    let machine =
-        if data[5] == 2 { u16::from_be_bytes([data[18], data[19]]) } else { u16::from_le_bytes([data[18], data[19]]) };
-    if machine != EM_BPF {
-        return Err(not_bpf("not built for the BPF target (clang -target bpf, or aya's bpfel-unknown-none)".into()));
-    }
-    match rename_sections(data, classifier_alias).map_err(not_bpf)? {
-        Some(renamed) => Ok(Cow::Owned(renamed)),
-        None => Ok(Cow::Borrowed(data)),
-    }
-}
-
-/// The programs an object holds: (function, section kind, is sched_cls).
-pub fn inspect(path: &str, data: &[u8]) -> Result<Vec<(String, String, bool)>, ProgramError> {
-    let obj = aya_obj::Object::parse(data)
-        .map_err(|e| ProgramError::NotBpf { path: path.into(), why: format!("aya cannot parse it: {e}") })?;
-    let mut out: Vec<(String, String, bool)> = obj
-        .programs
-        .iter()
-        .map(|(name, p)| {
-            let sched_cls = matches!(p.section, ProgramSection::SchedClassifier);
-            let kind = if sched_cls { "sched_cls".to_string() } else { section_kind(&p.section) };
-            (name.clone(), kind, sched_cls)
-        })
-        .collect();
-    out.sort();
-    Ok(out)
-}
-
-fn section_kind(s: &ProgramSection) -> String {
-    let dbg = format!("{s:?}");
-    let head = dbg.split([' ', '{', '(']).next().unwrap_or(&dbg);
-    head.to_lowercase()
-}
-
-/// Picks the function to load from an object, or explains why none fits.
-fn pick_function(path: &str, progs: &[(String, String, bool)], wanted: Option<&str>) -> Result<String, ProgramError> {
-    let classifiers: Vec<&str> = progs.iter().filter(|p| p.2).map(|p| p.0.as_str()).collect();
-    match wanted {
-        Some(f) => match progs.iter().find(|p| p.0 == f) {
-            Some((_, _, true)) => Ok(f.into()),
-            Some((_, kind, false)) => {
-                Err(ProgramError::WrongType { path: path.into(), function: f.into(), kind: kind.clone() })
-            }
-            None => Err(ProgramError::NoFunction {
-                path: path.into(),
-                function: f.into(),
-                available: if classifiers.is_empty() { "none".into() } else { classifiers.join(", ") },
-            }),
-        },
-        None => match classifiers.as_slice() {
-            [one] => Ok((*one).into()),
-            [] => Err(ProgramError::NoClassifier {
-                path: path.into(),
-                available: progs.iter().map(|p| format!("{} ({})", p.0, p.1)).collect::<Vec<_>>().join(", "),
-            }),
-            many => Err(ProgramError::Ambiguous { path: path.into(), available: many.join(", ") }),
-        },
     }
 }
 

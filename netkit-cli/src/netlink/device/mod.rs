@@ -1,0 +1,270 @@
+//! netkit pairs: create, change policies, delete, and describe them. Every
+//! request is checked before the first netlink call, and a pair that cannot
+//! be completed is removed again, never left half-made. `spec` checks a
+//! request, `view` describes devices.
+
+mod spec;
+mod view;
+
+pub use spec::{AttrSupport, PairSpec, probe_attributes};
+pub use view::{DeviceView, HookCounts, PeerRef, Place, PrimaryAt, PrimaryRef};
+
+use netlink_packet_route::link::{InfoData, InfoKind, InfoNetkit, LinkMessage};
+use rtnetlink::{LinkMessageBuilder, LinkNetkit, LinkUnspec};
+use serde::Serialize;
+
+use super::{
+    Netlink, NetlinkError, ifname,
+    links::{Counters, Link, Mode, NetkitAttrs, PairSettings, Pairing, Policy, Role},
+};
+use crate::{
+    os::netns,
+    os::{
+        caps::Capabilities,
+        probe::{self, Feature, Support},
+    },
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("this kernel has no netkit (needs {})", Feature::Netkit.requirement())]
+    NoNetkit,
+    #[error("this kernel ({release}) does not support {option} (it came with Linux {}.{}); nothing was created", since.0, since.1)]
+    TooOld { option: &'static str, since: (u32, u32), release: String },
+    #[error("a device named `{name}` already exists in network namespace `{netns}`")]
+    Exists { name: String, netns: String },
+    #[error("no device named `{name}` in network namespace `{netns}`")]
+    NotFound { name: String, netns: String },
+    #[error("`{name}` is not a netkit device (it is {kind}); this command only manages netkit pairs")]
+    NotNetkit { name: String, kind: String },
+    #[error(
+        "`{name}` is the peer end of a netkit pair; the kernel changes a pair's settings only through its primary{}",
+        primary.as_ref().map(|p| format!(": {}, `{}` (--policy sets the primary's, --peer-policy the peer's)", p.describe(), p.command("device set", "..."))).unwrap_or_default()
+    )]
+    PeerNotPrimary { name: String, primary: Option<PrimaryRef> },
+    #[error("{0}")]
+    Immutable(String),
+    #[error("permission denied while {op}: needs {}", missing.join(" and "))]
+    Permission { op: String, missing: Vec<&'static str> },
+    #[error("{step} failed: {cause}; removed the half-made pair `{name}` again")]
+    RolledBack { step: String, cause: String, name: String },
+    #[error(
+        "{step} failed: {cause}; removing the half-made pair `{name}` also failed ({cleanup}): delete it with `netkit device del {name}`"
+    )]
+    RollbackFailed { step: String, cause: String, name: String, cleanup: String },
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    #[error(transparent)]
+    Netns(#[from] netns::NetnsError),
+}
+
+fn cap_error(op: &str) -> DeviceError {
+    let caps = Capabilities::effective();
+    let mut missing = Vec::new();
+    if !caps.cap_net_admin {
+        missing.push("CAP_NET_ADMIN");
+    }
+    if missing.is_empty() {
+        missing.push("CAP_NET_ADMIN in the device's network namespace (this process has it only elsewhere)");
+    }
+    DeviceError::Permission { op: op.into(), missing }
+}
+
+/// A test seam: debug builds fail the named step when NETKIT_FAULT names it,
+/// so that the removal of a half-made pair is tested against a real kernel
+/// (no kernel refuses to bring a fresh netkit end up on demand). Release
+/// builds never look.
+fn injected_fault(step: &str) -> bool {
+    cfg!(debug_assertions) && std::env::var("NETKIT_FAULT").is_ok_and(|v| v == step)
+}
+
+/// Explains why settings other than the policies cannot change on a live pair.
+pub fn immutable(option: &str) -> DeviceError {
+    DeviceError::Immutable(format!(
+        "{option} cannot be changed on a live netkit pair (the kernel fixes it at creation; only --policy and --peer-policy can change): delete the pair and create it again"
+    ))
+}
+
+impl Netlink {
+    /// A netkit device by name, or the reason it cannot be managed.
+    async fn netkit_by_name(&self, name: &str) -> Result<Link, DeviceError> {
+        ifname::check(name).map_err(DeviceError::Invalid)?;
+        let link = self
+            .link_by_name(name)
+            .await?
+            .ok_or_else(|| DeviceError::NotFound { name: name.into(), netns: netns::current_name() })?;
+        if !link.is_netkit() {
+            return Err(DeviceError::NotNetkit {
+                name: name.into(),
+                kind: link
+                    .kind
+                    .clone()
+                    .map(|k| format!("a {k} device"))
+                    .unwrap_or_else(|| "a device without a kind".into()),
+            });
+        }
+        Ok(link)
+    }
+    /// Creates a netkit pair; returns the primary's view.
+    pub async fn add_pair(&self, spec: &PairSpec) -> Result<DeviceView, DeviceError> {
+        let support = if spec.wants_optional_attributes() { probe_attributes().await } else { AttrSupport::assumed() };
+        spec.validate(&support)?;
+        let here = netns::current_name();
+        let peer_fd = spec.peer_netns.as_deref().map(netns::open).transpose()?;
+        if self.link_by_name(&spec.name).await?.is_some() {
+            return Err(DeviceError::Exists { name: spec.name.clone(), netns: here });
+        }
+        if let Some(peer) = &spec.peer {
+            let (conn, ns) = match &spec.peer_netns {
+                Some(ns) => (Netlink::connect_named(ns)?, ns.clone()),
+                None => (self.clone(), here.clone()),
+            };
+            if conn.link_by_name(peer).await?.is_some() {
+                return Err(DeviceError::Exists { name: peer.clone(), netns: ns });
+            }
+        }
+
+        let msg = spec.message(peer_fd.as_ref());
+        if let Err(e) = self.handle.link().add(msg).execute().await {
+            let e = NetlinkError::from_rtnetlink(format!("creating netkit pair {}", spec.name), e);
+            return Err(match e.errno() {
+                Some(libc::EOPNOTSUPP) if probe::probe(Feature::Netkit) == Support::Unsupported => {
+                    DeviceError::NoNetkit
+                }
+                Some(libc::EEXIST) => DeviceError::Exists { name: spec.name.clone(), netns: here },
+                Some(libc::EPERM) => cap_error("creating a netkit pair"),
+                _ => e.into(),
+            });
+        }
+
+        // From here on the pair exists: any failure removes it again.
+        let name = spec.name.clone();
+        match self.finish_pair(spec).await {
+            Ok(view) => Ok(view),
+            Err((step, cause)) => {
+                let cleanup = match self.link_by_name(&name).await {
+                    Ok(Some(l)) => self.handle.link().del(l.index).execute().await.map_err(|e| e.to_string()),
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(e.to_string()),
+                };
+                Err(match cleanup {
+                    Ok(()) => DeviceError::RolledBack { step, cause, name },
+                    Err(cleanup) => DeviceError::RollbackFailed { step, cause, name, cleanup },
+                })
+            }
+        }
+    }
+    /// Checks that the kernel applied what was asked and brings the ends up.
+    async fn finish_pair(&self, spec: &PairSpec) -> Result<DeviceView, (String, String)> {
+        let fail = |step: &str, e: &dyn std::fmt::Display| (step.to_string(), e.to_string());
+        let primary = self
+            .link_by_name(&spec.name)
+            .await
+            .map_err(|e| fail("reading the new pair back", &e))?
+            .ok_or_else(|| fail("reading the new pair back", &"the primary is gone"))?;
+        let nk = primary.netkit.clone().unwrap_or_default();
+        // A kernel that does not know an attribute ignores it silently; the
+        // dump shows whether it was applied.
+        let checks: [(&str, bool, bool); 5] = [
+            ("--scrub", spec.settings.scrub.is_some(), nk.settings.scrub == spec.settings.scrub),
+            ("--peer-scrub", spec.settings.peer_scrub.is_some(), nk.settings.peer_scrub == spec.settings.peer_scrub),
+            ("--headroom", spec.settings.headroom.is_some(), nk.settings.headroom.is_some()),
+            ("--tailroom", spec.settings.tailroom.is_some(), nk.settings.tailroom.is_some()),
+            ("--pairing single", spec.is_single(), nk.settings.pairing == Some(Pairing::Single)),
+        ];
+        for (option, wanted, applied) in checks {
+            if wanted && !applied {
+                return Err(fail(
+                    &format!("applying {option}"),
+                    &"the kernel ignored it (this kernel does not know the attribute)",
+                ));
+            }
+        }
+        let up = |index| LinkUnspec::new_with_index(index).up().build();
+        if spec.up {
+            self.handle
+                .link()
+                .change(up(primary.index))
+                .execute()
+                .await
+                .map_err(|e| fail(&format!("bringing {} up", spec.name), &NetlinkError::from_rtnetlink("", e)))?;
+        }
+        if spec.up && !spec.is_single() {
+            let peer_conn = match &spec.peer_netns {
+                Some(ns) => Netlink::connect_named(ns).map_err(|e| fail("reaching the peer's namespace", &e))?,
+                None => self.clone(),
+            };
+            let peer_index = primary.link.ok_or_else(|| fail("finding the peer", &"the primary names no peer"))?;
+            if injected_fault("peer-up") {
+                return Err(fail("bringing the peer up", &"failure injected by NETKIT_FAULT=peer-up"));
+            }
+            peer_conn
+                .handle
+                .link()
+                .change(up(peer_index))
+                .execute()
+                .await
+                .map_err(|e| fail("bringing the peer up", &NetlinkError::from_rtnetlink("", e)))?;
+        }
+        // Bringing the ends up changed their state: read it again.
+        let primary =
+            if spec.up { self.link_by_name(&spec.name).await.ok().flatten().unwrap_or(primary) } else { primary };
+        self.view(&primary).await.map_err(|e| fail("describing the new pair", &e))
+    }
+    /// Changes the default policies of a live pair, through its primary.
+    pub async fn set_policies(
+        &self,
+        name: &str,
+        policy: Option<Policy>,
+        peer_policy: Option<Policy>,
+    ) -> Result<DeviceView, DeviceError> {
+        if policy.is_none() && peer_policy.is_none() {
+            return Err(DeviceError::Invalid(
+                "nothing to change: give --policy and/or --peer-policy (the only settings a live pair can change)"
+                    .into(),
+            ));
+        }
+        let link = self.netkit_by_name(name).await?;
+        if link.role() == Some(Role::Single) {
+            return Err(DeviceError::Immutable(format!(
+                "`{name}` is a single netkit device: the kernel keeps its policy at pass and it has no peer, so there is nothing to set"
+            )));
+        }
+        if link.role() == Some(Role::Peer) {
+            let primary = self.primary_of(&link).await;
+            return Err(DeviceError::PeerNotPrimary { name: name.into(), primary });
+        }
+        let mut data = Vec::new();
+        data.extend(policy.map(|p| InfoNetkit::Policy(p.to_nl())));
+        data.extend(peer_policy.map(|p| InfoNetkit::PeerPolicy(p.to_nl())));
+        let msg = LinkMessageBuilder::<LinkNetkit>::new_with_info_kind(InfoKind::Netkit)
+            .index(link.index)
+            .set_info_data(InfoData::Netkit(data))
+            .build();
+        if let Err(e) = self.handle.link().change(msg).execute().await {
+            let e = NetlinkError::from_rtnetlink(format!("changing the policies of {name}"), e);
+            return Err(match e.errno() {
+                Some(libc::EPERM) => cap_error("changing a netkit pair"),
+                Some(libc::EACCES) => DeviceError::PeerNotPrimary { name: name.into(), primary: None },
+                _ => e.into(),
+            });
+        }
+        let link = self.link_by_index(link.index).await?.unwrap_or(link);
+        self.view(&link).await
+    }
+    /// Deletes a pair, named by either end; returns the names removed.
+    pub async fn delete_pair(&self, name: &str) -> Result<(String, Option<String>), DeviceError> {
+        let link = self.netkit_by_name(name).await?;
+        let other = self.other_end(&link).await.ok().flatten().and_then(|o| o.link.map(|l| l.name));
+        if let Err(e) = self.handle.link().del(link.index).execute().await {
+            let e = NetlinkError::from_rtnetlink(format!("deleting {name}"), e);
+            return Err(match e.errno() {
+                Some(libc::EPERM) => cap_error("deleting a netkit pair"),
+                _ => e.into(),
+            });
+        }
+        Ok((name.to_string(), other))
+    }
+}

@@ -1,0 +1,280 @@
+//! What `device add` asks for, checked before any netlink call: names, MTU,
+//! namespaces, and the optional netkit attributes against what the running
+//! kernel supports (probed on a throw-away pair, not by version number).
+
+use super::*;
+
+/// The upstream release that brought an option, for messages. Support itself
+/// is probed (distribution kernels backport these).
+pub(super) const SCRUB_SINCE: (u32, u32) = (6, 13);
+pub(super) const ROOM_SINCE: (u32, u32) = (6, 14);
+pub(super) const PAIRING_SINCE: (u32, u32) = (7, 0);
+
+/// ETH_MIN_MTU and netkit's max_mtu (ETH_MAX_MTU).
+pub(super) const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
+
+/// A netkit pair to create.
+#[derive(Debug, Clone, Default)]
+pub struct PairSpec {
+    pub name: String,
+    /// The peer's name; the kernel picks `nk<N>` when absent.
+    pub peer: Option<String>,
+    /// What to ask for; `None` leaves the kernel's default.
+    pub settings: PairSettings,
+    pub mtu: Option<u32>,
+    /// Create the peer directly inside this named namespace.
+    pub peer_netns: Option<String>,
+    pub up: bool,
+}
+
+impl PairSpec {
+    /// Everything that can be checked without changing anything: names, MTU,
+    /// namespaces, and whether the running kernel knows each requested option
+    /// (`support`, from [`probe_attributes`]).
+    pub fn validate(&self, support: &AttrSupport) -> Result<(), DeviceError> {
+        ifname::check(&self.name).map_err(DeviceError::Invalid)?;
+        if let Some(peer) = &self.peer {
+            ifname::check(peer).map_err(|e| DeviceError::Invalid(format!("--peer: {e}")))?;
+            if *peer == self.name && self.peer_netns.is_none() {
+                return Err(DeviceError::Invalid(format!(
+                    "the peer cannot have the primary's name `{peer}` in the same network namespace"
+                )));
+            }
+        }
+        if let Some(mtu) = self.mtu
+            && !MTU_RANGE.contains(&mtu)
+        {
+            return Err(DeviceError::Invalid(format!(
+                "--mtu {mtu}: must be between {} and {}",
+                MTU_RANGE.start(),
+                MTU_RANGE.end()
+            )));
+        }
+        if self.is_single() {
+            self.check_single()?;
+        }
+        if let Some(ns) = &self.peer_netns {
+            netns::open(ns).map_err(DeviceError::from)?;
+        }
+        let gates = [
+            ("--scrub", self.settings.scrub.is_some(), support.scrub, SCRUB_SINCE),
+            ("--peer-scrub", self.settings.peer_scrub.is_some(), support.scrub, SCRUB_SINCE),
+            ("--headroom", self.settings.headroom.is_some(), support.headroom, ROOM_SINCE),
+            ("--tailroom", self.settings.tailroom.is_some(), support.tailroom, ROOM_SINCE),
+            ("--pairing single", self.is_single(), support.pairing, PAIRING_SINCE),
+        ];
+        for (option, wanted, supported, since) in gates {
+            if wanted && !supported {
+                return Err(DeviceError::TooOld { option, since, release: support.release.clone() });
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn is_single(&self) -> bool {
+        self.settings.pairing == Some(Pairing::Single)
+    }
+
+    /// A single device has no peer, and the kernel keeps its policy at pass.
+    pub(super) fn check_single(&self) -> Result<(), DeviceError> {
+        let peer_options = [
+            ("--peer", self.peer.is_some()),
+            ("--peer-netns", self.peer_netns.is_some()),
+            ("--peer-policy", self.settings.peer_policy.is_some()),
+            ("--peer-scrub", self.settings.peer_scrub.is_some()),
+        ];
+        if let Some((option, _)) = peer_options.iter().find(|(_, given)| *given) {
+            return Err(DeviceError::Invalid(format!(
+                "{option} does not apply to --pairing single: a single netkit device has no peer (leave out --pairing for a pair)"
+            )));
+        }
+        if self.settings.scrub.is_some() {
+            // The kernel answers EOPNOTSUPP: scrubbing happens when a packet
+            // crosses from one end of a pair to the other.
+            return Err(DeviceError::Invalid(
+                "--scrub does not apply to --pairing single: scrubbing happens where a pair crosses namespaces, and a single device has no peer"
+                    .into(),
+            ));
+        }
+        if self.settings.policy == Some(Policy::Drop) {
+            return Err(DeviceError::Invalid(
+                "--policy drop does not apply to --pairing single: the kernel keeps a single netkit device's policy at pass"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn wants_optional_attributes(&self) -> bool {
+        self.is_single()
+            || self.settings.scrub.is_some()
+            || self.settings.peer_scrub.is_some()
+            || self.settings.headroom.is_some()
+            || self.settings.tailroom.is_some()
+    }
+
+    pub(super) fn message(&self, peer_ns: Option<&std::os::fd::OwnedFd>) -> LinkMessage {
+        use std::os::fd::AsRawFd as _;
+        let mut data = vec![InfoNetkit::Mode(self.settings.mode.unwrap_or(Mode::L3).to_nl())];
+        if self.is_single() {
+            data.push(Pairing::Single.to_nl());
+        } else {
+            let mut peer = LinkMessageBuilder::<LinkUnspec>::new();
+            if let Some(name) = &self.peer {
+                peer = peer.name(name.clone());
+            }
+            if let Some(mtu) = self.mtu {
+                peer = peer.mtu(mtu);
+            }
+            if let Some(fd) = peer_ns {
+                peer = peer.setns_by_fd(fd.as_raw_fd());
+            }
+            data.push(InfoNetkit::Peer(peer.build()));
+        }
+        data.extend(self.settings.policy.map(|p| InfoNetkit::Policy(p.to_nl())));
+        data.extend(self.settings.peer_policy.map(|p| InfoNetkit::PeerPolicy(p.to_nl())));
+        data.extend(self.settings.scrub.map(|s| InfoNetkit::Scrub(s.to_nl())));
+        data.extend(self.settings.peer_scrub.map(|s| InfoNetkit::PeerScrub(s.to_nl())));
+        data.extend(self.settings.headroom.map(InfoNetkit::Headroom));
+        data.extend(self.settings.tailroom.map(InfoNetkit::Tailroom));
+        let mut primary =
+            LinkMessageBuilder::<LinkNetkit>::new_with_info_kind(InfoKind::Netkit).name(self.name.clone());
+        if let Some(mtu) = self.mtu {
+            primary = primary.mtu(mtu);
+        }
+        primary.set_info_data(InfoData::Netkit(data)).build()
+    }
+}
+
+/// Which optional netkit attributes the running kernel knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttrSupport {
+    pub release: String,
+    pub scrub: bool,
+    pub headroom: bool,
+    pub tailroom: bool,
+    pub pairing: bool,
+}
+
+impl AttrSupport {
+    /// Used when no optional attribute is requested: nothing to check.
+    pub(super) fn assumed() -> Self {
+        Self { release: probe::kernel_release(), scrub: true, headroom: true, tailroom: true, pairing: true }
+    }
+
+    /// From a dump of a netkit device: the kernel reports every attribute it knows.
+    pub fn from_dump(release: String, nk: &NetkitAttrs) -> Self {
+        Self {
+            release,
+            scrub: nk.settings.scrub.is_some(),
+            headroom: nk.settings.headroom.is_some(),
+            tailroom: nk.settings.tailroom.is_some(),
+            pairing: nk.settings.pairing.is_some(),
+        }
+    }
+}
+
+/// Probes which optional attributes the kernel knows: a plain pair is created
+/// inside a private network namespace that exists only for this probe, and
+/// its dump shows the attributes the kernel fills in. The namespace (and the
+/// pair) vanish when the probe's thread ends, so nothing is left anywhere.
+/// Kernels silently ignore attributes they do not know, so asking is the
+/// only way to find out before creating the real pair.
+pub async fn probe_attributes() -> AttrSupport {
+    let release = probe::kernel_release();
+    let probed = std::thread::spawn(|| -> Option<NetkitAttrs> {
+        // SAFETY: unshare affects only this short-lived thread.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            return None;
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+        rt.block_on(async {
+            let nl = Netlink::connect().ok()?;
+            let spec = PairSpec { name: "nkprobe0".into(), peer: Some("nkprobe1".into()), ..Default::default() };
+            nl.handle.link().add(spec.message(None)).execute().await.ok()?;
+            nl.link_by_name("nkprobe0").await.ok().flatten()?.netkit
+        })
+    })
+    .join()
+    .ok()
+    .flatten();
+    match probed {
+        Some(nk) => AttrSupport::from_dump(release, &nk),
+        // Without the rights to probe, fall back to the upstream versions.
+        None => {
+            let have = probe::parse_release(&release).unwrap_or((0, 0));
+            AttrSupport {
+                scrub: have >= SCRUB_SINCE,
+                headroom: have >= ROOM_SINCE,
+                tailroom: have >= ROOM_SINCE,
+                pairing: have >= PAIRING_SINCE,
+                release,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netlink::links::Scrub;
+
+    fn spec(name: &str) -> PairSpec {
+        PairSpec { name: name.into(), ..Default::default() }
+    }
+
+    fn all() -> AttrSupport {
+        AttrSupport { release: "7.3.4".into(), scrub: true, headroom: true, tailroom: true, pairing: true }
+    }
+
+    #[test]
+    fn names_are_checked_before_anything_else() {
+        assert!(matches!(spec("").validate(&all()), Err(DeviceError::Invalid(_))));
+        assert!(matches!(spec("waytoolongname16").validate(&all()), Err(DeviceError::Invalid(_))));
+        let s = PairSpec { peer: Some("a/b".into()), ..spec("nk0") };
+        assert!(s.validate(&all()).unwrap_err().to_string().contains("--peer"));
+        let s = PairSpec { peer: Some("nk0".into()), ..spec("nk0") };
+        assert!(s.validate(&all()).unwrap_err().to_string().contains("same network namespace"));
+    }
+
+    #[test]
+    fn options_the_kernel_lacks_are_refused_naming_the_version() {
+        let old =
+            AttrSupport { release: "6.12.1".into(), scrub: true, headroom: false, tailroom: false, pairing: false };
+        let s = PairSpec { settings: PairSettings { headroom: Some(64), ..Default::default() }, ..spec("nk0") };
+        let e = s.validate(&old).unwrap_err().to_string();
+        assert!(e.contains("does not support --headroom (it came with Linux 6.14)"), "{e}");
+        assert!(e.contains("nothing was created"), "{e}");
+        let s = PairSpec { settings: PairSettings { tailroom: Some(1), ..Default::default() }, ..spec("nk0") };
+        assert!(s.validate(&old).is_err());
+        let s = PairSpec { settings: PairSettings { scrub: Some(Scrub::None), ..Default::default() }, ..spec("nk0") };
+        assert!(s.validate(&old).is_ok(), "scrub is supported by this (backported) kernel");
+        let older = AttrSupport { scrub: false, ..old };
+        assert!(s.validate(&older).unwrap_err().to_string().contains("--scrub"));
+        let s = PairSpec {
+            settings: PairSettings { headroom: Some(64), tailroom: Some(64), ..Default::default() },
+            ..spec("nk0")
+        };
+        assert!(s.validate(&all()).is_ok());
+    }
+
+    #[test]
+    fn mtu_range_and_missing_netns() {
+        let s = PairSpec { mtu: Some(67), ..spec("nk0") };
+        assert!(s.validate(&all()).unwrap_err().to_string().contains("between 68 and 65535"));
+        let s = PairSpec { mtu: Some(65536), ..spec("nk0") };
+        assert!(s.validate(&all()).is_err());
+        let s = PairSpec { peer_netns: Some("netkit-no-such-ns".into()), ..spec("nk0") };
+        assert!(s.validate(&all()).unwrap_err().to_string().contains("does not exist"));
+    }
+
+    #[test]
+    fn support_is_read_from_what_the_dump_reports() {
+        let nk = NetkitAttrs {
+            settings: PairSettings { scrub: Some(Scrub::Default), ..Default::default() },
+            ..Default::default()
+        };
+        let s = AttrSupport::from_dump("6.12.95".into(), &nk);
+        assert!(s.scrub && !s.headroom && !s.tailroom);
+    }
+}

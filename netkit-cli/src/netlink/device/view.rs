@@ -1,0 +1,202 @@
+//! Devices as `device list`/`show` present them: role, the other end (in
+//! whichever namespace it lives) and where the pair's primary is, for
+//! counting the programs on its hooks and for naming it in messages.
+
+use super::*;
+
+/// What a dump of one end of a pair says about the whole pair.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerRef {
+    pub name: Option<String>,
+    pub ifindex: u32,
+    /// The namespace of the other end when it is not this one.
+    pub netns: Option<String>,
+}
+
+/// Programs on the pair's two netkit hooks (None: could not be queried).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct HookCounts {
+    pub primary: Option<u32>,
+    pub peer: Option<u32>,
+}
+
+/// A device as `device list`/`show` present it. Policies and scrub are in pair
+/// terms (`policy` is the primary's, `peer_policy` the peer's), whichever end
+/// is shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceView {
+    pub name: String,
+    pub ifindex: u32,
+    pub kind: Option<String>,
+    pub role: Option<Role>,
+    pub peer: Option<PeerRef>,
+    #[serde(flatten)]
+    pub settings: PairSettings,
+    pub mtu: Option<u32>,
+    pub operstate: String,
+    pub address: Option<String>,
+    /// Filled by the hooks layer (`count_programs`), which can query hooks;
+    /// None for devices without netkit hooks.
+    pub programs: Option<HookCounts>,
+    pub counters: Counters,
+    /// Where the pair's primary is, for counting the programs on its hooks.
+    #[serde(skip)]
+    pub primary_at: Option<PrimaryAt>,
+}
+
+/// Where the primary of a pair is, as the hooks layer needs it to query the
+/// pair's netkit hooks (they are reached only through the primary).
+#[derive(Debug, Clone)]
+pub enum PrimaryAt {
+    /// In the caller's namespace, with this ifindex.
+    Here(u32),
+    /// In another namespace this tool can enter.
+    There { ifindex: u32, netns: netns::NsRef },
+    /// In a namespace this tool cannot enter (no name for it).
+    Unreachable,
+}
+
+/// The other end of a pair, resolved across the namespaces this tool can name.
+pub(super) struct OtherEnd {
+    pub(super) link: Option<Link>,
+    pub(super) index: u32,
+    /// Where it lives when that is not here (`None`: unnamed, or here).
+    pub(super) netns: Option<netns::NsRef>,
+    /// How to show its namespace: a name, `nsid N`, or nothing when here.
+    pub(super) netns_label: Option<String>,
+}
+
+/// The primary of a pair, and how a command reaches it from the caller's
+/// namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrimaryRef {
+    pub name: String,
+    pub place: Place,
+}
+
+/// Where a device is, seen from the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// In the caller's namespace; `Some(name)` when that has a /run/netns
+    /// name (the caller came in with `-n name`).
+    Here(Option<String>),
+    /// In the named namespace.
+    Named(String),
+    /// In the initial namespace, while the caller is not: reached without -n.
+    Init,
+}
+
+impl PrimaryRef {
+    /// The primary in words: "h0", "h0 in network namespace pod", "h0 in the
+    /// initial network namespace".
+    pub fn describe(&self) -> String {
+        match &self.place {
+            Place::Here(_) => self.name.clone(),
+            Place::Named(ns) => format!("{} in network namespace {ns}", self.name),
+            Place::Init => format!("{} in the initial network namespace", self.name),
+        }
+    }
+
+    /// A complete command line that acts on the primary: `netkit [-n NS]
+    /// SUBCOMMAND PRIMARY REST`.
+    pub fn command(&self, subcommand: &str, rest: &str) -> String {
+        let ns = match &self.place {
+            Place::Here(Some(ns)) | Place::Named(ns) => format!("-n {ns} "),
+            Place::Here(None) | Place::Init => String::new(),
+        };
+        format!("netkit {ns}{subcommand} {} {rest}", self.name)
+    }
+}
+
+impl Netlink {
+    pub(super) async fn other_end(&self, link: &Link) -> Result<Option<OtherEnd>, DeviceError> {
+        let Some(index) = link.link.filter(|i| *i != 0) else { return Ok(None) };
+        let Some(nsid) = link.link_netnsid else {
+            let link = self.link_by_index(index).await?;
+            return Ok(Some(OtherEnd { link, index, netns: None, netns_label: None }));
+        };
+        for ns in netns::others() {
+            let Ok(fd) = ns.open() else { continue };
+            if self.nsid_of(&fd).await == Some(nsid) {
+                let there = Netlink::connect_in(&fd)?;
+                let link = there.link_by_index(index).await?;
+                return Ok(Some(OtherEnd { link, index, netns_label: Some(ns.name.clone()), netns: Some(ns) }));
+            }
+        }
+        Ok(Some(OtherEnd { link: None, index, netns: None, netns_label: Some(format!("nsid {nsid}")) }))
+    }
+    /// The primary of the pair whose peer is `peer`, as a command here
+    /// reaches it; None when it cannot be found from here (its namespace has
+    /// no name this tool can open).
+    pub async fn primary_of(&self, peer: &Link) -> Option<PrimaryRef> {
+        let o = self.other_end(peer).await.ok().flatten()?;
+        let name = o.link?.name;
+        let place = match o.netns {
+            Some(ns) if ns.is_init() => Place::Init,
+            Some(ns) => Place::Named(ns.name),
+            None => Place::Here(netns::current_named()),
+        };
+        Some(PrimaryRef { name, place })
+    }
+    /// The view of one device, by name.
+    pub async fn show(&self, name: &str) -> Result<DeviceView, DeviceError> {
+        ifname::check(name).map_err(DeviceError::Invalid)?;
+        let link = self
+            .link_by_name(name)
+            .await?
+            .ok_or_else(|| DeviceError::NotFound { name: name.into(), netns: netns::current_name() })?;
+        self.view(&link).await
+    }
+    /// Views of the netkit devices here (every device with `all`).
+    pub async fn list(&self, all: bool) -> Result<Vec<DeviceView>, DeviceError> {
+        let mut out = Vec::new();
+        for link in self.links().await? {
+            if all || link.is_netkit() {
+                out.push(self.view(&link).await?);
+            }
+        }
+        Ok(out)
+    }
+    /// Describes `link`, resolving its peer and where the pair's primary is
+    /// ([`DeviceView::primary_at`]); the programs on the pair's hooks are
+    /// counted by the hooks layer.
+    pub async fn view(&self, link: &Link) -> Result<DeviceView, DeviceError> {
+        let nk = link.netkit.clone();
+        let other = if nk.is_some() { self.other_end(link).await? } else { None };
+        let role = link.role();
+        let peer = other.as_ref().map(|o| PeerRef {
+            name: o.link.as_ref().map(|l| l.name.clone()),
+            ifindex: o.index,
+            netns: o.netns_label.clone(),
+        });
+        let primary_at = match role {
+            Some(Role::Primary) => Some(PrimaryAt::Here(link.index)),
+            Some(Role::Peer) => other.as_ref().map(|o| match (&o.netns, &o.netns_label) {
+                (None, None) => PrimaryAt::Here(o.index),
+                (Some(ns), _) => PrimaryAt::There { ifindex: o.index, netns: ns.clone() },
+                (None, Some(_)) => PrimaryAt::Unreachable,
+            }),
+            // No primary/peer hooks on a single device.
+            Some(Role::Single) | None => None,
+        };
+        let settings = match (&nk, role) {
+            (Some(n), Some(Role::Peer)) => n.settings.swapped(),
+            (Some(n), _) => n.settings,
+            (None, _) => PairSettings::default(),
+        };
+        Ok(DeviceView {
+            name: link.name.clone(),
+            ifindex: link.index,
+            kind: link.kind.clone(),
+            role,
+            peer: if nk.is_some() { peer } else { None },
+            settings,
+            mtu: link.mtu,
+            operstate: link.operstate.clone(),
+            address: link.mac(),
+            programs: None,
+            primary_at,
+            counters: link.counters,
+        })
+    }
+}
