@@ -28,7 +28,7 @@ pub mod counter {
 }
 
 /// `firewall`: rules in LPM tries keyed by CIDR (destination and source, IPv4
-/// and IPv6), each prefix holding up to [`RULES_PER_PREFIX`] rules checked in
+/// and IPv6), each prefix holding up to [`RULES_PER_PREFIX`](firewall::RULES_PER_PREFIX) rules checked in
 /// order; the most specific prefix is consulted first, destination rules
 /// before source rules. Hits per rule id in `FW_HITS` (id 0: the default).
 pub mod firewall {

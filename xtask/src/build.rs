@@ -15,6 +15,8 @@ pub struct GuestBinaries {
     pub netkit: PathBuf,
     /// (test target name, executable)
     pub tests: Vec<(String, PathBuf)>,
+    /// (example name, executable): the library driven without the CLI.
+    pub examples: Vec<(String, PathBuf)>,
     /// BPF objects built from C (tests/c), for the tests that load them.
     pub c_objects: Vec<PathBuf>,
 }
@@ -58,8 +60,9 @@ pub fn c_objects() -> Result<Vec<PathBuf>> {
 /// Debian's clang, which builds the C test and benchmark programs.
 pub const CLANG: &str = "clang-22";
 
-/// Builds `netkit` for musl and, with `tests`, every integration test of
-/// netkit-cli (not run; their paths are collected from cargo's JSON messages).
+/// Builds `netkit` for musl and, with `tests`, every integration test and
+/// example of netkit-cli (not run; their paths are collected from cargo's
+/// JSON messages) and the C test objects.
 pub fn guest_binaries(tests: bool) -> Result<GuestBinaries> {
     println!("build: netkit for {MUSL}");
     crate::util::run(cargo().args(["build", "-p", "netkit-cli", "--bin", "netkit", "--target", MUSL]))?;
@@ -67,32 +70,41 @@ pub fn guest_binaries(tests: bool) -> Result<GuestBinaries> {
     if !netkit.is_file() {
         bail!("cargo built no {}", netkit.display());
     }
-    let mut found = Vec::new();
-    if tests {
-        println!("build: integration tests for {MUSL}");
-        let out = cargo()
-            .args(["test", "-p", "netkit-cli", "--tests", "--no-run", "--message-format=json", "--target", MUSL])
-            .stderr(Stdio::inherit())
-            .output()
-            .context("running cargo test --no-run")?;
-        if !out.status.success() {
-            bail!("building the test binaries for {MUSL} failed");
-        }
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-            if msg["reason"] != "compiler-artifact" || msg["profile"]["test"] != true {
-                continue;
-            }
-            let kinds = msg["target"]["kind"].as_array().cloned().unwrap_or_default();
-            if !kinds.iter().any(|k| k == "test") {
-                continue;
-            }
-            let name = msg["target"]["name"].as_str().ok_or_else(|| anyhow!("test artifact without a name"))?;
-            let exe = msg["executable"].as_str().ok_or_else(|| anyhow!("test {name} has no executable"))?;
-            found.push((name.to_string(), PathBuf::from(exe)));
-        }
-        found.sort();
+    if !tests {
+        return Ok(GuestBinaries { netkit, tests: Vec::new(), examples: Vec::new(), c_objects: Vec::new() });
     }
-    let c_objects = if tests { c_objects()? } else { Vec::new() };
-    Ok(GuestBinaries { netkit, tests: found, c_objects })
+    println!("build: integration tests and examples for {MUSL}");
+    let found = artifacts(&["test", "-p", "netkit-cli", "--tests", "--no-run"], "test")?;
+    let examples = artifacts(&["build", "-p", "netkit-cli", "--examples"], "example")?;
+    Ok(GuestBinaries { netkit, tests: found, examples, c_objects: c_objects()? })
+}
+
+/// Runs `cargo ARGS` for the musl target and returns the (name, executable)
+/// of every artifact of target kind `kind` it built.
+fn artifacts(args: &[&str], kind: &str) -> Result<Vec<(String, PathBuf)>> {
+    let out = cargo()
+        .args(args)
+        .args(["--message-format=json", "--target", MUSL])
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running cargo {}", args.join(" ")))?;
+    if !out.status.success() {
+        bail!("cargo {} for {MUSL} failed", args.join(" "));
+    }
+    let mut found = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        let kinds = msg["target"]["kind"].as_array().cloned().unwrap_or_default();
+        if !kinds.iter().any(|k| k == kind) {
+            continue;
+        }
+        let name = msg["target"]["name"].as_str().ok_or_else(|| anyhow!("{kind} artifact without a name"))?;
+        let Some(exe) = msg["executable"].as_str() else { continue };
+        found.push((name.to_string(), PathBuf::from(exe)));
+    }
+    found.sort();
+    Ok(found)
 }

@@ -187,6 +187,11 @@ for t in /guest/tests/*; do
     echo "=== test binary: $(basename "$t")"
     "$t" --test-threads=1 || failed=1
 done
+for e in /guest/examples/*; do
+    [ -x "$e" ] || continue
+    echo "=== example: $(basename "$e")"
+    "$e" || { echo "example $(basename "$e") FAILED"; failed=1; }
+done
 exit $failed
 "#;
 
@@ -196,6 +201,10 @@ pub fn run(opts: &Options) -> Result<ExitCode> {
 
     stage(&mut stages, "fmt", || simple(cargo().args(["fmt", "--all", "--", "--check"])));
     stage(&mut stages, "clippy", || simple(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"])));
+    stage(&mut stages, "doc", || {
+        // Broken intra-doc links and bad HTML in rustdoc fail the build.
+        simple(cargo().env("RUSTDOCFLAGS", "-D warnings").args(["doc", "--no-deps"]))
+    });
     stage(&mut stages, "unit tests", || counted(cargo().args(["test", "--lib", "--bins"])));
 
     // The host suite needs the real binary built first (it is what it drives).

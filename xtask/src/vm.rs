@@ -125,7 +125,7 @@ impl Guest {
     pub fn new(kernel: &Kernel, bins: &build::GuestBinaries) -> Result<Self> {
         let staging = util::target_dir().join("vm").join(format!("initramfs-{}", std::process::id()));
         let _ = fs::remove_dir_all(&staging);
-        for dir in ["bin", "sbin", "dev", "proc", "sys", "tmp", "run", "guest/tests", "etc"] {
+        for dir in ["bin", "sbin", "dev", "proc", "sys", "tmp", "run", "guest/tests", "guest/examples", "etc"] {
             fs::create_dir_all(staging.join(dir))?;
         }
         fs::copy("/bin/busybox", staging.join("bin/busybox"))
@@ -134,6 +134,9 @@ impl Guest {
         copy_stripped(&bins.netkit, &staging.join("bin/netkit"))?;
         for (name, exe) in &bins.tests {
             copy_stripped(exe, &staging.join("guest/tests").join(name))?;
+        }
+        for (name, exe) in &bins.examples {
+            copy_stripped(exe, &staging.join("guest/examples").join(name))?;
         }
         fs::create_dir_all(staging.join("guest/c"))?;
         for obj in &bins.c_objects {

@@ -1,6 +1,9 @@
 //! Command-line syntax: clap derive types, and the command-line names of the
 //! domain's closed sets (hooks, policies, modes). Validation of values that
 //! clap cannot express lives with the operations that use them.
+// The doc comments here are the --help texts: `[REF]` is an optional
+// argument, not a link, and `nk<N>` a placeholder, not HTML.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 use std::path::PathBuf;
 
