@@ -154,22 +154,14 @@ pub async fn prog(cli: &Cli, hooks: &Hooks<'_>, cmd: &ProgCommand, out: &mut imp
 
 pub async fn firewall(cli: &Cli, hooks: &Hooks<'_>, cmd: &FirewallCommand, out: &mut impl Write) -> Result<()> {
     let fits = |_: u32, name: &str| name == function_of("firewall");
-    match cmd {
+    let (action, id, rule, dev, slot, hook) = match cmd {
         FirewallCommand::Add { dev, hook, words } => {
             let (target, rule_words) = split_ref(words, is_rule_start)?;
             // A bad rule is refused before anything is looked up.
             let rule = Rule::parse(rule_words)?;
             let (dev, slot) = hooks.program_on(dev, *hook, target.as_ref(), "firewall program", fits).await?;
             let id = Firewall::open(slot.prog_id)?.add(&rule)?;
-            let change = RuleChange {
-                action: RuleAction::Added,
-                id,
-                rule: rule.to_string(),
-                prog_id: slot.prog_id,
-                device: dev.name,
-                hook: *hook,
-            };
-            Ok(render::print(cli.json, out, &change, changes::rule_change)?)
+            (RuleAction::Added, id, rule, dev, slot, *hook)
         }
         FirewallCommand::Del { dev, hook, args } => {
             let (target, rest) = split_ref(args, |_| args.len() == 1)?;
@@ -179,22 +171,16 @@ pub async fn firewall(cli: &Cli, hooks: &Hooks<'_>, cmd: &FirewallCommand, out: 
             };
             let (dev, slot) = hooks.program_on(dev, *hook, target.as_ref(), "firewall program", fits).await?;
             let rule = Firewall::open(slot.prog_id)?.delete(id)?;
-            let change = RuleChange {
-                action: RuleAction::Removed,
-                id,
-                rule: rule.to_string(),
-                prog_id: slot.prog_id,
-                device: dev.name,
-                hook: *hook,
-            };
-            Ok(render::print(cli.json, out, &change, changes::rule_change)?)
+            (RuleAction::Removed, id, rule, dev, slot, *hook)
         }
         FirewallCommand::List { dev, hook, target } => {
             let (_, slot) = hooks.program_on(dev, *hook, target.as_ref(), "firewall program", fits).await?;
             let rules = Firewall::open(slot.prog_id)?.list()?;
-            Ok(render::print(cli.json, out, &rules, |w, r| render::rules(w, r))?)
+            return Ok(render::print(cli.json, out, &rules, |w, r| render::rules(w, r))?);
         }
-    }
+    };
+    let change = RuleChange { action, id, rule: rule.to_string(), prog_id: slot.prog_id, device: dev.name, hook };
+    Ok(render::print(cli.json, out, &change, changes::rule_change)?)
 }
 
 pub async fn redirect(cli: &Cli, hooks: &Hooks<'_>, cmd: &RedirectCommand, out: &mut impl Write) -> Result<()> {
