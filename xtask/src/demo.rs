@@ -24,6 +24,9 @@ say "What this kernel supports"
 run netkit probe
 
 say "A pod: its own network namespace behind a netkit pair"
+# A node has devices before its pods: the pod's primary is not ifindex 2,
+# while the pod's eth0 is (the first device of a fresh namespace).
+netkit device add nk-node0 --peer nk-node1 >/dev/null
 mkdir -p /run/netns && touch /run/netns/pod1
 unshare -n sh -c 'mount --bind /proc/self/ns/net /run/netns/pod1'
 in_pod ip link set lo up
