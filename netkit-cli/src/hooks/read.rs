@@ -71,16 +71,20 @@ impl Hooks<'_> {
                     self.nl.link_by_index(dev.ifindex).await?.is_some_and(|l| l.role() == Some(Role::Primary));
                 vec![(dev, primary)]
             }
-            None => self
-                .nl
-                .links()
-                .await?
-                .into_iter()
-                .map(|l| {
-                    let primary = l.role() == Some(Role::Primary);
-                    (Device { name: l.name, ifindex: l.index, netns: netns::current_name() }, primary)
-                })
-                .collect(),
+            None => {
+                // Every device here shares one namespace: name it once, not
+                // once per device (it reads /run/netns each time).
+                let here = netns::current_name();
+                self.nl
+                    .links()
+                    .await?
+                    .into_iter()
+                    .map(|l| {
+                        let primary = l.role() == Some(Role::Primary);
+                        (Device { name: l.name, ifindex: l.index, netns: here.clone() }, primary)
+                    })
+                    .collect()
+            }
         };
         let all = device.is_none();
         let pins = self.pins_by_link(if all { None } else { devices.first().map(|(d, _)| d) });
