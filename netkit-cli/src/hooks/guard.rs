@@ -58,10 +58,10 @@ impl Hooks<'_> {
             let on = Hook::from_attach_type(info.attach_type)
                 .map_or("another kind of hook".into(), |h| format!("a {h} hook"));
             return Err(AttachError::Invalid(format!(
-                "{} is attached to {on}, not to {} {hook} (see `netkit link show link:{}`)",
+                "{} is attached to {on}, not to {} {hook}; see `netkit query {} {hook}` for the links there",
                 link.describe(),
                 dev.name,
-                info.id
+                dev.name
             )));
         }
         let chain = match HookRef::new(dev.ifindex, hook).query() {
