@@ -1,11 +1,16 @@
 use std::{io, process::ExitCode};
 
 use clap::Parser as _;
-use netkit::cli::Cli;
+
+use crate::cli::Cli;
+
+mod cli;
+mod commands;
+mod render;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match netkit::commands::run(&cli, &mut io::stdout().lock(), &mut io::stderr().lock()) {
+    match commands::run(&cli, &mut io::stdout().lock(), &mut io::stderr().lock()) {
         Ok(code) => code,
         // A closed pipe (`netkit query | head`) is the reader's choice, not an error.
         Err(e)

@@ -32,8 +32,8 @@ use aya_obj::generated::{
 #[derive(Debug, thiserror::Error)]
 #[error("{call} failed: {io_error}")]
 pub struct SyscallError {
-    pub call: &'static str,
-    pub io_error: io::Error,
+    pub(crate) call: &'static str,
+    pub(crate) io_error: io::Error,
 }
 
 impl SyscallError {
@@ -42,27 +42,27 @@ impl SyscallError {
     }
 }
 
-pub type Result<T> = std::result::Result<T, SyscallError>;
+pub(crate) type Result<T> = std::result::Result<T, SyscallError>;
 
 /// Program type of every program this tool attaches.
 pub const BPF_PROG_TYPE_SCHED_CLS: u32 = bpf_prog_type::BPF_PROG_TYPE_SCHED_CLS as u32;
 
 // Attach types (enum bpf_attach_type).
 pub const BPF_TCX_INGRESS: u32 = bpf_attach_type::BPF_TCX_INGRESS as u32;
-pub const BPF_TCX_EGRESS: u32 = bpf_attach_type::BPF_TCX_EGRESS as u32;
-pub const BPF_NETKIT_PRIMARY: u32 = bpf_attach_type::BPF_NETKIT_PRIMARY as u32;
-pub const BPF_NETKIT_PEER: u32 = bpf_attach_type::BPF_NETKIT_PEER as u32;
+pub(crate) const BPF_TCX_EGRESS: u32 = bpf_attach_type::BPF_TCX_EGRESS as u32;
+pub(crate) const BPF_NETKIT_PRIMARY: u32 = bpf_attach_type::BPF_NETKIT_PRIMARY as u32;
+pub(crate) const BPF_NETKIT_PEER: u32 = bpf_attach_type::BPF_NETKIT_PEER as u32;
 
 // Link types (enum bpf_link_type).
-pub const BPF_LINK_TYPE_TCX: u32 = bpf_link_type::BPF_LINK_TYPE_TCX as u32;
-pub const BPF_LINK_TYPE_NETKIT: u32 = bpf_link_type::BPF_LINK_TYPE_NETKIT as u32;
+pub(crate) const BPF_LINK_TYPE_TCX: u32 = bpf_link_type::BPF_LINK_TYPE_TCX as u32;
+pub(crate) const BPF_LINK_TYPE_NETKIT: u32 = bpf_link_type::BPF_LINK_TYPE_NETKIT as u32;
 
 // mprog flags. Only `Anchor::encode` combines them.
-pub const BPF_F_REPLACE: u32 = aya_obj::generated::BPF_F_REPLACE;
-pub const BPF_F_BEFORE: u32 = aya_obj::generated::BPF_F_BEFORE;
-pub const BPF_F_AFTER: u32 = aya_obj::generated::BPF_F_AFTER;
-pub const BPF_F_ID: u32 = aya_obj::generated::BPF_F_ID;
-pub const BPF_F_LINK: u32 = aya_obj::generated::BPF_F_LINK;
+pub(crate) const BPF_F_REPLACE: u32 = aya_obj::generated::BPF_F_REPLACE;
+pub(crate) const BPF_F_BEFORE: u32 = aya_obj::generated::BPF_F_BEFORE;
+pub(crate) const BPF_F_AFTER: u32 = aya_obj::generated::BPF_F_AFTER;
+pub(crate) const BPF_F_ID: u32 = aya_obj::generated::BPF_F_ID;
+pub(crate) const BPF_F_LINK: u32 = aya_obj::generated::BPF_F_LINK;
 
 /// A `bpf_attr` with every byte zero, as the kernel requires of the bytes a
 /// command does not use.
@@ -153,7 +153,7 @@ pub fn insns_return(imm: i32) -> [u64; 2] {
 
 /// BPF_LINK_CREATE for tcx and netkit (their `link_create` members share one
 /// layout: relative fd or id, then the expected revision).
-pub fn link_create(
+pub(crate) fn link_create(
     prog: BorrowedFd<'_>,
     ifindex: u32,
     attach_type: u32,
@@ -178,14 +178,14 @@ pub fn link_create(
 
 /// The fields BPF_PROG_ATTACH and BPF_PROG_DETACH take for mprog hooks.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ProgAttachArgs<'a> {
-    pub ifindex: u32,
-    pub attach_type: u32,
-    pub prog: Option<BorrowedFd<'a>>,
-    pub flags: u32,
-    pub replace: Option<BorrowedFd<'a>>,
-    pub relative_fd_or_id: u32,
-    pub expected_revision: u64,
+pub(crate) struct ProgAttachArgs<'a> {
+    pub(crate) ifindex: u32,
+    pub(crate) attach_type: u32,
+    pub(crate) prog: Option<BorrowedFd<'a>>,
+    pub(crate) flags: u32,
+    pub(crate) replace: Option<BorrowedFd<'a>>,
+    pub(crate) relative_fd_or_id: u32,
+    pub(crate) expected_revision: u64,
 }
 
 impl ProgAttachArgs<'_> {
@@ -204,12 +204,12 @@ impl ProgAttachArgs<'_> {
     }
 }
 
-pub fn prog_attach(args: &ProgAttachArgs<'_>) -> Result<()> {
+pub(crate) fn prog_attach(args: &ProgAttachArgs<'_>) -> Result<()> {
     // SAFETY: the attr holds only fds and integers, no pointers.
     unsafe { sys_bpf("BPF_PROG_ATTACH", bpf_cmd::BPF_PROG_ATTACH, &mut args.attr()) }.map(drop)
 }
 
-pub fn prog_detach(args: &ProgAttachArgs<'_>) -> Result<()> {
+pub(crate) fn prog_detach(args: &ProgAttachArgs<'_>) -> Result<()> {
     // SAFETY: the attr holds only fds and integers, no pointers.
     unsafe { sys_bpf("BPF_PROG_DETACH", bpf_cmd::BPF_PROG_DETACH, &mut args.attr()) }.map(drop)
 }
@@ -218,17 +218,17 @@ pub fn prog_detach(args: &ProgAttachArgs<'_>) -> Result<()> {
 
 /// What one BPF_PROG_QUERY call returned.
 #[derive(Debug, Clone, Copy)]
-pub struct QueryResult {
+pub(crate) struct QueryResult {
     /// Programs on the hook (the kernel always writes the total).
-    pub count: u32,
-    pub revision: u64,
+    pub(crate) count: u32,
+    pub(crate) revision: u64,
 }
 
 /// BPF_PROG_QUERY on an mprog hook, filling `prog_ids` and `link_ids` (same
 /// length; pass empty slices to ask for count and revision only). The kernel
 /// answers ENOSPC when the slices are shorter than the chain, after filling
 /// them and writing the total to `count`.
-pub fn prog_query(
+pub(crate) fn prog_query(
     ifindex: u32,
     attach_type: u32,
     prog_ids: &mut [u32],
@@ -262,7 +262,11 @@ pub fn prog_query(
 
 /// BPF_LINK_UPDATE; with `expected_old` the kernel checks (BPF_F_REPLACE) that
 /// the link still runs that program.
-pub fn link_update(link: BorrowedFd<'_>, new_prog: BorrowedFd<'_>, expected_old: Option<BorrowedFd<'_>>) -> Result<()> {
+pub(crate) fn link_update(
+    link: BorrowedFd<'_>,
+    new_prog: BorrowedFd<'_>,
+    expected_old: Option<BorrowedFd<'_>>,
+) -> Result<()> {
     let mut attr = zeroed();
     // SAFETY: writing plain integers into the zeroed member for this command.
     let u = unsafe { &mut attr.link_update };
@@ -274,7 +278,7 @@ pub fn link_update(link: BorrowedFd<'_>, new_prog: BorrowedFd<'_>, expected_old:
     unsafe { sys_bpf("BPF_LINK_UPDATE", bpf_cmd::BPF_LINK_UPDATE, &mut attr) }.map(drop)
 }
 
-pub fn link_detach(link: BorrowedFd<'_>) -> Result<()> {
+pub(crate) fn link_detach(link: BorrowedFd<'_>) -> Result<()> {
     let mut attr = zeroed();
     attr.link_detach.link_fd = link.as_raw_fd() as u32;
     // SAFETY: the attr holds only an fd.
@@ -290,7 +294,7 @@ fn c_path(path: &Path, call: &'static str) -> Result<CString> {
     })
 }
 
-pub fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> Result<()> {
+pub(crate) fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> Result<()> {
     let path = c_path(path, "BPF_OBJ_PIN")?;
     let mut attr = zeroed();
     // SAFETY: writing plain integers into the zeroed member for this command.
@@ -302,7 +306,7 @@ pub fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> Result<()> {
 }
 
 /// Opens the object pinned at `path` (read-write).
-pub fn obj_get(path: &Path) -> Result<OwnedFd> {
+pub(crate) fn obj_get(path: &Path) -> Result<OwnedFd> {
     let path = c_path(path, "BPF_OBJ_GET")?;
     let mut attr = zeroed();
     // SAFETY: writing plain integers into the zeroed member for this command.
@@ -330,7 +334,7 @@ pub fn map_fd_by_id(id: u32) -> Result<OwnedFd> {
     fd_by_id("BPF_MAP_GET_FD_BY_ID", bpf_cmd::BPF_MAP_GET_FD_BY_ID, id)
 }
 
-pub fn link_fd_by_id(id: u32) -> Result<OwnedFd> {
+pub(crate) fn link_fd_by_id(id: u32) -> Result<OwnedFd> {
     fd_by_id("BPF_LINK_GET_FD_BY_ID", bpf_cmd::BPF_LINK_GET_FD_BY_ID, id)
 }
 
@@ -422,7 +426,7 @@ pub fn prog_info(fd: BorrowedFd<'_>) -> Result<(ProgInfo, Vec<u32>)> {
 }
 
 /// The info of program `id`, if it is still loaded.
-pub fn prog_info_by_id(id: u32) -> Option<ProgInfo> {
+pub(crate) fn prog_info_by_id(id: u32) -> Option<ProgInfo> {
     prog_fd_by_id(id).and_then(|fd| prog_info(fd.as_fd())).ok().map(|(info, _)| info)
 }
 
@@ -430,14 +434,13 @@ pub fn prog_info_by_id(id: u32) -> Option<ProgInfo> {
 /// netkit links, the tcx/netkit member of the union.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LinkInfo {
-    pub link_type: u32,
     pub id: u32,
-    pub prog_id: u32,
+    pub(crate) prog_id: u32,
     /// tcx/netkit: the ifindex of the device the kernel keeps in the link
     /// (for a netkit peer link, the peer's); 0 once the link is defunct.
-    pub ifindex: u32,
+    pub(crate) ifindex: u32,
     /// tcx/netkit: the attach type.
-    pub attach_type: u32,
+    pub(crate) attach_type: u32,
 }
 
 pub fn link_info(fd: BorrowedFd<'_>) -> Result<LinkInfo> {
@@ -453,7 +456,7 @@ pub fn link_info(fd: BorrowedFd<'_>) -> Result<LinkInfo> {
         },
         _ => (0, 0),
     };
-    Ok(LinkInfo { link_type: info.type_, id: info.id, prog_id: info.prog_id, ifindex, attach_type })
+    Ok(LinkInfo { id: info.id, prog_id: info.prog_id, ifindex, attach_type })
 }
 
 /// struct bpf_map_info, as the kernel filled it (fields through `Deref`).
@@ -488,12 +491,10 @@ pub fn map_info(fd: BorrowedFd<'_>) -> Result<MapInfo> {
 
 // ---------------------------------------------------------------- PROG_TEST_RUN
 
-/// What BPF_PROG_TEST_RUN reports: the program's return value and the mean
-/// run time per repetition in ns.
+/// What BPF_PROG_TEST_RUN reports that callers use: the program's return value.
 #[derive(Debug, Clone, Copy)]
 pub struct TestRun {
     pub retval: u32,
-    pub duration_ns: u32,
 }
 
 pub fn prog_test_run(prog: BorrowedFd<'_>, packet: &[u8], repeat: u32) -> Result<TestRun> {
@@ -511,7 +512,7 @@ pub fn prog_test_run(prog: BorrowedFd<'_>, packet: &[u8], repeat: u32) -> Result
     unsafe { sys_bpf("BPF_PROG_TEST_RUN", bpf_cmd::BPF_PROG_TEST_RUN, &mut attr) }?;
     // SAFETY: reading back integers the kernel wrote into the same member.
     let test = unsafe { &attr.test };
-    Ok(TestRun { retval: test.retval, duration_ns: test.duration })
+    Ok(TestRun { retval: test.retval })
 }
 
 #[cfg(test)]

@@ -5,11 +5,14 @@
 // argument, not a link, and `nk<N>` a placeholder, not HTML.
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
-use std::path::PathBuf;
+use std::{ffi::OsStr, path::PathBuf};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{
+    Args, Parser, Subcommand,
+    builder::{PossibleValue, PossibleValuesParser, TypedValueParser},
+};
 
-use crate::{
+use netkit::{
     hooks::refs::RefSpec,
     mprog::Hook,
     netlink::links::{Mode, Pairing, Policy, Scrub},
@@ -59,7 +62,7 @@ pub enum Command {
         /// Device (for netkit hooks: the primary).
         dev: Option<String>,
         /// ingress, egress (tcx) or primary, peer (netkit).
-        #[arg(value_enum)]
+        #[arg(value_parser = HOOKS)]
         hook: Option<Hook>,
     },
     /// The links this tool pinned: list them, show one, prune defunct ones.
@@ -85,7 +88,7 @@ pub enum Command {
     /// bundled `log`); ends when the program leaves the hook.
     Logs {
         dev: String,
-        #[arg(value_enum)]
+        #[arg(value_parser = HOOKS)]
         hook: Hook,
         /// The program: prog:ID, link:ID, pin:PATH or NAME (default: the one
         /// program on the hook that logs).
@@ -109,7 +112,7 @@ pub enum FirewallCommand {
     /// Add a rule: [REF] [src|dst] CIDR [proto P] [port N[-M]] allow|deny.
     Add {
         dev: String,
-        #[arg(value_enum)]
+        #[arg(value_parser = HOOKS)]
         hook: Hook,
         /// [REF] then the rule's words.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 1.., value_name = "[REF] RULE")]
@@ -118,7 +121,7 @@ pub enum FirewallCommand {
     /// Remove the rule with ID ([REF] ID).
     Del {
         dev: String,
-        #[arg(value_enum)]
+        #[arg(value_parser = HOOKS)]
         hook: Hook,
         #[arg(num_args = 1..=2, value_name = "[REF] ID")]
         args: Vec<String>,
@@ -126,7 +129,7 @@ pub enum FirewallCommand {
     /// The rules, in id order, with their hits and the default's.
     List {
         dev: String,
-        #[arg(value_enum)]
+        #[arg(value_parser = HOOKS)]
         hook: Hook,
         target: Option<RefSpec>,
     },
@@ -138,7 +141,7 @@ pub enum RedirectCommand {
     /// PAIR is the pair's primary).
     Add {
         dev: String,
-        #[arg(value_enum)]
+        #[arg(value_parser = HOOKS)]
         hook: Hook,
         #[arg(num_args = 2..=3, value_name = "[REF] IP PAIR")]
         args: Vec<String>,
@@ -146,7 +149,7 @@ pub enum RedirectCommand {
     /// Remove the entry for IP ([REF] IP).
     Del {
         dev: String,
-        #[arg(value_enum)]
+        #[arg(value_parser = HOOKS)]
         hook: Hook,
         #[arg(num_args = 1..=2, value_name = "[REF] IP")]
         args: Vec<String>,
@@ -154,7 +157,7 @@ pub enum RedirectCommand {
     /// The entries, and how many packets were redirected.
     List {
         dev: String,
-        #[arg(value_enum)]
+        #[arg(value_parser = HOOKS)]
         hook: Hook,
         target: Option<RefSpec>,
     },
@@ -164,7 +167,7 @@ pub enum RedirectCommand {
 pub struct StatsArgs {
     /// Device (default: every device with programs).
     pub dev: Option<String>,
-    #[arg(value_enum)]
+    #[arg(value_parser = HOOKS)]
     pub hook: Option<Hook>,
     /// Turn kernel BPF run-time statistics on while this command runs
     /// (BPF_ENABLE_STATS) and print the numbers every --interval.
@@ -220,7 +223,7 @@ pub struct AttachArgs {
     /// Device (for the netkit hooks primary and peer: the pair's primary).
     pub dev: String,
     /// ingress, egress (tcx, any device) or primary, peer (netkit).
-    #[arg(value_enum)]
+    #[arg(value_parser = HOOKS)]
     pub hook: Hook,
     /// A bundled program (see `netkit prog list`), file:PATH[:FUNCTION], id:N or pinned:PATH.
     pub prog: ProgSpec,
@@ -248,7 +251,7 @@ pub struct AttachArgs {
 #[derive(Debug, Args)]
 pub struct DetachArgs {
     pub dev: String,
-    #[arg(value_enum)]
+    #[arg(value_parser = HOOKS)]
     pub hook: Hook,
     /// link:ID, pin:PATH or NAME for a link; prog:ID for a plain program.
     /// Without REF, a position option selects the plain program to remove.
@@ -267,7 +270,7 @@ pub struct DetachArgs {
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
     pub dev: String,
-    #[arg(value_enum)]
+    #[arg(value_parser = HOOKS)]
     pub hook: Hook,
     /// The link: link:ID, pin:PATH or NAME.
     pub target: RefSpec,
@@ -297,7 +300,7 @@ pub enum LinkCommand {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     pub dev: String,
-    #[arg(value_enum)]
+    #[arg(value_parser = HOOKS)]
     pub hook: Hook,
     /// A bundled program, file:PATH[:FUNCTION], id:N or pinned:PATH.
     pub prog: ProgSpec,
@@ -343,20 +346,20 @@ pub struct DeviceAdd {
     #[arg(long)]
     pub peer: Option<String>,
     /// L3 (no MAC, no ARP; the kernel's default) or L2 (random MACs, ARP).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = MODES)]
     pub mode: Option<Mode>,
     /// The primary's default when no program is attached on its hook (kernel default: pass).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = POLICIES)]
     pub policy: Option<Policy>,
     /// The peer's default when no program is attached on its hook (kernel default: pass).
     /// `drop` keeps a pod silent until a program on the peer hook lets it out.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = POLICIES)]
     pub peer_policy: Option<Policy>,
     /// Clear skb mark/priority when crossing namespaces on the primary's side (Linux >= 6.13).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = SCRUBS)]
     pub scrub: Option<Scrub>,
     /// The same for the peer's side (Linux >= 6.13).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = SCRUBS)]
     pub peer_scrub: Option<Scrub>,
     /// Extra headroom the pair reserves in packets, in bytes (Linux >= 6.14).
     #[arg(long)]
@@ -367,7 +370,7 @@ pub struct DeviceAdd {
     /// `single` creates one netkit device without a peer (Linux >= 7.0; its
     /// policy stays pass, it has no primary/peer hooks, and the peer options
     /// do not apply). Default: pair.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = PAIRINGS)]
     pub pairing: Option<Pairing>,
     /// MTU of both ends.
     #[arg(long)]
@@ -385,10 +388,10 @@ pub struct DeviceSet {
     /// The primary of the pair.
     pub name: String,
     /// New default for the primary's hook.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = POLICIES)]
     pub policy: Option<Policy>,
     /// New default for the peer's hook.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = POLICIES)]
     pub peer_policy: Option<Policy>,
     // Settings the kernel fixes at creation: accepted only to explain that.
     #[arg(long, hide = true)]
@@ -411,31 +414,47 @@ pub struct DeviceSet {
     pub mtu: Option<String>,
 }
 
-/// Teaches clap the command-line names of the domain's closed sets, so that
-/// the kernel-facing types (`Hook`, `Policy`, ...) know nothing of clap.
-macro_rules! value_enum {
-    ($t:ident { $($v:ident => $name:literal $(: $help:literal)?),* $(,)? }) => {
-        impl clap::ValueEnum for $t {
-            fn value_variants<'a>() -> &'a [Self] {
-                &[$($t::$v),*]
-            }
+/// A closed set of command-line words, each naming one value of a domain
+/// type (`Hook`, `Policy`, ...), so that the kernel-facing types know nothing
+/// of clap: the words, their help and the mapping live here.
+#[derive(Clone)]
+pub struct Closed<T: 'static>(&'static [(T, &'static str, &'static str)]);
 
-            fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-                Some(match self {
-                    $($t::$v => clap::builder::PossibleValue::new($name)$(.help($help))?),*
-                })
-            }
-        }
-    };
+impl<T: Copy + Send + Sync + 'static> TypedValueParser for Closed<T> {
+    type Value = T;
+
+    fn parse_ref(&self, cmd: &clap::Command, arg: Option<&clap::Arg>, value: &OsStr) -> Result<T, clap::Error> {
+        // The words parser gives clap's own message (with the valid words) for
+        // anything else; every word it accepts is in the table.
+        let word = PossibleValuesParser::new(self.possible()).parse_ref(cmd, arg, value)?;
+        self.0
+            .iter()
+            .find(|(_, w, _)| *w == word)
+            .map(|(v, _, _)| *v)
+            .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::InvalidValue).with_cmd(cmd))
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(self.possible()))
+    }
 }
 
-value_enum!(Hook {
-    Ingress => "ingress": "tcx ingress of any device",
-    Egress => "egress": "tcx egress of any device",
-    Primary => "primary": "netkit: programs run when the primary transmits (toward the peer)",
-    Peer => "peer": "netkit: programs run when the peer transmits (toward the primary)",
-});
-value_enum!(Policy { Pass => "pass", Drop => "drop" });
-value_enum!(Mode { L2 => "l2", L3 => "l3" });
-value_enum!(Scrub { Default => "default", None => "none" });
-value_enum!(Pairing { Pair => "pair", Single => "single" });
+impl<T> Closed<T> {
+    fn possible(&self) -> impl Iterator<Item = PossibleValue> + '_ {
+        self.0.iter().map(|(_, w, help)| {
+            let v = PossibleValue::new(*w);
+            if help.is_empty() { v } else { v.help(*help) }
+        })
+    }
+}
+
+const HOOKS: Closed<Hook> = Closed(&[
+    (Hook::Ingress, "ingress", "tcx ingress of any device"),
+    (Hook::Egress, "egress", "tcx egress of any device"),
+    (Hook::Primary, "primary", "netkit: programs run when the primary transmits (toward the peer)"),
+    (Hook::Peer, "peer", "netkit: programs run when the peer transmits (toward the primary)"),
+]);
+const POLICIES: Closed<Policy> = Closed(&[(Policy::Pass, "pass", ""), (Policy::Drop, "drop", "")]);
+const MODES: Closed<Mode> = Closed(&[(Mode::L2, "l2", ""), (Mode::L3, "l3", "")]);
+const SCRUBS: Closed<Scrub> = Closed(&[(Scrub::Default, "default", ""), (Scrub::None, "none", "")]);
+const PAIRINGS: Closed<Pairing> = Closed(&[(Pairing::Pair, "pair", ""), (Pairing::Single, "single", "")]);

@@ -9,8 +9,7 @@ use std::{io::Write, process::ExitCode};
 
 use anyhow::{Context as _, Result};
 
-use crate::{
-    cli::{Cli, Command, DetachPositionArgs, DeviceCommand, DeviceSet, LinkCommand, PositionArgs},
+use netkit::{
     hooks::count_programs,
     hooks::{AttachRequest, Hooks, Placement, Position, UpdateRequest},
     netlink::{
@@ -21,6 +20,10 @@ use crate::{
     os::netns,
     os::probe,
     programs::LoadOptions,
+};
+
+use crate::{
+    cli::{Cli, Command, DetachPositionArgs, DeviceCommand, DeviceSet, LinkCommand, PositionArgs},
     render,
 };
 
@@ -51,8 +54,8 @@ pub fn run(cli: &Cli, out: &mut impl Write, err: &mut impl Write) -> Result<Exit
 
 fn position_of(
     first: bool,
-    before: &Option<crate::hooks::refs::RefSpec>,
-    after: &Option<crate::hooks::refs::RefSpec>,
+    before: &Option<netkit::hooks::refs::RefSpec>,
+    after: &Option<netkit::hooks::refs::RefSpec>,
 ) -> Position {
     match (first, before, after) {
         (true, _, _) => Position::First,
@@ -78,9 +81,9 @@ impl DetachPositionArgs {
 
 /// Load options for `prog` with `--set` values checked, and maps the object
 /// declares as pinned going to this tool's layout.
-fn load_options(cli: &Cli, prog: &crate::programs::ProgSpec, sets: &[String]) -> Result<LoadOptions> {
-    let globals = crate::programs::globals(prog, sets)?;
-    let maps = crate::pins::Layout::unchecked(&cli.bpffs).maps_dir();
+fn load_options(cli: &Cli, prog: &netkit::programs::ProgSpec, sets: &[String]) -> Result<LoadOptions> {
+    let globals = netkit::programs::globals(prog, sets)?;
+    let maps = netkit::pins::Layout::unchecked(&cli.bpffs).maps_dir();
     Ok(LoadOptions { globals, map_pin_dir: Some(maps) })
 }
 

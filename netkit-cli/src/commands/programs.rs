@@ -7,9 +7,8 @@ use std::{io::Write, net::IpAddr, os::fd::AsFd as _, str::FromStr, time::Duratio
 use anyhow::{Context as _, Result, anyhow, bail};
 use serde::Serialize;
 
-use crate::{
+use netkit::{
     bpf,
-    cli::{Cli, FirewallCommand, ProgCommand, RedirectCommand, StatsArgs},
     hooks::Hooks,
     hooks::refs::RefSpec,
     maps::firewall::{Firewall, Rule},
@@ -18,6 +17,10 @@ use crate::{
     mprog::Hook,
     netlink::links::Role,
     programs::BUNDLED,
+};
+
+use crate::{
+    cli::{Cli, FirewallCommand, ProgCommand, RedirectCommand, StatsArgs},
     render,
     render::{
         MapView, ProgView,
@@ -280,9 +283,9 @@ pub async fn logs(
     target: Option<&RefSpec>,
     out: &mut impl Write,
 ) -> Result<()> {
-    let logs = |id: u32, _: &str| crate::maps::ProgMaps::open(id).is_ok_and(|m| m.has("AYA_LOGS"));
+    let logs = |id: u32, _: &str| netkit::maps::ProgMaps::open(id).is_ok_and(|m| m.has("AYA_LOGS"));
     let (dev, slot) = hooks.program_on(dev, hook, target, "program that logs with aya-log", logs).await?;
-    let href = crate::mprog::HookRef::new(dev.ifindex, hook);
+    let href = netkit::mprog::HookRef::new(dev.ifindex, hook);
     let prog = slot.prog_id;
     let still_there = move || href.query().is_ok_and(|c| c.slots.iter().any(|s| s.prog_id == prog));
     let how = crate::commands::run::follow_logs(prog, still_there, out).await?;

@@ -10,7 +10,7 @@ use tokio::{
     signal::unix::{SignalKind, signal},
 };
 
-use crate::{
+use netkit::{
     hooks::{AttachError, Hooks, Placement, Position},
     mprog::Hook,
     programs::{self, LoadOptions, ProgSpec},
@@ -124,7 +124,7 @@ pub async fn run(
     let placement = Placement { position, expected_revision, ..Default::default() };
     let (link, action) = hooks.attach_loaded(&dev, hook, &loaded, &placement).await?;
     let link = link.expect("run attaches a link");
-    let info = crate::bpf::link_info(std::os::fd::AsFd::as_fd(&link))?;
+    let info = netkit::bpf::link_info(std::os::fd::AsFd::as_fd(&link))?;
     let logging = if logger.is_some() { "; streaming its log" } else { "" };
     writeln!(
         out,

@@ -30,7 +30,7 @@ pub struct LinkView {
     /// defunct. For a link on a netkit peer hook that is the peer's ifindex,
     /// counted in the peer's namespace; `device` and `hook` name the pair's
     /// primary and the hook, as the link was attached.
-    pub ifindex: Option<u32>,
+    pub(crate) ifindex: Option<u32>,
     pub state: LinkState,
     /// Why the pin could not be read (state `unreadable`).
     #[serde(skip_serializing_if = "Option::is_none")]

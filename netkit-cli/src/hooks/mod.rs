@@ -15,10 +15,12 @@ pub mod refs;
 mod retry;
 mod update;
 
-pub use attach::{AttachRequest, Placement};
-pub use inventory::{LinkState, LinkView};
-pub use read::{HookView, SlotView};
-pub use retry::RETRIES;
+pub use attach::AttachRequest;
+
+pub use attach::Placement;
+pub use inventory::LinkState;
+pub use inventory::LinkView;
+pub use read::HookView;
 use retry::{OnChain, anchor_for, anchor_index, anchor_present, position_text, slot_at, with_revision};
 pub use update::UpdateRequest;
 
@@ -92,15 +94,6 @@ pub enum AttachError {
     },
 }
 
-impl AttachError {
-    pub fn errno(&self) -> Option<i32> {
-        match self {
-            Self::Kernel { errno, .. } => Some(*errno),
-            _ => None,
-        }
-    }
-}
-
 /// Counts the programs on a pair's netkit hooks into `view`, querying
 /// through the primary in the primary's namespace (the only way the kernel
 /// answers for either hook); unknown counts stay None.
@@ -136,7 +129,7 @@ pub struct Device {
     pub name: String,
     pub ifindex: u32,
     /// The namespace's name in the pin layout.
-    pub netns: String,
+    pub(crate) netns: String,
 }
 
 /// The context every hook operation works in.
@@ -149,7 +142,7 @@ pub struct Hooks<'a> {
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
     pub ifname: String,
-    pub ifindex: u32,
+    pub(crate) ifindex: u32,
     pub hook: Hook,
     pub prog_id: Option<u32>,
     pub prog_name: Option<String>,

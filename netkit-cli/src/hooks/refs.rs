@@ -74,32 +74,32 @@ impl std::fmt::Display for RefSpec {
 }
 
 /// A REF opened: a program or a link, with an fd and its kernel id.
-pub struct Resolved {
-    pub kind: ObjKind,
-    pub fd: OwnedFd,
-    pub id: u32,
+pub(crate) struct Resolved {
+    pub(crate) kind: ObjKind,
+    pub(crate) fd: OwnedFd,
+    pub(crate) id: u32,
     /// For links: the program it runs and where it is attached.
-    pub link_info: Option<bpf::LinkInfo>,
+    pub(crate) link_info: Option<bpf::LinkInfo>,
     /// Pass the fd rather than the id when anchoring (pin: and NAME refs).
-    pub by_fd: bool,
+    pub(crate) by_fd: bool,
     /// The pin this came from, if any.
-    pub pin: Option<PathBuf>,
-    pub spec: RefSpec,
+    pub(crate) pin: Option<PathBuf>,
+    pub(crate) spec: RefSpec,
 }
 
 impl Resolved {
-    pub fn is_link(&self) -> bool {
+    pub(crate) fn is_link(&self) -> bool {
         self.kind == ObjKind::Link
     }
 
     /// The anchor target this REF names.
-    pub fn target(&self) -> Target<'_> {
+    pub(crate) fn target(&self) -> Target<'_> {
         let handle = if self.by_fd { Handle::Fd(self.fd.as_fd()) } else { Handle::Id(self.id) };
         if self.is_link() { Target::Link(handle) } else { Target::Program(handle) }
     }
 
     /// "link 7", "prog 12", for messages.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let what = if self.is_link() { "link" } else { "prog" };
         match &self.spec {
             RefSpec::Name(n) => format!("{what} {} (pinned as {n})", self.id),
@@ -110,11 +110,11 @@ impl Resolved {
 }
 
 /// Where NAME refs are looked up.
-pub struct Scope<'a> {
-    pub layout: &'a Layout,
-    pub netns: &'a str,
-    pub device: &'a str,
-    pub hook: Hook,
+pub(crate) struct Scope<'a> {
+    pub(crate) layout: &'a Layout,
+    pub(crate) netns: &'a str,
+    pub(crate) device: &'a str,
+    pub(crate) hook: Hook,
 }
 
 fn open_link_fd(fd: OwnedFd, spec: RefSpec, by_fd: bool, pin: Option<PathBuf>) -> Result<Resolved, RefError> {
@@ -128,7 +128,7 @@ fn open_prog_fd(fd: OwnedFd, spec: RefSpec, by_fd: bool, pin: Option<PathBuf>) -
 }
 
 /// Opens what `spec` names.
-pub fn resolve(spec: &RefSpec, scope: &Scope<'_>) -> Result<Resolved, RefError> {
+pub(crate) fn resolve(spec: &RefSpec, scope: &Scope<'_>) -> Result<Resolved, RefError> {
     match spec {
         RefSpec::Prog(id) => {
             let fd = bpf::prog_fd_by_id(*id).map_err(|e| match e.errno() {

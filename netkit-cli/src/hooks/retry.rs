@@ -5,7 +5,7 @@
 use super::*;
 
 /// How many times a position is re-resolved after ESTALE before giving up.
-pub const RETRIES: usize = 8;
+pub(crate) const RETRIES: usize = 8;
 
 pub(super) fn position_text(p: &Position, anchor: Option<&Resolved>) -> String {
     match (p, anchor) {

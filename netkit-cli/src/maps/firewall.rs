@@ -23,12 +23,12 @@ use crate::maps::{MapsError, ProgMaps, aya_err};
 /// A rule as the user writes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
-    pub source: bool,
-    pub addr: IpAddr,
-    pub prefix_len: u8,
-    pub proto: u8,
-    pub ports: (u16, u16),
-    pub allow: bool,
+    pub(crate) source: bool,
+    pub(crate) addr: IpAddr,
+    pub(crate) prefix_len: u8,
+    pub(crate) proto: u8,
+    pub(crate) ports: (u16, u16),
+    pub(crate) allow: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -180,7 +180,7 @@ impl std::fmt::Display for Rule {
 
 /// Parses `ADDR/LEN` (a bare address means a host route), refusing host bits
 /// beyond the prefix.
-pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
+pub(crate) fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
     let (addr, len) = match s.split_once('/') {
         Some((a, l)) => (a, Some(l)),
         None => (s, None),

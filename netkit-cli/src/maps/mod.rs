@@ -21,11 +21,11 @@ pub enum MapsError {
 
 /// One program's maps: (name, id).
 pub struct ProgMaps {
-    pub prog_id: u32,
+    pub(crate) prog_id: u32,
     maps: Vec<(String, u32)>,
 }
 
-pub fn aya_err(map: &str) -> impl Fn(aya::maps::MapError) -> MapsError + '_ {
+pub(crate) fn aya_err(map: &str) -> impl Fn(aya::maps::MapError) -> MapsError + '_ {
     move |e| MapsError::Aya { map: map.into(), why: crate::programs::error_chain(&e) }
 }
 
@@ -43,12 +43,8 @@ impl ProgMaps {
         self.maps.iter().any(|(n, _)| n == name)
     }
 
-    pub fn names(&self) -> Vec<String> {
-        self.maps.iter().map(|(n, _)| n.clone()).collect()
-    }
-
     /// The map named `name`, ready to be converted to a typed aya map.
-    pub fn get(&self, name: &str) -> Result<Map, MapsError> {
+    pub(crate) fn get(&self, name: &str) -> Result<Map, MapsError> {
         let id = self
             .maps
             .iter()
@@ -60,13 +56,13 @@ impl ProgMaps {
     }
 
     /// Slot `index` of a per-CPU array of u64, summed over CPUs.
-    pub fn per_cpu_u64(&self, name: &str, index: u32) -> Result<u64, MapsError> {
+    pub(crate) fn per_cpu_u64(&self, name: &str, index: u32) -> Result<u64, MapsError> {
         let arr: PerCpuArray<MapData, u64> = PerCpuArray::try_from(self.get(name)?).map_err(aya_err(name))?;
         Ok(arr.get(&index, 0).map_err(aya_err(name))?.iter().sum())
     }
 
     /// Sets slot `index` of a per-CPU array of u64 to 0 on every CPU.
-    pub fn reset_per_cpu_u64(&self, name: &str, index: u32) -> Result<(), MapsError> {
+    pub(crate) fn reset_per_cpu_u64(&self, name: &str, index: u32) -> Result<(), MapsError> {
         let mut arr: PerCpuArray<MapData, u64> = PerCpuArray::try_from(self.get(name)?).map_err(aya_err(name))?;
         let cpus = aya::util::nr_cpus().map_err(|(_, e)| MapsError::Aya { map: name.into(), why: e.to_string() })?;
         let zeros = PerCpuValues::try_from(vec![0u64; cpus])

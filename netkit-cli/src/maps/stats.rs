@@ -25,7 +25,7 @@ pub struct ProgStats {
     pub position: usize,
     pub prog_id: u32,
     pub name: String,
-    pub link_id: Option<u32>,
+    pub(crate) link_id: Option<u32>,
     /// From the kernel; only counted while run-time statistics are on.
     pub run_cnt: u64,
     pub run_time_ns: u64,
@@ -39,7 +39,7 @@ pub struct ProgStats {
 #[derive(Debug, Clone, Serialize)]
 pub struct HookStats {
     pub ifname: String,
-    pub ifindex: u32,
+    pub(crate) ifindex: u32,
     pub hook: crate::mprog::Hook,
     /// Whether kernel BPF run-time statistics are on now.
     pub run_time_stats: bool,
@@ -57,7 +57,7 @@ pub fn enable() -> Result<OwnedFd, aya::sys::SyscallError> {
 }
 
 /// The numbers of one program.
-pub fn program(prog_id: u32) -> ProgStats {
+pub(crate) fn program(prog_id: u32) -> ProgStats {
     let mut s = ProgStats { prog_id, ..Default::default() };
     if let Some(info) = bpf::prog_info_by_id(prog_id) {
         s.name = info.name();

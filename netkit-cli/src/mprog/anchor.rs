@@ -39,16 +39,16 @@ pub enum Anchor<'a> {
 
 /// An anchor in the kernel's terms.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Encoded {
-    pub flags: u32,
+pub(crate) struct Encoded {
+    pub(crate) flags: u32,
     /// relative_fd or relative_id (one union field in the kernel).
-    pub relative: u32,
+    pub(crate) relative: u32,
     /// replace_bpf_fd (BPF_PROG_ATTACH only).
-    pub replace_fd: u32,
+    pub(crate) replace_fd: u32,
 }
 
 impl Anchor<'_> {
-    pub fn encode(&self) -> Encoded {
+    pub(crate) fn encode(&self) -> Encoded {
         fn target(position: u32, t: &Target<'_>) -> Encoded {
             let (kind, handle) = match t {
                 Target::Program(h) => (0, h),
@@ -66,14 +66,6 @@ impl Anchor<'_> {
             Self::Before(t) => target(bpf::BPF_F_BEFORE, t),
             Self::After(t) => target(bpf::BPF_F_AFTER, t),
             Self::Replace(fd) => Encoded { flags: bpf::BPF_F_REPLACE, relative: 0, replace_fd: fd.as_raw_fd() as u32 },
-        }
-    }
-
-    /// True when the anchor names another object on the hook.
-    pub fn target(&self) -> Option<&Target<'_>> {
-        match self {
-            Self::Before(t) | Self::After(t) => Some(t),
-            _ => None,
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::{
 
 /// The bpf() command that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     LinkCreate,
     ProgAttach,
     ProgDetach,
@@ -21,7 +21,7 @@ pub enum Op {
 
 impl Op {
     /// The `netkit` subcommand that makes this call.
-    pub fn subcommand(self) -> &'static str {
+    pub(crate) fn subcommand(self) -> &'static str {
         match self {
             Self::LinkCreate | Self::ProgAttach => "attach",
             Self::ProgDetach | Self::LinkDetach => "detach",
@@ -30,7 +30,7 @@ impl Op {
         }
     }
 
-    pub fn call(self) -> &'static str {
+    pub(crate) fn call(self) -> &'static str {
         match self {
             Self::LinkCreate => "BPF_LINK_CREATE",
             Self::ProgAttach => "BPF_PROG_ATTACH",
@@ -46,12 +46,12 @@ impl Op {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{} failed: {} ({})", op.call(), std::io::Error::from_raw_os_error(*errno), errno_name(*errno))]
 pub struct MprogError {
-    pub op: Op,
-    pub errno: i32,
+    pub(crate) op: Op,
+    pub(crate) errno: i32,
 }
 
 impl MprogError {
-    pub fn new(op: Op, errno: i32) -> Self {
+    pub(crate) fn new(op: Op, errno: i32) -> Self {
         Self { op, errno }
     }
 
@@ -62,35 +62,35 @@ impl MprogError {
 
 /// What the caller knows about the failed request, for the explanation.
 #[derive(Debug, Clone, Default)]
-pub struct Context {
+pub(crate) struct Context {
     /// The device as the user named it.
-    pub device: String,
-    pub hook: Option<Hook>,
+    pub(crate) device: String,
+    pub(crate) hook: Option<Hook>,
     /// The program being attached/detached, e.g. "program 42 (pass)".
-    pub prog: Option<String>,
+    pub(crate) prog: Option<String>,
     /// The position asked for, e.g. "before link 7".
-    pub anchor: Option<String>,
+    pub(crate) anchor: Option<String>,
     /// The link operated on, e.g. "link 7".
-    pub link: Option<String>,
-    pub expected_revision: Option<u64>,
+    pub(crate) link: Option<String>,
+    pub(crate) expected_revision: Option<u64>,
     /// The chain as queried right after the failure.
-    pub now: Option<Chain>,
+    pub(crate) now: Option<Chain>,
     /// For a netkit hook named through a peer: the pair's primary, when it
     /// can be found, in words and as the command that reaches it.
-    pub primary: Option<PrimaryHint>,
+    pub(crate) primary: Option<PrimaryHint>,
     /// The object `anchor` names is not on the chain.
-    pub anchor_missing: bool,
+    pub(crate) anchor_missing: bool,
     /// The request replaces a program (BPF_F_REPLACE).
-    pub replacing: bool,
+    pub(crate) replacing: bool,
 }
 
 /// How to name the primary of a pair instead of its peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PrimaryHint {
+pub(crate) struct PrimaryHint {
     /// "h0", "h0 in network namespace pod", ...
-    pub described: String,
+    pub(crate) described: String,
     /// A command line doing the same on the primary.
-    pub command: String,
+    pub(crate) command: String,
 }
 
 impl Context {
@@ -134,7 +134,7 @@ fn missing_caps() -> String {
 }
 
 /// Explains `err` in the terms of the hook it happened on.
-pub fn explain(err: &MprogError, ctx: &Context) -> String {
+pub(crate) fn explain(err: &MprogError, ctx: &Context) -> String {
     use libc::*;
     let on = ctx.on();
     let netkit_hook = ctx.hook.is_some_and(Hook::is_netkit);

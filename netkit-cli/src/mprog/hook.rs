@@ -20,9 +20,9 @@ pub enum Hook {
 }
 
 impl Hook {
-    pub const ALL: [Hook; 4] = [Hook::Ingress, Hook::Egress, Hook::Primary, Hook::Peer];
+    pub(crate) const ALL: [Hook; 4] = [Hook::Ingress, Hook::Egress, Hook::Primary, Hook::Peer];
 
-    pub fn attach_type(self) -> u32 {
+    pub(crate) fn attach_type(self) -> u32 {
         match self {
             Self::Ingress => bpf::BPF_TCX_INGRESS,
             Self::Egress => bpf::BPF_TCX_EGRESS,
@@ -31,11 +31,11 @@ impl Hook {
         }
     }
 
-    pub fn from_attach_type(t: u32) -> Option<Self> {
+    pub(crate) fn from_attach_type(t: u32) -> Option<Self> {
         Self::ALL.into_iter().find(|h| h.attach_type() == t)
     }
 
-    pub fn is_netkit(self) -> bool {
+    pub(crate) fn is_netkit(self) -> bool {
         matches!(self, Self::Primary | Self::Peer)
     }
 
@@ -46,11 +46,6 @@ impl Hook {
             Self::Primary => "primary",
             Self::Peer => "peer",
         }
-    }
-
-    /// The kernel's link type for links on this hook.
-    pub fn link_type(self) -> u32 {
-        if self.is_netkit() { bpf::BPF_LINK_TYPE_NETKIT } else { bpf::BPF_LINK_TYPE_TCX }
     }
 }
 

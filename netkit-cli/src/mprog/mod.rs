@@ -12,16 +12,20 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 
 use crate::bpf;
 
-pub use anchor::{Anchor, Handle, Target};
-pub use error::MprogError;
+pub use anchor::Anchor;
+
+pub(crate) use anchor::Handle;
+
+pub(crate) use anchor::Target;
+pub(crate) use error::MprogError;
 pub use hook::Hook;
 
 /// Where a hook lives: a device (by ifindex, in the caller's namespace) and
 /// which of its chains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HookRef {
-    pub ifindex: u32,
-    pub hook: Hook,
+    pub(crate) ifindex: u32,
+    pub(crate) hook: Hook,
 }
 
 /// One slot of a chain.
@@ -29,13 +33,13 @@ pub struct HookRef {
 pub struct Slot {
     pub prog_id: u32,
     /// The owning link, or None for a plain attachment.
-    pub link_id: Option<u32>,
+    pub(crate) link_id: Option<u32>,
 }
 
 /// A hook's chain as one query saw it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Chain {
-    pub revision: u64,
+    pub(crate) revision: u64,
     pub slots: Vec<Slot>,
 }
 
@@ -51,7 +55,7 @@ impl Chain {
 }
 
 /// The kernel's limit of programs per hook (BPF_MPROG_MAX less the terminator).
-pub const MAX_PROGRAMS: usize = 63;
+pub(crate) const MAX_PROGRAMS: usize = 63;
 
 /// The query buffer starts this small; longer chains take the ENOSPC path.
 const INITIAL_QUERY_SLOTS: usize = 8;
@@ -83,7 +87,7 @@ impl HookRef {
     }
 
     /// Attaches `prog` without a link (BPF_PROG_ATTACH); it stays until detached.
-    pub fn attach_plain(
+    pub(crate) fn attach_plain(
         &self,
         prog: BorrowedFd<'_>,
         anchor: &Anchor<'_>,
@@ -109,7 +113,7 @@ impl HookRef {
     /// Detaches a plain program (BPF_PROG_DETACH). `anchor` (First, Last,
     /// Before/After a target) may select the slot or, with `prog`, must agree
     /// with where it is.
-    pub fn detach_plain(
+    pub(crate) fn detach_plain(
         &self,
         prog: Option<BorrowedFd<'_>>,
         anchor: Option<&Anchor<'_>>,
@@ -159,7 +163,7 @@ impl HookRef {
     }
 
     /// Only the revision and the number of programs.
-    pub fn count(&self) -> Result<bpf::QueryResult, MprogError> {
+    pub(crate) fn count(&self) -> Result<bpf::QueryResult, MprogError> {
         bpf::prog_query(self.ifindex, self.hook.attach_type(), &mut [], &mut [])
             .map_err(|(e, _)| MprogError::from_sys(error::Op::Query, e))
     }
@@ -167,7 +171,7 @@ impl HookRef {
 
 /// How many programs are on `hook` of `ifindex` (a count-only query), or the
 /// errno that prevented the query.
-pub fn count(ifindex: u32, hook: Hook) -> Result<u32, i32> {
+pub(crate) fn count(ifindex: u32, hook: Hook) -> Result<u32, i32> {
     HookRef::new(ifindex, hook).count().map(|r| r.count).map_err(|e| e.errno)
 }
 

@@ -2,10 +2,10 @@
 //! before any netlink call so a bad name never reaches the kernel.
 
 /// IFNAMSIZ minus the terminating NUL.
-pub const MAX_LEN: usize = 15;
+pub(crate) const MAX_LEN: usize = 15;
 
 /// Why `name` cannot be an interface name, if it cannot.
-pub fn check(name: &str) -> Result<(), String> {
+pub(crate) fn check(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("an interface name cannot be empty".into());
     }

@@ -4,8 +4,7 @@
 use futures::TryStreamExt as _;
 use netlink_packet_core::{DefaultNla, Nla as _};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoNetkit, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, NetkitMode, NetkitPolicy,
-    NetkitScrub, State,
+    InfoData, InfoKind, InfoNetkit, LinkAttribute, LinkInfo, LinkMessage, NetkitMode, NetkitPolicy, NetkitScrub, State,
 };
 use serde::Serialize;
 
@@ -161,7 +160,7 @@ pub struct PairSettings {
 
 impl PairSettings {
     /// The same settings seen from the other end.
-    pub fn swapped(self) -> Self {
+    pub(crate) fn swapped(self) -> Self {
         Self {
             policy: self.peer_policy,
             peer_policy: self.policy,
@@ -174,9 +173,9 @@ impl PairSettings {
 
 /// The netkit attributes of one device, as the kernel dumps them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NetkitAttrs {
-    pub primary: bool,
-    pub settings: PairSettings,
+pub(crate) struct NetkitAttrs {
+    pub(crate) primary: bool,
+    pub(crate) settings: PairSettings,
 }
 
 /// Packet counters (IFLA_STATS64) that matter for a pair.
@@ -184,8 +183,8 @@ pub struct NetkitAttrs {
 pub struct Counters {
     pub rx_packets: u64,
     pub tx_packets: u64,
-    pub rx_bytes: u64,
-    pub tx_bytes: u64,
+    pub(crate) rx_bytes: u64,
+    pub(crate) tx_bytes: u64,
     pub rx_dropped: u64,
     pub tx_dropped: u64,
 }
@@ -196,16 +195,15 @@ pub struct Link {
     pub index: u32,
     pub name: String,
     pub kind: Option<String>,
-    pub mtu: Option<u32>,
-    pub up: bool,
-    pub operstate: String,
-    pub address: Option<Vec<u8>>,
+    pub(crate) mtu: Option<u32>,
+    pub(crate) operstate: String,
+    pub(crate) address: Option<Vec<u8>>,
     /// IFLA_LINK: for netkit and veth, the other end's ifindex.
-    pub link: Option<u32>,
+    pub(crate) link: Option<u32>,
     /// IFLA_LINK_NETNSID: set when the other end lives in another namespace.
-    pub link_netnsid: Option<i32>,
-    pub netkit: Option<NetkitAttrs>,
-    pub counters: Counters,
+    pub(crate) link_netnsid: Option<i32>,
+    pub(crate) netkit: Option<NetkitAttrs>,
+    pub(crate) counters: Counters,
 }
 
 fn operstate(s: State) -> String {
@@ -230,13 +228,8 @@ fn kind_name(k: &InfoKind) -> String {
 }
 
 impl Link {
-    pub fn from_message(msg: &LinkMessage) -> Self {
-        let mut link = Link {
-            index: msg.header.index,
-            up: msg.header.flags.contains(LinkFlags::Up),
-            operstate: "unknown".into(),
-            ..Default::default()
-        };
+    pub(crate) fn from_message(msg: &LinkMessage) -> Self {
+        let mut link = Link { index: msg.header.index, operstate: "unknown".into(), ..Default::default() };
         for attr in &msg.attributes {
             match attr {
                 LinkAttribute::IfName(n) => link.name = n.clone(),
@@ -273,7 +266,7 @@ impl Link {
         link
     }
 
-    pub fn is_netkit(&self) -> bool {
+    pub(crate) fn is_netkit(&self) -> bool {
         self.kind.as_deref() == Some("netkit")
     }
 
@@ -320,7 +313,7 @@ fn decode_netkit(attrs: &[InfoNetkit]) -> NetkitAttrs {
 
 impl Netlink {
     /// Every device in this connection's namespace.
-    pub async fn links(&self) -> Result<Vec<Link>, NetlinkError> {
+    pub(crate) async fn links(&self) -> Result<Vec<Link>, NetlinkError> {
         let mut stream = self.handle.link().get().execute();
         let mut out = Vec::new();
         while let Some(msg) = stream.try_next().await.map_err(|e| NetlinkError::from_rtnetlink("listing devices", e))? {
@@ -355,7 +348,7 @@ impl Netlink {
 
     /// The nsid this connection's namespace gives the namespace behind `ns`
     /// (RTM_GETNSID), if one is assigned.
-    pub async fn nsid_of(&self, ns: &std::os::fd::OwnedFd) -> Option<i32> {
+    pub(crate) async fn nsid_of(&self, ns: &std::os::fd::OwnedFd) -> Option<i32> {
         use std::os::fd::AsRawFd as _;
 
         use netlink_packet_core::{NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};

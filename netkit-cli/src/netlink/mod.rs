@@ -23,7 +23,7 @@ pub enum NetlinkError {
 }
 
 impl NetlinkError {
-    pub fn errno(&self) -> Option<i32> {
+    pub(crate) fn errno(&self) -> Option<i32> {
         match self {
             Self::Kernel { errno, .. } => Some(*errno),
             _ => None,
@@ -58,7 +58,7 @@ impl Netlink {
     }
 
     /// A connection inside another namespace; the calling thread stays where it is.
-    pub fn connect_in(ns: &OwnedFd) -> Result<Self, NetlinkError> {
+    pub(crate) fn connect_in(ns: &OwnedFd) -> Result<Self, NetlinkError> {
         let _visit = netns::Visit::fd(ns).map_err(NetlinkError::Socket)?;
         Self::connect()
     }
@@ -69,14 +69,8 @@ impl Netlink {
         self.handle.clone()
     }
 
-    /// A connection inside the namespace `ns` refers to.
-    pub fn connect_to(ns: &netns::NsRef) -> Result<Self, NetlinkError> {
-        let fd = ns.open().map_err(NetlinkError::Socket)?;
-        Self::connect_in(&fd)
-    }
-
     /// A connection inside the named namespace.
-    pub fn connect_named(name: &str) -> Result<Self, NetlinkError> {
+    pub(crate) fn connect_named(name: &str) -> Result<Self, NetlinkError> {
         let fd = netns::open(name)?;
         Self::connect_in(&fd)
     }

@@ -11,7 +11,7 @@ pub struct Capabilities {
     pub cap_bpf: bool,
     pub cap_net_admin: bool,
     pub cap_sys_admin: bool,
-    pub cap_perfmon: bool,
+    pub(crate) cap_perfmon: bool,
 }
 
 const CAP_NET_ADMIN: u32 = 12;
@@ -21,7 +21,7 @@ const CAP_BPF: u32 = 39;
 
 impl Capabilities {
     /// The effective set of this process.
-    pub fn effective() -> Self {
+    pub(crate) fn effective() -> Self {
         let eff = fs::read_to_string("/proc/self/status")
             .ok()
             .and_then(|s| {
@@ -38,12 +38,12 @@ impl Capabilities {
     }
 
     /// Loading programs and creating links: CAP_BPF (or CAP_SYS_ADMIN on its own).
-    pub fn can_bpf(&self) -> bool {
+    pub(crate) fn can_bpf(&self) -> bool {
         self.cap_bpf || self.cap_sys_admin
     }
 
     /// The capabilities an attach or device change is missing, for messages.
-    pub fn missing_for_attach(&self) -> Vec<&'static str> {
+    pub(crate) fn missing_for_attach(&self) -> Vec<&'static str> {
         let mut missing = Vec::new();
         if !self.can_bpf() {
             missing.push("CAP_BPF");

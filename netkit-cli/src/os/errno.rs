@@ -3,12 +3,12 @@
 
 use std::io;
 
-pub fn errno_text(errno: i32) -> String {
+pub(crate) fn errno_text(errno: i32) -> String {
     format!("{} ({})", io::Error::from_raw_os_error(errno), errno_name(errno))
 }
 
 /// The symbolic name of the errnos this tool explains.
-pub fn errno_name(errno: i32) -> &'static str {
+pub(crate) fn errno_name(errno: i32) -> &'static str {
     match errno {
         libc::EPERM => "EPERM",
         libc::ENOENT => "ENOENT",

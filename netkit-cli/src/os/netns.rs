@@ -13,7 +13,7 @@ use std::{
 };
 
 /// Where named network namespaces live.
-pub const NETNS_RUN_DIR: &str = "/run/netns";
+pub(crate) const NETNS_RUN_DIR: &str = "/run/netns";
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetnsError {
@@ -27,11 +27,11 @@ pub enum NetnsError {
     Io { what: &'static str, name: String, cause: io::Error },
 }
 
-pub fn path_of(name: &str) -> PathBuf {
+pub(crate) fn path_of(name: &str) -> PathBuf {
     Path::new(NETNS_RUN_DIR).join(name)
 }
 
-pub fn validate_name(name: &str) -> Result<(), NetnsError> {
+pub(crate) fn validate_name(name: &str) -> Result<(), NetnsError> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
         return Err(NetnsError::BadName(name.into()));
     }
@@ -39,7 +39,7 @@ pub fn validate_name(name: &str) -> Result<(), NetnsError> {
 }
 
 /// Opens the named namespace (refusing names that are not under /run/netns).
-pub fn open(name: &str) -> Result<OwnedFd, NetnsError> {
+pub(crate) fn open(name: &str) -> Result<OwnedFd, NetnsError> {
     validate_name(name)?;
     let path = path_of(name);
     match fs::File::open(&path) {
@@ -64,23 +64,18 @@ pub fn enter(name: &str) -> Result<(), NetnsError> {
 }
 
 /// The calling thread's current network namespace, as an fd.
-pub fn current() -> io::Result<OwnedFd> {
+pub(crate) fn current() -> io::Result<OwnedFd> {
     Ok(fs::File::open("/proc/thread-self/ns/net")?.into())
 }
 
 /// While alive, the calling thread is inside another namespace; dropping it
 /// returns the thread to where it was.
-pub struct Visit {
+pub(crate) struct Visit {
     home: OwnedFd,
 }
 
 impl Visit {
-    pub fn named(name: &str) -> Result<Self, NetnsError> {
-        let target = open(name)?;
-        Self::fd(&target).map_err(|cause| NetnsError::Enter { name: name.into(), cause })
-    }
-
-    pub fn fd(target: &OwnedFd) -> io::Result<Self> {
+    pub(crate) fn fd(target: &OwnedFd) -> io::Result<Self> {
         let home = current()?;
         setns(target)?;
         Ok(Self { home })
@@ -101,7 +96,7 @@ fn identity(path: &Path) -> Option<(u64, u64)> {
 }
 
 /// Names of the namespaces under /run/netns.
-pub fn list_named() -> Vec<String> {
+pub(crate) fn list_named() -> Vec<String> {
     dir_names(Path::new(NETNS_RUN_DIR))
 }
 
@@ -120,9 +115,9 @@ pub(crate) fn dir_names(dir: &Path) -> Vec<String> {
 /// A namespace this tool can name: one under /run/netns, or `default` (the
 /// namespace init lives in).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NsRef {
-    pub name: String,
-    pub path: PathBuf,
+pub(crate) struct NsRef {
+    pub(crate) name: String,
+    pub(crate) path: PathBuf,
 }
 
 /// Where [`others`] finds the initial namespace (init's).
@@ -130,17 +125,17 @@ const INIT_NS: &str = "/proc/1/ns/net";
 
 impl NsRef {
     /// The namespace init lives in, which commands reach without `-n`.
-    pub fn is_init(&self) -> bool {
+    pub(crate) fn is_init(&self) -> bool {
         self.path == Path::new(INIT_NS)
     }
 
-    pub fn open(&self) -> io::Result<OwnedFd> {
+    pub(crate) fn open(&self) -> io::Result<OwnedFd> {
         Ok(fs::File::open(&self.path)?.into())
     }
 }
 
 /// Every namespace this tool can name, other than the calling thread's own.
-pub fn others() -> Vec<NsRef> {
+pub(crate) fn others() -> Vec<NsRef> {
     let me = identity(Path::new("/proc/thread-self/ns/net"));
     let mut out: Vec<NsRef> = list_named().into_iter().map(|name| NsRef { path: path_of(&name), name }).collect();
     out.push(NsRef { name: "default".into(), path: INIT_NS.into() });
@@ -151,7 +146,7 @@ pub fn others() -> Vec<NsRef> {
 
 /// A short name for the calling thread's namespace: its /run/netns name, or
 /// `default` for the one init lives in, or `netns-<inode>`.
-pub fn current_name() -> String {
+pub(crate) fn current_name() -> String {
     let Some(me) = identity(Path::new("/proc/thread-self/ns/net")) else {
         return "unknown".into();
     };
@@ -165,7 +160,7 @@ pub fn current_name() -> String {
 }
 
 /// The /run/netns name of the calling thread's namespace, if it has one.
-pub fn current_named() -> Option<String> {
+pub(crate) fn current_named() -> Option<String> {
     let me = identity(Path::new("/proc/thread-self/ns/net"))?;
     list_named().into_iter().find(|name| identity(&path_of(name)) == Some(me))
 }

@@ -33,7 +33,7 @@ pub enum Feature {
 }
 
 impl Feature {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Tcx => "tcx",
             Self::Netkit => "netkit",
@@ -41,7 +41,7 @@ impl Feature {
     }
 
     /// What a kernel needs to have this feature, for messages.
-    pub fn requirement(self) -> &'static str {
+    pub(crate) fn requirement(self) -> &'static str {
         match self {
             Self::Tcx => "Linux >= 6.6 built with CONFIG_NET_XGRESS",
             Self::Netkit => "Linux >= 6.7 built with CONFIG_NETKIT",
@@ -81,7 +81,7 @@ pub fn probe(feature: Feature) -> Support {
 const BPF_FS_MAGIC: i64 = 0xcafe4a11;
 
 /// True when `dir` is the root of, or inside, a mounted bpffs.
-pub fn is_bpffs(dir: &Path) -> bool {
+pub(crate) fn is_bpffs(dir: &Path) -> bool {
     let Ok(path) = CString::new(dir.as_os_str().as_encoded_bytes()) else {
         return false;
     };
@@ -93,7 +93,7 @@ pub fn is_bpffs(dir: &Path) -> bool {
 }
 
 /// Mount points of every bpffs visible to this process.
-pub fn bpffs_mounts() -> Vec<String> {
+pub(crate) fn bpffs_mounts() -> Vec<String> {
     let Ok(text) = fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
     };

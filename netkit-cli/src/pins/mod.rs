@@ -36,21 +36,20 @@ pub enum PinError {
 /// The root of this tool's pins inside one bpffs.
 #[derive(Debug, Clone)]
 pub struct Layout {
-    bpffs: PathBuf,
     root: PathBuf,
 }
 
 /// A link pinned under the layout, with what its path says about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PinnedLink {
-    pub path: PathBuf,
-    pub netns: String,
-    pub device: String,
-    pub hook: Hook,
-    pub name: String,
+pub(crate) struct PinnedLink {
+    pub(crate) path: PathBuf,
+    pub(crate) netns: String,
+    pub(crate) device: String,
+    pub(crate) hook: Hook,
+    pub(crate) name: String,
 }
 
-pub fn check_name(name: &str) -> Result<(), PinError> {
+pub(crate) fn check_name(name: &str) -> Result<(), PinError> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') || name.len() > 200 {
         return Err(PinError::BadName(name.into()));
     }
@@ -64,7 +63,7 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> PinError {
 
 impl Layout {
     /// The layout in `bpffs`, which must be a mounted bpffs.
-    pub fn new(bpffs: &Path) -> Result<Self, PinError> {
+    pub(crate) fn new(bpffs: &Path) -> Result<Self, PinError> {
         if !probe::is_bpffs(bpffs) {
             return Err(PinError::NotBpffs(bpffs.display().to_string()));
         }
@@ -73,14 +72,10 @@ impl Layout {
 
     /// The layout without checking the mount (for reading an absent tree).
     pub fn unchecked(bpffs: &Path) -> Self {
-        Self { bpffs: bpffs.to_path_buf(), root: bpffs.join("netkit") }
+        Self { root: bpffs.join("netkit") }
     }
 
-    pub fn bpffs(&self) -> &Path {
-        &self.bpffs
-    }
-
-    pub fn links_root(&self) -> PathBuf {
+    pub(crate) fn links_root(&self) -> PathBuf {
         self.root.join("links")
     }
 
@@ -88,16 +83,16 @@ impl Layout {
         self.root.join("maps")
     }
 
-    pub fn hook_dir(&self, netns: &str, device: &str, hook: Hook) -> PathBuf {
+    pub(crate) fn hook_dir(&self, netns: &str, device: &str, hook: Hook) -> PathBuf {
         self.links_root().join(netns).join(device).join(hook.name())
     }
 
-    pub fn link_path(&self, netns: &str, device: &str, hook: Hook, name: &str) -> PathBuf {
+    pub(crate) fn link_path(&self, netns: &str, device: &str, hook: Hook, name: &str) -> PathBuf {
         self.hook_dir(netns, device, hook).join(name)
     }
 
     /// Fails when `name` is taken on that hook, before anything is attached.
-    pub fn check_free(&self, netns: &str, device: &str, hook: Hook, name: &str) -> Result<PathBuf, PinError> {
+    pub(crate) fn check_free(&self, netns: &str, device: &str, hook: Hook, name: &str) -> Result<PathBuf, PinError> {
         check_name(name)?;
         let path = self.link_path(netns, device, hook, name);
         if path.exists() {
@@ -107,7 +102,7 @@ impl Layout {
     }
 
     /// Pins `link` at `path`, creating the directories.
-    pub fn pin(&self, link: &OwnedFd, path: &Path) -> Result<(), PinError> {
+    pub(crate) fn pin(&self, link: &OwnedFd, path: &Path) -> Result<(), PinError> {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(io("creating", dir))?;
         }
@@ -119,7 +114,7 @@ impl Layout {
     }
 
     /// Removes a pin and the directories it leaves empty.
-    pub fn unpin(&self, path: &Path) -> Result<(), PinError> {
+    pub(crate) fn unpin(&self, path: &Path) -> Result<(), PinError> {
         fs::remove_file(path).map_err(io("unpinning", path))?;
         let mut dir = path.parent();
         while let Some(d) = dir {
@@ -132,7 +127,7 @@ impl Layout {
     }
 
     /// Every link pinned under the layout.
-    pub fn links(&self) -> Vec<PinnedLink> {
+    pub(crate) fn links(&self) -> Vec<PinnedLink> {
         let mut out = Vec::new();
         let root = self.links_root();
         for netns in crate::os::netns::dir_names(&root) {
@@ -156,7 +151,7 @@ impl Layout {
     }
 
     /// The links pinned for one hook (only that hook's directory is read).
-    pub fn links_on(&self, netns: &str, device: &str, hook: Hook) -> Vec<PinnedLink> {
+    pub(crate) fn links_on(&self, netns: &str, device: &str, hook: Hook) -> Vec<PinnedLink> {
         let dir = self.hook_dir(netns, device, hook);
         crate::os::netns::dir_names(&dir)
             .into_iter()
@@ -166,7 +161,7 @@ impl Layout {
 
     /// What a path inside the layout says about its link, without reading
     /// any directory; None for paths outside `links/<netns>/<dev>/<hook>/`.
-    pub fn parse_path(&self, path: &Path) -> Option<PinnedLink> {
+    pub(crate) fn parse_path(&self, path: &Path) -> Option<PinnedLink> {
         let rest = path.strip_prefix(self.links_root()).ok()?;
         let parts: Vec<String> = rest.iter().map(|p| p.to_string_lossy().into_owned()).collect();
         let [netns, device, hook, name] = parts.as_slice() else { return None };
@@ -180,7 +175,7 @@ impl Layout {
     }
 
     /// The pinned link whose kernel id is `link_id`, if this tool pinned it.
-    pub fn find_by_id(&self, link_id: u32) -> Option<PinnedLink> {
+    pub(crate) fn find_by_id(&self, link_id: u32) -> Option<PinnedLink> {
         self.links().into_iter().find(|l| open_link(&l.path).ok().map(|(_, info)| info.id) == Some(link_id))
     }
 }

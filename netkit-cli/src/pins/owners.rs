@@ -8,7 +8,7 @@ use crate::{bpf, os::probe};
 
 /// Descriptions of everything holding link `link_id`, e.g.
 /// "process 812 (cilium-agent)" or "a pin at /sys/fs/bpf/tc/globals/x".
-pub fn holders(link_id: u32) -> Vec<String> {
+pub(crate) fn holders(link_id: u32) -> Vec<String> {
     let mut out = Vec::new();
     let me = std::process::id().to_string();
     for proc_entry in fs::read_dir("/proc").into_iter().flatten().flatten() {

@@ -22,8 +22,8 @@ pub struct Bundled {
 #[derive(Debug, Clone, Copy)]
 pub struct Setting {
     pub key: &'static str,
-    pub global: &'static str,
-    pub kind: SettingKind,
+    pub(crate) global: &'static str,
+    pub(crate) kind: SettingKind,
     pub help: &'static str,
 }
 
@@ -168,19 +168,19 @@ pub fn globals(spec: &ProgSpec, sets: &[String]) -> Result<Vec<(String, Vec<u8>)
 }
 
 /// Set when the build skipped the eBPF programs (NETKIT_SKIP_EBPF=1).
-pub const STUB_BUILD: bool = cfg!(netkit_ebpf_stub);
+pub(crate) const STUB_BUILD: bool = cfg!(netkit_ebpf_stub);
 
 pub(super) fn bundled_names() -> String {
     BUNDLED.iter().map(|b| b.name).collect::<Vec<_>>().join(", ")
 }
 
 impl Bundled {
-    pub fn find(name: &str) -> Result<&'static Self, ProgramError> {
+    pub(crate) fn find(name: &str) -> Result<&'static Self, ProgramError> {
         BUNDLED.iter().find(|b| b.name == name).ok_or_else(|| ProgramError::Unknown(name.into(), bundled_names()))
     }
 
     /// The ELF object, refusing the empty placeholder of a stub build.
-    pub fn object(&self) -> Result<&'static [u8], ProgramError> {
+    pub(crate) fn object(&self) -> Result<&'static [u8], ProgramError> {
         if STUB_BUILD || self.object.is_empty() {
             return Err(ProgramError::StubBuild);
         }

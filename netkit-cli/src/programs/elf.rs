@@ -100,7 +100,7 @@ pub(super) fn rename_sections(data: &[u8], rename: impl Fn(&str) -> Option<Strin
 
 /// Checks that `data` is a BPF ELF object and renames libbpf-style sched_cls
 /// sections so aya's parser accepts them.
-pub fn normalize_object<'a>(path: &str, data: &'a [u8]) -> Result<Cow<'a, [u8]>, ProgramError> {
+pub(crate) fn normalize_object<'a>(path: &str, data: &'a [u8]) -> Result<Cow<'a, [u8]>, ProgramError> {
     let not_bpf = |why: String| ProgramError::NotBpf { path: path.into(), why };
     if data.len() < 64 || &data[..4] != b"\x7fELF" {
         return Err(not_bpf("no ELF header".into()));
@@ -117,7 +117,7 @@ pub fn normalize_object<'a>(path: &str, data: &'a [u8]) -> Result<Cow<'a, [u8]>,
 }
 
 /// The programs an object holds: (function, section kind, is sched_cls).
-pub fn inspect(path: &str, data: &[u8]) -> Result<Vec<(String, String, bool)>, ProgramError> {
+pub(crate) fn inspect(path: &str, data: &[u8]) -> Result<Vec<(String, String, bool)>, ProgramError> {
     let obj = aya_obj::Object::parse(data)
         .map_err(|e| ProgramError::NotBpf { path: path.into(), why: format!("aya cannot parse it: {e}") })?;
     let mut out: Vec<(String, String, bool)> = obj

@@ -6,10 +6,16 @@
 mod bundled;
 mod elf;
 
+pub use bundled::BUNDLED;
+pub(crate) use bundled::Bundled;
+#[cfg(test)]
+use bundled::STUB_BUILD;
+pub use bundled::SettingKind;
 use bundled::bundled_names;
-pub use bundled::{BUNDLED, Bundled, STUB_BUILD, Setting, SettingKind, globals};
+pub use bundled::globals;
+pub(crate) use elf::inspect;
+pub(crate) use elf::normalize_object;
 use elf::pick_function;
-pub use elf::{inspect, normalize_object};
 
 use std::{
     borrow::Cow,
@@ -141,8 +147,6 @@ pub struct Loaded {
     /// The aya object it came from, when this process loaded it (its maps and
     /// log buffer live as long as this does, or as long as the program).
     pub ebpf: Option<Ebpf>,
-    /// Where it came from, for messages.
-    pub source: String,
 }
 
 impl Loaded {
@@ -151,21 +155,21 @@ impl Loaded {
     }
 
     /// "program 42 (pass)", for messages.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!("program {} ({})", self.info.id, self.info.name())
     }
 }
 
 /// The kind of bpf object behind an fd (from /proc/self/fdinfo).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ObjKind {
+pub(crate) enum ObjKind {
     Prog,
     Link,
     Map,
     Other,
 }
 
-pub fn object_kind(fd: std::os::fd::BorrowedFd<'_>) -> ObjKind {
+pub(crate) fn object_kind(fd: std::os::fd::BorrowedFd<'_>) -> ObjKind {
     use std::os::fd::AsRawFd as _;
     let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).unwrap_or_default();
     if text.contains("\nlink_type:") || text.starts_with("link_type:") {
@@ -179,16 +183,15 @@ pub fn object_kind(fd: std::os::fd::BorrowedFd<'_>) -> ObjKind {
     }
 }
 
-/// An object ready for aya: its bytes (sections renamed as needed), the
-/// function to load, and where it came from.
+/// An object ready for aya: its bytes (sections renamed as needed) and the
+/// function to load.
 pub struct Prepared {
-    pub object: Cow<'static, [u8]>,
-    pub function: String,
-    pub source: String,
+    pub(crate) object: Cow<'static, [u8]>,
+    pub(crate) function: String,
     /// Whether CO-RE relocations may need the kernel's BTF. The bundled
     /// programs use none, and parsing /sys/kernel/btf/vmlinux is most of
     /// the cost of a load; user objects get it.
-    pub kernel_btf: bool,
+    pub(crate) kernel_btf: bool,
 }
 
 /// Everything about a spec that can be checked without the kernel: the
@@ -201,7 +204,6 @@ pub fn prepare(spec: &ProgSpec) -> Result<Option<Prepared>, ProgramError> {
             Ok(Some(Prepared {
                 object: Cow::Borrowed(b.object()?),
                 function: b.function.to_string(),
-                source: format!("bundled {}", b.name),
                 kernel_btf: false,
             }))
         }
@@ -211,12 +213,7 @@ pub fn prepare(spec: &ProgSpec) -> Result<Option<Prepared>, ProgramError> {
             let data = normalize_object(&shown, &data)?.into_owned();
             let progs = inspect(&shown, &data)?;
             let function = pick_function(&shown, &progs, function.as_deref())?;
-            Ok(Some(Prepared {
-                object: Cow::Owned(data),
-                source: format!("{function} from {shown}"),
-                function,
-                kernel_btf: true,
-            }))
+            Ok(Some(Prepared { object: Cow::Owned(data), function, kernel_btf: true }))
         }
         ProgSpec::Id(_) | ProgSpec::Pinned(_) => Ok(None),
     }
@@ -227,7 +224,7 @@ fn check_type(fd: OwnedFd, what: String) -> Result<Loaded, ProgramError> {
     if info.type_ != bpf::BPF_PROG_TYPE_SCHED_CLS {
         return Err(ProgramError::WrongLoadedType { what, kind: info.type_ });
     }
-    Ok(Loaded { fd, info, ebpf: None, source: what })
+    Ok(Loaded { fd, info, ebpf: None })
 }
 
 /// Loads (or opens) the program `spec` names. Bundled names and files load
@@ -260,8 +257,8 @@ pub fn load(spec: &ProgSpec, opts: &LoadOptions) -> Result<Loaded, ProgramError>
 }
 
 /// Loads the prepared sched_cls program with aya.
-pub fn load_object(p: &Prepared, opts: &LoadOptions) -> Result<Loaded, ProgramError> {
-    let (data, function, source) = (&p.object, p.function.as_str(), p.source.clone());
+pub(crate) fn load_object(p: &Prepared, opts: &LoadOptions) -> Result<Loaded, ProgramError> {
+    let (data, function) = (&p.object, p.function.as_str());
     let load_err = |why: String| ProgramError::Load { function: function.into(), why };
     let refused = |e: &(dyn std::error::Error + 'static)| match verifier_refusal(e) {
         Some((io_error, log)) => {
@@ -306,7 +303,7 @@ pub fn load_object(p: &Prepared, opts: &LoadOptions) -> Result<Loaded, ProgramEr
         .try_clone_to_owned()
         .map_err(|e| load_err(e.to_string()))?;
     let (info, _) = bpf::prog_info(fd.as_fd()).map_err(|e| load_err(e.to_string()))?;
-    Ok(Loaded { fd, info, ebpf: Some(ebpf), source })
+    Ok(Loaded { fd, info, ebpf: Some(ebpf) })
 }
 
 /// How many lines of a verifier log a refusal shows: the verifier states
@@ -329,7 +326,7 @@ fn verifier_refusal(e: &(dyn std::error::Error + 'static)) -> Option<(std::io::E
 }
 
 /// An error with its sources, on one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

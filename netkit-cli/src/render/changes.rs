@@ -11,7 +11,7 @@ use std::{
 use serde::Serialize;
 
 use super::table;
-use crate::{
+use netkit::{
     maps::redirect::{Entry, RedirectStats},
     mprog::Hook,
 };

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::{
+use netkit::{
     hooks::{HookView, LinkState, LinkView, Outcome},
     netlink::{device::DeviceView, links::Role},
     os::probe::{Report, Support},
@@ -356,7 +356,7 @@ pub fn prog(w: &mut impl Write, v: &ProgView) -> io::Result<()> {
     Ok(())
 }
 
-pub fn rules(w: &mut impl Write, rules: &[crate::maps::firewall::RuleView]) -> io::Result<()> {
+pub fn rules(w: &mut impl Write, rules: &[netkit::maps::firewall::RuleView]) -> io::Result<()> {
     let mut rows = vec![["ID", "RULE", "HITS"].map(String::from).to_vec()];
     for r in rules {
         let id = if r.id == 0 { "-".to_string() } else { r.id.to_string() };
@@ -365,7 +365,7 @@ pub fn rules(w: &mut impl Write, rules: &[crate::maps::firewall::RuleView]) -> i
     table(w, &rows)
 }
 
-pub fn stats(w: &mut impl Write, hooks: &[crate::maps::stats::HookStats]) -> io::Result<()> {
+pub fn stats(w: &mut impl Write, hooks: &[netkit::maps::stats::HookStats]) -> io::Result<()> {
     if hooks.is_empty() {
         return writeln!(w, "no programs on any hook");
     }

@@ -6,8 +6,15 @@
 mod spec;
 mod view;
 
-pub use spec::{AttrSupport, PairSpec, probe_attributes};
-pub use view::{DeviceView, HookCounts, PeerRef, Place, PrimaryAt, PrimaryRef};
+pub(crate) use spec::AttrSupport;
+
+pub use spec::PairSpec;
+
+pub(crate) use spec::probe_attributes;
+pub use view::DeviceView;
+pub(crate) use view::HookCounts;
+pub(crate) use view::PrimaryAt;
+pub(crate) use view::PrimaryRef;
 
 use netlink_packet_route::link::{InfoData, InfoKind, InfoNetkit, LinkMessage};
 use rtnetlink::{LinkMessageBuilder, LinkNetkit, LinkUnspec};

@@ -31,7 +31,7 @@ impl PairSpec {
     /// Everything that can be checked without changing anything: names, MTU,
     /// namespaces, and whether the running kernel knows each requested option
     /// (`support`, from [`probe_attributes`]).
-    pub fn validate(&self, support: &AttrSupport) -> Result<(), DeviceError> {
+    pub(crate) fn validate(&self, support: &AttrSupport) -> Result<(), DeviceError> {
         ifname::check(&self.name).map_err(DeviceError::Invalid)?;
         if let Some(peer) = &self.peer {
             ifname::check(peer).map_err(|e| DeviceError::Invalid(format!("--peer: {e}")))?;
@@ -148,12 +148,12 @@ impl PairSpec {
 
 /// Which optional netkit attributes the running kernel knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttrSupport {
-    pub release: String,
-    pub scrub: bool,
-    pub headroom: bool,
-    pub tailroom: bool,
-    pub pairing: bool,
+pub(crate) struct AttrSupport {
+    pub(crate) release: String,
+    pub(crate) scrub: bool,
+    pub(crate) headroom: bool,
+    pub(crate) tailroom: bool,
+    pub(crate) pairing: bool,
 }
 
 impl AttrSupport {
@@ -163,7 +163,7 @@ impl AttrSupport {
     }
 
     /// From a dump of a netkit device: the kernel reports every attribute it knows.
-    pub fn from_dump(release: String, nk: &NetkitAttrs) -> Self {
+    pub(crate) fn from_dump(release: String, nk: &NetkitAttrs) -> Self {
         Self {
             release,
             scrub: nk.settings.scrub.is_some(),
@@ -180,7 +180,7 @@ impl AttrSupport {
 /// pair) vanish when the probe's thread ends, so nothing is left anywhere.
 /// Kernels silently ignore attributes they do not know, so asking is the
 /// only way to find out before creating the real pair.
-pub async fn probe_attributes() -> AttrSupport {
+pub(crate) async fn probe_attributes() -> AttrSupport {
     let release = probe::kernel_release();
     let probed = std::thread::spawn(|| -> Option<NetkitAttrs> {
         // SAFETY: unshare affects only this short-lived thread.

@@ -41,13 +41,13 @@ pub struct DeviceView {
     pub counters: Counters,
     /// Where the pair's primary is, for counting the programs on its hooks.
     #[serde(skip)]
-    pub primary_at: Option<PrimaryAt>,
+    pub(crate) primary_at: Option<PrimaryAt>,
 }
 
 /// Where the primary of a pair is, as the hooks layer needs it to query the
 /// pair's netkit hooks (they are reached only through the primary).
 #[derive(Debug, Clone)]
-pub enum PrimaryAt {
+pub(crate) enum PrimaryAt {
     /// In the caller's namespace, with this ifindex.
     Here(u32),
     /// In another namespace this tool can enter.
@@ -70,13 +70,13 @@ pub(super) struct OtherEnd {
 /// namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrimaryRef {
-    pub name: String,
-    pub place: Place,
+    pub(crate) name: String,
+    pub(crate) place: Place,
 }
 
 /// Where a device is, seen from the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Place {
+pub(crate) enum Place {
     /// In the caller's namespace; `Some(name)` when that has a /run/netns
     /// name (the caller came in with `-n name`).
     Here(Option<String>),
@@ -89,7 +89,7 @@ pub enum Place {
 impl PrimaryRef {
     /// The primary in words: "h0", "h0 in network namespace pod", "h0 in the
     /// initial network namespace".
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match &self.place {
             Place::Here(_) => self.name.clone(),
             Place::Named(ns) => format!("{} in network namespace {ns}", self.name),
@@ -99,7 +99,7 @@ impl PrimaryRef {
 
     /// A complete command line that acts on the primary: `netkit [-n NS]
     /// SUBCOMMAND PRIMARY REST`.
-    pub fn command(&self, subcommand: &str, rest: &str) -> String {
+    pub(crate) fn command(&self, subcommand: &str, rest: &str) -> String {
         let ns = match &self.place {
             Place::Here(Some(ns)) | Place::Named(ns) => format!("-n {ns} "),
             Place::Here(None) | Place::Init => String::new(),
@@ -128,7 +128,7 @@ impl Netlink {
     /// The primary of the pair whose peer is `peer`, as a command here
     /// reaches it; None when it cannot be found from here (its namespace has
     /// no name this tool can open).
-    pub async fn primary_of(&self, peer: &Link) -> Option<PrimaryRef> {
+    pub(crate) async fn primary_of(&self, peer: &Link) -> Option<PrimaryRef> {
         let o = self.other_end(peer).await.ok().flatten()?;
         let name = o.link?.name;
         let place = match o.netns {
@@ -160,7 +160,7 @@ impl Netlink {
     /// Describes `link`, resolving its peer and where the pair's primary is
     /// ([`DeviceView::primary_at`]); the programs on the pair's hooks are
     /// counted by the hooks layer.
-    pub async fn view(&self, link: &Link) -> Result<DeviceView, DeviceError> {
+    pub(crate) async fn view(&self, link: &Link) -> Result<DeviceView, DeviceError> {
         let nk = link.netkit.clone();
         let other = if nk.is_some() { self.other_end(link).await? } else { None };
         let role = link.role();
