@@ -34,6 +34,8 @@
 //! `netkit-cli/examples/pair_and_chain.rs` creates a pair and attaches an
 //! ordered chain through this API.
 
+#![warn(missing_docs)]
+
 pub mod bpf;
 pub mod hooks;
 pub mod maps;

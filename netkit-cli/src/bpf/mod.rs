@@ -37,6 +37,7 @@ pub struct SyscallError {
 }
 
 impl SyscallError {
+    /// The errno the kernel returned, if the failure carries one.
     pub fn errno(&self) -> Option<i32> {
         self.io_error.raw_os_error()
     }
@@ -48,6 +49,7 @@ pub(crate) type Result<T> = std::result::Result<T, SyscallError>;
 pub const BPF_PROG_TYPE_SCHED_CLS: u32 = bpf_prog_type::BPF_PROG_TYPE_SCHED_CLS as u32;
 
 // Attach types (enum bpf_attach_type).
+/// Attach type of the tcx ingress hook (BPF_TCX_INGRESS).
 pub const BPF_TCX_INGRESS: u32 = bpf_attach_type::BPF_TCX_INGRESS as u32;
 pub(crate) const BPF_TCX_EGRESS: u32 = bpf_attach_type::BPF_TCX_EGRESS as u32;
 pub(crate) const BPF_NETKIT_PRIMARY: u32 = bpf_attach_type::BPF_NETKIT_PRIMARY as u32;
@@ -326,10 +328,12 @@ fn fd_by_id(call: &'static str, cmd: bpf_cmd, id: u32) -> Result<OwnedFd> {
     unsafe { sys_bpf_fd(call, cmd, &mut attr) }
 }
 
+/// A new fd for the loaded program with this id (BPF_PROG_GET_FD_BY_ID).
 pub fn prog_fd_by_id(id: u32) -> Result<OwnedFd> {
     fd_by_id("BPF_PROG_GET_FD_BY_ID", bpf_cmd::BPF_PROG_GET_FD_BY_ID, id)
 }
 
+/// A new fd for the map with this id (BPF_MAP_GET_FD_BY_ID).
 pub fn map_fd_by_id(id: u32) -> Result<OwnedFd> {
     fd_by_id("BPF_MAP_GET_FD_BY_ID", bpf_cmd::BPF_MAP_GET_FD_BY_ID, id)
 }
@@ -399,10 +403,12 @@ impl std::fmt::Debug for ProgInfo {
 }
 
 impl ProgInfo {
+    /// The program's name as the kernel keeps it (at most 15 bytes).
     pub fn name(&self) -> String {
         c_name(&self.0.name)
     }
 
+    /// The program's tag (a hash of its instructions) in hex, as bpftool shows it.
     pub fn tag_hex(&self) -> String {
         self.0.tag.iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -434,6 +440,7 @@ pub(crate) fn prog_info_by_id(id: u32) -> Option<ProgInfo> {
 /// netkit links, the tcx/netkit member of the union.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LinkInfo {
+    /// The link's id.
     pub id: u32,
     pub(crate) prog_id: u32,
     /// tcx/netkit: the ifindex of the device the kernel keeps in the link
@@ -443,6 +450,7 @@ pub struct LinkInfo {
     pub(crate) attach_type: u32,
 }
 
+/// BPF_OBJ_GET_INFO_BY_FD on a link.
 pub fn link_info(fd: BorrowedFd<'_>) -> Result<LinkInfo> {
     let mut info = bpf_link_info::zeroed();
     obj_info(fd, &mut info)?;
@@ -478,11 +486,13 @@ impl std::fmt::Debug for MapInfo {
 }
 
 impl MapInfo {
+    /// The map's name as the kernel keeps it.
     pub fn name(&self) -> String {
         c_name(&self.0.name)
     }
 }
 
+/// BPF_OBJ_GET_INFO_BY_FD on a map.
 pub fn map_info(fd: BorrowedFd<'_>) -> Result<MapInfo> {
     let mut info = bpf_map_info::zeroed();
     obj_info(fd, &mut info)?;
@@ -494,9 +504,11 @@ pub fn map_info(fd: BorrowedFd<'_>) -> Result<MapInfo> {
 /// What BPF_PROG_TEST_RUN reports that callers use: the program's return value.
 #[derive(Debug, Clone, Copy)]
 pub struct TestRun {
+    /// What the program returned for the packet.
     pub retval: u32,
 }
 
+/// Runs the program `repeat` times on `packet` (BPF_PROG_TEST_RUN); aya has no test-run call.
 pub fn prog_test_run(prog: BorrowedFd<'_>, packet: &[u8], repeat: u32) -> Result<TestRun> {
     let mut out = vec![0u8; packet.len() + 256];
     let mut attr = zeroed();

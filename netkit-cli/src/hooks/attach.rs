@@ -6,7 +6,9 @@ use super::*;
 /// Where and how a program goes on a chain.
 #[derive(Debug, Clone, Default)]
 pub struct Placement {
+    /// Where in the chain.
     pub position: Position,
+    /// Fail unless the hook's chain is still at this revision (none: read it and retry on races).
     pub expected_revision: Option<u64>,
     /// Plain attachment (BPF_PROG_ATTACH) instead of a link.
     pub plain: bool,
@@ -17,12 +19,17 @@ pub struct Placement {
 /// An attach request, fully described before anything is loaded.
 #[derive(Debug, Clone)]
 pub struct AttachRequest {
+    /// The device, by name in the current namespace.
     pub device: String,
+    /// The hook on that device.
     pub hook: Hook,
+    /// The program to attach.
     pub prog: ProgSpec,
+    /// Where and how it goes on the chain.
     pub placement: Placement,
     /// Pin name (links only); default `<program>-<link id>`.
     pub pin: Option<String>,
+    /// How to load it, when it is not in the kernel yet.
     pub load: LoadOptions,
 }
 
@@ -76,9 +83,8 @@ impl Hooks<'_> {
             // Taken since the early check: the link is released when dropped.
             Err(e) => return Err(e.into()),
         };
-        if let Err(e) = layout.pin(&link, &path) {
-            return Err(AttachError::Refused(format!("{e}; the link was released again, nothing stays attached")));
-        }
+        // On failure the link is released when dropped.
+        layout.pin(&link, &path).map_err(AttachError::PinFailed)?;
         Ok(Self::outcome(
             &dev,
             hook,

@@ -18,19 +18,28 @@ pub enum LinkState {
 /// A link this tool pinned, as `link list` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct LinkView {
+    /// The pin's name.
     pub name: String,
+    /// The network namespace the link was attached in, as the pin layout names it.
     pub netns: String,
+    /// The device the link was attached to (for a peer hook, the pair's primary).
     pub device: String,
+    /// The hook the link was attached to.
     pub hook: Hook,
+    /// The pin's path on the bpffs.
     pub pin: String,
+    /// The link's id, when the pin could be read.
     pub link_id: Option<u32>,
+    /// The program the link runs, when the pin could be read.
     pub prog_id: Option<u32>,
+    /// That program's name.
     pub prog_name: Option<String>,
     /// The ifindex of the device the kernel keeps in the link, 0 once
     /// defunct. For a link on a netkit peer hook that is the peer's ifindex,
     /// counted in the peer's namespace; `device` and `hook` name the pair's
     /// primary and the hook, as the link was attached.
     pub(crate) ifindex: Option<u32>,
+    /// Whether the link is attached, defunct, or could not be read.
     pub state: LinkState,
     /// Why the pin could not be read (state `unreadable`).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -49,25 +49,42 @@ use crate::{
     programs::{self, LoadOptions, Loaded, ObjKind, ProgSpec, ProgramError},
 };
 
+/// Why a hook operation (attach, detach, update, query, reading a program's maps or log) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
+    /// The request itself is wrong (the message says what to change).
     #[error("{0}")]
     Invalid(String),
+    /// The program could not be found, checked or loaded.
     #[error(transparent)]
     Program(#[from] ProgramError),
+    /// A REF names nothing usable.
     #[error(transparent)]
     Ref(#[from] RefError),
+    /// A pin could not be made, found or removed.
     #[error(transparent)]
     Pin(#[from] PinError),
+    /// The device is missing or is not what the hook needs.
     #[error(transparent)]
     Device(#[from] DeviceError),
+    /// A netlink request failed.
     #[error(transparent)]
     Netlink(#[from] NetlinkError),
     /// A kernel refusal, explained; `errno` is the kernel's answer.
     #[error("{message}")]
-    Kernel { message: String, errno: i32 },
+    Kernel {
+        /// The explained message.
+        message: String,
+        /// The errno the kernel returned.
+        errno: i32,
+    },
+    /// Refused by this tool before asking the kernel (the ownership guard, a link on another hook).
     #[error("{0}")]
     Refused(String),
+    /// Pinning a new link failed; the link was released, nothing stays
+    /// attached.
+    #[error("pinning the link failed, so it was released again and nothing stays attached")]
+    PinFailed(#[source] PinError),
     /// A bpf(2) call that has no refusal to explain failed (reading a new
     /// link's info).
     #[error(transparent)]
@@ -79,7 +96,9 @@ pub enum AttachError {
     /// Reading a program's aya-log ring buffer failed.
     #[error("reading the log of program {prog_id}")]
     Log {
+        /// The program whose log was being read.
         prog_id: u32,
+        /// What reading answered.
         #[source]
         source: std::io::Error,
     },
@@ -88,7 +107,9 @@ pub enum AttachError {
         "program {prog_id} has no aya-log buffer: only programs built with aya-log (such as the bundled log) can be followed"
     )]
     NoLogBuffer {
+        /// The program asked for.
         prog_id: u32,
+        /// What aya-log answered.
         #[source]
         source: aya_log::Error,
     },
@@ -116,17 +137,23 @@ pub fn count_programs(view: &mut DeviceView) {
 /// Where in a chain to attach, as the user said it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Position {
+    /// In front of every program.
     First,
+    /// Behind every program (the default).
     #[default]
     Last,
+    /// Right in front of the program or link REF names.
     Before(RefSpec),
+    /// Right behind the program or link REF names.
     After(RefSpec),
 }
 
 /// A device in the current namespace.
 #[derive(Debug, Clone)]
 pub struct Device {
+    /// The device's name.
     pub name: String,
+    /// The device's ifindex in the current namespace.
     pub ifindex: u32,
     /// The namespace's name in the pin layout.
     pub(crate) netns: String,
@@ -134,19 +161,27 @@ pub struct Device {
 
 /// The context every hook operation works in.
 pub struct Hooks<'a> {
+    /// The rtnetlink connection of the current namespace.
     pub nl: &'a Netlink,
+    /// The bpffs the links are pinned under (`netkit/` below it).
     pub bpffs: PathBuf,
 }
 
 /// What an attach, update or detach left behind.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
+    /// The device's name.
     pub ifname: String,
     pub(crate) ifindex: u32,
+    /// The hook.
     pub hook: Hook,
+    /// The program attached, updated to or detached.
     pub prog_id: Option<u32>,
+    /// That program's name.
     pub prog_name: Option<String>,
+    /// The link involved, if any (none for plain attachments).
     pub link_id: Option<u32>,
+    /// The pin's name, if a link was pinned or unpinned.
     pub pin: Option<String>,
     /// The hook's revision after the operation.
     pub revision: u64,

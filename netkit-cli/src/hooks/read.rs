@@ -18,10 +18,15 @@ pub struct SlotView {
 /// One hook in `query` output.
 #[derive(Debug, Clone, Serialize)]
 pub struct HookView {
+    /// The device's name.
     pub ifname: String,
+    /// The device's ifindex.
     pub ifindex: u32,
+    /// The hook.
     pub hook: Hook,
+    /// The chain's revision (it changes with every attach and detach).
     pub revision: u64,
+    /// The programs in the order they run.
     pub programs: Vec<SlotView>,
 }
 

@@ -15,30 +15,58 @@ use crate::{
     programs::{ObjKind, object_kind},
 };
 
+/// A reference to an object on a hook, as given on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefSpec {
+    /// `prog:ID`: a program.
     Prog(u32),
+    /// `link:ID`: a link.
     Link(u32),
+    /// `pin:PATH`: a pinned link or program.
     Pin(PathBuf),
+    /// NAME: a link this tool pinned on the hook under that name.
     Name(String),
 }
 
+/// Why a REF names nothing usable.
 #[derive(Debug, thiserror::Error)]
 pub enum RefError {
+    /// The text is no REF.
     #[error("`{0}` is not a valid REF: use prog:ID, link:ID, pin:PATH or the NAME of a link pinned on this hook")]
     Malformed(String),
+    /// No program has that id.
     #[error("no program with id {0} is loaded")]
     NoProg(u32),
+    /// No link has that id.
     #[error("no link with id {0} exists")]
     NoLink(u32),
+    /// Nothing is pinned at the path.
     #[error("nothing is pinned at {0}")]
     NoPin(String),
+    /// The pin is neither a link nor a program.
     #[error("{0} is pinned but is neither a link nor a program")]
     NotLinkOrProg(String),
+    /// No link of that name is pinned on the hook.
     #[error("no link named `{name}` is pinned on {device} {hook}{}", if pinned.is_empty() { String::new() } else { format!(" (pinned there: {})", pinned.join(", ")) })]
-    NoName { name: String, device: String, hook: Hook, pinned: Vec<String> },
-    #[error("opening {what}: {cause}")]
-    Open { what: String, cause: bpf::SyscallError },
+    NoName {
+        /// The name as given.
+        name: String,
+        /// The device the hook belongs to.
+        device: String,
+        /// The hook.
+        hook: Hook,
+        /// The names pinned on that hook.
+        pinned: Vec<String>,
+    },
+    /// Opening the object failed for another reason.
+    #[error("opening {what}")]
+    Open {
+        /// What was being done or opened.
+        what: String,
+        /// What the system call answered.
+        #[source]
+        cause: bpf::SyscallError,
+    },
 }
 
 impl FromStr for RefSpec {

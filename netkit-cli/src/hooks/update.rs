@@ -6,12 +6,17 @@ use super::*;
 /// An update request: the link (REF) on DEV HOOK gets PROG.
 #[derive(Debug, Clone)]
 pub struct UpdateRequest {
+    /// The device, by name in the current namespace.
     pub device: String,
+    /// The hook on that device.
     pub hook: Hook,
+    /// The link to update.
     pub target: RefSpec,
+    /// The program it runs from now on.
     pub prog: ProgSpec,
     /// Fail unless the link still runs this program.
     pub expected_old: Option<RefSpec>,
+    /// How to load the new program, when it is not in the kernel yet.
     pub load: LoadOptions,
     /// Update a link another tool owns.
     pub force: bool,

@@ -31,16 +31,26 @@ pub struct Rule {
     pub(crate) allow: bool,
 }
 
+/// Why a firewall rule could not be parsed, added, found or removed.
 #[derive(Debug, thiserror::Error)]
 pub enum FirewallError {
+    /// The rule does not parse.
     #[error(
         "bad rule `{rule}`: {why} (a rule is: [src|dst] CIDR [proto tcp|udp|icmp|icmpv6|N] [port N[-M]] allow|deny)"
     )]
-    Parse { rule: String, why: String },
+    Parse {
+        /// The rule text.
+        rule: String,
+        /// Why, in words.
+        why: String,
+    },
+    /// The rule table is full (the message says which).
     #[error("{0}")]
     Full(String),
+    /// No rule has that id.
     #[error("no rule {0} on this firewall (see `netkit firewall list`)")]
     NoRule(u32),
+    /// The program's maps could not be opened.
     #[error(transparent)]
     Maps(#[from] MapsError),
 }
@@ -220,7 +230,9 @@ fn mask(addr: IpAddr, len: u8) -> IpAddr {
 pub struct RuleView {
     /// 0 stands for the default action.
     pub id: u32,
+    /// The rule, as `firewall add` takes it.
     pub rule: String,
+    /// Packets it decided.
     pub hits: u64,
 }
 

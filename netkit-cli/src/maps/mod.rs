@@ -9,14 +9,33 @@ pub mod stats;
 
 use aya::maps::{Map, MapData, PerCpuArray, PerCpuValues};
 
+/// Why a program's maps could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum MapsError {
+    /// The program has no map of that name.
     #[error("program {prog} has no map {map} (is it the program you think it is?)")]
-    Missing { prog: u32, map: String },
+    Missing {
+        /// The program id.
+        prog: u32,
+        /// The map name.
+        map: String,
+    },
+    /// aya could not open the map.
     #[error("map {map}: {why}")]
-    Aya { map: String, why: String },
+    Aya {
+        /// The map name.
+        map: String,
+        /// Why, in words.
+        why: String,
+    },
+    /// The program's map list could not be read.
     #[error("reading the maps of program {prog}: {why}")]
-    Program { prog: u32, why: String },
+    Program {
+        /// The program id.
+        prog: u32,
+        /// Why, in words.
+        why: String,
+    },
 }
 
 /// One program's maps: (name, id).
@@ -30,6 +49,7 @@ pub(crate) fn aya_err(map: &str) -> impl Fn(aya::maps::MapError) -> MapsError + 
 }
 
 impl ProgMaps {
+    /// Opens the maps of the loaded program `prog_id`.
     pub fn open(prog_id: u32) -> Result<Self, MapsError> {
         let maps = crate::bpf::prog_maps(prog_id)
             .map_err(|e| MapsError::Program { prog: prog_id, why: e.to_string() })?
@@ -39,6 +59,7 @@ impl ProgMaps {
         Ok(Self { prog_id, maps })
     }
 
+    /// Whether the program has a map named `name`.
     pub fn has(&self, name: &str) -> bool {
         self.maps.iter().any(|(n, _)| n == name)
     }

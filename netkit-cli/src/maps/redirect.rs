@@ -10,12 +10,19 @@ use serde::Serialize;
 
 use crate::maps::{MapsError, ProgMaps, aya_err};
 
+/// Why a redirect entry could not be added, found or removed.
 #[derive(Debug, thiserror::Error)]
 pub enum RedirectError {
+    /// No entry for that address.
     #[error("no redirect entry for {0}")]
     NoEntry(IpAddr),
+    /// The table for the address family is full.
     #[error("the redirect table for {family} is full ({MAX_ENTRIES} entries); nothing was changed")]
-    Full { family: &'static str },
+    Full {
+        /// The address family whose map is full.
+        family: &'static str,
+    },
+    /// The program's maps could not be opened.
     #[error(transparent)]
     Maps(#[from] MapsError),
 }
@@ -23,19 +30,24 @@ pub enum RedirectError {
 /// One entry, for listing.
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
+    /// The destination address.
     pub ip: IpAddr,
     /// The netkit primary whose peer gets the packets.
     pub ifindex: u32,
+    /// The primary's name, when it is in this namespace.
     pub pair: Option<String>,
 }
 
 /// Packets the program redirected and packets it passed on.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct RedirectStats {
+    /// Packets sent to a pod.
     pub redirected: u64,
+    /// Packets that matched no entry and went on.
     pub not_matched: u64,
 }
 
+/// The live maps of an attached bundled `redirect-peer` program.
 pub struct Redirect {
     maps: ProgMaps,
 }
@@ -52,6 +64,7 @@ fn full(family: &'static str, name: &'static str) -> impl Fn(aya::maps::MapError
 }
 
 impl Redirect {
+    /// Opens the maps of the loaded redirect program `prog_id`.
     pub fn open(prog_id: u32) -> Result<Self, RedirectError> {
         Ok(Self { maps: ProgMaps::open(prog_id)? })
     }
@@ -115,6 +128,7 @@ impl Redirect {
         Ok(out)
     }
 
+    /// The program's counters, summed over CPUs.
     pub fn stats(&self) -> Result<RedirectStats, RedirectError> {
         Ok(RedirectStats {
             redirected: self.maps.per_cpu_u64("REDIR_STATS", STAT_REDIRECTED)?,

@@ -22,27 +22,38 @@ use crate::{
 /// One program's numbers.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ProgStats {
+    /// Its position in the chain, from 1.
     pub position: usize,
+    /// The program's id.
     pub prog_id: u32,
+    /// The program's name.
     pub name: String,
     pub(crate) link_id: Option<u32>,
     /// From the kernel; only counted while run-time statistics are on.
     pub run_cnt: u64,
+    /// From the kernel: total run time in ns while run-time statistics are on.
     pub run_time_ns: u64,
+    /// Packets counted by the program (bundled `counter` only).
     pub packets: Option<u64>,
+    /// Bytes counted by the program (bundled `counter` only).
     pub bytes: Option<u64>,
+    /// The rules and their hits (bundled `firewall` only).
     pub firewall: Option<Vec<RuleView>>,
+    /// The redirect counters (bundled `redirect-peer` only).
     pub redirect: Option<RedirectStats>,
 }
 
 /// One hook's programs' numbers.
 #[derive(Debug, Clone, Serialize)]
 pub struct HookStats {
+    /// The device's name.
     pub ifname: String,
     pub(crate) ifindex: u32,
+    /// The hook.
     pub hook: crate::mprog::Hook,
     /// Whether kernel BPF run-time statistics are on now.
     pub run_time_stats: bool,
+    /// The programs in chain order.
     pub programs: Vec<ProgStats>,
 }
 

@@ -1,5 +1,5 @@
 //! Where a program goes in a hook's chain. An [`Anchor`] becomes kernel flags
-//! in exactly one place, [`Anchor::encode`]; callers never pass flags raw.
+//! in exactly one place, `Anchor::encode`; callers never pass flags raw.
 
 use std::os::fd::{AsRawFd as _, BorrowedFd};
 
@@ -8,7 +8,9 @@ use crate::bpf;
 /// An object given by file descriptor or by kernel id.
 #[derive(Debug, Clone, Copy)]
 pub enum Handle<'a> {
+    /// A file descriptor this process holds.
     Fd(BorrowedFd<'a>),
+    /// A kernel id.
     Id(u32),
 }
 
@@ -16,7 +18,9 @@ pub enum Handle<'a> {
 /// owned by a link) or a link.
 #[derive(Debug, Clone, Copy)]
 pub enum Target<'a> {
+    /// A program, whether plain or owned by a link.
     Program(Handle<'a>),
+    /// A link.
     Link(Handle<'a>),
 }
 

@@ -39,6 +39,7 @@ impl Hook {
         matches!(self, Self::Primary | Self::Peer)
     }
 
+    /// The hook's command-line name (`ingress`, `egress`, `primary`, `peer`).
     pub fn name(self) -> &'static str {
         match self {
             Self::Ingress => "ingress",

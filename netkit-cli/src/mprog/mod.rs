@@ -31,6 +31,7 @@ pub struct HookRef {
 /// One slot of a chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot {
+    /// The program's id.
     pub prog_id: u32,
     /// The owning link, or None for a plain attachment.
     pub(crate) link_id: Option<u32>,
@@ -40,6 +41,7 @@ pub struct Slot {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Chain {
     pub(crate) revision: u64,
+    /// The slots in the order they run.
     pub slots: Vec<Slot>,
 }
 
@@ -65,6 +67,7 @@ fn expected(rev: Option<u64>) -> u64 {
 }
 
 impl HookRef {
+    /// The hook `hook` of the device with this ifindex in the current namespace.
     pub fn new(ifindex: u32, hook: Hook) -> Self {
         Self { ifindex, hook }
     }

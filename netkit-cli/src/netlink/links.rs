@@ -14,7 +14,9 @@ use super::{Netlink, NetlinkError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// The end created first, in the namespace the pair was made in; it owns both ends' hooks.
     Primary,
+    /// The other end (usually in a pod's namespace).
     Peer,
     /// A netkit device without a peer (PAIRING single, Linux 7.0).
     Single,
@@ -24,14 +26,19 @@ pub enum Role {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Policy {
+    /// Let packets through.
     Pass,
+    /// Drop packets.
     Drop,
 }
 
+/// Whether a netkit pair carries Ethernet frames or IP packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
+    /// Ethernet frames, with MAC addresses.
     L2,
+    /// IP packets only (the kernel's default).
     L3,
 }
 
@@ -39,7 +46,9 @@ pub enum Mode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scrub {
+    /// Clear them (the kernel's default).
     Default,
+    /// Keep them.
     None,
 }
 
@@ -50,7 +59,9 @@ pub(crate) const IFLA_NETKIT_PAIRING: u16 = 10;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pairing {
+    /// A pair of devices (the default).
     Pair,
+    /// One device without a peer.
     Single,
 }
 
@@ -144,17 +155,25 @@ impl std::fmt::Display for Scrub {
 
 /// The settings of a netkit pair. In a pair spec or a device view they are in
 /// pair terms (`policy` is the primary's, `peer_policy` the peer's); in a dump
-/// ([`NetkitAttrs`]) `policy` and `scrub` are the dumped device's own.
+/// (`NetkitAttrs`) `policy` and `scrub` are the dumped device's own.
 /// Settings the running kernel does not know are `None`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct PairSettings {
+    /// L2 or L3.
     pub mode: Option<Mode>,
+    /// The primary's default verdict.
     pub policy: Option<Policy>,
+    /// The peer's default verdict.
     pub peer_policy: Option<Policy>,
+    /// The primary's scrub setting (Linux >= 6.13).
     pub scrub: Option<Scrub>,
+    /// The peer's scrub setting (Linux >= 6.13).
     pub peer_scrub: Option<Scrub>,
+    /// Extra headroom in packets, in bytes (Linux >= 6.14).
     pub headroom: Option<u16>,
+    /// Extra tailroom in packets, in bytes (Linux >= 6.14).
     pub tailroom: Option<u16>,
+    /// A pair or a single device (Linux >= 7.0).
     pub pairing: Option<Pairing>,
 }
 
@@ -181,19 +200,26 @@ pub(crate) struct NetkitAttrs {
 /// Packet counters (IFLA_STATS64) that matter for a pair.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counters {
+    /// Packets received.
     pub rx_packets: u64,
+    /// Packets sent.
     pub tx_packets: u64,
     pub(crate) rx_bytes: u64,
     pub(crate) tx_bytes: u64,
+    /// Packets dropped on receive.
     pub rx_dropped: u64,
+    /// Packets dropped on send.
     pub tx_dropped: u64,
 }
 
 /// One device from a link dump.
 #[derive(Debug, Clone, Default)]
 pub struct Link {
+    /// The ifindex.
     pub index: u32,
+    /// The name.
     pub name: String,
+    /// The link kind (IFLA_INFO_KIND), if it has one.
     pub kind: Option<String>,
     pub(crate) mtu: Option<u32>,
     pub(crate) operstate: String,
@@ -270,6 +296,7 @@ impl Link {
         self.kind.as_deref() == Some("netkit")
     }
 
+    /// For a netkit device, which end it is.
     pub fn role(&self) -> Option<Role> {
         self.netkit.as_ref().map(|n| match (n.primary, n.settings.pairing) {
             (true, Some(Pairing::Single)) => Role::Single,

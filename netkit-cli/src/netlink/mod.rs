@@ -10,16 +10,31 @@ use std::{io, os::fd::OwnedFd};
 
 use crate::os::{errno::errno_text, netns};
 
+/// Why an rtnetlink request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NetlinkError {
+    /// No netlink socket could be opened.
     #[error("cannot open a netlink socket: {0}")]
     Socket(io::Error),
+    /// A namespace could not be entered.
     #[error(transparent)]
     Netns(#[from] netns::NetnsError),
+    /// The kernel refused.
     #[error("{op} failed: {}", errno_text(*errno))]
-    Kernel { op: String, errno: i32 },
+    Kernel {
+        /// The operation, for messages.
+        op: String,
+        /// The errno the kernel returned.
+        errno: i32,
+    },
+    /// The request failed otherwise.
     #[error("{op} failed: {detail}")]
-    Other { op: String, detail: String },
+    Other {
+        /// The operation, for messages.
+        op: String,
+        /// What went wrong.
+        detail: String,
+    },
 }
 
 impl NetlinkError {

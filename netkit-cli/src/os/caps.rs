@@ -8,8 +8,11 @@ use serde::Serialize;
 /// Capabilities that matter to this tool.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Capabilities {
+    /// CAP_BPF: load programs, create maps.
     pub cap_bpf: bool,
+    /// CAP_NET_ADMIN: attach to network hooks, create devices.
     pub cap_net_admin: bool,
+    /// CAP_SYS_ADMIN: enter other network namespaces, and BPF on kernels without CAP_BPF.
     pub cap_sys_admin: bool,
     pub(crate) cap_perfmon: bool,
 }

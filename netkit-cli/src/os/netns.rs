@@ -15,16 +15,35 @@ use std::{
 /// Where named network namespaces live.
 pub(crate) const NETNS_RUN_DIR: &str = "/run/netns";
 
+/// Why a network namespace could not be found, entered, created or removed.
 #[derive(Debug, thiserror::Error)]
 pub enum NetnsError {
+    /// No namespace of that name under /run/netns.
     #[error("network namespace `{0}` does not exist (no {NETNS_RUN_DIR}/{0}); create it with `ip netns add {0}`")]
     Missing(String),
+    /// The name cannot be a namespace name.
     #[error("`{0}` is not a valid network namespace name (no '/', not empty, not . or ..)")]
     BadName(String),
-    #[error("cannot enter network namespace `{name}`: {cause} (needs CAP_SYS_ADMIN)")]
-    Enter { name: String, cause: io::Error },
-    #[error("{what} network namespace `{name}`: {cause}")]
-    Io { what: &'static str, name: String, cause: io::Error },
+    /// setns(2) refused.
+    #[error("cannot enter network namespace `{name}` (needs CAP_SYS_ADMIN)")]
+    Enter {
+        /// The name as given.
+        name: String,
+        /// What the system call answered.
+        #[source]
+        cause: io::Error,
+    },
+    /// Another system call on the namespace failed (`what` says which).
+    #[error("{what} network namespace `{name}`")]
+    Io {
+        /// What was being done or opened.
+        what: &'static str,
+        /// The name as given.
+        name: String,
+        /// What the system call answered.
+        #[source]
+        cause: io::Error,
+    },
 }
 
 pub(crate) fn path_of(name: &str) -> PathBuf {

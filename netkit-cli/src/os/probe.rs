@@ -13,13 +13,16 @@ use crate::bpf;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "state", content = "reason")]
 pub enum Support {
+    /// The kernel has it.
     Supported,
+    /// The kernel lacks it.
     Unsupported,
     /// The probe itself could not run (e.g. no permission to load a program).
     Unknown(String),
 }
 
 impl Support {
+    /// True only for [`Support::Supported`].
     pub fn is_supported(&self) -> bool {
         matches!(self, Self::Supported)
     }
@@ -28,7 +31,9 @@ impl Support {
 /// An mprog attach point family the tool uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Feature {
+    /// tcx hooks (Linux >= 6.6).
     Tcx,
+    /// netkit devices and hooks (Linux >= 6.7).
     Netkit,
 }
 
@@ -107,6 +112,7 @@ pub(crate) fn bpffs_mounts() -> Vec<String> {
         .collect()
 }
 
+/// The running kernel's release (`uname -r`), or "unknown".
 pub fn kernel_release() -> String {
     // SAFETY: uname fills the zeroed struct; release is NUL-terminated.
     unsafe {
@@ -131,26 +137,35 @@ const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 /// Everything `netkit probe` reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The kernel release.
     pub kernel: String,
+    /// Whether tcx links work here.
     pub tcx: Support,
+    /// Whether netkit devices and links work here.
     pub netkit: Support,
+    /// The bpffs this tool pins under.
     pub bpffs: Bpffs,
+    /// This process's effective capabilities.
     pub capabilities: Capabilities,
+    /// Whether the kernel exposes its BTF (/sys/kernel/btf/vmlinux), which user objects with CO-RE relocations need.
     pub btf: bool,
     /// One line per missing requirement, saying what to do.
     pub hints: Vec<String>,
 }
 
+/// The bpffs this tool pins under, and every bpffs mounted.
 #[derive(Debug, Clone, Serialize)]
 pub struct Bpffs {
     /// The directory this tool pins under (`--bpffs`).
     pub path: String,
+    /// Whether `path` is a bpffs mount.
     pub mounted: bool,
     /// Every bpffs mount point this process sees.
     pub mounts: Vec<String>,
 }
 
 impl Report {
+    /// Probes the running kernel and this process (loads and attaches small test programs).
     pub fn collect(bpffs_dir: &Path) -> Self {
         let tcx = probe(Feature::Tcx);
         let netkit = probe(Feature::Netkit);

@@ -19,18 +19,36 @@ use std::{
 
 use crate::{bpf, mprog::Hook, os::probe};
 
+/// Why a pin could not be made, found or removed.
 #[derive(Debug, thiserror::Error)]
 pub enum PinError {
+    /// The directory is not on a bpffs.
     #[error(
         "{0} is not a bpffs mount: mount one with `mount -t bpf bpf {0}`, or pass --bpffs DIR (links are pinned there so they outlive this command)"
     )]
     NotBpffs(String),
+    /// The name cannot be a pin name.
     #[error("`{0}` is not a valid pin name (not empty, no '/', not . or .., at most 200 bytes)")]
     BadName(String),
+    /// A link of that name is already pinned on the hook.
     #[error("a link named `{name}` is already pinned on this hook ({path}); choose another --pin name")]
-    Exists { name: String, path: String },
-    #[error("{what} {path}: {cause}")]
-    Io { what: &'static str, path: String, cause: io::Error },
+    Exists {
+        /// The name as given.
+        name: String,
+        /// The path as given.
+        path: String,
+    },
+    /// A file system call failed (`what` says which).
+    #[error("{what} {path}")]
+    Io {
+        /// What was being done or opened.
+        what: &'static str,
+        /// The path as given.
+        path: String,
+        /// What the system call answered.
+        #[source]
+        cause: io::Error,
+    },
 }
 
 /// The root of this tool's pins inside one bpffs.
@@ -79,6 +97,7 @@ impl Layout {
         self.root.join("links")
     }
 
+    /// Where maps of loaded user objects are pinned (`--pin-maps`).
     pub fn maps_dir(&self) -> PathBuf {
         self.root.join("maps")
     }

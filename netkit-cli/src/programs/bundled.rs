@@ -27,6 +27,7 @@ pub struct Setting {
     pub help: &'static str,
 }
 
+/// The type of a bundled program's setting, which decides how its value is parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SettingKind {
     /// A u32 of at least 1.

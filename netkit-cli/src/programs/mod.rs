@@ -29,46 +29,116 @@ use aya_obj::ProgramSection;
 
 use crate::bpf::{self, ProgInfo};
 
+/// Why a program could not be found, read, checked or loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ProgramError {
+    /// This binary was built without the bundled programs.
     #[error(
         "this netkit binary was built with NETKIT_SKIP_EBPF=1 and carries no eBPF programs; rebuild it without that variable (cargo build -p netkit-cli)"
     )]
     StubBuild,
+    /// No bundled program has that name (the name, then the bundled names).
     #[error("no bundled program named `{0}` (bundled: {1}); for your own object use file:PATH[:FUNCTION]")]
     Unknown(String, String),
+    /// The text is no program spec (the text, then the bundled names).
     #[error("`{0}` is not a program: use a bundled name ({1}), file:PATH[:FUNCTION], id:N or pinned:PATH")]
     BadSpec(String, String),
-    #[error("cannot read {path}: {cause}")]
-    Read { path: PathBuf, cause: std::io::Error },
+    /// The object file could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The path as given.
+        path: PathBuf,
+        /// What the system call answered.
+        #[source]
+        cause: std::io::Error,
+    },
+    /// The file is not a BPF ELF object.
     #[error("{path} is not a BPF ELF object: {why}")]
-    NotBpf { path: String, why: String },
+    NotBpf {
+        /// The path as given.
+        path: String,
+        /// Why, in words.
+        why: String,
+    },
+    /// The object has no program of that name.
     #[error("{path} holds no program `{function}`; its sched_cls programs are: {available}")]
-    NoFunction { path: String, function: String, available: String },
+    NoFunction {
+        /// The path as given.
+        path: String,
+        /// The function (program) name.
+        function: String,
+        /// The sched_cls functions the object has, comma-separated.
+        available: String,
+    },
+    /// The object has several classifiers and none was named.
     #[error("{path} holds several sched_cls programs ({available}); pick one with file:{path}:FUNCTION")]
-    Ambiguous { path: String, available: String },
+    Ambiguous {
+        /// The path as given.
+        path: String,
+        /// The sched_cls functions the object has, comma-separated.
+        available: String,
+    },
+    /// The object has no classifier.
     #[error("{path} holds no sched_cls program (tc, tcx or netkit); it has: {available}")]
-    NoClassifier { path: String, available: String },
+    NoClassifier {
+        /// The path as given.
+        path: String,
+        /// The sched_cls functions the object has, comma-separated.
+        available: String,
+    },
+    /// The named function is a program of another type.
     #[error(
         "`{function}` in {path} is a {kind} program; only sched_cls programs (SEC tcx/*, netkit/*, tc, classifier) attach to tcx and netkit hooks"
     )]
-    WrongType { path: String, function: String, kind: String },
+    WrongType {
+        /// The path as given.
+        path: String,
+        /// The function (program) name.
+        function: String,
+        /// The type it has instead.
+        kind: String,
+    },
+    /// A program already in the kernel is of another type than sched_cls.
     #[error("program {what} is a program of type {kind}; only sched_cls programs attach to tcx and netkit hooks")]
-    WrongLoadedType { what: String, kind: u32 },
+    WrongLoadedType {
+        /// What was being done or opened.
+        what: String,
+        /// The type it has instead.
+        kind: u32,
+    },
+    /// No loaded program has that id.
     #[error("no loaded program with id {0}")]
     NoSuchId(u32),
+    /// The path is not a pinned program (the path, then why).
     #[error("{0} is not a pinned program: {1}")]
     NotPinnedProg(String, String),
+    /// aya refused to load the program for a reason other than the verifier.
     #[error("loading `{function}` failed: {why}")]
-    Load { function: String, why: String },
+    Load {
+        /// The function (program) name.
+        function: String,
+        /// Why, in words.
+        why: String,
+    },
     /// The kernel's verifier refused the program; the end of its log says why.
     #[error(
         "the kernel's verifier refused `{function}` ({io_error}); the end of its log{}:\n{log_tail}",
         if *omitted > 0 { format!(" ({omitted} earlier lines left out)") } else { String::new() }
     )]
-    Verifier { function: String, io_error: std::io::Error, log_tail: String, omitted: usize },
+    Verifier {
+        /// The function (program) name.
+        function: String,
+        /// The error the load call returned.
+        io_error: std::io::Error,
+        /// The last lines of the verifier log.
+        log_tail: String,
+        /// How many earlier log lines were left out.
+        omitted: usize,
+    },
+    /// A `--set` value is wrong (the message says which and why).
     #[error("{0}")]
     Setting(String),
+    /// Any other failure while preparing or loading (the message says what).
     #[error("{0}")]
     Other(String),
 }
@@ -76,9 +146,18 @@ pub enum ProgramError {
 /// Where a program comes from, as given on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProgSpec {
+    /// A program bundled with this tool, by name.
     Bundled(String),
-    File { path: PathBuf, function: Option<String> },
+    /// A sched_cls program in an object file; the function may be left out when there is one.
+    File {
+        /// The path as given.
+        path: PathBuf,
+        /// The function (program) name.
+        function: Option<String>,
+    },
+    /// A program already in the kernel, by id.
     Id(u32),
+    /// A program pinned on a bpffs.
     Pinned(PathBuf),
 }
 
@@ -143,6 +222,7 @@ pub struct LoadOptions {
 pub struct Loaded {
     /// Our own fd for the program.
     pub fd: OwnedFd,
+    /// The kernel's information about the program.
     pub info: ProgInfo,
     /// The aya object it came from, when this process loaded it (its maps and
     /// log buffer live as long as this does, or as long as the program).
@@ -150,6 +230,7 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// The program's id.
     pub fn id(&self) -> u32 {
         self.info.id
     }

@@ -32,37 +32,99 @@ use crate::{
     },
 };
 
+/// Why a device could not be created, found, changed or deleted.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
+    /// The request is wrong (the message says what to change); nothing was created.
     #[error("{0}")]
     Invalid(String),
+    /// The kernel has no netkit.
     #[error("this kernel has no netkit (needs {})", Feature::Netkit.requirement())]
     NoNetkit,
+    /// The kernel is older than an option needs.
     #[error("this kernel ({release}) does not support {option} (it came with Linux {}.{}); nothing was created", since.0, since.1)]
-    TooOld { option: &'static str, since: (u32, u32), release: String },
+    TooOld {
+        /// The option (flag) asked for.
+        option: &'static str,
+        /// The first (major, minor) release with it.
+        since: (u32, u32),
+        /// The running kernel release.
+        release: String,
+    },
+    /// The name is taken.
     #[error("a device named `{name}` already exists in network namespace `{netns}`")]
-    Exists { name: String, netns: String },
+    Exists {
+        /// The name as given.
+        name: String,
+        /// The namespace, as shown to the user.
+        netns: String,
+    },
+    /// No device of that name.
     #[error("no device named `{name}` in network namespace `{netns}`")]
-    NotFound { name: String, netns: String },
+    NotFound {
+        /// The name as given.
+        name: String,
+        /// The namespace, as shown to the user.
+        netns: String,
+    },
+    /// The device is not a netkit device.
     #[error("`{name}` is not a netkit device (it is {kind}); this command only manages netkit pairs")]
-    NotNetkit { name: String, kind: String },
+    NotNetkit {
+        /// The name as given.
+        name: String,
+        /// The type it has instead.
+        kind: String,
+    },
     #[error(
         "`{name}` is the peer end of a netkit pair; the kernel changes a pair's settings only through its primary{}",
         primary.as_ref().map(|p| format!(": {}, `{}` (--policy sets the primary's, --peer-policy the peer's)", p.describe(), p.command("device set", "..."))).unwrap_or_default()
     )]
-    PeerNotPrimary { name: String, primary: Option<PrimaryRef> },
+    /// The device is a netkit peer where the primary is needed.
+    PeerNotPrimary {
+        /// The name as given.
+        name: String,
+        /// The pair's primary, when it could be found.
+        primary: Option<PrimaryRef>,
+    },
+    /// The setting cannot be changed after creation (the message says which).
     #[error("{0}")]
     Immutable(String),
+    /// The kernel refused for want of a capability.
     #[error("permission denied while {op}: needs {}", missing.join(" and "))]
-    Permission { op: String, missing: Vec<&'static str> },
+    Permission {
+        /// The operation, for messages.
+        op: String,
+        /// The capabilities this process lacks.
+        missing: Vec<&'static str>,
+    },
+    /// Creating a pair failed part way; what was made is removed again.
     #[error("{step} failed: {cause}; removed the half-made pair `{name}` again")]
-    RolledBack { step: String, cause: String, name: String },
+    RolledBack {
+        /// The step that failed.
+        step: String,
+        /// What the system call answered.
+        cause: String,
+        /// The name as given.
+        name: String,
+    },
+    /// Creating a pair failed part way, and removing what was made failed too.
     #[error(
         "{step} failed: {cause}; removing the half-made pair `{name}` also failed ({cleanup}): delete it with `netkit device del {name}`"
     )]
-    RollbackFailed { step: String, cause: String, name: String, cleanup: String },
+    RollbackFailed {
+        /// The step that failed.
+        step: String,
+        /// What the system call answered.
+        cause: String,
+        /// The name as given.
+        name: String,
+        /// Why removing it failed.
+        cleanup: String,
+    },
+    /// A netlink request failed.
     #[error(transparent)]
     Netlink(#[from] NetlinkError),
+    /// A namespace could not be entered.
     #[error(transparent)]
     Netns(#[from] netns::NetnsError),
 }

@@ -16,14 +16,17 @@ pub(super) const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
 /// A netkit pair to create.
 #[derive(Debug, Clone, Default)]
 pub struct PairSpec {
+    /// The primary's name.
     pub name: String,
     /// The peer's name; the kernel picks `nk<N>` when absent.
     pub peer: Option<String>,
     /// What to ask for; `None` leaves the kernel's default.
     pub settings: PairSettings,
+    /// MTU of both ends.
     pub mtu: Option<u32>,
     /// Create the peer directly inside this named namespace.
     pub peer_netns: Option<String>,
+    /// Bring both ends up after creating them.
     pub up: bool,
 }
 

@@ -25,19 +25,29 @@ pub struct HookCounts {
 /// is shown.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeviceView {
+    /// The device's name.
     pub name: String,
+    /// The device's ifindex.
     pub ifindex: u32,
+    /// The link kind (`netkit`, `veth`, ...), if it has one.
     pub kind: Option<String>,
+    /// For netkit devices, which end this is.
     pub role: Option<Role>,
+    /// For netkit devices, the other end, when it can be found.
     pub peer: Option<PeerRef>,
+    /// For netkit devices, the pair's settings.
     #[serde(flatten)]
     pub settings: PairSettings,
+    /// The device's MTU.
     pub mtu: Option<u32>,
+    /// The operational state (`up`, `down`, `unknown`, ...).
     pub operstate: String,
+    /// The MAC address, if it has one.
     pub address: Option<String>,
     /// Filled by the hooks layer (`count_programs`), which can query hooks;
     /// None for devices without netkit hooks.
     pub programs: Option<HookCounts>,
+    /// Packet counters.
     pub counters: Counters,
     /// Where the pair's primary is, for counting the programs on its hooks.
     #[serde(skip)]
