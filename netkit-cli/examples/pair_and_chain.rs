@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, ensure};
 use netkit::{
-    hooks::{AttachRequest, Hooks, Placement, Position, refs::RefSpec},
+    hooks::{AttachRequest, DetachRequest, DetachTarget, Hooks, Placement, Position, refs::RefSpec},
     mprog::Hook,
     netlink::{Netlink, device::PairSpec},
     programs::{LoadOptions, ProgSpec},
@@ -31,7 +31,14 @@ async fn main() -> Result<()> {
     let result = chain(&hooks).await;
     // Whatever happened: unpin what was pinned, then remove the pair.
     for pin in ["fw", "count"] {
-        let _ = hooks.detach(PRIMARY, Hook::Peer, Some(&RefSpec::Name(pin.into())), None, None, false).await;
+        let req = DetachRequest {
+            device: PRIMARY.into(),
+            hook: Hook::Peer,
+            target: DetachTarget::Ref(RefSpec::Name(pin.into())),
+            expected_revision: None,
+            force: false,
+        };
+        let _ = hooks.detach(&req).await;
     }
     nl.delete_pair(PRIMARY).await.context("deleting the pair")?;
     println!("detached the chain and deleted the pair");

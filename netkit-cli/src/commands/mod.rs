@@ -7,11 +7,11 @@ pub mod run;
 
 use std::{io::Write, process::ExitCode};
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 
 use netkit::{
     hooks::count_programs,
-    hooks::{AttachRequest, Hooks, Placement, Position, UpdateRequest},
+    hooks::{AttachRequest, DetachRequest, DetachTarget, Hooks, Placement, Position, UpdateRequest},
     netlink::{
         Netlink,
         device::{self, PairSpec},
@@ -109,10 +109,22 @@ async fn hook_command(cli: &Cli, out: &mut impl Write) -> Result<()> {
             Ok(render::print(cli.json, out, &o, render::outcome)?)
         }
         Command::Detach(d) => {
-            let position = d.position.position();
-            let o = hooks
-                .detach(&d.dev, d.hook, d.target.as_ref(), position.as_ref(), d.expected_revision, d.force)
-                .await?;
+            let target = match (d.target.clone(), d.position.position()) {
+                (Some(r), None) => DetachTarget::Ref(r),
+                (Some(r), Some(p)) => DetachTarget::RefAt(r, p),
+                (None, Some(p)) => DetachTarget::At(p),
+                (None, None) => bail!(
+                    "detach needs REF (a link or prog:ID), or a position (--first, --last, --before REF, --after REF) naming the plain program to remove"
+                ),
+            };
+            let req = DetachRequest {
+                device: d.dev.clone(),
+                hook: d.hook,
+                target,
+                expected_revision: d.expected_revision,
+                force: d.force,
+            };
+            let o = hooks.detach(&req).await?;
             Ok(render::print(cli.json, out, &o, render::outcome)?)
         }
         Command::Update(u) => {

@@ -113,7 +113,7 @@ impl Hooks<'_> {
         let replace_ref = match &req.replace {
             Some(r) => {
                 let resolved = refs::resolve(r, &scope)?;
-                if resolved.kind != ObjKind::Prog {
+                if resolved.is_link() {
                     return Err(AttachError::Invalid(format!("--replace {r}: that is a link, not a plain program")));
                 }
                 Some(resolved)

@@ -3,19 +3,58 @@
 
 use super::*;
 
+/// A detach request: what leaves DEV HOOK.
+#[derive(Debug, Clone)]
+pub struct DetachRequest {
+    /// The device, by name in the current namespace.
+    pub device: String,
+    /// The hook on that device.
+    pub hook: Hook,
+    /// What to remove.
+    pub target: DetachTarget,
+    /// Fail unless the hook's chain is still at this revision.
+    pub expected_revision: Option<u64>,
+    /// Detach a link another tool owns.
+    pub force: bool,
+}
+
+/// What a detach removes.
+#[derive(Debug, Clone)]
+pub enum DetachTarget {
+    /// A link (detached, and unpinned when this tool pinned it) or a plain
+    /// program (`prog:ID`).
+    Ref(RefSpec),
+    /// The plain program at this position.
+    At(Position),
+    /// The plain program REF names, once the kernel has checked that it sits
+    /// at this position.
+    RefAt(RefSpec, Position),
+}
+
+/// The plain program a detach removes.
+#[derive(Clone, Copy)]
+enum Victim<'a> {
+    /// This one, optionally checked against a position.
+    Prog(&'a Resolved, Option<&'a Position>),
+    /// Whichever sits at this position.
+    At(&'a Position),
+}
+
 impl Hooks<'_> {
-    /// Detaches a plain program: the one `prog` names, the one at `position`,
-    /// or (both given) the named one once the kernel has checked that it sits
-    /// at that position.
-    pub(super) async fn detach_plain(
+    /// Detaches a plain program: the one named, the one at a position, or the
+    /// named one once the kernel has checked that it sits at the position.
+    async fn detach_plain(
         &self,
         dev: &Device,
         hook: Hook,
-        prog: Option<&Resolved>,
-        position: Option<&Position>,
+        what: Victim<'_>,
         expected_revision: Option<u64>,
         scope: &Scope<'_>,
     ) -> Result<Outcome, AttachError> {
+        let (prog, position) = match what {
+            Victim::Prog(r, p) => (Some(r), p),
+            Victim::At(p) => (None, Some(p)),
+        };
         let anchor_ref = match position {
             Some(Position::Before(r) | Position::After(r)) => Some(refs::resolve(r, scope)?),
             _ => None,
@@ -30,9 +69,9 @@ impl Hooks<'_> {
             expected_revision,
             anchor_ref.as_ref().map(OnChain::of),
             |rev, chain| {
-                let fd = match (prog, position) {
-                    (Some(p), _) => Some(p.fd.as_fd()),
-                    (None, Some(pos)) => {
+                let (fd, slot) = match what {
+                    Victim::Prog(p, _) => (Some(p.fd.as_fd()), Slot { prog_id: p.id, link_id: None }),
+                    Victim::At(pos) => {
                         let read;
                         let chain = match chain {
                             Some(c) => c,
@@ -43,22 +82,22 @@ impl Hooks<'_> {
                         };
                         victim = slot_at(chain, pos, anchor_ref.as_ref().map(OnChain::of)).copied();
                         match victim {
-                            None => return Err(MprogError::new(Op::ProgDetach, libc::ENOENT)),
-                            Some(Slot { link_id: Some(_), .. }) => {
-                                return Err(MprogError::new(Op::ProgDetach, libc::EBUSY));
+                            None => return Err(MprogError::found(Op::ProgDetach, Refusal::NothingThere)),
+                            Some(Slot { link_id: Some(link), .. }) => {
+                                return Err(MprogError::found(Op::ProgDetach, Refusal::OwnedBy(link)));
                             }
-                            Some(_) => None,
+                            Some(slot) => (None, slot),
                         }
                     }
-                    (None, None) => unreachable!("detach checks for REF or a position"),
                 };
-                href.detach_plain(fd, anchor.as_ref(), rev)
+                href.detach_plain(fd, anchor.as_ref(), rev)?;
+                Ok(slot)
             },
         );
         let label = victim.as_ref().map(|s| prog_label(s.prog_id));
         match result {
-            Ok(()) => {
-                let label = label.expect("a detached program is known");
+            Ok(removed) => {
+                let label = prog_label(removed.prog_id);
                 let action = match (&where_, prog) {
                     (Some(w), None) => format!("detached {label} (plain), which was {w}"),
                     _ => format!("detached {label} (plain)"),
@@ -66,12 +105,13 @@ impl Hooks<'_> {
                 Ok(Self::outcome(dev, hook, None, None, None, action))
             }
             Err((err, expected, now)) => {
-                let err = MprogError::new(Op::ProgDetach, err.errno);
+                let err = MprogError { op: Op::ProgDetach, ..err };
                 let now = now.or_else(|| href.query().ok());
                 let anchor_missing = victim.is_none()
                     && anchor_ref.as_ref().is_some_and(|a| !now.as_ref().is_some_and(|c| anchor_present(c, a)));
                 let ctx = Context {
                     prog: label,
+                    prog_id: victim.as_ref().map(|s| s.prog_id),
                     anchor: where_,
                     expected_revision: expected,
                     now,
@@ -84,30 +124,23 @@ impl Hooks<'_> {
     }
 
     /// `netkit detach`: a link (detached and unpinned) or a plain program.
-    pub async fn detach(
-        &self,
-        device: &str,
-        hook: Hook,
-        target: Option<&RefSpec>,
-        position: Option<&Position>,
-        expected_revision: Option<u64>,
-        force: bool,
-    ) -> Result<Outcome, AttachError> {
-        let dev = self.device(device).await?;
+    pub async fn detach(&self, req: &DetachRequest) -> Result<Outcome, AttachError> {
+        let DetachRequest { hook, expected_revision, force, .. } = *req;
+        let dev = self.device(&req.device).await?;
         let layout = Layout::unchecked(&self.bpffs);
         let scope = Scope { layout: &layout, netns: &dev.netns, device: &dev.name, hook };
-        let Some(target) = target else {
-            let Some(position) = position else {
-                return Err(AttachError::Invalid(
-                    "detach needs REF (a link or prog:ID), or a position (--first, --last, --before REF, --after REF) naming the plain program to remove".into(),
-                ));
-            };
-            return self.detach_plain(&dev, hook, None, Some(position), expected_revision, &scope).await;
+        let (target, position) = match &req.target {
+            DetachTarget::At(p) => {
+                return self.detach_plain(&dev, hook, Victim::At(p), expected_revision, &scope).await;
+            }
+            DetachTarget::Ref(r) => (r, None),
+            DetachTarget::RefAt(r, p) => (r, Some(p)),
         };
         let resolved = refs::resolve(target, &scope)?;
-        if !resolved.is_link() {
-            return self.detach_plain(&dev, hook, Some(&resolved), position, expected_revision, &scope).await;
-        }
+        let Some(info) = resolved.link_info else {
+            let victim = Victim::Prog(&resolved, position);
+            return self.detach_plain(&dev, hook, victim, expected_revision, &scope).await;
+        };
         if position.is_some() {
             return Err(AttachError::Invalid(format!(
                 "{}: a link is detached by naming it alone; --first, --last, --before and --after select plain programs",
@@ -115,9 +148,8 @@ impl Hooks<'_> {
             )));
         }
         let href = HookRef::new(dev.ifindex, hook);
-        self.check_link_on(&resolved, &dev, hook, Op::LinkDetach).await?;
+        self.check_link_on(&resolved, &info, &dev, hook, Op::LinkDetach).await?;
         let ours = self.guard(&resolved, force)?;
-        let info = resolved.link_info.expect("links have info");
         if let Some(rev) = expected_revision {
             // BPF_LINK_DETACH takes no revision; check it just before.
             let chain = match href.query() {
@@ -129,7 +161,7 @@ impl Hooks<'_> {
                 }
             };
             if chain.revision != rev {
-                let err = MprogError::new(Op::LinkDetach, libc::ESTALE);
+                let err = MprogError::found(Op::LinkDetach, Refusal::Moved);
                 let ctx = Context { expected_revision: Some(rev), now: Some(chain), ..Default::default() };
                 return Err(self.explain(err, &dev, hook, ctx).await);
             }

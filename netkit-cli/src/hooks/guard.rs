@@ -46,11 +46,11 @@ impl Hooks<'_> {
     pub(super) async fn check_link_on(
         &self,
         link: &Resolved,
+        info: &bpf::LinkInfo,
         dev: &Device,
         hook: Hook,
         op: Op,
     ) -> Result<(), AttachError> {
-        let info = link.link_info.as_ref().expect("links have info");
         if info.ifindex == 0 {
             return Ok(());
         }

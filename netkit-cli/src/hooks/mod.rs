@@ -18,6 +18,7 @@ mod update;
 pub use attach::AttachRequest;
 
 pub use attach::Placement;
+pub use detach::{DetachRequest, DetachTarget};
 pub use inventory::LinkState;
 pub use inventory::LinkView;
 pub use read::HookView;
@@ -37,7 +38,7 @@ use crate::{
     bpf,
     mprog::{
         Anchor, Chain, Hook, HookRef, MprogError, Slot,
-        error::{Context, Op, PrimaryHint, explain},
+        error::{Context, Op, PrimaryHint, Refusal, explain},
     },
     netlink::{
         Netlink, NetlinkError,
@@ -46,7 +47,7 @@ use crate::{
     },
     os::netns,
     pins::{self, Layout, PinError, owners},
-    programs::{self, LoadOptions, Loaded, ObjKind, ProgSpec, ProgramError},
+    programs::{self, LoadOptions, Loaded, ProgSpec, ProgramError},
 };
 
 /// Why a hook operation (attach, detach, update, query, reading a program's maps or log) failed.
@@ -70,13 +71,14 @@ pub enum AttachError {
     /// A netlink request failed.
     #[error(transparent)]
     Netlink(#[from] NetlinkError),
-    /// A kernel refusal, explained; `errno` is the kernel's answer.
+    /// A refusal on the hook, explained: the kernel's, or this tool's from
+    /// what it saw on the chain before asking.
     #[error("{message}")]
     Kernel {
         /// The explained message.
         message: String,
-        /// The errno the kernel returned.
-        errno: i32,
+        /// The errno the kernel returned; none when the kernel was not asked.
+        errno: Option<i32>,
     },
     /// Refused by this tool before asking the kernel (the ownership guard, a link on another hook).
     #[error("{0}")]
@@ -226,7 +228,7 @@ impl Hooks<'_> {
         if ctx.now.is_none() {
             ctx.now = HookRef::new(dev.ifindex, hook).query().ok();
         }
-        if err.errno == libc::EACCES && hook.is_netkit() {
+        if err.is(libc::EACCES) && hook.is_netkit() {
             ctx.primary = match self.nl.link_by_name(&dev.name).await {
                 Ok(Some(l)) if l.role() == Some(Role::Peer) => self.nl.primary_of(&l).await.map(|p| PrimaryHint {
                     described: p.describe(),
@@ -235,7 +237,7 @@ impl Hooks<'_> {
                 _ => None,
             };
         }
-        if err.errno == libc::EINVAL
+        if err.is(libc::EINVAL)
             && hook.is_netkit()
             && !crate::os::probe::probe(crate::os::probe::Feature::Netkit).is_supported()
         {
@@ -244,10 +246,10 @@ impl Hooks<'_> {
                     "this kernel has no netkit hooks (needs {})",
                     crate::os::probe::Feature::Netkit.requirement()
                 ),
-                errno: err.errno,
+                errno: err.errno(),
             };
         }
-        AttachError::Kernel { message: explain(&err, &ctx), errno: err.errno }
+        AttachError::Kernel { message: explain(&err, &ctx), errno: err.errno() }
     }
 
     pub(super) fn outcome(

@@ -103,10 +103,9 @@ impl std::fmt::Display for RefSpec {
 
 /// A REF opened: a program or a link, with an fd and its kernel id.
 pub(crate) struct Resolved {
-    pub(crate) kind: ObjKind,
     pub(crate) fd: OwnedFd,
     pub(crate) id: u32,
-    /// For links: the program it runs and where it is attached.
+    /// Present exactly for links: the program it runs and where it is attached.
     pub(crate) link_info: Option<bpf::LinkInfo>,
     /// Pass the fd rather than the id when anchoring (pin: and NAME refs).
     pub(crate) by_fd: bool,
@@ -117,7 +116,7 @@ pub(crate) struct Resolved {
 
 impl Resolved {
     pub(crate) fn is_link(&self) -> bool {
-        self.kind == ObjKind::Link
+        self.link_info.is_some()
     }
 
     /// The anchor target this REF names.
@@ -147,12 +146,12 @@ pub(crate) struct Scope<'a> {
 
 fn open_link_fd(fd: OwnedFd, spec: RefSpec, by_fd: bool, pin: Option<PathBuf>) -> Result<Resolved, RefError> {
     let info = bpf::link_info(fd.as_fd()).map_err(|cause| RefError::Open { what: spec.to_string(), cause })?;
-    Ok(Resolved { kind: ObjKind::Link, fd, id: info.id, link_info: Some(info), by_fd, pin, spec })
+    Ok(Resolved { fd, id: info.id, link_info: Some(info), by_fd, pin, spec })
 }
 
 fn open_prog_fd(fd: OwnedFd, spec: RefSpec, by_fd: bool, pin: Option<PathBuf>) -> Result<Resolved, RefError> {
     let (info, _) = bpf::prog_info(fd.as_fd()).map_err(|cause| RefError::Open { what: spec.to_string(), cause })?;
-    Ok(Resolved { kind: ObjKind::Prog, fd, id: info.id, link_info: None, by_fd, pin, spec })
+    Ok(Resolved { fd, id: info.id, link_info: None, by_fd, pin, spec })
 }
 
 /// Opens what `spec` names.

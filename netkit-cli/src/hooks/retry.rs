@@ -97,13 +97,13 @@ pub(super) fn with_revision<T>(
             && a.index(&chain).is_none()
         {
             // The anchor went away while we retried: report that, not ESTALE.
-            return Err((MprogError::new(Op::LinkCreate, libc::ENOENT), None, Some(chain)));
+            return Err((MprogError::found(Op::LinkCreate, Refusal::AnchorGone), None, Some(chain)));
         }
         // An empty hook needs no revision check, and an emptied netkit hook
         // reports revision 1 while counting on internally.
         let expected = (!chain.slots.is_empty()).then_some(chain.revision);
         match op(expected, Some(&chain)) {
-            Err(e) if e.errno == libc::ESTALE => last = Some((e, expected, None)),
+            Err(e) if e.is(libc::ESTALE) => last = Some((e, expected, None)),
             Err(e) => return Err((e, expected, None)),
             Ok(v) => return Ok(v),
         }
@@ -142,7 +142,7 @@ mod tests {
             },
         );
         let (e, expected, now) = r.unwrap_err();
-        assert_eq!((e.errno, expected, now), (libc::ESTALE, Some(3), None));
+        assert_eq!((e.refusal, expected, now), (Refusal::Errno(libc::ESTALE), Some(3), None));
         assert_eq!(queried.get(), 0);
         assert_eq!(seen.get(), Some((Some(3), false)));
     }
@@ -180,7 +180,7 @@ mod tests {
             },
         );
         let (e, expected, _) = r.unwrap_err();
-        assert_eq!((e.errno, expected, attempts), (libc::ESTALE, Some(2), RETRIES));
+        assert_eq!((e.refusal, expected, attempts), (Refusal::Errno(libc::ESTALE), Some(2), RETRIES));
     }
 
     #[test]
@@ -193,7 +193,7 @@ mod tests {
             |_, _| Err(stale()),
         );
         let (e, _, now) = r.unwrap_err();
-        assert_eq!(e.errno, libc::ENOENT, "not ESTALE: the anchor itself went away");
+        assert_eq!(e.refusal, Refusal::AnchorGone, "not ESTALE: the anchor itself went away");
         assert_eq!(now, Some(chain(5, &[(3, None)])));
     }
 
@@ -210,7 +210,7 @@ mod tests {
                 Err(MprogError::new(Op::LinkCreate, libc::EEXIST))
             },
         );
-        assert_eq!(r.unwrap_err().0.errno, libc::EEXIST);
+        assert!(r.unwrap_err().0.is(libc::EEXIST));
         assert_eq!(calls, 1);
     }
 

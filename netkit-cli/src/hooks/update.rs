@@ -40,21 +40,20 @@ impl Hooks<'_> {
         let layout = Layout::unchecked(&self.bpffs);
         let scope = Scope { layout: &layout, netns: &dev.netns, device: &dev.name, hook };
         let link = refs::resolve(target, &scope)?;
-        if !link.is_link() {
+        let Some(info) = link.link_info else {
             return Err(AttachError::Invalid(format!("{target} is a program; update needs a link")));
-        }
-        self.check_link_on(&link, &dev, hook, Op::LinkUpdate).await?;
+        };
+        self.check_link_on(&link, &info, &dev, hook, Op::LinkUpdate).await?;
         let ours = self.guard(&link, force)?;
         let old = expected_old.map(|r| refs::resolve(r, &scope)).transpose()?;
         let loaded = programs::load(prog, load)?;
-        let info = link.link_info.expect("links have info");
         if let Err(err) =
             crate::mprog::update_link(link.fd.as_fd(), loaded.fd.as_fd(), old.as_ref().map(|o| o.fd.as_fd()))
         {
             let ctx = Context {
                 link: Some(format!("link {}", info.id)),
                 prog: Some(match &old {
-                    Some(o) if err.errno == libc::EPERM => prog_label(o.id),
+                    Some(o) if err.is(libc::EPERM) => prog_label(o.id),
                     _ => loaded.describe(),
                 }),
                 ..Default::default()

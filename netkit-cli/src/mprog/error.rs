@@ -42,21 +42,68 @@ impl Op {
     }
 }
 
-/// A failed mprog command.
+/// What stopped an mprog command: the kernel's errno, or what this tool saw
+/// on the chain before it asked (so the command was not made).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The kernel returned this errno.
+    Errno(i32),
+    /// The anchor left the chain while the request was retried.
+    AnchorGone,
+    /// A detach by position found no program there.
+    NothingThere,
+    /// A plain detach by position found the program there owned by this link.
+    OwnedBy(u32),
+    /// The chain is no longer at the revision the request expects.
+    Moved,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Self::Errno(e) => write!(f, "{} ({})", std::io::Error::from_raw_os_error(e), errno_name(e)),
+            Self::AnchorGone => f.write_str("the anchor left the chain"),
+            Self::NothingThere => f.write_str("no program at that position"),
+            Self::OwnedBy(l) => write!(f, "the program there is owned by link {l}"),
+            Self::Moved => f.write_str("the chain is at another revision"),
+        }
+    }
+}
+
+/// A failed or refused mprog command.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{} failed: {} ({})", op.call(), std::io::Error::from_raw_os_error(*errno), errno_name(*errno))]
+#[error("{} failed: {refusal}", op.call())]
 pub struct MprogError {
     pub(crate) op: Op,
-    pub(crate) errno: i32,
+    pub(crate) refusal: Refusal,
 }
 
 impl MprogError {
+    /// The kernel answered `op` with `errno`.
     pub(crate) fn new(op: Op, errno: i32) -> Self {
-        Self { op, errno }
+        Self { op, refusal: Refusal::Errno(errno) }
+    }
+
+    /// This tool did not make `op`, for `refusal`.
+    pub(crate) fn found(op: Op, refusal: Refusal) -> Self {
+        Self { op, refusal }
     }
 
     pub(crate) fn from_sys(op: Op, e: SyscallError) -> Self {
-        Self { op, errno: e.errno().unwrap_or(libc::EIO) }
+        Self::new(op, e.errno().unwrap_or(libc::EIO))
+    }
+
+    /// The kernel's errno, when the kernel answered.
+    pub(crate) fn errno(&self) -> Option<i32> {
+        match self.refusal {
+            Refusal::Errno(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether the kernel answered with `errno`.
+    pub(crate) fn is(&self, errno: i32) -> bool {
+        self.refusal == Refusal::Errno(errno)
     }
 }
 
@@ -68,6 +115,8 @@ pub(crate) struct Context {
     pub(crate) hook: Option<Hook>,
     /// The program being attached/detached, e.g. "program 42 (pass)".
     pub(crate) prog: Option<String>,
+    /// That program's id, when known.
+    pub(crate) prog_id: Option<u32>,
     /// The position asked for, e.g. "before link 7".
     pub(crate) anchor: Option<String>,
     /// The link operated on, e.g. "link 7".
@@ -135,11 +184,12 @@ fn missing_caps() -> String {
 
 /// Explains `err` in the terms of the hook it happened on.
 pub(crate) fn explain(err: &MprogError, ctx: &Context) -> String {
-    use libc::*;
+    use Refusal::*;
+    use libc::{EACCES, EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, ENOLINK, ENXIO, EOPNOTSUPP, EPERM, ERANGE, ESTALE};
     let on = ctx.on();
     let netkit_hook = ctx.hook.is_some_and(Hook::is_netkit);
-    match (err.op, err.errno) {
-        (_, ESTALE) => {
+    match (err.op, err.refusal) {
+        (_, Errno(ESTALE) | Moved) => {
             let now = ctx.now.as_ref().map(|c| c.revision.to_string()).unwrap_or_else(|| "different".into());
             let mut m = format!(
                 "the chain on {on} changed: expected revision {}, it is now {now}{}",
@@ -153,12 +203,12 @@ pub(crate) fn explain(err: &MprogError, ctx: &Context) -> String {
             }
             m
         }
-        (Op::LinkCreate | Op::ProgAttach, EEXIST) => format!(
+        (Op::LinkCreate | Op::ProgAttach, Errno(EEXIST)) => format!(
             "{} is already on {on}: a program can sit on a hook only once (attaching a bundled name or a file loads a fresh instance)",
             ctx.prog()
         ),
-        (Op::LinkUpdate, EEXIST) => format!("{} is already elsewhere on {on}: a program can sit on a hook only once", ctx.prog()),
-        (_, ERANGE) => {
+        (Op::LinkUpdate, Errno(EEXIST)) => format!("{} is already elsewhere on {on}: a program can sit on a hook only once", ctx.prog()),
+        (_, Errno(ERANGE)) => {
             let full = ctx.now.as_ref().is_some_and(|c| c.slots.len() >= MAX_PROGRAMS);
             if full {
                 format!("{on} is full: the kernel allows at most {MAX_PROGRAMS} programs per hook")
@@ -170,12 +220,12 @@ pub(crate) fn explain(err: &MprogError, ctx: &Context) -> String {
                 )
             }
         }
-        (Op::LinkCreate | Op::ProgAttach, ENOENT) => match &ctx.anchor {
+        (Op::LinkCreate | Op::ProgAttach, Errno(ENOENT) | AnchorGone) => match &ctx.anchor {
             Some(_) if ctx.replacing => format!("the program to replace is not on {on}{}", ctx.chain_text()),
             Some(a) => format!("the anchor ({a}) is not attached to {on}{}", ctx.chain_text()),
             None => format!("something the request names does not exist on {on}"),
         },
-        (Op::ProgDetach, ENOENT) => match (&ctx.prog, &ctx.anchor) {
+        (Op::ProgDetach, Errno(ENOENT) | NothingThere | AnchorGone) => match (&ctx.prog, &ctx.anchor) {
             (Some(p), _) => format!("{p} is not attached to {on}{}", ctx.chain_text()),
             // A positional detach found nothing to remove.
             _ if ctx.now.as_ref().is_some_and(|c| c.slots.is_empty()) => format!("nothing to detach: {on} has no programs"),
@@ -185,11 +235,11 @@ pub(crate) fn explain(err: &MprogError, ctx: &Context) -> String {
             (None, Some(a)) => format!("nothing to detach: no program sits {a} on {on}{}", ctx.chain_text()),
             (None, None) => format!("{} is not attached to {on}{}", ctx.prog(), ctx.chain_text()),
         },
-        (Op::ProgDetach, EBUSY) | (Op::ProgAttach, EBUSY) => {
-            let owner = ctx.now.as_ref().and_then(|c| {
-                let id: u32 = ctx.prog.as_deref()?.split_whitespace().nth(1)?.parse().ok()?;
-                c.slots.iter().find(|s| s.prog_id == id)?.link_id
-            });
+        (Op::ProgDetach | Op::ProgAttach, Errno(EBUSY) | OwnedBy(_)) => {
+            let owner = match err.refusal {
+                OwnedBy(l) => Some(l),
+                _ => ctx.now.as_ref().and_then(|c| c.slots.iter().find(|s| Some(s.prog_id) == ctx.prog_id)?.link_id),
+            };
             match owner {
                 Some(l) => format!(
                     "{} on {on} is owned by link {l}: detach or update the link instead (netkit detach {} {} link:{l})",
@@ -200,7 +250,7 @@ pub(crate) fn explain(err: &MprogError, ctx: &Context) -> String {
                 None => format!("that slot on {on} is owned by a link: detach or update the link instead"),
             }
         }
-        (_, EACCES) if netkit_hook => match &ctx.primary {
+        (_, Errno(EACCES)) if netkit_hook => match &ctx.primary {
             Some(p) => format!(
                 "{} is the peer of a netkit pair; the kernel manages both hooks through the primary: use {} (e.g. `{}`)",
                 ctx.device, p.described, p.command
@@ -210,29 +260,29 @@ pub(crate) fn explain(err: &MprogError, ctx: &Context) -> String {
                 ctx.device
             ),
         },
-        (_, ENXIO) if netkit_hook => format!(
+        (_, Errno(ENXIO)) if netkit_hook => format!(
             "{} is not a netkit device: the primary and peer hooks exist only on netkit pairs (tcx hooks ingress and egress work on any device)",
             ctx.device
         ),
-        (_, ENODEV) => format!("no device `{}` in this network namespace (it may have just gone)", ctx.device),
-        (_, EOPNOTSUPP) if netkit_hook => {
+        (_, Errno(ENODEV)) => format!("no device `{}` in this network namespace (it may have just gone)", ctx.device),
+        (_, Errno(EOPNOTSUPP)) if netkit_hook => {
             format!("{} is a single-device netkit: it has no BPF hooks of its own", ctx.device)
         }
-        (Op::LinkUpdate, EPERM) if Capabilities::effective().can_bpf() => format!(
+        (Op::LinkUpdate, Errno(EPERM)) if Capabilities::effective().can_bpf() => format!(
             "{} no longer runs {}: someone replaced its program; see `netkit query`",
             ctx.link.as_deref().unwrap_or("the link"),
             ctx.prog.as_deref().unwrap_or("the expected program")
         ),
-        (_, EPERM) => format!("permission denied on {on}: needs {}", missing_caps()),
-        (_, ENOLINK) => format!(
+        (_, Errno(EPERM)) => format!("permission denied on {on}: needs {}", missing_caps()),
+        (_, Errno(ENOLINK)) => format!(
             "{} is defunct (its device is gone or it was detached): remove its pin with `netkit link prune`",
             ctx.link.as_deref().unwrap_or("the link")
         ),
-        (Op::LinkCreate, EINVAL) if ctx.replacing => {
+        (Op::LinkCreate, Errno(EINVAL)) if ctx.replacing => {
             "a link cannot be created in replace mode: replace a link's program with `netkit update`, or use --plain --replace for plain attachments".into()
         }
-        (Op::LinkUpdate, EINVAL) => format!("the kernel refused {} for this link (a different program type?)", ctx.prog()),
-        (_, EINVAL) => format!(
+        (Op::LinkUpdate, Errno(EINVAL)) => format!("the kernel refused {} for this link (a different program type?)", ctx.prog()),
+        (_, Errno(EINVAL)) => format!(
             "the kernel rejected the request on {on} as invalid (EINVAL){}",
             match &ctx.anchor {
                 Some(a) => format!("; check that the anchor ({a}) is of the right kind (link:ID must name a link, prog:ID a program of the same type)"),
@@ -253,6 +303,7 @@ mod tests {
             device: "eth0".into(),
             hook: Some(Hook::Ingress),
             prog: Some("program 5 (pass)".into()),
+            prog_id: Some(5),
             ..Default::default()
         }
     }
@@ -314,6 +365,21 @@ mod tests {
             Context { now: Some(Chain { revision: 2, slots: vec![Slot { prog_id: 5, link_id: Some(11) }] }), ..ctx() };
         let m = explain(&MprogError::new(Op::ProgDetach, libc::EBUSY), &c);
         assert!(m.contains("owned by link 11") && m.contains("link:11"), "{m}");
+        // Found before asking the kernel: the same words, from the slot itself.
+        let c = Context { now: None, ..ctx() };
+        let m = explain(&MprogError::found(Op::ProgDetach, Refusal::OwnedBy(11)), &c);
+        assert!(m.contains("owned by link 11") && m.contains("link:11"), "{m}");
+    }
+
+    #[test]
+    fn refusals_found_on_the_chain_read_like_the_kernel_s() {
+        let c = Context { anchor: Some("after prog 9".into()), anchor_missing: true, prog: None, ..ctx() };
+        let found = explain(&MprogError::found(Op::ProgDetach, Refusal::AnchorGone), &c);
+        assert_eq!(found, explain(&MprogError::new(Op::ProgDetach, libc::ENOENT), &c));
+        let c = Context { expected_revision: Some(3), ..ctx() };
+        let found = explain(&MprogError::found(Op::LinkDetach, Refusal::Moved), &c);
+        assert_eq!(found, explain(&MprogError::new(Op::LinkDetach, libc::ESTALE), &c));
+        assert!(found.contains("expected revision 3"), "{found}");
     }
 
     #[test]

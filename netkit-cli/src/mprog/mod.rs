@@ -175,7 +175,7 @@ impl HookRef {
 /// How many programs are on `hook` of `ifindex` (a count-only query), or the
 /// errno that prevented the query.
 pub(crate) fn count(ifindex: u32, hook: Hook) -> Result<u32, i32> {
-    HookRef::new(ifindex, hook).count().map(|r| r.count).map_err(|e| e.errno)
+    HookRef::new(ifindex, hook).count().map(|r| r.count).map_err(|e| e.errno().unwrap_or(libc::EIO))
 }
 
 /// Replaces the program of a link in place (BPF_LINK_UPDATE), keeping its
