@@ -11,6 +11,23 @@ fn release_at_least(major: u32, minor: u32) -> bool {
     netkit::os::probe::parse_release(&netkit::os::probe::kernel_release()).is_some_and(|r| r >= (major, minor))
 }
 
+/// iproute2's word for a policy (it says forward/blackhole for pass/drop).
+fn ip_policy(policy: &str) -> &'static str {
+    match policy {
+        "pass" => "forward",
+        "drop" => "blackhole",
+        other => panic!("no policy {other}"),
+    }
+}
+
+/// What iproute2 says of a netkit device: kind, and the netkit attributes it
+/// decodes (each end's own policy and scrub; the tool speaks in pair terms).
+fn witness(ns: &TestNs, dev: &str) -> Value {
+    let l = ns.ip_link(dev);
+    assert_eq!(l["linkinfo"]["info_kind"], "netkit", "{dev}: {l}");
+    l
+}
+
 fn names(list: &Value) -> Vec<String> {
     list.as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap().to_string()).collect()
 }
@@ -39,6 +56,15 @@ fn defaults_are_the_kernels() {
     assert_eq!(sys.read("nk1", "iflink"), v["ifindex"].to_string());
     assert_eq!(sys.read("nk0", "mtu"), "1500");
     assert_eq!(sys.read("nk0", "operstate"), "down");
+    // iproute2 agrees, end by end.
+    for (end, other, role) in [("nk0", "nk1", "primary"), ("nk1", "nk0", "peer")] {
+        let l = witness(&ns, end);
+        let d = &l["linkinfo"]["info_data"];
+        assert_eq!((d["mode"].as_str(), d["type"].as_str()), (Some("l3"), Some(role)), "{end}: {l}");
+        assert_eq!((d["policy"].as_str(), d["peer_policy"].as_str()), (Some("forward"), Some("forward")), "{end}: {l}");
+        assert_eq!(l["link"], other, "{end}: {l}");
+        assert_eq!(l["mtu"], 1500);
+    }
 }
 
 #[test]
@@ -81,6 +107,14 @@ fn every_mode_and_policy_combination_round_trips() {
                     assert_eq!(noarp, mode == "l3", "{end}: NOARP iff L3");
                     let mac = sys.read(end, "address");
                     assert_eq!(mac == "00:00:00:00:00:00", mode == "l3", "{end}: MAC {mac}");
+                    let l = witness(&ns, end);
+                    let data = &l["linkinfo"]["info_data"];
+                    let (own, other) = if role == "primary" { (policy, peer_policy) } else { (peer_policy, policy) };
+                    assert_eq!(data["mode"], mode, "{end}: {l}");
+                    assert_eq!(data["type"], role, "{end}: {l}");
+                    assert_eq!(data["policy"], ip_policy(own), "{end}: its own policy: {l}");
+                    assert_eq!(data["peer_policy"], ip_policy(other), "{end}: {l}");
+                    assert_eq!((l["mtu"].as_u64(), l["operstate"].as_str()), (Some(9000), Some("UP")), "{end}: {l}");
                 }
                 assert_eq!(v["name"], a.as_str());
             }
@@ -105,6 +139,12 @@ fn scrub_round_trips_where_the_kernel_has_it() {
         let d = ns.json(&["device", "show", end]);
         assert_eq!(d["scrub"], scrub, "{end}");
         assert_eq!(d["peer_scrub"], peer_scrub, "{end}");
+    }
+    // iproute2 reports each end's own setting first.
+    for (end, own, other) in [("nk0", "none", "default"), ("nk1", "default", "none")] {
+        let l = witness(&ns, end);
+        let data = &l["linkinfo"]["info_data"];
+        assert_eq!((data["scrub"].as_str(), data["peer_scrub"].as_str()), (Some(own), Some(other)), "{end}: {l}");
     }
     ns.ok(&["device", "add", "nk2", "--peer", "nk3", "--peer-scrub", "none"]);
     let d = ns.json(&["device", "show", "nk3"]);
@@ -238,6 +278,11 @@ fn set_changes_policies_live_and_only_policies() {
     let v = ns.json(&["device", "set", "nk0", "--peer-policy", "pass"]);
     assert_eq!(v["policy"], "drop", "unchanged when not given");
     assert_eq!(v["peer_policy"], "pass");
+    // The kernel, through iproute2: the primary drops, the peer passes.
+    let data = witness(&ns, "nk0")["linkinfo"]["info_data"].clone();
+    assert_eq!((data["policy"].as_str(), data["peer_policy"].as_str()), (Some("blackhole"), Some("forward")), "{data}");
+    let data = witness(&ns, "nk1")["linkinfo"]["info_data"].clone();
+    assert_eq!((data["policy"].as_str(), data["peer_policy"].as_str()), (Some("forward"), Some("blackhole")), "{data}");
 
     let err = ns.fails(&["device", "set", "nk1", "--policy", "pass"]);
     // The caller came in with -n: the command that reaches the primary keeps it.
@@ -269,6 +314,12 @@ fn a_peer_in_another_namespace() {
     let sys = pod.sysfs();
     assert_eq!(sys.read("eth0", "mtu"), "1400");
     assert!(!host.sysfs().has("eth0"));
+    // iproute2, in each namespace: the peer is there, the primary here, and
+    // each end's other end lives in another namespace (a link-netnsid).
+    let (p, h) = (witness(&pod, "eth0"), witness(&host, "nk0"));
+    assert_eq!((p["linkinfo"]["info_data"]["type"].as_str(), p["mtu"].as_u64()), (Some("peer"), Some(1400)), "{p}");
+    assert_eq!(h["linkinfo"]["info_data"]["type"], "primary", "{h}");
+    assert!(p["link_netnsid"].is_u64() && h["link_netnsid"].is_u64(), "{p}\n{h}");
     // The same name may exist in both namespaces.
     host.ok(&["device", "add", "eth0", "--peer", "eth1"]);
     // Deleting through the peer, from the pod, removes both ends.

@@ -19,6 +19,8 @@ pub struct GuestBinaries {
     pub examples: Vec<(String, PathBuf)>,
     /// BPF objects built from C (tests/c), for the tests that load them.
     pub c_objects: Vec<PathBuf>,
+    /// A full iproute2 `ip`, the tests' witness of device facts.
+    pub ip: Option<PathBuf>,
 }
 
 /// Where the C test programs are built.
@@ -71,12 +73,12 @@ pub fn guest_binaries(tests: bool) -> Result<GuestBinaries> {
         bail!("cargo built no {}", netkit.display());
     }
     if !tests {
-        return Ok(GuestBinaries { netkit, tests: Vec::new(), examples: Vec::new(), c_objects: Vec::new() });
+        return Ok(GuestBinaries { netkit, tests: Vec::new(), examples: Vec::new(), c_objects: Vec::new(), ip: None });
     }
     println!("build: integration tests and examples for {MUSL}");
     let found = artifacts(&["test", "-p", "netkit-cli", "--tests", "--no-run"], "test")?;
     let examples = artifacts(&["build", "-p", "netkit-cli", "--examples"], "example")?;
-    Ok(GuestBinaries { netkit, tests: found, examples, c_objects: c_objects()? })
+    Ok(GuestBinaries { netkit, tests: found, examples, c_objects: c_objects()?, ip: Some(crate::iproute2::ip()?) })
 }
 
 /// Runs `cargo ARGS` for the musl target and returns the (name, executable)

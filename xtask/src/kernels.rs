@@ -73,12 +73,12 @@ deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian
 ";
 
 /// A private apt configuration: its own sources, lists and cache.
-struct PrivateApt {
+pub(crate) struct PrivateApt {
     root: PathBuf,
 }
 
 impl PrivateApt {
-    fn new() -> Result<Self> {
+    pub(crate) fn new() -> Result<Self> {
         let root = cache_dir().join("apt");
         for sub in ["lists/partial", "cache/archives/partial"] {
             fs::create_dir_all(root.join(sub)).with_context(|| format!("creating {}", root.join(sub).display()))?;
@@ -113,7 +113,7 @@ impl PrivateApt {
         cmd
     }
 
-    fn update(&self) -> Result<()> {
+    pub(crate) fn update(&self) -> Result<()> {
         println!("kernels: refreshing the package lists of bookworm-backports, trixie-backports and sid");
         util::output(self.command("apt-get").args(["-q", "update"]))
             .context("apt-get update (private configuration) failed")?;
@@ -134,7 +134,7 @@ impl PrivateApt {
             .collect())
     }
 
-    fn download(&self, package: &str, dir: &Path) -> Result<PathBuf> {
+    pub(crate) fn download(&self, package: &str, dir: &Path) -> Result<PathBuf> {
         util::output(self.command("apt-get").current_dir(dir).args(["-q", "download", package]))?;
         fs::read_dir(dir)?
             .flatten()

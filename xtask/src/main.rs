@@ -4,6 +4,7 @@
 mod bench;
 mod build;
 mod demo;
+mod iproute2;
 mod kernels;
 mod setup;
 mod test;

@@ -97,7 +97,7 @@ const INIT: &str = r#"#!/bin/sh
 /bin/busybox mount -t devtmpfs dev /dev 2>/dev/null
 exec </dev/console >/dev/console 2>&1
 /bin/busybox --install -s /bin
-export PATH=/bin:/sbin HOME=/root TERM=dumb NETKIT_BIN=/bin/netkit NETKIT_IN_VM=1 NETKIT_TEST_C_DIR=/guest/c
+export PATH=/bin:/sbin HOME=/root TERM=dumb NETKIT_BIN=/bin/netkit NETKIT_IN_VM=1 NETKIT_TEST_C_DIR=/guest/c NETKIT_TEST_IP=/opt/iproute2/ip
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t bpf bpf /sys/fs/bpf
@@ -141,6 +141,18 @@ impl Guest {
         fs::create_dir_all(staging.join("guest/c"))?;
         for obj in &bins.c_objects {
             fs::copy(obj, staging.join("guest/c").join(obj.file_name().expect("a file name")))?;
+        }
+        if let Some(ip) = &bins.ip {
+            // A glibc binary in a busybox guest: its libraries go where the
+            // loader looks for them, the same paths as here.
+            for lib in crate::iproute2::libraries(ip)? {
+                let to = staging.join(lib.strip_prefix("/").expect("ldd paths are absolute"));
+                fs::create_dir_all(to.parent().expect("a library path has a parent"))?;
+                fs::copy(&lib, &to).with_context(|| format!("copying {}", lib.display()))?;
+            }
+            let to = staging.join(crate::iproute2::GUEST_PATH.trim_start_matches('/'));
+            fs::create_dir_all(to.parent().expect("has a parent"))?;
+            fs::copy(ip, &to).with_context(|| format!("copying {}", ip.display()))?;
         }
         write_exec(&staging.join("init"), INIT)?;
         fs::write(staging.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;

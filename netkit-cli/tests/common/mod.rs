@@ -207,6 +207,20 @@ impl TestNs {
         assert!(o.status.success(), "ip {args:?} in {} failed: {}", self.name, stderr(&o));
     }
 
+    /// iproute2's view of `dev` here (`ip -d -j link show dev DEV`), the
+    /// tests' independent witness of device facts. In the VM this is the full
+    /// iproute2 the guest carries (`NETKIT_TEST_IP`; busybox's `ip` knows no
+    /// netkit), on the host the host's.
+    pub fn ip_link(&self, dev: &str) -> serde_json::Value {
+        let ip = std::env::var("NETKIT_TEST_IP").ok().filter(|p| Path::new(p).is_file()).unwrap_or_else(|| "ip".into());
+        let o = self.exec(&ip, &["-d", "-j", "link", "show", "dev", dev]);
+        assert!(o.status.success(), "{ip} -d -j link show dev {dev} in {}: {}", self.name, stderr(&o));
+        let text = stdout(&o);
+        let v: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{ip} printed no JSON ({e}):\n{text}"));
+        v[0].clone()
+    }
+
     /// Runs any program inside the namespace.
     pub fn exec(&self, program: &str, args: &[&str]) -> Output {
         Command::new("nsenter")
