@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, ensure};
 use netkit::{
-    hooks::{AttachRequest, DetachRequest, DetachTarget, Hooks, Placement, Position, refs::RefSpec},
+    hooks::{AttachRequest, Attachment, DetachRequest, DetachTarget, Hooks, Position, refs::RefSpec},
     mprog::Hook,
     netlink::{Netlink, device::PairSpec},
     programs::{LoadOptions, ProgSpec},
@@ -52,8 +52,8 @@ async fn chain(hooks: &Hooks<'_>) -> Result<()> {
         device: PRIMARY.into(),
         hook: Hook::Peer,
         prog: ProgSpec::Bundled(prog.into()),
-        placement: Placement { position, ..Default::default() },
-        pin: Some(pin.into()),
+        attachment: Attachment::Link { position, pin: Some(pin.into()) },
+        expected_revision: None,
         load: LoadOptions::default(),
     };
     let counter = hooks.attach(&attach("counter", Position::Last, "count")).await?;

@@ -11,7 +11,8 @@ use anyhow::{Context as _, Result, bail};
 
 use netkit::{
     hooks::count_programs,
-    hooks::{AttachRequest, DetachRequest, DetachTarget, Hooks, Placement, Position, UpdateRequest},
+    hooks::refs::RefSpec,
+    hooks::{AttachRequest, Attachment, DetachRequest, DetachTarget, Hooks, PlainRef, Position, UpdateRequest},
     netlink::{
         Netlink,
         device::{self, PairSpec},
@@ -23,7 +24,7 @@ use netkit::{
 };
 
 use crate::{
-    cli::{Cli, Command, DetachPositionArgs, DeviceCommand, DeviceSet, LinkCommand, PositionArgs},
+    cli::{AttachArgs, Cli, Command, DetachPositionArgs, DeviceCommand, DeviceSet, LinkCommand, PositionArgs},
     render,
 };
 
@@ -52,11 +53,7 @@ pub fn run(cli: &Cli, out: &mut impl Write, err: &mut impl Write) -> Result<Exit
     }
 }
 
-fn position_of(
-    first: bool,
-    before: &Option<netkit::hooks::refs::RefSpec>,
-    after: &Option<netkit::hooks::refs::RefSpec>,
-) -> Position {
+fn position_of(first: bool, before: &Option<RefSpec>, after: &Option<RefSpec>) -> Position {
     match (first, before, after) {
         (true, _, _) => Position::First,
         (_, Some(r), _) => Position::Before(r.clone()),
@@ -79,6 +76,37 @@ impl DetachPositionArgs {
     }
 }
 
+/// How `netkit attach` attaches, from its flags; combinations that mean
+/// nothing are refused here, before anything is loaded.
+fn attachment(a: &AttachArgs) -> Result<Attachment> {
+    let position = a.position.position();
+    let Some(replace) = &a.replace else {
+        if !a.plain {
+            return Ok(Attachment::Link { position, pin: a.pin.clone() });
+        }
+        if a.pin.is_some() {
+            bail!("--pin names a link; a --plain attachment has none (it stays until detached)");
+        }
+        return Ok(Attachment::Plain(position));
+    };
+    if !a.plain {
+        bail!("--replace works only with --plain: a link's program is replaced with `netkit update DEV HOOK REF PROG`");
+    }
+    if a.pin.is_some() {
+        bail!("--pin names a link; a --plain attachment has none (it stays until detached)");
+    }
+    if position != Position::Last {
+        bail!(
+            "--replace takes the replaced program's slot; it cannot be combined with --first, --last, --before or --after"
+        );
+    }
+    match replace {
+        RefSpec::Prog(id) => Ok(Attachment::Replace(PlainRef::Prog(*id))),
+        RefSpec::Pin(p) => Ok(Attachment::Replace(PlainRef::Pin(p.clone()))),
+        RefSpec::Link(_) | RefSpec::Name(_) => bail!("--replace takes prog:ID or pin:PATH of a plain program"),
+    }
+}
+
 /// Load options for `prog` with `--set` values checked, and maps the object
 /// declares as pinned going to this tool's layout.
 fn load_options(cli: &Cli, prog: &netkit::programs::ProgSpec, sets: &[String]) -> Result<LoadOptions> {
@@ -96,13 +124,8 @@ async fn hook_command(cli: &Cli, out: &mut impl Write) -> Result<()> {
                 device: a.dev.clone(),
                 hook: a.hook,
                 prog: a.prog.clone(),
-                placement: Placement {
-                    position: a.position.position(),
-                    expected_revision: a.expected_revision,
-                    plain: a.plain,
-                    replace: a.replace.clone(),
-                },
-                pin: a.pin.clone(),
+                attachment: attachment(a)?,
+                expected_revision: a.expected_revision,
                 load: load_options(cli, &a.prog, &a.set)?,
             };
             let o = hooks.attach(&req).await?;

@@ -11,7 +11,7 @@ use tokio::{
 };
 
 use netkit::{
-    hooks::{AttachError, Hooks, Placement, Position},
+    hooks::{AttachError, Hooks, Position},
     mprog::Hook,
     programs::{self, LoadOptions, ProgSpec},
 };
@@ -121,9 +121,7 @@ pub async fn run(
     let dev = hooks.device(device).await?;
     let mut loaded = programs::load(prog, load)?;
     let logger = loaded.ebpf.as_mut().and_then(|e| EbpfLogger::init_with_logger(e, StdoutLog).ok());
-    let placement = Placement { position, expected_revision, ..Default::default() };
-    let (link, action) = hooks.attach_loaded(&dev, hook, &loaded, &placement).await?;
-    let link = link.expect("run attaches a link");
+    let (link, action) = hooks.attach_link(&dev, hook, &loaded, &position, expected_revision).await?;
     let info = netkit::bpf::link_info(std::os::fd::AsFd::as_fd(&link))?;
     let logging = if logger.is_some() { "; streaming its log" } else { "" };
     writeln!(

@@ -17,7 +17,7 @@ mod update;
 
 pub use attach::AttachRequest;
 
-pub use attach::Placement;
+pub use attach::{Attachment, PlainRef};
 pub use detach::{DetachRequest, DetachTarget};
 pub use inventory::LinkState;
 pub use inventory::LinkView;

@@ -56,6 +56,9 @@ pub(crate) enum Refusal {
     OwnedBy(u32),
     /// The chain is no longer at the revision the request expects.
     Moved,
+    /// A link was asked to replace a program (links never do; the kernel
+    /// refuses BPF_F_REPLACE on link create).
+    ReplaceOnLink,
 }
 
 impl std::fmt::Display for Refusal {
@@ -66,6 +69,7 @@ impl std::fmt::Display for Refusal {
             Self::NothingThere => f.write_str("no program at that position"),
             Self::OwnedBy(l) => write!(f, "the program there is owned by link {l}"),
             Self::Moved => f.write_str("the chain is at another revision"),
+            Self::ReplaceOnLink => f.write_str("a link cannot replace a program"),
         }
     }
 }
@@ -182,6 +186,8 @@ fn missing_caps() -> String {
     }
 }
 
+const REPLACE_ON_LINK: &str = "a link cannot be created in replace mode: replace a link's program with `netkit update`, or use --plain --replace for plain attachments";
+
 /// Explains `err` in the terms of the hook it happened on.
 pub(crate) fn explain(err: &MprogError, ctx: &Context) -> String {
     use Refusal::*;
@@ -207,7 +213,9 @@ pub(crate) fn explain(err: &MprogError, ctx: &Context) -> String {
             "{} is already on {on}: a program can sit on a hook only once (attaching a bundled name or a file loads a fresh instance)",
             ctx.prog()
         ),
-        (Op::LinkUpdate, Errno(EEXIST)) => format!("{} is already elsewhere on {on}: a program can sit on a hook only once", ctx.prog()),
+        (Op::LinkUpdate, Errno(EEXIST)) => {
+            format!("{} is already elsewhere on {on}: a program can sit on a hook only once", ctx.prog())
+        }
         (_, Errno(ERANGE)) => {
             let full = ctx.now.as_ref().is_some_and(|c| c.slots.len() >= MAX_PROGRAMS);
             if full {
@@ -228,7 +236,9 @@ pub(crate) fn explain(err: &MprogError, ctx: &Context) -> String {
         (Op::ProgDetach, Errno(ENOENT) | NothingThere | AnchorGone) => match (&ctx.prog, &ctx.anchor) {
             (Some(p), _) => format!("{p} is not attached to {on}{}", ctx.chain_text()),
             // A positional detach found nothing to remove.
-            _ if ctx.now.as_ref().is_some_and(|c| c.slots.is_empty()) => format!("nothing to detach: {on} has no programs"),
+            _ if ctx.now.as_ref().is_some_and(|c| c.slots.is_empty()) => {
+                format!("nothing to detach: {on} has no programs")
+            }
             (None, Some(a)) if ctx.anchor_missing => {
                 format!("nothing to detach: the anchor of `{a}` is not on {on}{}", ctx.chain_text())
             }
@@ -278,14 +288,17 @@ pub(crate) fn explain(err: &MprogError, ctx: &Context) -> String {
             "{} is defunct (its device is gone or it was detached): remove its pin with `netkit link prune`",
             ctx.link.as_deref().unwrap_or("the link")
         ),
-        (Op::LinkCreate, Errno(EINVAL)) if ctx.replacing => {
-            "a link cannot be created in replace mode: replace a link's program with `netkit update`, or use --plain --replace for plain attachments".into()
+        (Op::LinkCreate, ReplaceOnLink) => REPLACE_ON_LINK.into(),
+        (Op::LinkCreate, Errno(EINVAL)) if ctx.replacing => REPLACE_ON_LINK.into(),
+        (Op::LinkUpdate, Errno(EINVAL)) => {
+            format!("the kernel refused {} for this link (a different program type?)", ctx.prog())
         }
-        (Op::LinkUpdate, Errno(EINVAL)) => format!("the kernel refused {} for this link (a different program type?)", ctx.prog()),
         (_, Errno(EINVAL)) => format!(
             "the kernel rejected the request on {on} as invalid (EINVAL){}",
             match &ctx.anchor {
-                Some(a) => format!("; check that the anchor ({a}) is of the right kind (link:ID must name a link, prog:ID a program of the same type)"),
+                Some(a) => format!(
+                    "; check that the anchor ({a}) is of the right kind (link:ID must name a link, prog:ID a program of the same type)"
+                ),
                 None => String::new(),
             }
         ),
@@ -352,6 +365,8 @@ mod tests {
         let m = explain(&MprogError::new(Op::ProgAttach, libc::ENOENT), &c);
         assert!(m.contains("the program to replace is not on"), "{m}");
         let m = explain(&MprogError::new(Op::LinkCreate, libc::EINVAL), &c);
+        assert!(m.contains("cannot be created in replace mode"), "{m}");
+        let m = explain(&MprogError::found(Op::LinkCreate, Refusal::ReplaceOnLink), &c);
         assert!(m.contains("cannot be created in replace mode"), "{m}");
         // The same words without the flag are an ordinary anchor.
         let c = Context { replacing: false, ..c };

@@ -81,8 +81,8 @@ impl HookRef {
         expected_revision: Option<u64>,
     ) -> Result<OwnedFd, MprogError> {
         if let Anchor::Replace(_) = anchor {
-            // The kernel refuses BPF_F_REPLACE on link create; say so early.
-            return Err(MprogError::new(error::Op::LinkCreate, libc::EINVAL));
+            // The kernel refuses BPF_F_REPLACE on link create; say so before asking.
+            return Err(MprogError::found(error::Op::LinkCreate, error::Refusal::ReplaceOnLink));
         }
         let e = anchor.encode();
         bpf::link_create(prog, self.ifindex, self.hook.attach_type(), e.flags, e.relative, expected(expected_revision))
