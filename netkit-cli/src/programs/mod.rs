@@ -138,9 +138,15 @@ pub enum ProgramError {
     /// A `--set` value is wrong (the message says which and why).
     #[error("{0}")]
     Setting(String),
-    /// Any other failure while preparing or loading (the message says what).
-    #[error("{0}")]
-    Other(String),
+    /// Opening or reading a loaded program failed.
+    #[error("{what}")]
+    Kernel {
+        /// What was being done, e.g. "opening program 42".
+        what: String,
+        /// What the bpf call answered.
+        #[source]
+        cause: bpf::SyscallError,
+    },
 }
 
 /// Where a program comes from, as given on the command line.
@@ -301,7 +307,8 @@ pub fn prepare(spec: &ProgSpec) -> Result<Option<Prepared>, ProgramError> {
 }
 
 fn check_type(fd: OwnedFd, what: String) -> Result<Loaded, ProgramError> {
-    let (info, _) = bpf::prog_info(fd.as_fd()).map_err(|e| ProgramError::Other(format!("{what}: {e}")))?;
+    let (info, _) = bpf::prog_info(fd.as_fd())
+        .map_err(|cause| ProgramError::Kernel { what: format!("reading program {what}"), cause })?;
     if info.type_ != bpf::BPF_PROG_TYPE_SCHED_CLS {
         return Err(ProgramError::WrongLoadedType { what, kind: info.type_ });
     }
@@ -315,7 +322,7 @@ pub fn load(spec: &ProgSpec, opts: &LoadOptions) -> Result<Loaded, ProgramError>
         ProgSpec::Id(id) => {
             let fd = bpf::prog_fd_by_id(*id).map_err(|e| match e.errno() {
                 Some(libc::ENOENT) => ProgramError::NoSuchId(*id),
-                _ => ProgramError::Other(format!("opening program {id}: {e}")),
+                _ => ProgramError::Kernel { what: format!("opening program {id}"), cause: e },
             })?;
             check_type(fd, format!("id:{id}"))
         }
