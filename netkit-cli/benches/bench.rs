@@ -57,7 +57,7 @@ impl BenchNs {
     fn new(tag: &str) -> Self {
         let name = format!("nkbench-{tag}-{}", std::process::id());
         netns::create(&name).expect("creating the bench namespace");
-        netns::enter(&name).expect("entering the bench namespace");
+        netns::enter(&netns::NetnsRef::Name(name.clone())).expect("entering the bench namespace");
         Self(name)
     }
 }

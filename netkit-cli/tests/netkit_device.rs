@@ -328,6 +328,42 @@ fn a_peer_in_another_namespace() {
 }
 
 #[test]
+fn a_peer_in_a_namespace_given_by_pid_or_by_path() {
+    require_netkit!();
+    let host = TestNs::new("byref");
+    // A pod's namespace as a runtime makes it: no name, a process in it.
+    let pod = TestNs::unnamed();
+    let path = pod.path.display().to_string();
+    let v = host.json(&["device", "add", "nk0", "--peer", "eth0", "--peer-netns", &pod.name, "--up"]);
+    assert_eq!(v["peer"]["name"], "eth0");
+    assert_eq!(v["peer"]["netns"], pod.name.as_str(), "the pod is named the way -n takes it: {v}");
+    assert_eq!(witness(&pod, "eth0")["linkinfo"]["info_data"]["type"], "peer");
+    // The same namespace by its nsfs path: the peer, and its primary across namespaces.
+    let text = common::ok(&["-n", &path, "-j", "device", "list"]);
+    let list: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(names(&list), vec!["eth0"]);
+    assert_eq!((list[0]["role"].as_str(), list[0]["peer"]["name"].as_str()), (Some("peer"), Some("nk0")), "{list}");
+    assert_eq!(list[0]["peer"]["netns"], host.name.as_str());
+    // A second pair, its peer placed by path.
+    host.ok(&["device", "add", "nk1", "--peer", "eth1", "--peer-netns", &path]);
+    assert_eq!(witness(&pod, "eth1")["linkinfo"]["info_data"]["type"], "peer");
+    // Programs on the pod's own devices, pinned under the namespace's inode.
+    let bpffs = common::Bpffs::new();
+    let b = bpffs.arg();
+    let a = pod.json(&["--bpffs", &b, "attach", "eth0", "ingress", "pass", "--pin", "p"]);
+    let links = pod.json(&["--bpffs", &b, "link", "list"]);
+    assert_eq!(links[0]["netns"], format!("netns-{}", pod.inode()).as_str(), "{links}");
+    assert_eq!(links[0]["link_id"], a["link_id"]);
+    // A file that is no namespace is refused before anything is made.
+    let err = host.fails(&["device", "add", "nk2", "--peer", "eth2", "--peer-netns", "/proc/version"]);
+    assert!(err.contains("is not a network namespace"), "{err}");
+    assert_eq!(names(&host.json(&["device", "list"])), vec!["nk0", "nk1"], "nothing may be created");
+    // Deleting through the peer, from the pod by pid, removes both ends.
+    pod.ok(&["device", "del", "eth0"]);
+    assert_eq!(names(&host.json(&["device", "list"])), vec!["nk1"]);
+}
+
+#[test]
 fn traffic_follows_the_policies() {
     require_netkit!();
     let host = TestNs::new("dp");

@@ -16,6 +16,7 @@ use netkit::{
     hooks::refs::RefSpec,
     mprog::Hook,
     netlink::links::{Mode, Pairing, Policy, Scrub},
+    os::netns::NetnsRef,
     programs::ProgSpec,
 };
 
@@ -23,9 +24,10 @@ use netkit::{
 #[derive(Debug, Parser)]
 #[command(name = "netkit", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Run in the named network namespace (under /run/netns), like `ip -n`.
-    #[arg(short = 'n', long, global = true, value_name = "NAME")]
-    pub netns: Option<String>,
+    /// Run in this network namespace, like `ip -n`: a name under /run/netns,
+    /// an nsfs path (/proc/PID/ns/net, a bind mount anywhere) or pid:PID.
+    #[arg(short = 'n', long, global = true, value_name = "NETNS")]
+    pub netns: Option<NetnsRef>,
 
     /// Print JSON instead of tables.
     #[arg(short = 'j', long, global = true)]
@@ -375,9 +377,10 @@ pub struct DeviceAdd {
     /// MTU of both ends.
     #[arg(long)]
     pub mtu: Option<u32>,
-    /// Create the peer directly inside this named network namespace.
-    #[arg(long, value_name = "NS")]
-    pub peer_netns: Option<String>,
+    /// Create the peer directly inside this network namespace: a name under
+    /// /run/netns, an nsfs path or pid:PID.
+    #[arg(long, value_name = "NETNS")]
+    pub peer_netns: Option<NetnsRef>,
     /// Bring both ends up (the one device with --pairing single).
     #[arg(long)]
     pub up: bool,

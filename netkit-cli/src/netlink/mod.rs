@@ -84,9 +84,8 @@ impl Netlink {
         self.handle.clone()
     }
 
-    /// A connection inside the named namespace.
-    pub(crate) fn connect_named(name: &str) -> Result<Self, NetlinkError> {
-        let fd = netns::open(name)?;
-        Self::connect_in(&fd)
+    /// A connection inside the namespace `ns` refers to.
+    pub(crate) fn connect_to(ns: &netns::NetnsRef) -> Result<Self, NetlinkError> {
+        Self::connect_in(&ns.open()?)
     }
 }

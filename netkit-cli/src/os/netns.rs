@@ -1,15 +1,17 @@
 //! Network namespaces: named ones under /run/netns (as `ip netns` makes them),
+//! any nsfs path or a process's (as container runtimes hand them out),
 //! entering one for this thread, and telling which one we are in. Creating
 //! and deleting named namespaces is here too, for the demo and the tests.
 
 use std::{
     ffi::CString,
-    fs, io,
+    fmt, fs, io,
     os::{
         fd::{AsRawFd as _, OwnedFd},
         unix::fs::MetadataExt as _,
     },
     path::{Path, PathBuf},
+    str::FromStr,
 };
 
 /// Where named network namespaces live.
@@ -22,8 +24,19 @@ pub enum NetnsError {
     #[error("network namespace `{0}` does not exist (no {NETNS_RUN_DIR}/{0}); create it with `ip netns add {0}`")]
     Missing(String),
     /// The name cannot be a namespace name.
-    #[error("`{0}` is not a valid network namespace name (no '/', not empty, not . or ..)")]
+    #[error(
+        "`{0}` is not a network namespace: give a name under {NETNS_RUN_DIR} (no '/', not . or ..), an nsfs path such as /proc/PID/ns/net, or pid:PID"
+    )]
     BadName(String),
+    /// No file at the path.
+    #[error("network namespace path {0} does not exist")]
+    NoSuchPath(PathBuf),
+    /// No process with that pid.
+    #[error("no process {0}, so no network namespace pid:{0}")]
+    NoProcess(u32),
+    /// The file is not a network namespace.
+    #[error("{0} is not a network namespace (an nsfs file such as /proc/PID/ns/net or a bind mount of one)")]
+    NotNetns(String),
     /// setns(2) refused.
     #[error("cannot enter network namespace `{name}` (needs CAP_SYS_ADMIN)")]
     Enter {
@@ -57,14 +70,96 @@ pub(crate) fn validate_name(name: &str) -> Result<(), NetnsError> {
     Ok(())
 }
 
-/// Opens the named namespace (refusing names that are not under /run/netns).
-pub(crate) fn open(name: &str) -> Result<OwnedFd, NetnsError> {
-    validate_name(name)?;
-    let path = path_of(name);
-    match fs::File::open(&path) {
-        Ok(f) => Ok(f.into()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(NetnsError::Missing(name.into())),
-        Err(cause) => Err(NetnsError::Io { what: "opening", name: name.into(), cause }),
+/// A network namespace as a command line or a container runtime names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetnsRef {
+    /// A name under /run/netns, as `ip netns add` makes them.
+    Name(String),
+    /// Any nsfs file: `/proc/PID/ns/net`, or a bind mount of one anywhere
+    /// (what CNI's `CNI_NETNS` and container runtimes hand out).
+    Path(PathBuf),
+    /// The namespace process PID is in (`pid:PID`).
+    Pid(u32),
+}
+
+impl FromStr for NetnsRef {
+    type Err = NetnsError;
+
+    /// `pid:PID`, a path (anything with a '/'), or a name under /run/netns.
+    fn from_str(s: &str) -> Result<Self, NetnsError> {
+        if let Some(pid) = s.strip_prefix("pid:") {
+            return match pid.parse::<u32>() {
+                Ok(pid) if pid > 0 => Ok(Self::Pid(pid)),
+                _ => Err(NetnsError::BadName(s.into())),
+            };
+        }
+        if s.contains('/') {
+            return Ok(Self::Path(s.into()));
+        }
+        validate_name(s)?;
+        Ok(Self::Name(s.into()))
+    }
+}
+
+impl fmt::Display for NetnsRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Name(n) => f.write_str(n),
+            Self::Path(p) => write!(f, "{}", p.display()),
+            Self::Pid(pid) => write!(f, "pid:{pid}"),
+        }
+    }
+}
+
+impl NetnsRef {
+    /// The nsfs file this refers to.
+    pub fn path(&self) -> PathBuf {
+        match self {
+            Self::Name(n) => path_of(n),
+            Self::Path(p) => p.clone(),
+            Self::Pid(pid) => format!("/proc/{pid}/ns/net").into(),
+        }
+    }
+
+    /// Opens the namespace, checking that it is one: a network namespace
+    /// file on nsfs, not any file that happens to be at the path.
+    pub fn open(&self) -> Result<OwnedFd, NetnsError> {
+        if let Self::Name(n) = self {
+            validate_name(n)?;
+        }
+        let fd: OwnedFd = match fs::File::open(self.path()) {
+            Ok(f) => f.into(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(match self {
+                    Self::Name(n) => NetnsError::Missing(n.clone()),
+                    Self::Path(p) => NetnsError::NoSuchPath(p.clone()),
+                    Self::Pid(pid) => NetnsError::NoProcess(*pid),
+                });
+            }
+            Err(cause) => return Err(NetnsError::Io { what: "opening", name: self.to_string(), cause }),
+        };
+        // NS_GET_NSTYPE (_IO(0xb7, 0x3)) answers CLONE_NEWNET for network
+        // namespaces and fails (ENOTTY) on files that are not namespaces.
+        const NS_GET_NSTYPE: libc::Ioctl = 0xb703;
+        // SAFETY: an ioctl without an argument on an fd we own.
+        let kind = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE) };
+        if kind != libc::CLONE_NEWNET {
+            return Err(NetnsError::NotNetns(self.to_string()));
+        }
+        Ok(fd)
+    }
+
+    /// The name this namespace goes by in messages and in the bpffs layout:
+    /// its /run/netns name, `default` for init's, else `netns-<inode>` (the
+    /// nsfs inode, unique among live namespaces).
+    pub fn layout_name(&self) -> Result<String, NetnsError> {
+        let fd = self.open()?;
+        let meta = fs::File::from(fd).metadata().map_err(|cause| NetnsError::Io {
+            what: "reading",
+            name: self.to_string(),
+            cause,
+        })?;
+        Ok(name_of((meta.dev(), meta.ino())))
     }
 }
 
@@ -76,10 +171,10 @@ fn setns(fd: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
-/// Moves the calling thread into the named namespace for good (`-n NAME`).
-pub fn enter(name: &str) -> Result<(), NetnsError> {
-    let fd = open(name)?;
-    setns(&fd).map_err(|cause| NetnsError::Enter { name: name.into(), cause })
+/// Moves the calling thread into the namespace for good (`-n NETNS`).
+pub fn enter(ns: &NetnsRef) -> Result<(), NetnsError> {
+    let fd = ns.open()?;
+    setns(&fd).map_err(|cause| NetnsError::Enter { name: ns.to_string(), cause })
 }
 
 /// The calling thread's current network namespace, as an fd.
@@ -131,8 +226,8 @@ pub(crate) fn dir_names(dir: &Path) -> Vec<String> {
     names
 }
 
-/// A namespace this tool can name: one under /run/netns, or `default` (the
-/// namespace init lives in).
+/// A namespace this tool can reach: one under /run/netns, `default` (the
+/// namespace init lives in), or `pid:PID` (one a process is in).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct NsRef {
     pub(crate) name: String,
@@ -153,29 +248,43 @@ impl NsRef {
     }
 }
 
-/// Every namespace this tool can name, other than the calling thread's own.
+/// Every namespace this tool can reach, other than the calling thread's own:
+/// the named ones, init's (`default`), then those only a process is in (as a
+/// container runtime's pods may be), named `pid:PID` after one of them, the
+/// way `-n` takes them.
 pub(crate) fn others() -> Vec<NsRef> {
     let me = identity(Path::new("/proc/thread-self/ns/net"));
     let mut out: Vec<NsRef> = list_named().into_iter().map(|name| NsRef { path: path_of(&name), name }).collect();
     out.push(NsRef { name: "default".into(), path: INIT_NS.into() });
-    out.retain(|ns| identity(&ns.path).is_some() && identity(&ns.path) != me);
-    out.dedup_by(|a, b| identity(&a.path) == identity(&b.path));
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if pid.bytes().all(|b| b.is_ascii_digit()) {
+            out.push(NsRef { name: format!("pid:{pid}"), path: entry.path().join("ns/net") });
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|ns| identity(&ns.path).is_some_and(|id| Some(id) != me && seen.insert(id)));
     out
 }
 
 /// A short name for the calling thread's namespace: its /run/netns name, or
 /// `default` for the one init lives in, or `netns-<inode>`.
 pub(crate) fn current_name() -> String {
-    let Some(me) = identity(Path::new("/proc/thread-self/ns/net")) else {
-        return "unknown".into();
-    };
-    if let Some(name) = current_named() {
+    match identity(Path::new("/proc/thread-self/ns/net")) {
+        Some(me) => name_of(me),
+        None => "unknown".into(),
+    }
+}
+
+/// The name of the namespace with nsfs identity `id` (see [`NetnsRef::layout_name`]).
+fn name_of(id: (u64, u64)) -> String {
+    if let Some(name) = list_named().into_iter().find(|name| identity(&path_of(name)) == Some(id)) {
         return name;
     }
-    if identity(Path::new(INIT_NS)) == Some(me) {
+    if identity(Path::new(INIT_NS)) == Some(id) {
         return "default".into();
     }
-    format!("netns-{}", me.1)
+    format!("netns-{}", id.1)
 }
 
 /// The /run/netns name of the calling thread's namespace, if it has one.
@@ -247,7 +356,38 @@ mod tests {
 
     #[test]
     fn a_missing_namespace_names_the_fix() {
-        let e = open("netkit-surely-missing-ns").unwrap_err().to_string();
+        let e = NetnsRef::Name("netkit-surely-missing-ns".into()).open().unwrap_err().to_string();
         assert!(e.contains("ip netns add netkit-surely-missing-ns"), "{e}");
+    }
+
+    #[test]
+    fn references_parse_as_name_path_or_pid() {
+        let p = |s: &str| s.parse::<NetnsRef>();
+        assert_eq!(p("pod1").unwrap(), NetnsRef::Name("pod1".into()));
+        assert_eq!(p("/proc/42/ns/net").unwrap(), NetnsRef::Path("/proc/42/ns/net".into()));
+        assert_eq!(p("./ns").unwrap(), NetnsRef::Path("./ns".into()));
+        assert_eq!(p("pid:42").unwrap(), NetnsRef::Pid(42));
+        for bad in ["", ".", "..", "pid:", "pid:0", "pid:x", "pid:-1"] {
+            assert!(matches!(p(bad), Err(NetnsError::BadName(_))), "{bad:?}");
+        }
+        for s in ["pod1", "/run/netns/x", "pid:7"] {
+            assert_eq!(p(s).unwrap().to_string(), s, "prints back as given");
+        }
+    }
+
+    #[test]
+    fn only_network_namespace_files_open() {
+        let own = NetnsRef::Path("/proc/self/ns/net".into());
+        assert!(own.open().is_ok());
+        assert_eq!(own.layout_name().unwrap(), current_name());
+        let e = NetnsRef::Path("/proc/self/ns/uts".into()).open().unwrap_err();
+        assert!(matches!(e, NetnsError::NotNetns(_)), "{e}");
+        let e = NetnsRef::Path("/proc/version".into()).open().unwrap_err();
+        assert!(matches!(e, NetnsError::NotNetns(_)), "{e}");
+        let e = NetnsRef::Path("/nonexistent/ns".into()).open().unwrap_err();
+        assert!(matches!(e, NetnsError::NoSuchPath(_)), "{e}");
+        assert!(NetnsRef::Pid(std::process::id()).open().is_ok());
+        let e = NetnsRef::Pid(u32::MAX).open().unwrap_err();
+        assert!(matches!(e, NetnsError::NoProcess(_)), "{e}");
     }
 }

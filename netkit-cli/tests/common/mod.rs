@@ -109,10 +109,17 @@ pub fn exists(p: &Path) -> bool {
     p.exists()
 }
 
-/// A named network namespace for one test, deleted (with every device in
-/// it) when dropped.
+/// A network namespace for one test, gone (with every device in it) when
+/// dropped: a named one under /run/netns, or an unnamed one as container
+/// runtimes make them, held by a process.
 pub struct TestNs {
+    /// What `-n` and `--peer-netns` take for it: the /run/netns name, or
+    /// `pid:PID` for an unnamed one.
     pub name: String,
+    /// Its nsfs file.
+    pub path: PathBuf,
+    /// For an unnamed namespace: the process that keeps it alive.
+    holder: Option<std::process::Child>,
 }
 
 impl TestNs {
@@ -132,10 +139,37 @@ impl TestNs {
         Self::fresh(tag)
     }
 
+    /// A namespace with no name anywhere, as a container runtime's pod has:
+    /// `unshare -n` runs a process in a new one, which keeps it alive; `-n`
+    /// reaches it as `pid:PID` (or by [`TestNs::path`]).
+    pub fn unnamed() -> Self {
+        let holder = Command::new("unshare").args(["-n", "sleep", "100000"]).spawn().expect("unshare runs");
+        let pid = holder.id();
+        let path = PathBuf::from(format!("/proc/{pid}/ns/net"));
+        // unshare switches after it starts: wait until the process is elsewhere.
+        let ino = |p: &Path| std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).ok();
+        let own = ino(Path::new("/proc/self/ns/net"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while ino(&path) == own {
+            assert!(std::time::Instant::now() < deadline, "unshare -n did not leave this namespace");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let ns = Self { name: format!("pid:{pid}"), path, holder: Some(holder) };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// The namespace's inode, which names an unnamed namespace in the pin
+    /// layout (`netns-<inode>`).
+    pub fn inode(&self) -> u64 {
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&self.path).expect("the namespace file"))
+    }
+
     fn fresh(tag: &str) -> Self {
         let name = format!("nkt-{tag}-{}-{}", std::process::id(), unique());
         netkit::os::netns::create(&name).expect("creating a test network namespace");
-        let ns = Self { name };
+        let path = PathBuf::from(format!("/run/netns/{name}"));
+        let ns = Self { name, path, holder: None };
         ns.ip(&["link", "set", "lo", "up"]);
         // IPv6 addresses usable at once (no duplicate address detection).
         ns.sysctl("net/ipv6/conf/all/accept_dad", "0");
@@ -224,7 +258,7 @@ impl TestNs {
     /// Runs any program inside the namespace.
     pub fn exec(&self, program: &str, args: &[&str]) -> Output {
         Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", self.name))
+            .arg(format!("--net={}", self.path.display()))
             .arg(program)
             .args(args)
             .output()
@@ -233,9 +267,9 @@ impl TestNs {
 
     /// Runs `f` on a thread inside the namespace (sockets made there stay there).
     pub fn within<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let name = self.name.clone();
+        let path = self.path.clone();
         std::thread::spawn(move || {
-            netkit::os::netns::enter(&name).expect("entering the test namespace");
+            netkit::os::netns::enter(&netkit::os::netns::NetnsRef::Path(path)).expect("entering the test namespace");
             f()
         })
         .join()
@@ -274,7 +308,15 @@ impl TestNs {
 
 impl Drop for TestNs {
     fn drop(&mut self) {
-        let _ = netkit::os::netns::delete(&self.name);
+        match &mut self.holder {
+            Some(holder) => {
+                let _ = holder.kill();
+                let _ = holder.wait();
+            }
+            None => {
+                let _ = netkit::os::netns::delete(&self.name);
+            }
+        }
     }
 }
 

@@ -181,13 +181,13 @@ impl Netlink {
         let support = if spec.wants_optional_attributes() { probe_attributes().await } else { AttrSupport::assumed() };
         spec.validate(&support)?;
         let here = netns::current_name();
-        let peer_fd = spec.peer_netns.as_deref().map(netns::open).transpose()?;
+        let peer_fd = spec.peer_netns.as_ref().map(netns::NetnsRef::open).transpose()?;
         if self.link_by_name(&spec.name).await?.is_some() {
             return Err(DeviceError::Exists { name: spec.name.clone(), netns: here });
         }
         if let Some(peer) = &spec.peer {
             let (conn, ns) = match &spec.peer_netns {
-                Some(ns) => (Netlink::connect_named(ns)?, ns.clone()),
+                Some(ns) => (Netlink::connect_to(ns)?, ns.layout_name()?),
                 None => (self.clone(), here.clone()),
             };
             if conn.link_by_name(peer).await?.is_some() {
@@ -262,7 +262,7 @@ impl Netlink {
         }
         if spec.up && !spec.is_single() {
             let peer_conn = match &spec.peer_netns {
-                Some(ns) => Netlink::connect_named(ns).map_err(|e| fail("reaching the peer's namespace", &e))?,
+                Some(ns) => Netlink::connect_to(ns).map_err(|e| fail("reaching the peer's namespace", &e))?,
                 None => self.clone(),
             };
             let peer_index = primary.link.ok_or_else(|| fail("finding the peer", &"the primary names no peer"))?;

@@ -24,8 +24,8 @@ pub struct PairSpec {
     pub settings: PairSettings,
     /// MTU of both ends.
     pub mtu: Option<u32>,
-    /// Create the peer directly inside this named namespace.
-    pub peer_netns: Option<String>,
+    /// Create the peer directly inside this namespace.
+    pub peer_netns: Option<netns::NetnsRef>,
     /// Bring both ends up after creating them.
     pub up: bool,
 }
@@ -57,7 +57,7 @@ impl PairSpec {
             self.check_single()?;
         }
         if let Some(ns) = &self.peer_netns {
-            netns::open(ns).map_err(DeviceError::from)?;
+            ns.open()?;
         }
         let gates = [
             ("--scrub", self.settings.scrub.is_some(), support.scrub, SCRUB_SINCE),
@@ -267,7 +267,7 @@ mod tests {
         assert!(s.validate(&all()).unwrap_err().to_string().contains("between 68 and 65535"));
         let s = PairSpec { mtu: Some(65536), ..spec("nk0") };
         assert!(s.validate(&all()).is_err());
-        let s = PairSpec { peer_netns: Some("netkit-no-such-ns".into()), ..spec("nk0") };
+        let s = PairSpec { peer_netns: Some(netns::NetnsRef::Name("netkit-no-such-ns".into())), ..spec("nk0") };
         assert!(s.validate(&all()).unwrap_err().to_string().contains("does not exist"));
     }
 
