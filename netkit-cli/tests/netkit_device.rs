@@ -196,14 +196,14 @@ fn single_device_mode_works_on_new_kernels_and_is_refused_cleanly_on_old_ones() 
     assert!(only_lo(&ns), "nothing may be created");
 
     let out = ns.run(&["-j", "device", "add", "s0", "--pairing", "single", "--mode", "l2", "--up"]);
-    if !release_at_least(7, 0) && !out.status.success() {
+    if !release_at_least(7, 1) && !out.status.success() {
         let err = common::stderr(&out);
-        assert!(err.contains("does not support --pairing single") && err.contains("7.0"), "{err}");
+        assert!(err.contains("does not support --pairing single") && err.contains("7.1"), "{err}");
         assert!(err.contains("nothing was created"), "{err}");
         assert!(only_lo(&ns), "nothing may be created");
         return;
     }
-    assert!(out.status.success(), "single-device mode must work from 7.0: {}", common::stderr(&out));
+    assert!(out.status.success(), "single-device mode must work from 7.1: {}", common::stderr(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["role"], "single");
     assert_eq!(v["pairing"], "single");

@@ -369,7 +369,7 @@ pub struct DeviceAdd {
     /// Extra tailroom the pair reserves in packets, in bytes (Linux >= 6.14).
     #[arg(long)]
     pub tailroom: Option<u16>,
-    /// `single` creates one netkit device without a peer (Linux >= 7.0; its
+    /// `single` creates one netkit device without a peer (Linux >= 7.1; its
     /// policy stays pass, it has no primary/peer hooks, and the peer options
     /// do not apply). Default: pair.
     #[arg(long, value_parser = PAIRINGS)]

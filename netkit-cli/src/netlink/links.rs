@@ -18,7 +18,7 @@ pub enum Role {
     Primary,
     /// The other end (usually in a pod's namespace).
     Peer,
-    /// A netkit device without a peer (PAIRING single, Linux 7.0).
+    /// A netkit device without a peer (PAIRING single, Linux 7.1).
     Single,
 }
 
@@ -55,7 +55,7 @@ pub enum Scrub {
 /// IFLA_NETKIT_PAIRING, which netlink-packet-route does not name yet.
 pub(crate) const IFLA_NETKIT_PAIRING: u16 = 10;
 
-/// Whether netkit creates a pair or a single device (Linux 7.0).
+/// Whether netkit creates a pair or a single device (Linux 7.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pairing {
@@ -173,7 +173,7 @@ pub struct PairSettings {
     pub headroom: Option<u16>,
     /// Extra tailroom in packets, in bytes (Linux >= 6.14).
     pub tailroom: Option<u16>,
-    /// A pair or a single device (Linux >= 7.0).
+    /// A pair or a single device (Linux >= 7.1).
     pub pairing: Option<Pairing>,
 }
 

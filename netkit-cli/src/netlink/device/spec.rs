@@ -8,7 +8,7 @@ use super::*;
 /// is probed (distribution kernels backport these).
 pub(super) const SCRUB_SINCE: (u32, u32) = (6, 13);
 pub(super) const ROOM_SINCE: (u32, u32) = (6, 14);
-pub(super) const PAIRING_SINCE: (u32, u32) = (7, 0);
+pub(super) const PAIRING_SINCE: (u32, u32) = (7, 1);
 
 /// ETH_MIN_MTU and netkit's max_mtu (ETH_MAX_MTU).
 pub(super) const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
