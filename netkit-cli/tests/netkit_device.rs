@@ -364,6 +364,83 @@ fn a_peer_in_a_namespace_given_by_pid_or_by_path() {
 }
 
 #[test]
+fn macs_offload_limits_and_queues_at_creation_and_live() {
+    require_netkit!();
+    let host = TestNs::new("attrs");
+    let pod = TestNs::pod("attrspod");
+    #[rustfmt::skip]
+    let v = host.json(&[
+        "device", "add", "nk0", "--peer", "eth0", "--peer-netns", &pod.name, "--mode", "l2", "--up",
+        "--address", "02:00:00:00:00:01", "--peer-address", "02:00:00:00:00:02",
+        "--gso-max-size", "196608", "--gso-ipv4-max-size", "131072", "--gro-max-size", "196608",
+        "--gro-ipv4-max-size", "131072", "--gso-max-segs", "128",
+        "--peer-gso-max-size", "65536", "--peer-gro-max-size", "262144", "--peer-gso-max-segs", "64",
+        "--numrxqueues", "4", "--peer-numrxqueues", "3", "--numtxqueues", "1", "--peer-numtxqueues", "1",
+    ]);
+    assert_eq!(v["address"], "02:00:00:00:00:01");
+    assert_eq!((v["gso_max_size"].as_u64(), v["num_rx_queues"].as_u64()), (Some(196608), Some(4)), "{v}");
+    // iproute2, on each end in its own namespace.
+    let expect = |ns: &TestNs, dev: &str, want: &[(&str, Value)]| {
+        let l = witness(ns, dev);
+        for (key, value) in want {
+            assert_eq!(&l[*key], value, "{dev} {key}: {l}");
+        }
+    };
+    #[rustfmt::skip]
+    expect(&host, "nk0", &[
+        ("address", "02:00:00:00:00:01".into()), ("gso_max_size", 196608.into()),
+        ("gso_ipv4_max_size", 131072.into()), ("gro_max_size", 196608.into()),
+        ("gro_ipv4_max_size", 131072.into()), ("gso_max_segs", 128.into()),
+        ("num_rx_queues", 4.into()), ("num_tx_queues", 1.into()),
+    ]);
+    #[rustfmt::skip]
+    expect(&pod, "eth0", &[
+        ("address", "02:00:00:00:00:02".into()), ("gso_max_size", 65536.into()),
+        ("gro_max_size", 262144.into()), ("gso_max_segs", 64.into()), ("num_rx_queues", 3.into()),
+    ]);
+
+    // Live, through the primary: MACs and limits of both ends.
+    #[rustfmt::skip]
+    let v = host.json(&[
+        "device", "set", "nk0", "--address", "02:00:00:00:00:11", "--peer-address", "02:00:00:00:00:12",
+        "--gso-max-size", "65536", "--peer-gro-max-size", "65536",
+    ]);
+    assert_eq!(v["address"], "02:00:00:00:00:11");
+    expect(&host, "nk0", &[("address", "02:00:00:00:00:11".into()), ("gso_max_size", 65536.into())]);
+    expect(&pod, "eth0", &[("address", "02:00:00:00:00:12".into()), ("gro_max_size", 65536.into())]);
+
+    // Refused before anything is made or changed, each saying why.
+    #[rustfmt::skip]
+    let refusals: &[(&[&str], &str)] = &[
+        (&["device", "add", "nk1", "--peer", "nk2", "--address", "02:00:00:00:00:21"], "an L3 netkit pair has no MAC"),
+        (&["device", "add", "nk1", "--peer", "nk2", "--mode", "l2", "--address", "01:00:5e:00:00:01"], "multicast"),
+        (&["device", "add", "nk1", "--peer", "nk2", "--peer-gso-max-size", "524281"], "--peer-gso-max-size 524281: must be between 576 and 524280"),
+        (&["device", "add", "nk1", "--peer", "nk2", "--gso-max-segs", "0"], "--gso-max-segs 0"),
+        (&["device", "add", "nk1", "--peer", "nk2", "--numrxqueues", "4097"], "between 1 and 4096"),
+        (&["device", "add", "s1", "--pairing", "single", "--peer-address", "02:00:00:00:00:21"], "--pairing single"),
+        (&["device", "set", "nk0", "--numrxqueues", "2"], "cannot be changed"),
+        (&["device", "set", "nk0", "--gro-max-size", "524281"], "--gro-max-size 524281"),
+    ];
+    for (args, says) in refusals {
+        let err = host.fails(args);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert_eq!(names(&host.json(&["device", "list"])), vec!["nk0"], "nothing may be created");
+    expect(&host, "nk0", &[("address", "02:00:00:00:00:11".into()), ("gso_max_size", 65536.into())]);
+
+    // Several transmit queues: taken where the kernel's netkit takes them,
+    // else refused with nothing created.
+    let out = host.run(&["-j", "device", "add", "nk3", "--peer", "nk4", "--numtxqueues", "2"]);
+    if out.status.success() {
+        expect(&host, "nk3", &[("num_tx_queues", 2.into())]);
+    } else {
+        let err = common::stderr(&out);
+        assert!(err.contains("refused more than one transmit queue") && err.contains("nothing was created"), "{err}");
+        assert_eq!(names(&host.json(&["device", "list"])), vec!["nk0"]);
+    }
+}
+
+#[test]
 fn traffic_follows_the_policies() {
     require_netkit!();
     let host = TestNs::new("dp");

@@ -15,7 +15,10 @@ use clap::{
 use netkit::{
     hooks::refs::RefSpec,
     mprog::Hook,
-    netlink::links::{Mode, Pairing, Policy, Scrub},
+    netlink::{
+        attrs::{EndAttrs, Mac, Offload, Queues},
+        links::{Mode, Pairing, Policy, Scrub},
+    },
     os::netns::NetnsRef,
     programs::ProgSpec,
 };
@@ -384,6 +387,104 @@ pub struct DeviceAdd {
     /// Bring both ends up (the one device with --pairing single).
     #[arg(long)]
     pub up: bool,
+    #[command(flatten)]
+    pub this: EndArgs,
+    #[command(flatten)]
+    pub peer_end: PeerEndArgs,
+}
+
+/// The primary's own attributes (the device's, with --pairing single).
+#[derive(Debug, Args)]
+pub struct EndArgs {
+    /// The primary's MAC address (L2 only). Without one the kernel picks a
+    /// random MAC, which systemd-udevd may then replace (MACAddressPolicy).
+    #[arg(long, value_name = "MAC")]
+    pub address: Option<Mac>,
+    /// Largest GSO packet the stack builds for the primary, in bytes (576 to
+    /// 524280; above 65536 it is IPv6 Big TCP).
+    #[arg(long, value_name = "BYTES")]
+    pub gso_max_size: Option<u32>,
+    /// The same for IPv4 (IPv4 Big TCP; Linux >= 6.3).
+    #[arg(long, value_name = "BYTES")]
+    pub gso_ipv4_max_size: Option<u32>,
+    /// Largest packet GRO builds on the primary, in bytes (1 to 524280).
+    #[arg(long, value_name = "BYTES")]
+    pub gro_max_size: Option<u32>,
+    /// The same for IPv4 (Linux >= 6.3).
+    #[arg(long, value_name = "BYTES")]
+    pub gro_ipv4_max_size: Option<u32>,
+    /// Most segments in one GSO packet on the primary (1 to 65535).
+    #[arg(long, value_name = "N")]
+    pub gso_max_segs: Option<u32>,
+    /// Receive queues of the primary (1 to 4096; at creation only).
+    #[arg(long, value_name = "N")]
+    pub numrxqueues: Option<u32>,
+    /// Transmit queues of the primary (1 to 4096; at creation only).
+    #[arg(long, value_name = "N")]
+    pub numtxqueues: Option<u32>,
+}
+
+/// The peer's own attributes.
+#[derive(Debug, Args)]
+pub struct PeerEndArgs {
+    /// The peer's MAC address (L2 only).
+    #[arg(long, value_name = "MAC")]
+    pub peer_address: Option<Mac>,
+    /// --gso-max-size for the peer.
+    #[arg(long, value_name = "BYTES")]
+    pub peer_gso_max_size: Option<u32>,
+    /// --gso-ipv4-max-size for the peer.
+    #[arg(long, value_name = "BYTES")]
+    pub peer_gso_ipv4_max_size: Option<u32>,
+    /// --gro-max-size for the peer.
+    #[arg(long, value_name = "BYTES")]
+    pub peer_gro_max_size: Option<u32>,
+    /// --gro-ipv4-max-size for the peer.
+    #[arg(long, value_name = "BYTES")]
+    pub peer_gro_ipv4_max_size: Option<u32>,
+    /// --gso-max-segs for the peer.
+    #[arg(long, value_name = "N")]
+    pub peer_gso_max_segs: Option<u32>,
+    /// Receive queues of the peer (1 to 4096; at creation only).
+    #[arg(long, value_name = "N")]
+    pub peer_numrxqueues: Option<u32>,
+    /// Transmit queues of the peer (1 to 4096; at creation only).
+    #[arg(long, value_name = "N")]
+    pub peer_numtxqueues: Option<u32>,
+}
+
+impl EndArgs {
+    /// The attributes asked for.
+    pub fn attrs(&self) -> EndAttrs {
+        EndAttrs {
+            address: self.address,
+            offload: Offload {
+                gso_max_size: self.gso_max_size,
+                gso_ipv4_max_size: self.gso_ipv4_max_size,
+                gro_max_size: self.gro_max_size,
+                gro_ipv4_max_size: self.gro_ipv4_max_size,
+                gso_max_segs: self.gso_max_segs,
+            },
+            queues: Queues { num_rx_queues: self.numrxqueues, num_tx_queues: self.numtxqueues },
+        }
+    }
+}
+
+impl PeerEndArgs {
+    /// The attributes asked for.
+    pub fn attrs(&self) -> EndAttrs {
+        EndAttrs {
+            address: self.peer_address,
+            offload: Offload {
+                gso_max_size: self.peer_gso_max_size,
+                gso_ipv4_max_size: self.peer_gso_ipv4_max_size,
+                gro_max_size: self.peer_gro_max_size,
+                gro_ipv4_max_size: self.peer_gro_ipv4_max_size,
+                gso_max_segs: self.peer_gso_max_segs,
+            },
+            queues: Queues { num_rx_queues: self.peer_numrxqueues, num_tx_queues: self.peer_numtxqueues },
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -396,6 +497,10 @@ pub struct DeviceSet {
     /// New default for the peer's hook.
     #[arg(long, value_parser = POLICIES)]
     pub peer_policy: Option<Policy>,
+    #[command(flatten)]
+    pub this: EndArgs,
+    #[command(flatten)]
+    pub peer_end: PeerEndArgs,
     // Settings the kernel fixes at creation: accepted only to explain that.
     #[arg(long, hide = true)]
     pub mode: Option<String>,

@@ -15,7 +15,7 @@ use netkit::{
     hooks::{AttachRequest, Attachment, DetachRequest, DetachTarget, Hooks, PlainRef, Position, UpdateRequest},
     netlink::{
         Netlink,
-        device::{self, PairSpec},
+        device::{self, PairChange, PairSpec},
         links::PairSettings,
     },
     os::netns,
@@ -278,6 +278,8 @@ async fn device_command(cli: &Cli, cmd: &DeviceCommand, out: &mut impl Write) ->
                 mtu: a.mtu,
                 peer_netns: a.peer_netns.clone(),
                 up: a.up,
+                attrs: a.this.attrs(),
+                peer_attrs: a.peer_end.attrs(),
             };
             let mut view = nl.add_pair(&spec).await?;
             count_programs(&mut view);
@@ -285,7 +287,13 @@ async fn device_command(cli: &Cli, cmd: &DeviceCommand, out: &mut impl Write) ->
         }
         DeviceCommand::Set(set) => {
             refuse_immutable(set)?;
-            let mut view = nl.set_policies(&set.name, set.policy, set.peer_policy).await?;
+            let change = PairChange {
+                policy: set.policy,
+                peer_policy: set.peer_policy,
+                this: set.this.attrs(),
+                peer: set.peer_end.attrs(),
+            };
+            let mut view = nl.set(&set.name, &change).await?;
             count_programs(&mut view);
             render::print(cli.json, out, &view, render::device)?;
         }

@@ -230,6 +230,8 @@ pub struct Link {
     pub(crate) link_netnsid: Option<i32>,
     pub(crate) netkit: Option<NetkitAttrs>,
     pub(crate) counters: Counters,
+    pub(crate) offload: super::attrs::Offload,
+    pub(crate) queues: super::attrs::Queues,
 }
 
 fn operstate(s: State) -> String {
@@ -264,6 +266,12 @@ impl Link {
                 LinkAttribute::Address(a) => link.address = Some(a.clone()),
                 LinkAttribute::Link(l) => link.link = Some(*l),
                 LinkAttribute::LinkNetNsId(id) => link.link_netnsid = Some(*id),
+                LinkAttribute::GsoMaxSize(_)
+                | LinkAttribute::GsoIpv4MaxSize(_)
+                | LinkAttribute::GroMaxSize(_)
+                | LinkAttribute::GroIpv4MaxSize(_)
+                | LinkAttribute::GsoMaxSegs(_) => link.offload.read(attr),
+                LinkAttribute::NumRxQueues(_) | LinkAttribute::NumTxQueues(_) => link.queues.read(attr),
                 LinkAttribute::Stats64(s) => {
                     link.counters = Counters {
                         rx_packets: s.rx_packets,

@@ -2,6 +2,7 @@
 //! into plain structs (`links`), netkit pair management (`device`) and the
 //! interface-name rules the kernel enforces (`ifname`).
 
+pub mod attrs;
 pub mod device;
 pub mod ifname;
 pub mod links;

@@ -186,6 +186,20 @@ pub fn device(w: &mut impl Write, v: &DeviceView) -> io::Result<()> {
         ("mtu", opt(&v.mtu)),
         ("state", v.operstate.clone()),
         ("address", opt(&v.address)),
+        (
+            "gso max",
+            format!(
+                "{} bytes, ipv4 {} bytes, {} segments",
+                opt(&v.offload.gso_max_size),
+                opt(&v.offload.gso_ipv4_max_size),
+                opt(&v.offload.gso_max_segs)
+            ),
+        ),
+        (
+            "gro max",
+            format!("{} bytes, ipv4 {} bytes", opt(&v.offload.gro_max_size), opt(&v.offload.gro_ipv4_max_size)),
+        ),
+        ("queues", format!("rx {} tx {}", opt(&v.queues.num_rx_queues), opt(&v.queues.num_tx_queues))),
         ("programs", progs.unwrap_or_else(|| "-".into())),
         (
             "packets",

@@ -11,17 +11,18 @@ pub(crate) use spec::AttrSupport;
 pub use spec::PairSpec;
 
 pub(crate) use spec::probe_attributes;
-pub use view::DeviceView;
-pub(crate) use view::HookCounts;
 pub(crate) use view::PrimaryAt;
 pub(crate) use view::PrimaryRef;
+pub use view::{DeviceView, HookCounts, PeerRef};
 
 use netlink_packet_route::link::{InfoData, InfoKind, InfoNetkit, LinkMessage};
 use rtnetlink::{LinkMessageBuilder, LinkNetkit, LinkUnspec};
 use serde::Serialize;
 
 use super::{
-    Netlink, NetlinkError, ifname,
+    Netlink, NetlinkError,
+    attrs::{EndAttrs, Mac, Offload, Queues},
+    ifname,
     links::{Counters, Link, Mode, NetkitAttrs, PairSettings, Pairing, Policy, Role},
 };
 use crate::{
@@ -149,10 +150,65 @@ fn injected_fault(step: &str) -> bool {
     cfg!(debug_assertions) && std::env::var("NETKIT_FAULT").is_ok_and(|v| v == step)
 }
 
+/// What `device set` changes on a live pair; `None` and empty leave a
+/// setting as it is.
+#[derive(Debug, Clone, Default)]
+pub struct PairChange {
+    /// New default for the primary's hook.
+    pub policy: Option<Policy>,
+    /// New default for the peer's hook.
+    pub peer_policy: Option<Policy>,
+    /// The primary's new MAC and offload limits (queues cannot change).
+    pub this: EndAttrs,
+    /// The peer's new MAC and offload limits.
+    pub peer: EndAttrs,
+}
+
+impl PairChange {
+    fn is_empty(&self) -> bool {
+        self.policy.is_none() && self.peer_policy.is_none() && self.this.is_empty() && self.peer.is_empty()
+    }
+}
+
+fn policies_message(index: u32, policy: Option<Policy>, peer_policy: Option<Policy>) -> LinkMessage {
+    let mut data = Vec::new();
+    data.extend(policy.map(|p| InfoNetkit::Policy(p.to_nl())));
+    data.extend(peer_policy.map(|p| InfoNetkit::PeerPolicy(p.to_nl())));
+    LinkMessageBuilder::<LinkNetkit>::new_with_info_kind(InfoKind::Netkit)
+        .index(index)
+        .set_info_data(InfoData::Netkit(data))
+        .build()
+}
+
+/// What `link` has now of what `like` asks for, to undo a change.
+fn current(link: &Link, like: &EndAttrs) -> EndAttrs {
+    let pick = |want: Option<u32>, have: Option<u32>| want.and(have);
+    let (o, now) = (&like.offload, &link.offload);
+    EndAttrs {
+        address: like.address.and(link.address.as_deref().and_then(|a| a.try_into().ok()).map(Mac)),
+        offload: Offload {
+            gso_max_size: pick(o.gso_max_size, now.gso_max_size),
+            gso_ipv4_max_size: pick(o.gso_ipv4_max_size, now.gso_ipv4_max_size),
+            gro_max_size: pick(o.gro_max_size, now.gro_max_size),
+            gro_ipv4_max_size: pick(o.gro_ipv4_max_size, now.gro_ipv4_max_size),
+            gso_max_segs: pick(o.gso_max_segs, now.gso_max_segs),
+        },
+        queues: Queues::default(),
+    }
+}
+
+fn end_message(index: u32, attrs: &EndAttrs) -> LinkMessage {
+    let mut msg = LinkUnspec::new_with_index(index);
+    for attr in attrs.attributes() {
+        msg = msg.append_extra_attribute(attr);
+    }
+    msg.build()
+}
+
 /// Explains why settings other than the policies cannot change on a live pair.
 pub fn immutable(option: &str) -> DeviceError {
     DeviceError::Immutable(format!(
-        "{option} cannot be changed on a live netkit pair (the kernel fixes it at creation; only --policy and --peer-policy can change): delete the pair and create it again"
+        "{option} cannot be changed on a live netkit pair (the kernel fixes it at creation; the policies, MAC addresses and GSO/GRO limits are what can change): delete the pair and create it again"
     ))
 }
 
@@ -203,6 +259,12 @@ impl Netlink {
                     DeviceError::NoNetkit
                 }
                 Some(libc::EEXIST) => DeviceError::Exists { name: spec.name.clone(), netns: here },
+                // Seen on 7.x kernels (netkit with queue leasing): several
+                // receive queues are fine, more than one transmit queue is not.
+                Some(libc::EOPNOTSUPP) if spec.wants_tx_queues() => DeviceError::Invalid(format!(
+                    "the kernel ({}) refused more than one transmit queue: its netkit takes one per device (--numtxqueues 1; receive queues may be several); nothing was created",
+                    probe::kernel_release()
+                )),
                 Some(libc::EPERM) => cap_error("creating a netkit pair"),
                 _ => e.into(),
             });
@@ -251,6 +313,24 @@ impl Netlink {
                 ));
             }
         }
+        let not_taken = "the kernel did not apply it (the device reports another value)";
+        if let Some(flag) = spec.attrs.unmet(primary.address.as_deref(), &primary.offload, &primary.queues, false) {
+            return Err(fail(&format!("applying {flag}"), &not_taken));
+        }
+        let peer_conn = match &spec.peer_netns {
+            Some(ns) => Netlink::connect_to(ns).map_err(|e| fail("reaching the peer's namespace", &e))?,
+            None => self.clone(),
+        };
+        if !spec.peer_attrs.is_empty() {
+            let peer = match primary.link {
+                Some(index) => peer_conn.link_by_index(index).await.ok().flatten(),
+                None => None,
+            }
+            .ok_or_else(|| fail("reading the new peer back", &"the peer is not to be found"))?;
+            if let Some(flag) = spec.peer_attrs.unmet(peer.address.as_deref(), &peer.offload, &peer.queues, true) {
+                return Err(fail(&format!("applying {flag}"), &not_taken));
+            }
+        }
         let up = |index| LinkUnspec::new_with_index(index).up().build();
         if spec.up {
             self.handle
@@ -261,10 +341,6 @@ impl Netlink {
                 .map_err(|e| fail(&format!("bringing {} up", spec.name), &NetlinkError::from_rtnetlink("", e)))?;
         }
         if spec.up && !spec.is_single() {
-            let peer_conn = match &spec.peer_netns {
-                Some(ns) => Netlink::connect_to(ns).map_err(|e| fail("reaching the peer's namespace", &e))?,
-                None => self.clone(),
-            };
             let peer_index = primary.link.ok_or_else(|| fail("finding the peer", &"the primary names no peer"))?;
             if injected_fault("peer-up") {
                 return Err(fail("bringing the peer up", &"failure injected by NETKIT_FAULT=peer-up"));
@@ -282,47 +358,107 @@ impl Netlink {
             if spec.up { self.link_by_name(&spec.name).await.ok().flatten().unwrap_or(primary) } else { primary };
         self.view(&primary).await.map_err(|e| fail("describing the new pair", &e))
     }
-    /// Changes the default policies of a live pair, through its primary.
-    pub async fn set_policies(
-        &self,
-        name: &str,
-        policy: Option<Policy>,
-        peer_policy: Option<Policy>,
-    ) -> Result<DeviceView, DeviceError> {
-        if policy.is_none() && peer_policy.is_none() {
+    /// Changes a live pair, through its primary: the policies, and each
+    /// end's MAC and offload limits. Everything is checked first; if the
+    /// kernel refuses a step, the steps already made are undone, so the pair
+    /// is as it was.
+    pub async fn set(&self, name: &str, change: &PairChange) -> Result<DeviceView, DeviceError> {
+        if change.is_empty() {
             return Err(DeviceError::Invalid(
-                "nothing to change: give --policy and/or --peer-policy (the only settings a live pair can change)"
+                "nothing to change: give --policy, --peer-policy, --address, --peer-address or a GSO/GRO limit (what a live pair can change)"
                     .into(),
             ));
         }
         let link = self.netkit_by_name(name).await?;
-        if link.role() == Some(Role::Single) {
-            return Err(DeviceError::Immutable(format!(
-                "`{name}` is a single netkit device: the kernel keeps its policy at pass and it has no peer, so there is nothing to set"
-            )));
+        let nk = link.netkit.clone().unwrap_or_default();
+        match link.role() {
+            Some(Role::Peer) => {
+                let primary = self.primary_of(&link).await;
+                return Err(DeviceError::PeerNotPrimary { name: name.into(), primary });
+            }
+            Some(Role::Single) if change.policy.is_some() || change.peer_policy.is_some() => {
+                return Err(DeviceError::Immutable(format!(
+                    "`{name}` is a single netkit device: the kernel keeps its policy at pass and it has no peer, so there is nothing to set"
+                )));
+            }
+            Some(Role::Single) if !change.peer.is_empty() => {
+                return Err(DeviceError::Invalid(format!(
+                    "`{name}` is a single netkit device: it has no peer, so the --peer-... options do not apply"
+                )));
+            }
+            _ => {}
         }
-        if link.role() == Some(Role::Peer) {
-            let primary = self.primary_of(&link).await;
-            return Err(DeviceError::PeerNotPrimary { name: name.into(), primary });
+        if !change.this.queues.is_empty() || !change.peer.queues.is_empty() {
+            return Err(immutable("the queue counts (--numrxqueues, --numtxqueues)"));
         }
-        let mut data = Vec::new();
-        data.extend(policy.map(|p| InfoNetkit::Policy(p.to_nl())));
-        data.extend(peer_policy.map(|p| InfoNetkit::PeerPolicy(p.to_nl())));
-        let msg = LinkMessageBuilder::<LinkNetkit>::new_with_info_kind(InfoKind::Netkit)
-            .index(link.index)
-            .set_info_data(InfoData::Netkit(data))
-            .build();
-        if let Err(e) = self.handle.link().change(msg).execute().await {
-            let e = NetlinkError::from_rtnetlink(format!("changing the policies of {name}"), e);
-            return Err(match e.errno() {
-                Some(libc::EPERM) => cap_error("changing a netkit pair"),
-                Some(libc::EACCES) => DeviceError::PeerNotPrimary { name: name.into(), primary: None },
-                _ => e.into(),
-            });
+        let l2 = nk.settings.mode == Some(Mode::L2);
+        change.this.check(false, l2).map_err(DeviceError::Invalid)?;
+        change.peer.check(true, l2).map_err(DeviceError::Invalid)?;
+        let peer = if change.peer.is_empty() { None } else { Some(self.reach_peer(&link).await?) };
+
+        // Apply, remembering how to undo each step that succeeded.
+        let mut undo: Vec<(Netlink, LinkMessage)> = Vec::new();
+        let result = async {
+            if change.policy.is_some() || change.peer_policy.is_some() {
+                let old = nk.settings;
+                self.apply(policies_message(link.index, change.policy, change.peer_policy), name).await?;
+                undo.push((self.clone(), policies_message(link.index, old.policy, old.peer_policy)));
+            }
+            if !change.this.is_empty() {
+                self.apply(end_message(link.index, &change.this), name).await?;
+                undo.push((self.clone(), end_message(link.index, &current(&link, &change.this))));
+            }
+            if let Some((conn, peer)) = &peer {
+                conn.apply(end_message(peer.index, &change.peer), &peer.name).await?;
+            }
+            Ok::<(), DeviceError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            for (conn, msg) in undo.into_iter().rev() {
+                let _ = conn.handle.link().change(msg).execute().await;
+            }
+            return Err(e);
         }
         let link = self.link_by_index(link.index).await?.unwrap_or(link);
         self.view(&link).await
     }
+
+    /// The peer of `primary`, with a connection in its namespace.
+    async fn reach_peer(&self, primary: &Link) -> Result<(Netlink, Link), DeviceError> {
+        let unreachable = || {
+            DeviceError::Invalid(format!(
+                "the peer of `{}` is in a namespace this tool cannot reach (no name, no process in it): change it from inside with `ip link`",
+                primary.name
+            ))
+        };
+        let other = self.other_end(primary).await?.ok_or_else(unreachable)?;
+        let conn = match (&other.netns, &other.netns_label) {
+            (Some(ns), _) => Netlink::connect_in(&ns.open().map_err(NetlinkError::Socket)?)?,
+            (None, None) => self.clone(),
+            (None, Some(_)) => return Err(unreachable()),
+        };
+        Ok((conn, other.link.ok_or_else(unreachable)?))
+    }
+
+    /// Sends one change to device `name`, explaining a refusal.
+    async fn apply(&self, msg: LinkMessage, name: &str) -> Result<(), DeviceError> {
+        self.handle.link().change(msg).execute().await.map_err(|e| {
+            let e = NetlinkError::from_rtnetlink(format!("changing {name}"), e);
+            match e.errno() {
+                Some(libc::EPERM) => cap_error("changing a netkit pair"),
+                Some(libc::EACCES) => DeviceError::PeerNotPrimary { name: name.into(), primary: None },
+                Some(libc::EBUSY) => DeviceError::Invalid(format!(
+                    "the kernel refused to change the MAC of `{name}` while it is up: bring it down first (`ip link set dev {name} down`)"
+                )),
+                Some(libc::EINVAL) => DeviceError::Invalid(format!(
+                    "the kernel refused a value for `{name}` as invalid (a GSO limit above what the device supports?); nothing was changed"
+                )),
+                _ => e.into(),
+            }
+        })
+    }
+
     /// Deletes a pair, named by either end; returns the names removed.
     pub async fn delete_pair(&self, name: &str) -> Result<(String, Option<String>), DeviceError> {
         let link = self.netkit_by_name(name).await?;

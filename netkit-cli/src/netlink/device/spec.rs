@@ -28,6 +28,10 @@ pub struct PairSpec {
     pub peer_netns: Option<netns::NetnsRef>,
     /// Bring both ends up after creating them.
     pub up: bool,
+    /// The primary's own MAC, offload limits and queues.
+    pub attrs: EndAttrs,
+    /// The peer's own MAC, offload limits and queues.
+    pub peer_attrs: EndAttrs,
 }
 
 impl PairSpec {
@@ -56,6 +60,9 @@ impl PairSpec {
         if self.is_single() {
             self.check_single()?;
         }
+        let l2 = self.settings.mode == Some(Mode::L2);
+        self.attrs.check(false, l2).map_err(DeviceError::Invalid)?;
+        self.peer_attrs.check(true, l2).map_err(DeviceError::Invalid)?;
         if let Some(ns) = &self.peer_netns {
             ns.open()?;
         }
@@ -85,6 +92,7 @@ impl PairSpec {
             ("--peer-netns", self.peer_netns.is_some()),
             ("--peer-policy", self.settings.peer_policy.is_some()),
             ("--peer-scrub", self.settings.peer_scrub.is_some()),
+            ("--peer-address, --peer-gso-*, --peer-gro-* and --peer-num*queues", !self.peer_attrs.is_empty()),
         ];
         if let Some((option, _)) = peer_options.iter().find(|(_, given)| *given) {
             return Err(DeviceError::Invalid(format!(
@@ -106,6 +114,10 @@ impl PairSpec {
             ));
         }
         Ok(())
+    }
+
+    pub(super) fn wants_tx_queues(&self) -> bool {
+        [self.attrs.queues.num_tx_queues, self.peer_attrs.queues.num_tx_queues].into_iter().flatten().any(|n| n > 1)
     }
 
     pub(super) fn wants_optional_attributes(&self) -> bool {
@@ -132,6 +144,9 @@ impl PairSpec {
             if let Some(fd) = peer_ns {
                 peer = peer.setns_by_fd(fd.as_raw_fd());
             }
+            for attr in self.peer_attrs.attributes() {
+                peer = peer.append_extra_attribute(attr);
+            }
             data.push(InfoNetkit::Peer(peer.build()));
         }
         data.extend(self.settings.policy.map(|p| InfoNetkit::Policy(p.to_nl())));
@@ -144,6 +159,9 @@ impl PairSpec {
             LinkMessageBuilder::<LinkNetkit>::new_with_info_kind(InfoKind::Netkit).name(self.name.clone());
         if let Some(mtu) = self.mtu {
             primary = primary.mtu(mtu);
+        }
+        for attr in self.attrs.attributes() {
+            primary = primary.append_extra_attribute(attr);
         }
         primary.set_info_data(InfoData::Netkit(data)).build()
     }

@@ -4,10 +4,12 @@
 
 use super::*;
 
-/// What a dump of one end of a pair says about the whole pair.
+/// The other end of a pair, as a dump of one end names it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PeerRef {
+    /// Its name, when its namespace can be reached.
     pub name: Option<String>,
+    /// Its ifindex, in its own namespace.
     pub ifindex: u32,
     /// The namespace of the other end when it is not this one.
     pub netns: Option<String>,
@@ -16,7 +18,9 @@ pub struct PeerRef {
 /// Programs on the pair's two netkit hooks (None: could not be queried).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct HookCounts {
+    /// Programs on the primary hook.
     pub primary: Option<u32>,
+    /// Programs on the peer hook.
     pub peer: Option<u32>,
 }
 
@@ -44,6 +48,12 @@ pub struct DeviceView {
     pub operstate: String,
     /// The MAC address, if it has one.
     pub address: Option<String>,
+    /// Its GSO/GRO limits, as the kernel reports them.
+    #[serde(flatten)]
+    pub offload: Offload,
+    /// Its queue counts.
+    #[serde(flatten)]
+    pub queues: Queues,
     /// Filled by the hooks layer (`count_programs`), which can query hooks;
     /// None for devices without netkit hooks.
     pub programs: Option<HookCounts>,
@@ -204,6 +214,8 @@ impl Netlink {
             mtu: link.mtu,
             operstate: link.operstate.clone(),
             address: link.mac(),
+            offload: link.offload,
+            queues: link.queues,
             programs: None,
             primary_at,
             counters: link.counters,
