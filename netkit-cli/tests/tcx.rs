@@ -1,5 +1,5 @@
-//! tcx ingress and egress hooks against a real kernel: a veth pair on the
-//! host (a netkit pair in the VM, whose kernels have veth only as a module),
+//! tcx ingress and egress hooks against a real kernel: a veth pair (on the
+//! host, and in the VM, which loads the veth module of its kernel at boot),
 //! the peer inside a pod namespace.
 
 mod common;

@@ -217,7 +217,7 @@ fn extract_vmlinuz(deb: &Path, into: &Path) -> Result<Option<PathBuf>> {
     Ok(result)
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(entries) = fs::read_dir(dir) {
         for e in entries.flatten() {

@@ -6,6 +6,7 @@ mod build;
 mod demo;
 mod iproute2;
 mod kernels;
+mod modules;
 mod setup;
 mod test;
 mod util;

@@ -105,6 +105,7 @@ mount -t tmpfs tmp /tmp
 mount -t tmpfs run /run
 mkdir -p /run/netns /root /var/run
 ip link set lo up
+for m in /lib/modules/*.ko; do [ -e "$m" ] && { insmod "$m" || echo "netkit-vm: insmod $m failed"; }; done
 echo "NETKIT-VM-BOOTED $(uname -r)"
 cd /guest
 sh /guest/cmd
@@ -141,6 +142,11 @@ impl Guest {
         fs::create_dir_all(staging.join("guest/c"))?;
         for obj in &bins.c_objects {
             fs::copy(obj, staging.join("guest/c").join(obj.file_name().expect("a file name")))?;
+        }
+        fs::create_dir_all(staging.join("lib/modules"))?;
+        for module in crate::modules::for_kernel(kernel)? {
+            let name = module.file_name().expect("a module file name");
+            fs::copy(&module, staging.join("lib/modules").join(name))?;
         }
         if let Some(ip) = &bins.ip {
             // A glibc binary in a busybox guest: its libraries go where the

@@ -55,8 +55,8 @@ pub struct Shown {
 }
 
 impl HookEnv {
-    /// A veth pair where the kernel has veth (the host), else a netkit pair
-    /// (the VM kernels build veth as a module, and the VM loads none).
+    /// A veth pair where the kernel has veth (the host, and the VM, which
+    /// loads its kernel's veth module at boot), else a netkit pair.
     pub fn tcx(tag: &str) -> Self {
         Self::tcx_with(tag, true)
     }

@@ -98,6 +98,12 @@ impl Drop for Bpffs {
     }
 }
 
+/// The iproute2 `ip` to run: `NETKIT_TEST_IP` (the full iproute2 the VM
+/// carries; busybox's knows no netkit and no veth peers) or the one on PATH.
+pub fn ip_bin() -> String {
+    std::env::var("NETKIT_TEST_IP").ok().filter(|p| Path::new(p).is_file()).unwrap_or_else(|| "ip".into())
+}
+
 /// A number unique within this process, for names.
 pub fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -181,8 +187,8 @@ impl TestNs {
     /// ifindexes cyclically per namespace (since Linux 6.6) and does not
     /// reuse freed ones at once, so the next device made here gets an
     /// ifindex two higher, and no filler is left to show up in device lists.
-    /// veth where the kernel has it (the host), else a netkit pair (the VM
-    /// kernels build veth as a module and the VM loads none).
+    /// veth where the kernel has it (the host, and the VM once its veth
+    /// module is loaded), else a netkit pair.
     pub fn advance(&self) {
         let veth = self.ip(&["link", "add", "nkfill0", "type", "veth", "peer", "name", "nkfill1"]);
         if veth.status.success() {
@@ -230,9 +236,10 @@ impl TestNs {
         a
     }
 
-    /// Runs `ip ARGS` inside the namespace (iproute2 on the host, busybox in the VM).
+    /// Runs `ip ARGS` inside the namespace: iproute2 (the host's, or the one
+    /// the VM carries instead of busybox's).
     pub fn ip(&self, args: &[&str]) -> Output {
-        self.exec("ip", args)
+        self.exec(&ip_bin(), args)
     }
 
     /// Runs `ip ARGS` inside the namespace and panics unless it succeeds.
@@ -246,7 +253,7 @@ impl TestNs {
     /// iproute2 the guest carries (`NETKIT_TEST_IP`; busybox's `ip` knows no
     /// netkit), on the host the host's.
     pub fn ip_link(&self, dev: &str) -> serde_json::Value {
-        let ip = std::env::var("NETKIT_TEST_IP").ok().filter(|p| Path::new(p).is_file()).unwrap_or_else(|| "ip".into());
+        let ip = ip_bin();
         let o = self.exec(&ip, &["-d", "-j", "link", "show", "dev", dev]);
         assert!(o.status.success(), "{ip} -d -j link show dev {dev} in {}: {}", self.name, stderr(&o));
         let text = stdout(&o);
