@@ -104,3 +104,79 @@ fn namespaces_are_reached_by_pid_by_path_and_by_a_bind_mount() {
         assert!(err.contains(says), "-n {ns}: {err}");
     }
 }
+
+#[test]
+fn every_link_on_the_system_is_listed_with_what_holds_it() {
+    require_root!();
+    let env = HookEnv::tcx("tall");
+    let by_id = |all: &serde_json::Value, id: u64| {
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["link_id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("link {id} not listed: {all}"))
+    };
+    // Ours; one a process holds (netkit run); one another tool pinned outside our layout.
+    let ours = env.attach(Hook::Ingress, "pass", &["--pin", "mine"])["link_id"].as_u64().unwrap();
+    let mut run = env.spawn_run(Hook::Egress, "pass");
+    let held = env.chain(Hook::Egress).1[0].link.unwrap();
+    let theirs = env.attach(Hook::Egress, "next", &["--first", "--pin", "theirs"]);
+    let elsewhere = env.bpffs.path.join("other");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let foreign_pin = elsewhere.join("theirs");
+    std::fs::rename(theirs["pin"].as_str().unwrap(), &foreign_pin).unwrap();
+    let theirs = theirs["link_id"].as_u64().unwrap();
+
+    let all = env.json(&["link", "list", "--all"]);
+    let l = by_id(&all, ours);
+    assert_eq!(
+        (l["managed"].as_bool(), l["hook"].as_str(), l["device"].as_str()),
+        (Some(true), Some("ingress"), Some("dev0")),
+        "{l}"
+    );
+    assert_eq!(
+        (l["type"].as_str(), l["state"].as_str(), l["netns"].as_str()),
+        (Some("tcx"), Some("attached"), Some(env.ns.name.as_str())),
+        "{l}"
+    );
+    assert!(l["held_by"].to_string().contains("netkit/links/"), "{l}");
+    let l = by_id(&all, held);
+    assert_eq!(l["managed"], false, "{l}");
+    assert!(l["held_by"].to_string().contains(&format!("process {}", run.child.id())), "{l}");
+    let l = by_id(&all, theirs);
+    assert_eq!((l["managed"].as_bool(), l["device"].as_str()), (Some(false), Some("dev0")), "{l}");
+    assert!(l["held_by"].to_string().contains(&foreign_pin.display().to_string()), "{l}");
+    common::json_shape::check("link list --all", &all);
+    let table = env.ok(&["link", "list", "--all"]);
+    assert!(table.contains("HELD BY") && table.contains("managed"), "{table}");
+
+    // The device goes: all three are defunct. The process ends with its link.
+    let _ = run.child.kill();
+    let _ = run.child.wait();
+    match env.pair {
+        hooks::Pair::Veth => env.ns.ip_ok(&["link", "del", "dev0"]),
+        hooks::Pair::Netkit => {
+            env.ok(&["device", "del", "dev0"]);
+        }
+    }
+    let all = env.json(&["link", "list", "--all"]);
+    assert_eq!(by_id(&all, ours)["state"], "defunct");
+    assert_eq!(by_id(&all, theirs)["state"], "defunct");
+    // Without --force only what netkit pinned goes; the rest is named and left.
+    let r = env.json(&["link", "prune", "--all"]);
+    common::json_shape::check("link prune --all", &r);
+    let ids = |list: &serde_json::Value| -> Vec<u64> {
+        list.as_array().unwrap().iter().map(|l| l["link_id"].as_u64().unwrap()).collect()
+    };
+    assert!(ids(&r["pruned"]).contains(&ours) && !ids(&r["pruned"]).contains(&theirs), "{r}");
+    assert!(ids(&r["left"]).contains(&theirs), "{r}");
+    assert!(foreign_pin.exists(), "another tool's pin stays without --force");
+    let text = env.ok(&["link", "prune", "--all"]);
+    assert!(text.contains(&format!("left defunct link {theirs}")) && text.contains("--force"), "{text}");
+    let r = env.json(&["link", "prune", "--all", "--force"]);
+    assert!(ids(&r["pruned"]).contains(&theirs), "{r}");
+    assert!(!foreign_pin.exists(), "--force removes it");
+    let err = env.fails(&["link", "prune", "--force"]);
+    assert!(err.contains("--all"), "{err}");
+}

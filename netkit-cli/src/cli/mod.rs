@@ -295,11 +295,24 @@ pub struct UpdateArgs {
 #[derive(Debug, Subcommand)]
 pub enum LinkCommand {
     /// Every link this tool pinned, with its device, hook and state.
-    List,
+    List {
+        /// Every tcx and netkit link on the system, whoever made it: where it
+        /// is, what holds it (pins, processes), whether netkit manages it.
+        #[arg(long)]
+        all: bool,
+    },
     /// One pinned link: link:ID, pin:PATH or its name.
     Show { target: RefSpec },
     /// Remove the pins of defunct links (device gone or link detached).
-    Prune,
+    Prune {
+        /// Look at every defunct tcx and netkit link on the system: prune
+        /// this tool's and say which others are left and what holds them.
+        #[arg(long)]
+        all: bool,
+        /// With --all: remove the pins other tools made of defunct links too.
+        #[arg(long, requires = "all")]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -171,33 +171,25 @@ async fn hook_command(cli: &Cli, out: &mut impl Write) -> Result<()> {
             let views = hooks.query(dev.as_deref(), *hook).await?;
             Ok(render::print(cli.json, out, &views, |w, v| render::hooks(w, v))?)
         }
-        Command::Link(LinkCommand::List) => {
+        Command::Link(LinkCommand::List { all: false }) => {
             let views = hooks.links();
             Ok(render::print(cli.json, out, &views, |w, v| render::links(w, v))?)
+        }
+        Command::Link(LinkCommand::List { all: true }) => {
+            let views = hooks.system_links().await;
+            Ok(render::print(cli.json, out, &views, |w, v| render::system_links(w, v))?)
         }
         Command::Link(LinkCommand::Show { target }) => {
             let view = hooks.link(target)?;
             Ok(render::print(cli.json, out, &view, |w, v| render::links(w, std::slice::from_ref(v)))?)
         }
-        Command::Link(LinkCommand::Prune) => {
+        Command::Link(LinkCommand::Prune { all: false, .. }) => {
             let pruned = hooks.prune()?;
-            Ok(render::print(cli.json, out, &pruned, |w, v| {
-                if v.is_empty() {
-                    return writeln!(w, "no defunct links");
-                }
-                for l in v {
-                    writeln!(
-                        w,
-                        "unpinned defunct link {} ({} {} {}): {}",
-                        crate::render::opt(&l.link_id),
-                        l.netns,
-                        l.device,
-                        l.hook,
-                        l.pin
-                    )?;
-                }
-                Ok(())
-            })?)
+            Ok(render::print(cli.json, out, &pruned, |w, v| render::pruned(w, v))?)
+        }
+        Command::Link(LinkCommand::Prune { all: true, force }) => {
+            let report = hooks.prune_all(*force).await?;
+            Ok(render::print(cli.json, out, &report, render::prune_all)?)
         }
         Command::Run(r) => {
             let load = load_options(cli, &r.prog, &r.set)?;

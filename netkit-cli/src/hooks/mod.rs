@@ -13,6 +13,7 @@ mod inventory;
 mod read;
 pub mod refs;
 mod retry;
+mod system;
 mod update;
 
 pub use attach::AttachRequest;
@@ -23,6 +24,7 @@ pub use inventory::LinkState;
 pub use inventory::LinkView;
 pub use read::HookView;
 use retry::{OnChain, anchor_for, anchor_index, anchor_present, position_text, slot_at, with_revision};
+pub use system::{PruneAll, SystemLinkView};
 pub use update::UpdateRequest;
 
 use std::{

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use netkit::{
-    hooks::{HookView, LinkState, LinkView, Outcome},
+    hooks::{HookView, LinkState, LinkView, Outcome, PruneAll, SystemLinkView},
     netlink::{device::DeviceView, links::Role},
     os::probe::{Report, Support},
 };
@@ -286,6 +286,71 @@ pub fn links(w: &mut impl Write, views: &[LinkView]) -> io::Result<()> {
         ]);
     }
     table(w, &rows)
+}
+
+/// `link prune`: what was unpinned.
+pub fn pruned(w: &mut impl Write, views: &[LinkView]) -> io::Result<()> {
+    if views.is_empty() {
+        return writeln!(w, "no defunct links");
+    }
+    for l in views {
+        writeln!(w, "unpinned defunct link {} ({} {} {}): {}", opt(&l.link_id), l.netns, l.device, l.hook, l.pin)?;
+    }
+    Ok(())
+}
+
+/// `link list --all`: every tcx and netkit link on the system.
+pub fn system_links(w: &mut impl Write, views: &[SystemLinkView]) -> io::Result<()> {
+    if views.is_empty() {
+        return writeln!(w, "no tcx or netkit links on this system");
+    }
+    let mut rows = vec![
+        ["LINK", "TYPE", "HOOK", "DEVICE", "NETNS", "PROG", "STATE", "NETKIT", "HELD BY"].map(String::from).to_vec(),
+    ];
+    for l in views {
+        rows.push(vec![
+            l.link_id.to_string(),
+            l.kind.into(),
+            opt(&l.hook),
+            opt(&l.device),
+            opt(&l.netns),
+            if l.prog_name.is_empty() { l.prog_id.to_string() } else { format!("{} ({})", l.prog_id, l.prog_name) },
+            match l.state {
+                LinkState::Attached => "attached".into(),
+                LinkState::Defunct => "defunct".into(),
+                LinkState::Unreadable => "unreadable".into(),
+            },
+            if l.managed { "managed".into() } else { "-".into() },
+            if l.held_by.is_empty() { "-".into() } else { l.held_by.join("; ") },
+        ]);
+    }
+    table(w, &rows)
+}
+
+/// `link prune --all`: what was unpinned and what is left.
+pub fn prune_all(w: &mut impl Write, r: &PruneAll) -> io::Result<()> {
+    for l in &r.pruned {
+        writeln!(w, "unpinned defunct link {} ({}, {})", l.link_id, l.kind, opt(&l.hook))?;
+    }
+    for l in &r.left {
+        let why = if l.held_by.iter().any(|h| h.starts_with("process ")) {
+            "a process holds it; it goes when that process closes it"
+        } else {
+            "netkit did not pin it; pass --force to remove those pins"
+        };
+        writeln!(
+            w,
+            "left defunct link {} ({}, {}): held by {} ({why})",
+            l.link_id,
+            l.kind,
+            opt(&l.hook),
+            if l.held_by.is_empty() { "nothing found".into() } else { l.held_by.join("; ") }
+        )?;
+    }
+    if r.pruned.is_empty() && r.left.is_empty() {
+        writeln!(w, "no defunct links")?;
+    }
+    Ok(())
 }
 
 /// Writes one value as JSON (`json`) or as text through `text`: the same
