@@ -441,6 +441,40 @@ fn macs_offload_limits_and_queues_at_creation_and_live() {
 }
 
 #[test]
+fn queue_leasing_is_probed_listed_and_a_refusal_is_explained() {
+    require_netkit!();
+    let ns = TestNs::new("lease");
+    let probe: Value = serde_json::from_slice(&common::run(&["-j", "probe"]).stdout).unwrap();
+    common::json_shape::check("probe", &probe);
+    let supported = probe["queue_leasing"]["state"] == "supported";
+    assert_eq!(supported, release_at_least(7, 1), "queue-create came with 7.1: {probe}");
+    ns.ok(&["device", "add", "nk0", "--peer", "nk1", "--up"]);
+    // The VM loads dummy: a device with queues, but a virtual one.
+    ns.ip_ok(&["link", "add", "dm0", "type", "dummy"]);
+    ns.ip_ok(&["link", "set", "dm0", "up"]);
+    let before = ns.json(&["queue", "list", "nk1"]);
+    common::json_shape::check("queue list", &before);
+    let kinds: Vec<(&str, u64)> =
+        before.as_array().unwrap().iter().map(|q| (q["type"].as_str().unwrap(), q["id"].as_u64().unwrap())).collect();
+    assert_eq!(kinds, vec![("rx", 0), ("tx", 0)], "{before}");
+    // The request reaches the kernel, which refuses a virtual lender; the
+    // refusal names what would work, and nothing changes.
+    let err = ns.fails(&["queue", "lease", "nk1", "--from", "dm0", "--queue", "0"]);
+    if supported {
+        assert!(err.contains("dm0 is a virtual device") && err.contains("bnxt_en") && err.contains("EINVAL"), "{err}");
+        assert!(err.contains("nothing was leased"), "{err}");
+    } else {
+        assert!(err.contains("no queue leasing") && err.contains("7.1"), "{err}");
+    }
+    assert_eq!(ns.json(&["queue", "list", "nk1"]), before, "nothing may change");
+    let err = ns.fails(&["queue", "list", "nosuch0"]);
+    assert!(err.contains("no device named `nosuch0`"), "{err}");
+    ns.ip_ok(&["link", "set", "dm0", "down"]);
+    let err = ns.fails(&["queue", "list", "dm0"]);
+    assert!(err.contains("is down"), "{err}");
+}
+
+#[test]
 fn traffic_follows_the_policies() {
     require_netkit!();
     let host = TestNs::new("dp");

@@ -73,6 +73,10 @@ pub enum Command {
     /// The links this tool pinned: list them, show one, prune defunct ones.
     #[command(subcommand)]
     Link(LinkCommand),
+    /// Queues of a netkit device, and leasing a physical device's receive
+    /// queue to it (Linux >= 7.1).
+    #[command(subcommand)]
+    Queue(QueueCommand),
     /// Attach without pinning and stay in the foreground, streaming the
     /// program's log; the kernel detaches it when this process ends, however
     /// it ends (Ctrl-C, SIGTERM, kill -9).
@@ -312,6 +316,32 @@ pub enum LinkCommand {
         /// With --all: remove the pins other tools made of defunct links too.
         #[arg(long, requires = "all")]
         force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Lease receive queue QUEUE of a physical device to DEV (a netkit peer
+    /// or single device here): queue-create of the netdev family. The driver
+    /// of FROM must support queue management (see the README).
+    Lease {
+        /// The netkit device that gets the queue.
+        dev: String,
+        /// The physical device that lends it.
+        #[arg(long, value_name = "DEV")]
+        from: String,
+        /// The receive queue of FROM to lease.
+        #[arg(long, value_name = "N")]
+        queue: u32,
+        /// The namespace FROM is in (name, nsfs path or pid:PID; default:
+        /// DEV's).
+        #[arg(long, value_name = "NETNS")]
+        from_netns: Option<NetnsRef>,
+    },
+    /// DEV's queues, and which are leased from where.
+    List {
+        /// The device.
+        dev: String,
     },
 }
 

@@ -16,6 +16,7 @@ use netkit::{
     netlink::{
         Netlink,
         device::{self, PairChange, PairSpec},
+        leases,
         links::PairSettings,
     },
     os::netns,
@@ -24,7 +25,9 @@ use netkit::{
 };
 
 use crate::{
-    cli::{AttachArgs, Cli, Command, DetachPositionArgs, DeviceCommand, DeviceSet, LinkCommand, PositionArgs},
+    cli::{
+        AttachArgs, Cli, Command, DetachPositionArgs, DeviceCommand, DeviceSet, LinkCommand, PositionArgs, QueueCommand,
+    },
     render,
 };
 
@@ -35,7 +38,8 @@ pub fn run(cli: &Cli, out: &mut impl Write, err: &mut impl Write) -> Result<Exit
     }
     match &cli.command {
         Command::Probe => {
-            let report = probe::Report::collect(&cli.bpffs);
+            let mut report = probe::Report::collect(&cli.bpffs);
+            report.queue_leasing = block_on(async { Ok(leases::supported().await) })?;
             render::print(cli.json, out, &report, render::probe)?;
             for hint in &report.hints {
                 writeln!(err, "hint: {hint}")?;
@@ -44,6 +48,10 @@ pub fn run(cli: &Cli, out: &mut impl Write, err: &mut impl Write) -> Result<Exit
         }
         Command::Device(cmd) => {
             block_on(device_command(cli, cmd, out))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Queue(cmd) => {
+            block_on(queue_command(cli, cmd, out))?;
             Ok(ExitCode::SUCCESS)
         }
         _ => {
@@ -213,8 +221,49 @@ async fn hook_command(cli: &Cli, out: &mut impl Write) -> Result<()> {
         Command::Logs { dev, hook, target } => {
             crate::commands::programs::logs(&hooks, dev, *hook, target.as_ref(), out).await
         }
-        Command::Probe | Command::Device(_) => unreachable!("dispatched in run()"),
+        Command::Probe | Command::Device(_) | Command::Queue(_) => unreachable!("dispatched in run()"),
     }
+}
+
+async fn queue_command(cli: &Cli, cmd: &QueueCommand, out: &mut impl Write) -> Result<()> {
+    let nl = Netlink::connect()?;
+    let here = |nl: Netlink, name: String| async move {
+        nl.link_by_name(&name).await?.with_context(|| format!("no device named `{name}` in this network namespace"))
+    };
+    match cmd {
+        QueueCommand::List { dev } => {
+            let link = here(nl.clone(), dev.clone()).await?;
+            let queues = leases::list(&link).await?;
+            render::print(cli.json, out, &queues, |w, v| render::queues(w, v))?;
+        }
+        QueueCommand::Lease { dev, from, queue, from_netns } => {
+            let target = here(nl.clone(), dev.clone()).await?;
+            let (lender, netns_id) = match from_netns {
+                None => (here(nl.clone(), from.clone()).await?, None),
+                Some(ns) => {
+                    let there = Netlink::connect_to(ns)?;
+                    let lender = here(there, from.clone()).await.with_context(|| format!("in {ns}"))?;
+                    let fd = ns.open()?;
+                    let id = nl.nsid_of(&fd).await.with_context(|| {
+                        format!("{ns} has no namespace id here: the kernel names a lease's namespace by one, and assigns one when a device pair spans the two")
+                    })?;
+                    (lender, Some(id))
+                }
+            };
+            let id = leases::lease(target.index, lender.index, *queue, netns_id)
+                .await
+                .map_err(|e| leases::explain(e, &target, &lender, *queue))?;
+            let report = render::changes::QueueLeased {
+                device: dev.clone(),
+                queue: id,
+                from: from.clone(),
+                from_queue: *queue,
+                from_netns: from_netns.as_ref().map(ToString::to_string),
+            };
+            render::print(cli.json, out, &report, render::changes::queue_leased)?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs `fut` on a current-thread runtime: every socket and bpf() call stays on

@@ -4,7 +4,8 @@
 use futures::TryStreamExt as _;
 use netlink_packet_core::{DefaultNla, Nla as _};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoNetkit, LinkAttribute, LinkInfo, LinkMessage, NetkitMode, NetkitPolicy, NetkitScrub, State,
+    InfoData, InfoKind, InfoNetkit, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, NetkitMode, NetkitPolicy,
+    NetkitScrub, State,
 };
 use serde::Serialize;
 
@@ -232,6 +233,11 @@ pub struct Link {
     pub(crate) counters: Counters,
     pub(crate) offload: super::attrs::Offload,
     pub(crate) queues: super::attrs::Queues,
+    /// IFLA_PARENT_DEV_NAME: the bus device behind a physical device; none
+    /// for virtual ones.
+    pub(crate) parent: Option<String>,
+    /// IFF_UP: administratively up.
+    pub(crate) up: bool,
 }
 
 fn operstate(s: State) -> String {
@@ -257,7 +263,12 @@ fn kind_name(k: &InfoKind) -> String {
 
 impl Link {
     pub(crate) fn from_message(msg: &LinkMessage) -> Self {
-        let mut link = Link { index: msg.header.index, operstate: "unknown".into(), ..Default::default() };
+        let mut link = Link {
+            index: msg.header.index,
+            operstate: "unknown".into(),
+            up: msg.header.flags.contains(LinkFlags::Up),
+            ..Default::default()
+        };
         for attr in &msg.attributes {
             match attr {
                 LinkAttribute::IfName(n) => link.name = n.clone(),
@@ -272,6 +283,7 @@ impl Link {
                 | LinkAttribute::GroIpv4MaxSize(_)
                 | LinkAttribute::GsoMaxSegs(_) => link.offload.read(attr),
                 LinkAttribute::NumRxQueues(_) | LinkAttribute::NumTxQueues(_) => link.queues.read(attr),
+                LinkAttribute::ParentDevName(p) => link.parent = Some(p.clone()),
                 LinkAttribute::Stats64(s) => {
                     link.counters = Counters {
                         rx_packets: s.rx_packets,
@@ -383,7 +395,9 @@ impl Netlink {
 
     /// The nsid this connection's namespace gives the namespace behind `ns`
     /// (RTM_GETNSID), if one is assigned.
-    pub(crate) async fn nsid_of(&self, ns: &std::os::fd::OwnedFd) -> Option<i32> {
+    /// The id this namespace gives the namespace `ns` (IFLA_LINK_NETNSID and
+    /// leases name other namespaces by it), if it has given it one.
+    pub async fn nsid_of(&self, ns: &std::os::fd::OwnedFd) -> Option<i32> {
         use std::os::fd::AsRawFd as _;
 
         use netlink_packet_core::{NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};

@@ -5,6 +5,7 @@
 pub mod attrs;
 pub mod device;
 pub mod ifname;
+pub mod leases;
 pub mod links;
 
 use std::{io, os::fd::OwnedFd};
@@ -86,7 +87,7 @@ impl Netlink {
     }
 
     /// A connection inside the namespace `ns` refers to.
-    pub(crate) fn connect_to(ns: &netns::NetnsRef) -> Result<Self, NetlinkError> {
+    pub fn connect_to(ns: &netns::NetnsRef) -> Result<Self, NetlinkError> {
         Self::connect_in(&ns.open()?)
     }
 }

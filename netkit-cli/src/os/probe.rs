@@ -149,6 +149,10 @@ pub struct Report {
     pub capabilities: Capabilities,
     /// Whether the kernel exposes its BTF (/sys/kernel/btf/vmlinux), which user objects with CO-RE relocations need.
     pub btf: bool,
+    /// Whether netkit devices can lease queues of physical devices (the
+    /// netdev family's queue-create, Linux 7.1); filled in by the caller,
+    /// which asks generic netlink (`netlink::leases::supported`).
+    pub queue_leasing: Support,
     /// One line per missing requirement, saying what to do.
     pub hints: Vec<String>,
 }
@@ -194,7 +198,16 @@ impl Report {
         if !capabilities.cap_net_admin {
             hints.push("missing CAP_NET_ADMIN: run as root or grant it".into());
         }
-        Self { kernel: kernel_release(), tcx, netkit, bpffs, capabilities, btf: Path::new(KERNEL_BTF).exists(), hints }
+        Self {
+            kernel: kernel_release(),
+            tcx,
+            netkit,
+            bpffs,
+            capabilities,
+            btf: Path::new(KERNEL_BTF).exists(),
+            queue_leasing: Support::Unknown("not asked".into()),
+            hints,
+        }
     }
 
     /// True when nothing the tool needs is missing.

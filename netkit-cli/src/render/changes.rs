@@ -16,6 +16,21 @@ use netkit::{
     mprog::Hook,
 };
 
+/// `queue lease`: the queue a netkit device got.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueLeased {
+    pub device: String,
+    pub queue: u32,
+    pub from: String,
+    pub from_queue: u32,
+    pub from_netns: Option<String>,
+}
+
+pub fn queue_leased(w: &mut impl Write, r: &QueueLeased) -> io::Result<()> {
+    let ns = r.from_netns.as_ref().map(|n| format!(" in {n}")).unwrap_or_default();
+    writeln!(w, "{} got receive queue {}, leased from queue {} of {}{ns}", r.device, r.queue, r.from_queue, r.from)
+}
+
 /// What happened to a rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use netkit::{
     hooks::{HookView, LinkState, LinkView, Outcome, PruneAll, SystemLinkView},
+    netlink::leases::QueueView,
     netlink::{device::DeviceView, links::Role},
     os::probe::{Report, Support},
 };
@@ -55,6 +56,7 @@ pub fn probe(w: &mut impl Write, r: &Report) -> io::Result<()> {
         ),
         ("CAP_NET_ADMIN", yes_no(caps.cap_net_admin).into()),
         ("kernel BTF", if r.btf { "/sys/kernel/btf/vmlinux".into() } else { "absent".into() }),
+        ("queue leasing", support(&r.queue_leasing)),
     ];
     for (k, v) in rows {
         writeln!(w, "{k:<14} {v}")?;
@@ -283,6 +285,28 @@ pub fn links(w: &mut impl Write, views: &[LinkView]) -> io::Result<()> {
                 (LinkState::Unreadable, e) => format!("unreadable ({})", e.as_deref().unwrap_or("?")),
             },
             l.pin.clone(),
+        ]);
+    }
+    table(w, &rows)
+}
+
+/// `queue list`: a device's queues and their leases.
+pub fn queues(w: &mut impl Write, queues: &[QueueView]) -> io::Result<()> {
+    let mut rows = vec![["TYPE", "ID", "NAPI", "LEASE"].map(String::from).to_vec()];
+    for q in queues {
+        rows.push(vec![
+            q.kind.into(),
+            q.id.to_string(),
+            opt(&q.napi_id),
+            match &q.lease {
+                Some(l) => format!(
+                    "queue {} of ifindex {}{}",
+                    l.queue,
+                    l.ifindex,
+                    l.netns_id.map(|n| format!(" (netns id {n})")).unwrap_or_default()
+                ),
+                None => "-".into(),
+            },
         ]);
     }
     table(w, &rows)
