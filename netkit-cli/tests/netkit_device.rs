@@ -524,6 +524,60 @@ fn a_pair_that_cannot_be_finished_is_removed_again() {
 }
 
 #[test]
+fn a_live_change_that_fails_part_way_is_undone() {
+    require_netkit!();
+    let host = TestNs::new("setundo");
+    let pod = TestNs::pod("setundopod");
+    host.ok(&[
+        "device",
+        "add",
+        "nk0",
+        "--peer",
+        "eth0",
+        "--peer-netns",
+        &pod.name,
+        "--mode",
+        "l2",
+        "--address",
+        "02:00:00:00:00:31",
+    ]);
+    let before = (witness(&host, "nk0"), witness(&pod, "eth0"));
+    // The policies and the primary's MAC and GSO limit change first; the
+    // injected failure hits the peer's step, and both earlier steps are undone.
+    #[rustfmt::skip]
+    let out = common::netkit()
+        .env("NETKIT_FAULT", "set-peer")
+        .args(["-n", &host.name, "device", "set", "nk0", "--policy", "drop", "--peer-policy", "drop",
+               "--address", "02:00:00:00:00:41", "--gso-max-size", "32768", "--peer-address", "02:00:00:00:00:42"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the injected failure must fail the set");
+    assert!(common::stderr(&out).contains("NETKIT_FAULT=set-peer"), "{}", common::stderr(&out));
+    let after = (witness(&host, "nk0"), witness(&pod, "eth0"));
+    for key in ["address", "gso_max_size"] {
+        assert_eq!(after.0[key], before.0[key], "primary {key} restored");
+        assert_eq!(after.1[key], before.1[key], "peer {key} untouched");
+    }
+    for key in ["policy", "peer_policy"] {
+        assert_eq!(after.0["linkinfo"]["info_data"][key], before.0["linkinfo"]["info_data"][key], "{key} restored");
+    }
+    // Without the fault the same change is made, end to end.
+    host.ok(&[
+        "device",
+        "set",
+        "nk0",
+        "--policy",
+        "drop",
+        "--address",
+        "02:00:00:00:00:41",
+        "--peer-address",
+        "02:00:00:00:00:42",
+    ]);
+    assert_eq!(witness(&host, "nk0")["linkinfo"]["info_data"]["policy"], "blackhole");
+    assert_eq!(witness(&pod, "eth0")["address"], "02:00:00:00:00:42");
+}
+
+#[test]
 fn del_removes_both_ends() {
     require_netkit!();
     let ns = TestNs::new("del");

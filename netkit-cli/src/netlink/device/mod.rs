@@ -409,6 +409,12 @@ impl Netlink {
                 undo.push((self.clone(), end_message(link.index, &current(&link, &change.this))));
             }
             if let Some((conn, peer)) = &peer {
+                if injected_fault("set-peer") {
+                    return Err(DeviceError::Invalid(format!(
+                        "changing {} failed: failure injected by NETKIT_FAULT=set-peer",
+                        peer.name
+                    )));
+                }
                 conn.apply(end_message(peer.index, &change.peer), &peer.name).await?;
             }
             Ok::<(), DeviceError>(())
