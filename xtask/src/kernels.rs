@@ -187,21 +187,8 @@ fn extract_vmlinuz(deb: &Path, into: &Path) -> Result<Option<PathBuf>> {
     let scratch = into.with_extension("extract");
     let _ = fs::remove_dir_all(&scratch);
     fs::create_dir_all(&scratch)?;
-    let mut dpkg = Command::new("dpkg-deb")
-        .arg("--fsys-tarfile")
-        .arg(deb)
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("running dpkg-deb")?;
-    let tar_status = Command::new("tar")
-        .arg("-C")
-        .arg(&scratch)
-        .args(["-x", "--wildcards", "*vmlinuz*"])
-        .stdin(dpkg.stdout.take().ok_or_else(|| anyhow!("no pipe from dpkg-deb"))?)
-        .stderr(Stdio::null())
-        .status()?;
-    dpkg.wait()?;
-    let _ = tar_status; // "not found in archive" only means this package has no image
+    // "Not found in archive" only means this package has no image.
+    extract(deb, &scratch, &["*vmlinuz*".into()])?;
     let found = walk(&scratch).into_iter().find(|p| {
         p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz"))
             && p.metadata().is_ok_and(|m| m.len() > 1_000_000)
@@ -215,6 +202,29 @@ fn extract_vmlinuz(deb: &Path, into: &Path) -> Result<Option<PathBuf>> {
     };
     let _ = fs::remove_dir_all(&scratch);
     Ok(result)
+}
+
+/// Unpacks the files of `deb` matching the tar wildcards `patterns` under
+/// `into`; patterns that match nothing are not an error.
+pub(crate) fn extract(deb: &Path, into: &Path, patterns: &[String]) -> Result<()> {
+    fs::create_dir_all(into)?;
+    let mut dpkg = Command::new("dpkg-deb")
+        .arg("--fsys-tarfile")
+        .arg(deb)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("running dpkg-deb")?;
+    Command::new("tar")
+        .arg("-C")
+        .arg(into)
+        .args(["-x", "--wildcards"])
+        .args(patterns)
+        .stdin(dpkg.stdout.take().ok_or_else(|| anyhow!("no pipe from dpkg-deb"))?)
+        .stderr(Stdio::null())
+        .status()
+        .context("running tar")?;
+    dpkg.wait()?;
+    Ok(())
 }
 
 pub(crate) fn walk(dir: &Path) -> Vec<PathBuf> {

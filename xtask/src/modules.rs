@@ -6,12 +6,12 @@
 use std::{
     fs,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
 };
 
 use anyhow::{Context as _, Result, anyhow};
 
-use crate::kernels::{Kernel, PrivateApt, walk};
+use crate::kernels::{Kernel, PrivateApt, extract, walk};
 
 /// The modules the guest loads, by file name without `.ko`, in load order.
 pub const WANTED: &[&str] = &["veth", "dummy"];
@@ -62,24 +62,8 @@ fn fetch(version: &str, dir: &Path) -> Result<()> {
 /// Extracts `drivers/net/<module>.ko*` for each wanted module from `deb` and
 /// writes them decompressed into `dir`.
 fn unpack(deb: &Path, root: &Path, dir: &Path) -> Result<()> {
-    fs::create_dir_all(root)?;
-    let mut dpkg = Command::new("dpkg-deb")
-        .arg("--fsys-tarfile")
-        .arg(deb)
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("running dpkg-deb")?;
     let patterns: Vec<String> = WANTED.iter().map(|m| format!("*/drivers/net/{m}.ko*")).collect();
-    Command::new("tar")
-        .arg("-C")
-        .arg(root)
-        .arg("-x")
-        .arg("--wildcards")
-        .args(&patterns)
-        .stdin(dpkg.stdout.take().ok_or_else(|| anyhow!("no pipe from dpkg-deb"))?)
-        .stderr(Stdio::null())
-        .status()?;
-    dpkg.wait()?;
+    extract(deb, root, &patterns)?;
     fs::create_dir_all(dir)?;
     for m in WANTED {
         let prefix = format!("{m}.ko");
