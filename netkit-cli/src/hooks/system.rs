@@ -34,7 +34,19 @@ pub struct SystemLinkView {
     /// This tool's pin of it, if managed.
     pub pin: Option<String>,
     /// Everything holding it: pins anywhere, processes with an fd to it.
-    pub held_by: Vec<String>,
+    pub held_by: Vec<owners::Holder>,
+}
+
+impl SystemLinkView {
+    /// Whether a process holds it (then only that process can release it).
+    pub fn held_by_a_process(&self) -> bool {
+        self.held_by.iter().any(|h| matches!(h, owners::Holder::Process { .. }))
+    }
+
+    /// Its holders in words, `;`-separated.
+    pub fn holders_text(&self) -> String {
+        self.held_by.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    }
 }
 
 /// What `link prune --all` did and left.
@@ -94,9 +106,15 @@ impl Hooks<'_> {
         let layout = Layout::unchecked(&self.bpffs);
         let (mut pruned, mut left) = (Vec::new(), Vec::new());
         for l in self.system_links().await.into_iter().filter(|l| l.state == LinkState::Defunct) {
-            let pins: Vec<PathBuf> =
-                l.held_by.iter().filter_map(|h| h.strip_prefix("a pin at ")).map(PathBuf::from).collect();
-            let processes = l.held_by.iter().any(|h| h.starts_with("process "));
+            let pins: Vec<PathBuf> = l
+                .held_by
+                .iter()
+                .filter_map(|h| match h {
+                    owners::Holder::Pin(p) => Some(p.clone()),
+                    owners::Holder::Process { .. } => None,
+                })
+                .collect();
+            let processes = l.held_by_a_process();
             match (&l.pin, force) {
                 (Some(ours), _) if !force => {
                     layout.unpin(&PathBuf::from(ours))?;

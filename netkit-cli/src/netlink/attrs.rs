@@ -19,6 +19,11 @@ pub const MIN_GSO_SIZE: u32 = 576;
 /// The kernel's limit on queues per device (rtnl_create_link).
 pub const MAX_QUEUES: u32 = 4096;
 
+/// The command-line flag `name` of the primary, or its `--peer-` twin.
+fn flag(peer: bool, name: &str) -> String {
+    if peer { format!("--peer-{name}") } else { format!("--{name}") }
+}
+
 /// An Ethernet MAC address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mac(pub [u8; 6]);
@@ -80,7 +85,7 @@ pub struct Offload {
 impl Offload {
     /// (flag, requested value, allowed range), flags named for `end`.
     fn limits(&self, peer: bool) -> [(String, Option<u32>, std::ops::RangeInclusive<u32>); 5] {
-        let flag = |name: &str| if peer { format!("--peer-{name}") } else { format!("--{name}") };
+        let flag = |name: &str| flag(peer, name);
         [
             (flag("gso-max-size"), self.gso_max_size, MIN_GSO_SIZE..=MAX_OFFLOAD_SIZE),
             (flag("gso-ipv4-max-size"), self.gso_ipv4_max_size, MIN_GSO_SIZE..=MAX_OFFLOAD_SIZE),
@@ -155,7 +160,7 @@ pub struct Queues {
 impl Queues {
     /// Both counts, when given, between 1 and 4096 (the kernel's limit).
     pub(crate) fn check(&self, peer: bool) -> Result<(), String> {
-        let flag = |name: &str| if peer { format!("--peer-{name}") } else { format!("--{name}") };
+        let flag = |name: &str| flag(peer, name);
         for (name, value) in [("numrxqueues", self.num_rx_queues), ("numtxqueues", self.num_tx_queues)] {
             if let Some(v) = value
                 && !(1..=MAX_QUEUES).contains(&v)
@@ -168,7 +173,7 @@ impl Queues {
 
     /// The first requested count `got` does not have, as its flag.
     pub(crate) fn unmet(&self, got: &Queues, peer: bool) -> Option<String> {
-        let flag = |name: &str| if peer { format!("--peer-{name}") } else { format!("--{name}") };
+        let flag = |name: &str| flag(peer, name);
         if self.num_rx_queues.is_some() && self.num_rx_queues != got.num_rx_queues {
             return Some(flag("numrxqueues"));
         }
@@ -214,7 +219,7 @@ impl EndAttrs {
         if let Some(mac) = self.address
             && !l2
         {
-            let flag = if peer { "--peer-address" } else { "--address" };
+            let flag = flag(peer, "address");
             return Err(format!(
                 "{flag} {mac}: an L3 netkit pair has no MAC addresses (the kernel refuses them); use --mode l2"
             ));
@@ -239,7 +244,7 @@ impl EndAttrs {
         if let Some(mac) = self.address
             && address != Some(&mac.0[..])
         {
-            return Some(if peer { "--peer-address" } else { "--address" }.into());
+            return Some(flag(peer, "address"));
         }
         self.offload.unmet(offload, peer).or_else(|| self.queues.unmet(queues, peer))
     }

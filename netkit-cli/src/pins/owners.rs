@@ -2,20 +2,55 @@
 //! pins anywhere in the mounted bpffs trees. Used to say what owns a link this
 //! tool refuses to touch.
 
-use std::{collections::HashMap, fs, os::fd::AsFd as _, path::Path};
+use std::{
+    collections::HashMap,
+    fs,
+    os::fd::AsFd as _,
+    path::{Path, PathBuf},
+};
 
 use crate::{bpf, os::probe};
 
 /// Descriptions of everything holding link `link_id`, e.g.
 /// "process 812 (cilium-agent)" or "a pin at /sys/fs/bpf/tc/globals/x".
 pub(crate) fn holders(link_id: u32) -> Vec<String> {
-    Holders::scan().of(link_id)
+    Holders::scan().of(link_id).iter().map(ToString::to_string).collect()
+}
+
+/// Something that keeps a link alive; shown (and serialized) as
+/// "process 812 (cilium-agent)" or "a pin at PATH".
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Holder {
+    /// A process with an fd to the link.
+    Process {
+        /// Its pid.
+        pid: u32,
+        /// Its command name.
+        comm: String,
+    },
+    /// A pin of the link on a bpffs.
+    Pin(PathBuf),
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Process { pid, comm } => write!(f, "process {pid} ({comm})"),
+            Self::Pin(path) => write!(f, "a pin at {}", path.display()),
+        }
+    }
+}
+
+impl serde::Serialize for Holder {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// Who holds which link, from one pass over /proc and the mounted bpffs trees.
 #[derive(Debug, Default)]
 pub(crate) struct Holders {
-    by_link: HashMap<u32, Vec<String>>,
+    by_link: HashMap<u32, Vec<Holder>>,
 }
 
 impl Holders {
@@ -26,7 +61,8 @@ impl Holders {
         let me = std::process::id().to_string();
         for proc_entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
             let pid = proc_entry.file_name().to_string_lossy().into_owned();
-            if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me {
+            let Ok(pid_number) = pid.parse::<u32>() else { continue };
+            if pid == me {
                 continue;
             }
             let mut held = Vec::new();
@@ -42,7 +78,7 @@ impl Holders {
             }
             let comm = fs::read_to_string(proc_entry.path().join("comm")).unwrap_or_default();
             for id in held {
-                h.add(id, format!("process {pid} ({})", comm.trim()));
+                h.add(id, Holder::Process { pid: pid_number, comm: comm.trim().into() });
             }
         }
         for mount in probe::bpffs_mounts() {
@@ -56,11 +92,11 @@ impl Holders {
     }
 
     /// What holds link `link_id`.
-    pub(crate) fn of(&self, link_id: u32) -> Vec<String> {
+    pub(crate) fn of(&self, link_id: u32) -> Vec<Holder> {
         self.by_link.get(&link_id).cloned().unwrap_or_default()
     }
 
-    fn add(&mut self, link_id: u32, holder: String) {
+    fn add(&mut self, link_id: u32, holder: Holder) {
         self.by_link.entry(link_id).or_default().push(holder);
     }
 
@@ -77,7 +113,7 @@ impl Holders {
                 && crate::programs::object_kind(fd.as_fd()) == crate::programs::ObjKind::Link
                 && let Ok(info) = bpf::link_info(fd.as_fd())
             {
-                self.add(info.id, format!("a pin at {}", path.display()));
+                self.add(info.id, Holder::Pin(path));
             }
         }
     }

@@ -345,7 +345,7 @@ pub fn system_links(w: &mut impl Write, views: &[SystemLinkView]) -> io::Result<
                 LinkState::Unreadable => "unreadable".into(),
             },
             if l.managed { "managed".into() } else { "-".into() },
-            if l.held_by.is_empty() { "-".into() } else { l.held_by.join("; ") },
+            if l.held_by.is_empty() { "-".into() } else { l.holders_text() },
         ]);
     }
     table(w, &rows)
@@ -357,7 +357,7 @@ pub fn prune_all(w: &mut impl Write, r: &PruneAll) -> io::Result<()> {
         writeln!(w, "unpinned defunct link {} ({}, {})", l.link_id, l.kind, opt(&l.hook))?;
     }
     for l in &r.left {
-        let why = if l.held_by.iter().any(|h| h.starts_with("process ")) {
+        let why = if l.held_by_a_process() {
             "a process holds it; it goes when that process closes it"
         } else {
             "netkit did not pin it; pass --force to remove those pins"
@@ -368,7 +368,7 @@ pub fn prune_all(w: &mut impl Write, r: &PruneAll) -> io::Result<()> {
             l.link_id,
             l.kind,
             opt(&l.hook),
-            if l.held_by.is_empty() { "nothing found".into() } else { l.held_by.join("; ") }
+            if l.held_by.is_empty() { "nothing found".into() } else { l.holders_text() }
         )?;
     }
     if r.pruned.is_empty() && r.left.is_empty() {
