@@ -25,7 +25,14 @@ use netkit::{
 
 /// Create netkit device pairs and manage BPF programs on tcx and netkit hooks.
 #[derive(Debug, Parser)]
-#[command(name = "netkit", version, about, propagate_version = true)]
+#[command(
+    name = "netkit",
+    version,
+    about,
+    propagate_version = true,
+    arg_required_else_help = true,
+    args_override_self = true
+)]
 pub struct Cli {
     /// Run in this network namespace, like `ip -n`: a name under /run/netns,
     /// an nsfs path (/proc/PID/ns/net, a bind mount anywhere) or pid:PID.
@@ -40,8 +47,20 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR", default_value = "/sys/fs/bpf", env = "NETKIT_BPFFS")]
     pub bpffs: PathBuf,
 
+    /// Run the commands in FILE (`-`: standard input) in one process, one per
+    /// line as it would follow `netkit` (global options allowed per line);
+    /// blank lines and `#` comments are skipped. Stops at the first failing
+    /// line, naming it, unless --force.
+    #[arg(short = 'b', long, value_name = "FILE")]
+    pub batch: Option<PathBuf>,
+
+    /// With --batch: go on after a failing line (the exit status still says
+    /// that one failed).
+    #[arg(long, requires = "batch")]
+    pub force: bool,
+
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 // Parsed once per run; boxing variants would only make the code noisier.
@@ -609,3 +628,15 @@ const POLICIES: Closed<Policy> = Closed(&[(Policy::Pass, "pass", ""), (Policy::D
 const MODES: Closed<Mode> = Closed(&[(Mode::L2, "l2", ""), (Mode::L3, "l3", "")]);
 const SCRUBS: Closed<Scrub> = Closed(&[(Scrub::Default, "default", ""), (Scrub::None, "none", "")]);
 const PAIRINGS: Closed<Pairing> = Closed(&[(Pairing::Pair, "pair", ""), (Pairing::Single, "single", "")]);
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_grammar_is_consistent() {
+        // clap checks its own rules (conflicts, requirements, names) here,
+        // not only when a user happens to hit the broken path.
+        super::Cli::command().debug_assert();
+    }
+}

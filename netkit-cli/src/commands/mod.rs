@@ -2,6 +2,7 @@
 //! operations and writes their output (devices, hooks and links here;
 //! programs and their maps in `programs`; `run` and `logs` in `run`).
 
+pub mod batch;
 pub mod programs;
 pub mod run;
 
@@ -33,10 +34,19 @@ use crate::{
 
 /// Runs `cli`, writing results to `out` and hints to `err`.
 pub fn run(cli: &Cli, out: &mut impl Write, err: &mut impl Write) -> Result<ExitCode> {
-    if let Some(ns) = &cli.netns {
-        netns::enter(ns)?;
+    if cli.batch.is_some() && cli.command.is_some() {
+        bail!("--batch runs the commands in its file; give either --batch FILE or one command");
     }
-    match &cli.command {
+    let Some(command) = &cli.command else {
+        return match &cli.batch {
+            Some(file) => batch::run(cli, file, out, err),
+            None => bail!("no command given: see `netkit --help`"),
+        };
+    };
+    // Back to the caller's namespace when the command is done (a --batch
+    // file runs many commands in one process).
+    let _visit = cli.netns.as_ref().map(netns::Visit::enter).transpose()?;
+    match command {
         Command::Probe => {
             let mut report = probe::Report::collect(&cli.bpffs);
             report.queue_leasing = block_on(async { Ok(leases::supported().await) })?;
@@ -126,7 +136,7 @@ fn load_options(cli: &Cli, prog: &netkit::programs::ProgSpec, sets: &[String]) -
 async fn hook_command(cli: &Cli, out: &mut impl Write) -> Result<()> {
     let nl = Netlink::connect()?;
     let hooks = Hooks { nl: &nl, bpffs: cli.bpffs.clone() };
-    match &cli.command {
+    match cli.command.as_ref().expect("run() dispatched a command") {
         Command::Attach(a) => {
             let req = AttachRequest {
                 device: a.dev.clone(),

@@ -184,11 +184,17 @@ pub(crate) fn current() -> io::Result<OwnedFd> {
 
 /// While alive, the calling thread is inside another namespace; dropping it
 /// returns the thread to where it was.
-pub(crate) struct Visit {
+pub struct Visit {
     home: OwnedFd,
 }
 
 impl Visit {
+    /// Enters `ns` until the guard is dropped (`-n NETNS` for one command).
+    pub fn enter(ns: &NetnsRef) -> Result<Self, NetnsError> {
+        let fd = ns.open()?;
+        Self::fd(&fd).map_err(|cause| NetnsError::Enter { name: ns.to_string(), cause })
+    }
+
     pub(crate) fn fd(target: &OwnedFd) -> io::Result<Self> {
         let home = current()?;
         setns(target)?;
