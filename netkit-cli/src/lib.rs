@@ -36,6 +36,7 @@
 
 #![warn(missing_docs)]
 
+pub mod apply;
 pub mod bpf;
 pub mod hooks;
 pub mod maps;

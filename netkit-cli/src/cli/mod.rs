@@ -112,6 +112,25 @@ pub enum Command {
     /// What the programs on hooks counted: packets and bytes, firewall hits,
     /// redirects, and run count and time while kernel BPF stats are on.
     Stats(StatsArgs),
+    /// Show what `apply -f FILE` would change, step by step in the order it
+    /// would run; exits 0 when nothing would change, 2 when something would,
+    /// 1 on error (like diff).
+    Diff(SpecArgs),
+    /// Bring the node to the spec in FILE: pairs and ordered chains, with the
+    /// fewest changes, touching only what apply created, undoing every change
+    /// if a step fails.
+    Apply(ApplyArgs),
+    /// Write the current state as a spec (YAML; JSON with -j) that `apply`
+    /// takes as a no-op: the pairs apply owns, and every chain, with
+    /// programs apply does not own as `ref` entries.
+    Export {
+        /// Only these devices (default: every device with programs, and
+        /// every pair apply owns).
+        devices: Vec<String>,
+        /// The ownership record (default: /run/netkit/apply/<netns>.json).
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+    },
     /// Follow the log of an attached program built with aya-log (e.g. the
     /// bundled `log`); ends when the program leaves the hook.
     Logs {
@@ -122,6 +141,40 @@ pub enum Command {
         /// program on the hook that logs).
         target: Option<RefSpec>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct SpecArgs {
+    /// The spec: YAML or JSON (`-`: standard input).
+    #[arg(short = 'f', long, value_name = "FILE")]
+    pub file: PathBuf,
+    /// Also remove managed pairs and links the spec no longer has.
+    #[arg(long)]
+    pub prune: bool,
+    /// Replace pairs whose fixed attributes (mode, pairing, scrub,
+    /// headroom, tailroom, queues, peer name or namespace) differ from the
+    /// spec, instead of refusing.
+    #[arg(long)]
+    pub recreate: bool,
+    /// The ownership record (default: /run/netkit/apply/<netns>.json).
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// At most this many changes at once (different devices and hooks).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    /// Keep running: apply again when FILE changes, and repair drift every
+    /// --interval; one line per change; exits cleanly on SIGTERM.
+    #[arg(long)]
+    pub watch: bool,
+    /// With --watch: seconds between drift checks.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS", requires = "watch")]
+    pub interval: u64,
 }
 
 #[derive(Debug, Subcommand)]

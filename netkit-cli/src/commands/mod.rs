@@ -2,6 +2,7 @@
 //! operations and writes their output (devices, hooks and links here;
 //! programs and their maps in `programs`; `run` and `logs` in `run`).
 
+pub mod apply;
 pub mod batch;
 pub mod programs;
 pub mod run;
@@ -47,6 +48,9 @@ pub fn run(cli: &Cli, out: &mut impl Write, err: &mut impl Write) -> Result<Exit
     // file runs many commands in one process).
     let _visit = cli.netns.as_ref().map(netns::Visit::enter).transpose()?;
     match command {
+        Command::Diff(a) => apply::diff(cli, a, out),
+        Command::Apply(a) => apply::apply(cli, a, out, err),
+        Command::Export { devices, state } => apply::export(cli, devices, state.as_deref(), out),
         Command::Probe => {
             let mut report = probe::Report::collect(&cli.bpffs);
             report.queue_leasing = block_on(async { Ok(leases::supported().await) })?;
@@ -231,7 +235,12 @@ async fn hook_command(cli: &Cli, out: &mut impl Write) -> Result<()> {
         Command::Logs { dev, hook, target } => {
             crate::commands::programs::logs(&hooks, dev, *hook, target.as_ref(), out).await
         }
-        Command::Probe | Command::Device(_) | Command::Queue(_) => unreachable!("dispatched in run()"),
+        Command::Probe
+        | Command::Device(_)
+        | Command::Queue(_)
+        | Command::Diff(_)
+        | Command::Apply(_)
+        | Command::Export { .. } => unreachable!("dispatched in run()"),
     }
 }
 

@@ -24,7 +24,7 @@ pub enum Role {
 }
 
 /// A device's default verdict when no program is attached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Policy {
     /// Let packets through.
@@ -34,7 +34,7 @@ pub enum Policy {
 }
 
 /// Whether a netkit pair carries Ethernet frames or IP packets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Ethernet frames, with MAC addresses.
@@ -44,7 +44,7 @@ pub enum Mode {
 }
 
 /// Whether skb mark and priority are cleared when a packet crosses netns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scrub {
     /// Clear them (the kernel's default).
@@ -57,7 +57,7 @@ pub enum Scrub {
 pub(crate) const IFLA_NETKIT_PAIRING: u16 = 10;
 
 /// Whether netkit creates a pair or a single device (Linux 7.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pairing {
     /// A pair of devices (the default).

@@ -517,3 +517,69 @@ pub fn stats(w: &mut impl Write, hooks: &[netkit::maps::stats::HookStats]) -> io
     }
     Ok(())
 }
+
+/// The word a plan shows for an action.
+pub fn action_word(a: netkit::apply::Action) -> &'static str {
+    use netkit::apply::Action::*;
+    match a {
+        Create => "create",
+        Change => "change",
+        Recreate => "recreate",
+        Attach => "attach",
+        Update => "update",
+        Move => "move",
+        Edit => "edit",
+        Detach => "detach",
+        Delete => "delete",
+    }
+}
+
+fn steps(w: &mut impl Write, steps: &[netkit::apply::StepView]) -> io::Result<()> {
+    let rows: Vec<Vec<String>> =
+        steps.iter().map(|s| vec![action_word(s.action).to_string(), s.object.clone(), s.detail.clone()]).collect();
+    indented_table(w, &rows)
+}
+
+/// `netkit diff`: the steps in order, what stays, notes.
+pub fn plan(w: &mut impl Write, p: &netkit::apply::Plan) -> io::Result<()> {
+    if p.steps.is_empty() {
+        writeln!(w, "no changes: the node is as the spec says")?;
+    } else {
+        writeln!(
+            w,
+            "{} change{}, in the order apply makes them:",
+            p.steps.len(),
+            if p.steps.len() == 1 { "" } else { "s" }
+        )?;
+        steps(w, &p.steps)?;
+    }
+    if !p.foreign.is_empty() {
+        writeln!(w, "left alone (not apply's):")?;
+        let rows: Vec<Vec<String>> = p
+            .foreign
+            .iter()
+            .map(|f| {
+                vec![
+                    format!("{} {}", f.device, f.hook),
+                    format!("#{}", f.position),
+                    format!("program {}", f.prog_id),
+                    f.link_id.map(|l| format!("link {l}")).unwrap_or_else(|| "plain".into()),
+                ]
+            })
+            .collect();
+        indented_table(w, &rows)?;
+    }
+    for n in &p.notes {
+        writeln!(w, "note: {n}")?;
+    }
+    Ok(())
+}
+
+/// `netkit apply`: what was done.
+pub fn report(w: &mut impl Write, r: &netkit::apply::Report) -> io::Result<()> {
+    if r.steps.is_empty() {
+        return writeln!(w, "no changes: the node is as the spec says");
+    }
+    writeln!(w, "{} change{} made:", r.steps.len(), if r.steps.len() == 1 { "" } else { "s" })?;
+    steps(w, &r.steps)
+}

@@ -2,6 +2,7 @@
 //! kernel-feature gates that skip visibly, and throw-away bpffs mounts.
 #![allow(dead_code)]
 
+pub mod apply;
 pub mod hooks;
 pub mod json_shape;
 pub mod witness;

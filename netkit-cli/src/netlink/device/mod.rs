@@ -150,6 +150,18 @@ fn injected_fault(step: &str) -> bool {
     cfg!(debug_assertions) && std::env::var("NETKIT_FAULT").is_ok_and(|v| v == step)
 }
 
+/// Both ends of a pair as they are now.
+#[derive(Debug, Clone)]
+pub(crate) struct Ends {
+    pub(crate) primary: Link,
+    /// The peer, when it could be read.
+    pub(crate) peer: Option<Link>,
+    /// The peer's namespace when it is not the caller's.
+    pub(crate) peer_netns: Option<netns::NsRef>,
+    /// The pair has a peer this tool cannot reach.
+    pub(crate) peer_unreachable: bool,
+}
+
 /// What `device set` changes on a live pair; `None` and empty leave a
 /// setting as it is.
 #[derive(Debug, Clone, Default)]
@@ -181,7 +193,7 @@ fn policies_message(index: u32, policy: Option<Policy>, peer_policy: Option<Poli
 }
 
 /// What `link` has now of what `like` asks for, to undo a change.
-fn current(link: &Link, like: &EndAttrs) -> EndAttrs {
+pub(crate) fn current_of(link: &Link, like: &EndAttrs) -> EndAttrs {
     let pick = |want: Option<u32>, have: Option<u32>| want.and(have);
     let (o, now) = (&like.offload, &link.offload);
     EndAttrs {
@@ -406,7 +418,7 @@ impl Netlink {
             }
             if !change.this.is_empty() {
                 self.apply(end_message(link.index, &change.this), name).await?;
-                undo.push((self.clone(), end_message(link.index, &current(&link, &change.this))));
+                undo.push((self.clone(), end_message(link.index, &current_of(&link, &change.this))));
             }
             if let Some((conn, peer)) = &peer {
                 if injected_fault("set-peer") {
@@ -430,8 +442,54 @@ impl Netlink {
         self.view(&link).await
     }
 
+    /// Both ends of the pair whose primary is `name`, as apply compares
+    /// them with a spec; None when no device has that name.
+    pub(crate) async fn ends(&self, name: &str) -> Result<Option<Ends>, DeviceError> {
+        let Some(primary) = self.link_by_name(name).await? else { return Ok(None) };
+        let other = if primary.is_netkit() { self.other_end(&primary).await? } else { None };
+        let (peer, peer_netns, peer_unreachable) = match other {
+            None => (None, None, false),
+            Some(o) => {
+                let unreachable = o.link.is_none();
+                (o.link, o.netns, unreachable)
+            }
+        };
+        Ok(Some(Ends { primary, peer, peer_netns, peer_unreachable }))
+    }
+
+    /// Sets the MTU and the up/down state of each end of the pair `name`
+    /// (`None` leaves a value); the peer is reached in its namespace.
+    pub(crate) async fn set_mtu_state(
+        &self,
+        name: &str,
+        primary: (Option<u32>, Option<bool>),
+        peer: (Option<u32>, Option<bool>),
+    ) -> Result<(), DeviceError> {
+        let link = self.netkit_by_name(name).await?;
+        let message = |index, (mtu, up): (Option<u32>, Option<bool>)| {
+            let mut m = LinkUnspec::new_with_index(index);
+            if let Some(mtu) = mtu {
+                m = m.mtu(mtu);
+            }
+            m = match up {
+                Some(true) => m.up(),
+                Some(false) => m.down(),
+                None => m,
+            };
+            m.build()
+        };
+        if peer != (None, None) {
+            let (conn, p) = self.reach_peer(&link).await?;
+            conn.apply(message(p.index, peer), &p.name).await?;
+        }
+        if primary != (None, None) {
+            self.apply(message(link.index, primary), name).await?;
+        }
+        Ok(())
+    }
+
     /// The peer of `primary`, with a connection in its namespace.
-    async fn reach_peer(&self, primary: &Link) -> Result<(Netlink, Link), DeviceError> {
+    pub(crate) async fn reach_peer(&self, primary: &Link) -> Result<(Netlink, Link), DeviceError> {
         let unreachable = || {
             DeviceError::Invalid(format!(
                 "the peer of `{}` is in a namespace this tool cannot reach (no name, no process in it): change it from inside with `ip link`",

@@ -39,6 +39,28 @@ impl PairSpec {
     /// namespaces, and whether the running kernel knows each requested option
     /// (`support`, from [`probe_attributes`]).
     pub(crate) fn validate(&self, support: &AttrSupport) -> Result<(), DeviceError> {
+        self.check_request()?;
+        if let Some(ns) = &self.peer_netns {
+            ns.open()?;
+        }
+        let gates = [
+            ("--scrub", self.settings.scrub.is_some(), support.scrub, SCRUB_SINCE),
+            ("--peer-scrub", self.settings.peer_scrub.is_some(), support.scrub, SCRUB_SINCE),
+            ("--headroom", self.settings.headroom.is_some(), support.headroom, ROOM_SINCE),
+            ("--tailroom", self.settings.tailroom.is_some(), support.tailroom, ROOM_SINCE),
+            ("--pairing single", self.is_single(), support.pairing, PAIRING_SINCE),
+        ];
+        for (option, wanted, supported, since) in gates {
+            if wanted && !supported {
+                return Err(DeviceError::TooOld { option, since, release: support.release.clone() });
+            }
+        }
+        Ok(())
+    }
+
+    /// What can be checked from the request alone: names, MTU, the
+    /// single-device rules, each end's values.
+    pub(crate) fn check_request(&self) -> Result<(), DeviceError> {
         ifname::check(&self.name).map_err(DeviceError::Invalid)?;
         if let Some(peer) = &self.peer {
             ifname::check(peer).map_err(|e| DeviceError::Invalid(format!("--peer: {e}")))?;
@@ -63,22 +85,14 @@ impl PairSpec {
         let l2 = self.settings.mode == Some(Mode::L2);
         self.attrs.check(false, l2).map_err(DeviceError::Invalid)?;
         self.peer_attrs.check(true, l2).map_err(DeviceError::Invalid)?;
-        if let Some(ns) = &self.peer_netns {
-            ns.open()?;
-        }
-        let gates = [
-            ("--scrub", self.settings.scrub.is_some(), support.scrub, SCRUB_SINCE),
-            ("--peer-scrub", self.settings.peer_scrub.is_some(), support.scrub, SCRUB_SINCE),
-            ("--headroom", self.settings.headroom.is_some(), support.headroom, ROOM_SINCE),
-            ("--tailroom", self.settings.tailroom.is_some(), support.tailroom, ROOM_SINCE),
-            ("--pairing single", self.is_single(), support.pairing, PAIRING_SINCE),
-        ];
-        for (option, wanted, supported, since) in gates {
-            if wanted && !supported {
-                return Err(DeviceError::TooOld { option, since, release: support.release.clone() });
-            }
-        }
         Ok(())
+    }
+
+    /// [`PairSpec::validate`] against what the running kernel supports,
+    /// probing it only when an optional attribute is asked for.
+    pub(crate) async fn validate_for_kernel(&self) -> Result<(), DeviceError> {
+        let support = if self.wants_optional_attributes() { probe_attributes().await } else { AttrSupport::assumed() };
+        self.validate(&support)
     }
 
     pub(super) fn is_single(&self) -> bool {

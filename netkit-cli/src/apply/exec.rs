@@ -1,0 +1,806 @@
+//! Carrying a plan out: pairs first (concurrently), then one job per hook
+//! (on a bounded set of threads, so that the kernel's waits on chain changes
+//! overlap), then deletions. Every step that succeeds leaves how to undo
+//! it; when any step fails, the jobs still running stop at their next step
+//! and everything done is undone in reverse, so the node is as it was.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::IpAddr,
+    os::fd::{AsFd as _, OwnedFd},
+    path::PathBuf,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+};
+
+use futures::StreamExt as _;
+
+use super::{
+    ApplyError,
+    plan::{Action, ChainWork, How, PairDeletion, PairWork, Plan, StepView, Want},
+    state::{LinkKey, OwnedLink, OwnedPair, Ownership, Record},
+};
+use crate::{
+    bpf,
+    hooks::{Device, Hooks, Position, refs::RefSpec},
+    maps::{
+        firewall::{Firewall, Rule},
+        redirect::Redirect,
+    },
+    mprog::{self, Hook, HookRef},
+    netlink::{
+        Netlink,
+        device::{PairChange, PairSpec},
+    },
+    pins::{self, Layout},
+    programs::{self, LoadOptions, Loaded},
+};
+
+/// How apply runs.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// The bpffs the links are pinned under.
+    pub bpffs: PathBuf,
+    /// At most this many jobs at once.
+    pub jobs: usize,
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    /// The steps made, in the order they finished.
+    pub steps: Vec<StepView>,
+}
+
+/// How to take back one step.
+enum Undo {
+    /// A pair was created: delete it.
+    DeletePair(String),
+    /// A pair's live attributes changed: set them back.
+    ChangeBack {
+        name: String,
+        change: PairChange,
+        primary: (Option<u32>, Option<bool>),
+        peer: (Option<u32>, Option<bool>),
+    },
+    /// A pair was deleted (or replaced by `new`): create it again with its programs.
+    Restore { new: Option<String>, old: PairSpec, programs: Vec<Captured> },
+    /// A link was attached and pinned: detach it.
+    Detach { path: PathBuf, link: OwnedFd },
+    /// A link's program was replaced: put the old one back.
+    Reprogram { link: OwnedFd, old: OwnedFd, new: OwnedFd },
+    /// A link was detached: attach its program again after `after`
+    /// (None: first), pinned at `path`.
+    Reattach { device: String, hook: Hook, prog: OwnedFd, after: Option<u32>, path: PathBuf },
+    /// A firewall's rules changed: write these back.
+    Rules { prog_id: u32, rules: Vec<Rule> },
+    /// A redirect table changed: write this back.
+    Entries { prog_id: u32, entries: Vec<(IpAddr, u32)> },
+}
+
+/// A program on a pair's hook, captured before the pair goes away.
+struct Captured {
+    hook: Hook,
+    prog: OwnedFd,
+    /// Where its link was pinned (managed links).
+    pin: Option<PathBuf>,
+}
+
+/// What the jobs share.
+struct Shared<'a> {
+    opts: &'a ExecOptions,
+    layout: Layout,
+    netns: String,
+    failed: AtomicBool,
+    /// Stateless programs loaded once per apply, by fingerprint.
+    cache: Mutex<HashMap<String, (OwnedFd, bpf::ProgInfo)>>,
+    owned: Mutex<Ownership>,
+    done: Mutex<Vec<StepView>>,
+    faults: Faults,
+}
+
+/// A test seam: debug builds fail (or hang in) the Nth step of a kind when
+/// `NETKIT_FAULT=apply:KIND[:N[:hang]]`, so that rollback and recovery are
+/// tested against a real kernel. Release builds never look.
+struct Faults {
+    spec: Option<(String, usize, bool)>,
+    seen: Mutex<HashMap<String, usize>>,
+}
+
+impl Faults {
+    fn from_env() -> Self {
+        let spec = if cfg!(debug_assertions) {
+            std::env::var("NETKIT_FAULT").ok().and_then(|v| {
+                let mut it = v.strip_prefix("apply:")?.split(':');
+                let kind = it.next()?.to_string();
+                let n = it.next().and_then(|n| n.parse().ok()).unwrap_or(1);
+                Some((kind, n, it.next() == Some("hang")))
+            })
+        } else {
+            None
+        };
+        Self { spec, seen: Mutex::new(HashMap::new()) }
+    }
+
+    fn check(&self, action: Action) -> Result<(), ApplyError> {
+        let Some((kind, n, hang)) = &self.spec else { return Ok(()) };
+        let name = format!("{action:?}").to_lowercase();
+        if *kind != name {
+            return Ok(());
+        }
+        let mut seen = self.seen.lock().unwrap();
+        let count = seen.entry(name.clone()).or_default();
+        *count += 1;
+        if *count != *n {
+            return Ok(());
+        }
+        drop(seen);
+        if *hang {
+            // Straight to fd 2: the command's main thread holds the stderr
+            // lock for the whole run.
+            let msg = format!("apply: NETKIT_FAULT: hanging in {name} step {n}\n");
+            // SAFETY: writes a buffer this function owns to fd 2.
+            unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+        Err(ApplyError::Step { what: format!("{name} step {n}"), why: "failure injected by NETKIT_FAULT".into() })
+    }
+}
+
+fn step_err(what: impl Into<String>, e: impl std::fmt::Display) -> ApplyError {
+    ApplyError::Step { what: what.into(), why: e.to_string() }
+}
+
+impl Shared<'_> {
+    fn record(&self, action: Action, object: String, detail: String) {
+        self.done.lock().unwrap().push(StepView { action, object, detail });
+    }
+
+    fn path(&self, key: &LinkKey, hook: Hook) -> PathBuf {
+        self.layout.link_path(&self.netns, &key.device, hook, &key.name)
+    }
+
+    /// The program of `want`, loaded (once per apply when it keeps no
+    /// state of its own) with its rules and entries written.
+    /// `on` is the hook the program goes to: the kernel runs a program at
+    /// most once per chain, so one already there is not shared again.
+    async fn program(&self, nl: &Netlink, want: &Want, on: HookRef) -> Result<Loaded, ApplyError> {
+        let m = &want.entry;
+        let there: Vec<u32> = on.query().map(|c| c.slots.iter().map(|s| s.prog_id).collect()).unwrap_or_default();
+        let stateless = m.rules.is_none() && m.entries.is_none();
+        if stateless
+            && let Some((fd, info)) = self.cache.lock().unwrap().get(&want.fingerprint)
+            && !there.contains(&info.id)
+        {
+            let fd = fd.try_clone().map_err(|e| step_err("sharing a loaded program", e))?;
+            return Ok(Loaded { fd, info: *info, ebpf: None });
+        }
+        let opts = LoadOptions { globals: m.globals.clone(), map_pin_dir: Some(self.layout.maps_dir()) };
+        let loaded = programs::load(&m.prog, &opts)?;
+        if let Some(rules) = &m.rules {
+            write_rules(loaded.id(), rules)?;
+        }
+        if let Some(entries) = &m.entries {
+            write_entries(nl, loaded.id(), entries).await?;
+        }
+        if stateless && !self.cache.lock().unwrap().contains_key(&want.fingerprint) {
+            let fd = loaded.fd.try_clone().map_err(|e| step_err("sharing a loaded program", e))?;
+            self.cache.lock().unwrap().insert(want.fingerprint.clone(), (fd, loaded.info));
+        }
+        Ok(loaded)
+    }
+
+    fn own_link(&self, want: &Want, link_id: Option<u32>, prog_id: Option<u32>) {
+        self.owned.lock().unwrap().links.insert(
+            want.key.clone(),
+            OwnedLink {
+                link_id,
+                prog_id,
+                fingerprint: link_id.map(|_| want.fingerprint.clone()),
+                program: want.entry.prog.to_string(),
+                set: want.entry.set.clone(),
+            },
+        );
+    }
+}
+
+fn write_rules(prog_id: u32, rules: &[Rule]) -> Result<Vec<Rule>, ApplyError> {
+    let fw = Firewall::open(prog_id).map_err(|e| step_err(format!("opening firewall program {prog_id}"), e))?;
+    let old = fw.list().map_err(|e| step_err("reading the rules", e))?;
+    let mut was = Vec::new();
+    for r in old.into_iter().filter(|r| r.id != 0) {
+        if let Ok(rule) = fw.delete(r.id) {
+            was.push(rule);
+        }
+    }
+    for r in rules {
+        fw.add(r).map_err(|e| step_err(format!("adding rule `{r}`"), e))?;
+    }
+    Ok(was)
+}
+
+async fn write_entries(
+    nl: &Netlink,
+    prog_id: u32,
+    entries: &BTreeMap<IpAddr, String>,
+) -> Result<Vec<(IpAddr, u32)>, ApplyError> {
+    let mut want = Vec::new();
+    for (ip, pair) in entries {
+        let l = nl
+            .link_by_name(pair)
+            .await?
+            .ok_or_else(|| step_err(format!("redirect entry {ip}"), format!("no device {pair}")))?;
+        want.push((*ip, l.index));
+    }
+    set_entries(prog_id, &want)
+}
+
+fn set_entries(prog_id: u32, want: &[(IpAddr, u32)]) -> Result<Vec<(IpAddr, u32)>, ApplyError> {
+    let r = Redirect::open(prog_id).map_err(|e| step_err(format!("opening redirect program {prog_id}"), e))?;
+    let was: Vec<(IpAddr, u32)> =
+        r.list().map_err(|e| step_err("reading the entries", e))?.into_iter().map(|e| (e.ip, e.ifindex)).collect();
+    for (ip, _) in &was {
+        if !want.iter().any(|(w, _)| w == ip) {
+            r.delete(*ip).map_err(|e| step_err(format!("removing entry {ip}"), e))?;
+        }
+    }
+    for (ip, ifindex) in want {
+        r.add(*ip, *ifindex).map_err(|e| step_err(format!("adding entry {ip}"), e))?;
+    }
+    Ok(was)
+}
+
+/// Runs `plan`. On failure everything done is undone; the error names the
+/// step and what was rolled back.
+pub(crate) fn run(plan: &Plan, record: &Record, opts: &ExecOptions, netns: String) -> Result<Report, ApplyError> {
+    let work = &plan.work;
+    let before = work.owned.clone();
+    let layout = Layout::new(&opts.bpffs)?;
+    let shared = Shared {
+        opts,
+        layout,
+        netns,
+        failed: AtomicBool::new(false),
+        cache: Mutex::new(HashMap::new()),
+        owned: Mutex::new(before.clone()),
+        done: Mutex::new(Vec::new()),
+        faults: Faults::from_env(),
+    };
+    // Intentions first: a crash from here on leaves objects the next apply
+    // knows as its own.
+    {
+        let mut o = shared.owned.lock().unwrap();
+        for k in &work.forget_links {
+            o.links.remove(k);
+        }
+        for n in &work.forget_pairs {
+            o.pairs.remove(n);
+        }
+        for p in &work.pairs {
+            let name = match p {
+                PairWork::Create(s) => Some(&s.name),
+                PairWork::Recreate { spec, .. } => Some(&spec.name),
+                PairWork::Change { .. } => None,
+            };
+            if let Some(name) = name {
+                o.pairs.insert(name.clone(), OwnedPair { ifindex: None });
+            }
+        }
+        for c in &work.chains {
+            for w in c.wants.iter().filter(|w| w.needs_work()) {
+                let rec = o.links.entry(w.key.clone()).or_default();
+                rec.fingerprint = None;
+                rec.program = w.entry.prog.to_string();
+                rec.set = w.entry.set.clone();
+                if matches!(w.how, How::New | How::Move(_)) {
+                    rec.link_id = None;
+                }
+            }
+        }
+        record.save(&o)?;
+    }
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| step_err("starting the runtime", e))?;
+    // This runtime's own connection: one made on another runtime would not
+    // be driven while this one blocks.
+    let nl = &rt.block_on(async { Netlink::connect() })?;
+    let mut undo: Vec<Vec<Undo>> = Vec::new();
+    let mut failure: Option<ApplyError> = None;
+
+    // Phase 1: pairs, concurrently on one connection.
+    let results = rt.block_on(async {
+        futures::stream::iter(work.pairs.iter())
+            .map(|p| async {
+                let mut u = Vec::new();
+                let r = pair_job(nl, &shared, p, &mut u).await;
+                (r, u)
+            })
+            .buffer_unordered(opts.jobs.max(1))
+            .collect::<Vec<_>>()
+            .await
+    });
+    collect(results, &mut undo, &mut failure);
+
+    // Phase 2: chains, one job per hook, on threads.
+    if failure.is_none() && !work.chains.is_empty() {
+        let next = AtomicUsize::new(0);
+        let results: Mutex<Vec<JobResult>> = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..opts.jobs.max(1).min(work.chains.len()) {
+                s.spawn(|| {
+                    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            results.lock().unwrap().push((Err(step_err("starting the runtime", e)), Vec::new()));
+                            return;
+                        }
+                    };
+                    let nl = match rt.block_on(async { Netlink::connect() }) {
+                        Ok(nl) => nl,
+                        Err(e) => {
+                            results.lock().unwrap().push((Err(e.into()), Vec::new()));
+                            return;
+                        }
+                    };
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(c) = work.chains.get(i) else { break };
+                        if shared.failed.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let mut u = Vec::new();
+                        let r = rt.block_on(chain_job(&nl, &shared, c, &mut u));
+                        if r.is_err() {
+                            shared.failed.store(true, Ordering::SeqCst);
+                        }
+                        results.lock().unwrap().push((r, u));
+                    }
+                });
+            }
+        });
+        collect(results.into_inner().unwrap(), &mut undo, &mut failure);
+    }
+
+    // Phase 3: pairs the spec no longer has.
+    if failure.is_none() {
+        let results = rt.block_on(async {
+            futures::stream::iter(work.deletions.iter())
+                .map(|d| async {
+                    let mut u = Vec::new();
+                    let r = delete_job(nl, &shared, d, &mut u).await;
+                    (r, u)
+                })
+                .buffer_unordered(opts.jobs.max(1))
+                .collect::<Vec<_>>()
+                .await
+        });
+        collect(results, &mut undo, &mut failure);
+    }
+
+    let Some(failure) = failure else {
+        let o = shared.owned.lock().unwrap().clone();
+        record.save(&o)?;
+        return Ok(Report { steps: shared.done.into_inner().unwrap() });
+    };
+    // Roll back, newest first.
+    let mut problems = Vec::new();
+    let mut undone = 0;
+    for log in undo.into_iter().rev() {
+        for u in log.into_iter().rev() {
+            undone += 1;
+            if let Err(e) = rt.block_on(undo_one(nl, &shared, u)) {
+                problems.push(e.to_string());
+            }
+        }
+    }
+    let mut restored = before;
+    for k in &work.forget_links {
+        restored.links.remove(k);
+    }
+    // Links attached again on the way back run the same programs under new
+    // link ids: the record follows them.
+    for (key, rec) in restored.links.iter_mut() {
+        let Ok(hook) = key.hook.parse::<Hook>() else { continue };
+        if let Ok((_, info)) = pins::open_link(&shared.path(key, hook))
+            && Some(info.prog_id) == rec.prog_id
+            && info.ifindex != 0
+        {
+            rec.link_id = Some(info.id);
+        }
+    }
+    let saved = record.save(&restored);
+    Err(ApplyError::RolledBack {
+        cause: Box::new(failure),
+        undone,
+        problems: problems.into_iter().chain(saved.err().map(|e| e.to_string())).collect(),
+    })
+}
+
+/// A job's outcome and how to undo what it did.
+type JobResult = (Result<(), ApplyError>, Vec<Undo>);
+
+fn collect(
+    results: Vec<(Result<(), ApplyError>, Vec<Undo>)>,
+    undo: &mut Vec<Vec<Undo>>,
+    failure: &mut Option<ApplyError>,
+) {
+    for (r, u) in results {
+        undo.push(u);
+        if let Err(e) = r
+            && failure.is_none()
+        {
+            *failure = Some(e);
+        }
+    }
+}
+
+async fn pair_job(nl: &Netlink, sh: &Shared<'_>, p: &PairWork, undo: &mut Vec<Undo>) -> Result<(), ApplyError> {
+    match p {
+        PairWork::Create(spec) => {
+            sh.faults.check(Action::Create)?;
+            let view = nl.add_pair(spec).await.map_err(|e| step_err(format!("creating pair {}", spec.name), e))?;
+            undo.push(Undo::DeletePair(spec.name.clone()));
+            sh.owned.lock().unwrap().pairs.insert(spec.name.clone(), OwnedPair { ifindex: Some(view.ifindex) });
+            sh.record(Action::Create, format!("pair {}", spec.name), format!("ifindex {}", view.ifindex));
+        }
+        PairWork::Change { name, change, mtu, up } => {
+            sh.faults.check(Action::Change)?;
+            let what = format!("changing pair {name}");
+            let ends = nl.ends(name).await?.ok_or_else(|| step_err(&what, "the pair is gone"))?;
+            let nk = ends.primary.netkit.clone().unwrap_or_default().settings;
+            let has_change = change.policy.is_some()
+                || change.peer_policy.is_some()
+                || !change.this.is_empty()
+                || !change.peer.is_empty();
+            if has_change {
+                nl.set(name, change).await.map_err(|e| step_err(&what, e))?;
+            }
+            let back = PairChange {
+                policy: change.policy.and(nk.policy),
+                peer_policy: change.peer_policy.and(nk.peer_policy),
+                this: crate::netlink::device::current_of(&ends.primary, &change.this),
+                peer: ends
+                    .peer
+                    .as_ref()
+                    .map(|p| crate::netlink::device::current_of(p, &change.peer))
+                    .unwrap_or_default(),
+            };
+            let old_primary = (mtu.and(ends.primary.mtu), up.then_some(ends.primary.up).filter(|u| !u));
+            let old_peer = match &ends.peer {
+                Some(p) => (mtu.and(p.mtu), up.then_some(p.up).filter(|u| !u)),
+                None => (None, None),
+            };
+            undo.push(Undo::ChangeBack { name: name.clone(), change: back, primary: old_primary, peer: old_peer });
+            if mtu.is_some() || *up {
+                let want = (*mtu, up.then_some(true));
+                let peer = if ends.peer.is_some() { want } else { (None, None) };
+                nl.set_mtu_state(name, want, peer).await.map_err(|e| step_err(&what, e))?;
+            }
+            sh.record(Action::Change, format!("pair {name}"), "live attributes set".into());
+        }
+        PairWork::Recreate { spec, old } => {
+            let (spec, old) = (spec.as_ref(), old.as_ref());
+            sh.faults.check(Action::Recreate)?;
+            let what = format!("recreating pair {}", spec.name);
+            let programs = capture(nl, sh, &spec.name).await?;
+            nl.delete_pair(&spec.name).await.map_err(|e| step_err(&what, e))?;
+            let restore = Undo::Restore { new: None, old: old.clone(), programs };
+            match nl.add_pair(spec).await {
+                Ok(view) => {
+                    let Undo::Restore { old, programs, .. } = restore else { unreachable!() };
+                    undo.push(Undo::Restore { new: Some(spec.name.clone()), old, programs });
+                    sh.owned.lock().unwrap().pairs.insert(spec.name.clone(), OwnedPair { ifindex: Some(view.ifindex) });
+                    sh.record(Action::Recreate, format!("pair {}", spec.name), format!("ifindex {}", view.ifindex));
+                }
+                Err(e) => {
+                    undo.push(restore);
+                    return Err(step_err(&what, e));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The programs on a pair's hooks, in order, with the pins of managed links.
+async fn capture(nl: &Netlink, sh: &Shared<'_>, name: &str) -> Result<Vec<Captured>, ApplyError> {
+    let Some(link) = nl.link_by_name(name).await? else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    let owned = sh.owned.lock().unwrap().clone();
+    for hook in [Hook::Ingress, Hook::Egress, Hook::Primary, Hook::Peer] {
+        let Ok(chain) = HookRef::new(link.index, hook).query() else { continue };
+        for slot in chain.slots {
+            let prog = bpf::prog_fd_by_id(slot.prog_id)
+                .map_err(|e| step_err(format!("keeping program {}", slot.prog_id), e))?;
+            let pin = owned
+                .links
+                .iter()
+                .find(|(k, v)| {
+                    k.device == name && k.hook == hook.name() && v.link_id.is_some() && v.link_id == slot.link_id
+                })
+                .map(|(k, _)| sh.path(k, hook));
+            out.push(Captured { hook, prog, pin });
+        }
+    }
+    Ok(out)
+}
+
+async fn delete_job(nl: &Netlink, sh: &Shared<'_>, d: &PairDeletion, undo: &mut Vec<Undo>) -> Result<(), ApplyError> {
+    sh.faults.check(Action::Delete)?;
+    let programs = capture(nl, sh, &d.name).await?;
+    nl.delete_pair(&d.name).await.map_err(|e| step_err(format!("deleting pair {}", d.name), e))?;
+    for (hook, key, _) in &d.links {
+        let _ = sh.layout.unpin(&sh.path(key, *hook));
+        sh.owned.lock().unwrap().links.remove(key);
+    }
+    sh.owned.lock().unwrap().pairs.remove(&d.name);
+    undo.push(Undo::Restore { new: None, old: d.restore.clone(), programs });
+    sh.record(Action::Delete, format!("pair {}", d.name), String::new());
+    Ok(())
+}
+
+/// The link pinned at `path` on `dev` `hook`, with the program before it.
+fn open_on(path: &std::path::Path, key: &LinkKey, link_id: u32) -> Result<OwnedFd, ApplyError> {
+    let (fd, info) = pins::open_link(path).map_err(|e| step_err(format!("opening {key}"), e))?;
+    if info.id != link_id {
+        return Err(step_err(
+            format!("opening {key}"),
+            format!("the pin now holds link {} (planned: {link_id})", info.id),
+        ));
+    }
+    Ok(fd)
+}
+
+/// The program in front of `link_id` on the chain (None: it is first).
+fn program_before(dev: &Device, hook: Hook, link_id: u32) -> Option<u32> {
+    let chain = HookRef::new(dev.ifindex, hook).query().ok()?;
+    let i = chain.slots.iter().position(|s| s.link_id == Some(link_id))?;
+    (i > 0).then(|| chain.slots[i - 1].prog_id)
+}
+
+/// Detaches and unpins a managed link, keeping its program to put back.
+fn take_off(
+    sh: &Shared<'_>,
+    dev: &Device,
+    hook: Hook,
+    key: &LinkKey,
+    link_id: u32,
+    undo: &mut Vec<Undo>,
+) -> Result<OwnedFd, ApplyError> {
+    let path = sh.path(key, hook);
+    let link = open_on(&path, key, link_id)?;
+    let info = bpf::link_info(link.as_fd()).map_err(|e| step_err(format!("reading {key}"), e))?;
+    let prog = bpf::prog_fd_by_id(info.prog_id).map_err(|e| step_err(format!("keeping the program of {key}"), e))?;
+    let after = program_before(dev, hook, link_id);
+    mprog::detach_link(link.as_fd()).map_err(|e| step_err(format!("detaching {key}"), e))?;
+    let _ = sh.layout.unpin(&path);
+    let keep = prog.try_clone().map_err(|e| step_err("keeping a program", e))?;
+    undo.push(Undo::Reattach { device: dev.name.clone(), hook, prog, after, path });
+    Ok(keep)
+}
+
+async fn chain_job(nl: &Netlink, sh: &Shared<'_>, c: &ChainWork, undo: &mut Vec<Undo>) -> Result<(), ApplyError> {
+    let hooks = Hooks { nl, bpffs: sh.opts.bpffs.clone() };
+    let hook = c.hook;
+    let dev = hooks.device(&c.device).await.map_err(|e| step_err(format!("chain {} {hook}", c.device), e))?;
+
+    for r in &c.removals {
+        sh.faults.check(Action::Detach)?;
+        take_off(sh, &dev, hook, &r.key, r.link_id, undo)?;
+        sh.owned.lock().unwrap().links.remove(&r.key);
+        sh.record(Action::Detach, r.key.to_string(), format!("link {}", r.link_id));
+    }
+    // Moving programs leave first: the kernel keeps one instance of a
+    // program per chain, and has no call that moves a link.
+    let mut moving: HashMap<String, OwnedFd> = HashMap::new();
+    for w in &c.wants {
+        if let How::Move(cur) = &w.how {
+            if sh.failed.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            sh.faults.check(Action::Move)?;
+            let prog = take_off(sh, &dev, hook, &w.key, cur.link_id, undo)?;
+            moving.insert(w.key.name.clone(), prog);
+        }
+    }
+
+    let mut prev: Option<u32> = None;
+    for (i, w) in c.wants.iter().enumerate() {
+        if sh.failed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        match &w.how {
+            How::Keep(cur) => {
+                let path = sh.path(&w.key, hook);
+                if cur.replace {
+                    sh.faults.check(Action::Update)?;
+                    let link = open_on(&path, &w.key, cur.link_id)?;
+                    let old =
+                        bpf::prog_fd_by_id(cur.prog_id).map_err(|e| step_err(format!("updating {}", w.key), e))?;
+                    let new = sh.program(nl, w, HookRef::new(dev.ifindex, hook)).await?;
+                    mprog::update_link(link.as_fd(), new.fd.as_fd(), Some(old.as_fd()))
+                        .map_err(|e| step_err(format!("updating {}", w.key), e))?;
+                    let keep = new.fd.try_clone().map_err(|e| step_err("keeping a program", e))?;
+                    undo.push(Undo::Reprogram { link, old, new: keep });
+                    sh.own_link(w, Some(cur.link_id), Some(new.id()));
+                    sh.record(
+                        Action::Update,
+                        w.key.to_string(),
+                        format!("link {} now runs program {}", cur.link_id, new.id()),
+                    );
+                } else {
+                    edit(nl, sh, w, cur.prog_id, cur.rules.as_deref(), cur.entries.as_ref(), undo).await?;
+                    sh.own_link(w, Some(cur.link_id), Some(cur.prog_id));
+                }
+                prev = Some(cur.link_id);
+            }
+            How::New | How::Move(_) => {
+                let action = if matches!(w.how, How::New) { Action::Attach } else { Action::Move };
+                if action == Action::Attach {
+                    sh.faults.check(Action::Attach)?;
+                }
+                let (loaded, reused) = match (&w.how, moving.remove(&w.key.name)) {
+                    (How::Move(cur), Some(fd)) if !cur.replace => {
+                        let (info, _) =
+                            bpf::prog_info(fd.as_fd()).map_err(|e| step_err(format!("moving {}", w.key), e))?;
+                        (Loaded { fd, info, ebpf: None }, Some(cur))
+                    }
+                    _ => (sh.program(nl, w, HookRef::new(dev.ifindex, hook)).await?, None),
+                };
+                let position = match prev {
+                    Some(id) => Position::After(RefSpec::Link(id)),
+                    None => match c.wants[i + 1..].iter().find_map(|o| match &o.how {
+                        How::Keep(k) => Some(k.link_id),
+                        _ => None,
+                    }) {
+                        Some(id) => Position::Before(RefSpec::Link(id)),
+                        None => Position::Last,
+                    },
+                };
+                let path = sh.path(&w.key, hook);
+                // A pin left by a link that is gone (its device was
+                // recreated, or an apply was killed) does not hold the name.
+                if path.exists() {
+                    match pins::open_link(&path) {
+                        Ok((_, info)) if info.ifindex != 0 => {
+                            return Err(step_err(
+                                format!("attaching {}", w.key),
+                                format!("{} holds a live link", path.display()),
+                            ));
+                        }
+                        _ => {
+                            let _ = sh.layout.unpin(&path);
+                        }
+                    }
+                }
+                let (link, _) = hooks
+                    .attach_link(&dev, hook, &loaded, &position, None)
+                    .await
+                    .map_err(|e| step_err(format!("attaching {}", w.key), e))?;
+                let info = bpf::link_info(link.as_fd()).map_err(|e| step_err(format!("attaching {}", w.key), e))?;
+                let pinned = sh.layout.pin(&link, &path);
+                let keep = link.try_clone().map_err(|e| step_err("keeping a link", e));
+                match (pinned, keep) {
+                    (Ok(()), Ok(keep)) => undo.push(Undo::Detach { path: path.clone(), link: keep }),
+                    (Err(e), _) => {
+                        let _ = mprog::detach_link(link.as_fd());
+                        return Err(step_err(format!("pinning {}", w.key), e));
+                    }
+                    (_, Err(e)) => return Err(e),
+                }
+                if let Some(cur) = reused {
+                    edit(nl, sh, w, cur.prog_id, cur.rules.as_deref(), cur.entries.as_ref(), undo).await?;
+                }
+                sh.own_link(w, Some(info.id), Some(loaded.id()));
+                sh.record(action, w.key.to_string(), format!("link {} runs program {}", info.id, loaded.id()));
+                prev = Some(info.id);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites a live program's rules or entries.
+async fn edit(
+    nl: &Netlink,
+    sh: &Shared<'_>,
+    w: &Want,
+    prog_id: u32,
+    rules: Option<&[Rule]>,
+    entries: Option<&BTreeMap<IpAddr, String>>,
+    undo: &mut Vec<Undo>,
+) -> Result<(), ApplyError> {
+    if let Some(rules) = rules {
+        sh.faults.check(Action::Edit)?;
+        let was = write_rules(prog_id, rules);
+        match was {
+            Ok(was) => undo.push(Undo::Rules { prog_id, rules: was }),
+            Err(e) => return Err(e),
+        }
+        sh.record(Action::Edit, w.key.to_string(), format!("{} rules", rules.len()));
+    }
+    if let Some(entries) = entries {
+        sh.faults.check(Action::Edit)?;
+        let was = write_entries(nl, prog_id, entries).await?;
+        undo.push(Undo::Entries { prog_id, entries: was });
+        sh.record(Action::Edit, w.key.to_string(), format!("{} redirect entries", entries.len()));
+    }
+    Ok(())
+}
+
+async fn undo_one(nl: &Netlink, sh: &Shared<'_>, u: Undo) -> Result<(), ApplyError> {
+    match u {
+        Undo::DeletePair(name) => {
+            nl.delete_pair(&name).await.map_err(|e| step_err(format!("removing pair {name} again"), e))?;
+        }
+        Undo::ChangeBack { name, change, primary, peer } => {
+            let what = format!("restoring pair {name}");
+            if change.policy.is_some()
+                || change.peer_policy.is_some()
+                || !change.this.is_empty()
+                || !change.peer.is_empty()
+            {
+                nl.set(&name, &change).await.map_err(|e| step_err(&what, e))?;
+            }
+            nl.set_mtu_state(&name, primary, peer).await.map_err(|e| step_err(&what, e))?;
+        }
+        Undo::Restore { new, old, programs } => {
+            let what = format!("restoring pair {}", old.name);
+            if let Some(new) = new {
+                nl.delete_pair(&new).await.map_err(|e| step_err(&what, e))?;
+            }
+            nl.add_pair(&old).await.map_err(|e| step_err(&what, e))?;
+            let hooks = Hooks { nl, bpffs: sh.opts.bpffs.clone() };
+            let dev = hooks.device(&old.name).await.map_err(|e| step_err(&what, e))?;
+            for c in programs {
+                let (info, _) = bpf::prog_info(c.prog.as_fd()).map_err(|e| step_err(&what, e))?;
+                let loaded = Loaded { fd: c.prog, info, ebpf: None };
+                let (link, _) = hooks
+                    .attach_link(&dev, c.hook, &loaded, &Position::Last, None)
+                    .await
+                    .map_err(|e| step_err(&what, e))?;
+                if let Some(path) = c.pin {
+                    let _ = sh.layout.unpin(&path);
+                    sh.layout.pin(&link, &path).map_err(|e| step_err(&what, e))?;
+                }
+            }
+        }
+        Undo::Detach { path, link } => {
+            mprog::detach_link(link.as_fd()).map_err(|e| step_err(format!("detaching {} again", path.display()), e))?;
+            let _ = sh.layout.unpin(&path);
+        }
+        Undo::Reprogram { link, old, new } => {
+            mprog::update_link(link.as_fd(), old.as_fd(), Some(new.as_fd()))
+                .map_err(|e| step_err("putting a link's program back", e))?;
+        }
+        Undo::Reattach { device, hook, prog, after, path } => {
+            let what = format!("attaching {device} {hook} {} again", path.display());
+            let hooks = Hooks { nl, bpffs: sh.opts.bpffs.clone() };
+            let dev = hooks.device(&device).await.map_err(|e| step_err(&what, e))?;
+            let (info, _) = bpf::prog_info(prog.as_fd()).map_err(|e| step_err(&what, e))?;
+            let loaded = Loaded { fd: prog, info, ebpf: None };
+            let position = match after {
+                Some(id) => Position::After(RefSpec::Prog(id)),
+                None => Position::First,
+            };
+            let (link, _) =
+                hooks.attach_link(&dev, hook, &loaded, &position, None).await.map_err(|e| step_err(&what, e))?;
+            let _ = sh.layout.unpin(&path);
+            sh.layout.pin(&link, &path).map_err(|e| step_err(&what, e))?;
+        }
+        Undo::Rules { prog_id, rules } => {
+            write_rules(prog_id, &rules)?;
+        }
+        Undo::Entries { prog_id, entries } => {
+            set_entries(prog_id, &entries)?;
+        }
+    }
+    Ok(())
+}

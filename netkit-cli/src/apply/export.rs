@@ -1,0 +1,154 @@
+//! `netkit export`: the node as a spec that applies as a no-op. Pairs apply
+//! owns are written with the attributes they have; every chain with
+//! programs is written in order, programs apply owns by name and source,
+//! the others as `ref` entries apply leaves alone.
+
+use std::collections::BTreeMap;
+
+use super::{
+    ApplyError, Engine,
+    spec::{ChainDoc, EndDoc, EntryDoc, PairDoc, SpecDoc, unplaced},
+    state::LinkKey,
+};
+use crate::{
+    maps::{firewall::Firewall, redirect::Redirect},
+    mprog::{Hook, HookRef},
+    netlink::{
+        device::Ends,
+        links::{Link, Mode, Role, Scrub},
+    },
+    os::netns,
+    pins::{self, Layout},
+};
+
+pub(super) async fn export(engine: &Engine<'_>, devices: &[String]) -> Result<SpecDoc, ApplyError> {
+    let owned = engine.record.load()?;
+    let layout = Layout::unchecked(&engine.bpffs);
+    let here = netns::current_name();
+    let mut doc = SpecDoc::default();
+
+    for name in owned.pairs.keys() {
+        if !devices.is_empty() && !devices.contains(name) {
+            continue;
+        }
+        if let Some(ends) = engine.nl.ends(name).await? {
+            doc.pairs.push(pair_doc(&ends));
+        }
+    }
+
+    let links: Vec<Link> = if devices.is_empty() {
+        engine.nl.links().await?
+    } else {
+        let mut out = Vec::new();
+        for d in devices {
+            match engine.nl.link_by_name(d).await? {
+                Some(l) => out.push(l),
+                None => {
+                    return Err(ApplyError::Blocked(vec![format!("no device {d} in network namespace {here}")]));
+                }
+            }
+        }
+        out
+    };
+    // Managed links by id: where they are pinned, and how they were made.
+    let mut managed: BTreeMap<u32, (&LinkKey, &super::state::OwnedLink)> = BTreeMap::new();
+    for (key, rec) in &owned.links {
+        let Ok(hook) = key.hook.parse::<Hook>() else { continue };
+        let path = layout.link_path(&here, &key.device, hook, &key.name);
+        if let Ok((_, info)) = pins::open_link(&path)
+            && info.ifindex != 0
+            && Some(info.id) == rec.link_id
+        {
+            managed.insert(info.id, (key, rec));
+        }
+    }
+    for link in &links {
+        let hooks: &[Hook] = if link.role() == Some(Role::Primary) {
+            &[Hook::Ingress, Hook::Egress, Hook::Primary, Hook::Peer]
+        } else {
+            &[Hook::Ingress, Hook::Egress]
+        };
+        for &hook in hooks {
+            let Ok(chain) = HookRef::new(link.index, hook).query() else { continue };
+            if chain.slots.is_empty() {
+                continue;
+            }
+            let mut programs = Vec::new();
+            for slot in &chain.slots {
+                let entry = match slot.link_id.and_then(|id| managed.get(&id)) {
+                    Some((key, rec)) if key.device == link.name && key.hook == hook.name() => {
+                        let rules = (rec.program == "firewall").then(|| {
+                            Firewall::open(slot.prog_id)
+                                .and_then(|f| f.list())
+                                .map(|l| l.into_iter().filter(|r| r.id != 0).map(|r| unplaced(r.rule)).collect())
+                                .unwrap_or_default()
+                        });
+                        let entries = if rec.program == "redirect-peer" {
+                            let mut out = BTreeMap::new();
+                            for e in Redirect::open(slot.prog_id).and_then(|r| r.list()).unwrap_or_default() {
+                                if let Ok(Some(l)) = engine.nl.link_by_index(e.ifindex).await {
+                                    out.insert(e.ip.to_string(), l.name);
+                                }
+                            }
+                            Some(out)
+                        } else {
+                            None
+                        };
+                        EntryDoc {
+                            name: Some(unplaced(key.name.clone())),
+                            program: Some(unplaced(rec.program.clone())),
+                            set: rec.set.iter().cloned().map(unplaced).collect(),
+                            rules,
+                            entries,
+                            reference: None,
+                        }
+                    }
+                    _ => EntryDoc {
+                        name: None,
+                        program: None,
+                        set: Vec::new(),
+                        rules: None,
+                        entries: None,
+                        reference: Some(unplaced(match slot.link_id {
+                            Some(id) => format!("link:{id}"),
+                            None => format!("prog:{}", slot.prog_id),
+                        })),
+                    },
+                };
+                programs.push(entry);
+            }
+            doc.chains.push(ChainDoc {
+                device: unplaced(link.name.clone()),
+                hook: unplaced(hook.name().to_string()),
+                programs,
+            });
+        }
+    }
+    Ok(doc)
+}
+
+fn pair_doc(ends: &Ends) -> PairDoc {
+    let nk = ends.primary.netkit.clone().unwrap_or_default().settings;
+    let l2 = nk.mode == Some(Mode::L2);
+    let end = |l: &Link| EndDoc { address: if l2 { l.mac() } else { None }, ..Default::default() };
+    let mut primary = end(&ends.primary);
+    primary.policy = nk.policy;
+    primary.scrub = nk.scrub.filter(|s| *s != Scrub::Default);
+    let mut peer = ends.peer.as_ref().map(end).unwrap_or_default();
+    peer.name = ends.peer.as_ref().map(|p| p.name.clone());
+    peer.policy = nk.peer_policy;
+    peer.scrub = nk.peer_scrub.filter(|s| *s != Scrub::Default);
+    peer.netns =
+        ends.peer_netns.as_ref().map(|n| if n.is_init() { n.path.display().to_string() } else { n.name.clone() });
+    PairDoc {
+        name: unplaced(ends.primary.name.clone()),
+        mode: nk.mode,
+        pairing: nk.pairing.filter(|p| *p != crate::netlink::links::Pairing::Pair),
+        headroom: nk.headroom.filter(|h| *h != 0),
+        tailroom: nk.tailroom.filter(|t| *t != 0),
+        mtu: ends.primary.mtu,
+        up: Some(ends.primary.up),
+        primary,
+        peer,
+    }
+}

@@ -1,0 +1,142 @@
+//! `netkit diff`, `apply` (once, or `--watch` under an orchestrator) and
+//! `export`: the binary's edge of the library's apply engine.
+
+use std::{
+    io::Write,
+    path::Path,
+    process::ExitCode,
+    sync::{Arc, atomic::AtomicBool, atomic::Ordering},
+    time::{Duration, Instant, SystemTime},
+};
+
+use anyhow::{Context as _, Result};
+
+use netkit::{
+    apply::{Engine, Plan, PlanOptions, Report, StepView, spec},
+    netlink::Netlink,
+};
+
+use crate::{
+    cli::{ApplyArgs, Cli, SpecArgs},
+    render,
+};
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
+}
+
+fn options(a: &SpecArgs) -> PlanOptions {
+    PlanOptions { prune: a.prune, recreate: a.recreate }
+}
+
+/// Reads the spec and plans it.
+fn plan(cli: &Cli, a: &SpecArgs, rt: &tokio::runtime::Runtime) -> Result<(Plan, Netlink)> {
+    let spec = spec::read(&a.file)?;
+    let nl = rt.block_on(async { Netlink::connect() })?;
+    let engine = Engine::new(&nl, cli.bpffs.clone(), a.state.clone());
+    let plan = rt.block_on(engine.plan(&spec, options(a)))?;
+    Ok((plan, nl))
+}
+
+/// `netkit diff -f FILE`: 0 nothing to do, 2 something to do.
+pub fn diff(cli: &Cli, a: &SpecArgs, out: &mut impl Write) -> Result<ExitCode> {
+    let rt = runtime()?;
+    let (plan, _nl) = plan(cli, a, &rt)?;
+    render::print(cli.json, out, &plan, render::plan)?;
+    Ok(if plan.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+/// `netkit apply -f FILE`.
+pub fn apply(cli: &Cli, a: &ApplyArgs, out: &mut impl Write, err: &mut impl Write) -> Result<ExitCode> {
+    if a.watch {
+        return watch(cli, a, out, err);
+    }
+    let report = apply_once(cli, &a.spec, a.jobs)?;
+    render::print(cli.json, out, &report, render::report)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn apply_once(cli: &Cli, a: &SpecArgs, jobs: u16) -> Result<Report> {
+    let rt = runtime()?;
+    let (plan, nl) = plan(cli, a, &rt)?;
+    if plan.is_empty() {
+        return Ok(Report { steps: Vec::new() });
+    }
+    let engine = Engine::new(&nl, cli.bpffs.clone(), a.state.clone());
+    Ok(engine.apply(&plan, usize::from(jobs))?)
+}
+
+/// What the file holds now (a ConfigMap update replaces it, often by
+/// swapping a symlink, so its content is what counts).
+fn content(path: &Path) -> Option<Vec<u8>> {
+    std::fs::read(path).ok()
+}
+
+fn log_step(cli: &Cli, out: &mut impl Write, s: &StepView) -> Result<()> {
+    let ts = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    if cli.json {
+        let line = serde_json::json!({ "ts": ts, "action": s.action, "object": s.object, "detail": s.detail });
+        writeln!(out, "{line}")?;
+    } else {
+        writeln!(out, "{ts:.3} {} {}: {}", render::action_word(s.action), s.object, s.detail)?;
+    }
+    Ok(out.flush()?)
+}
+
+fn log_error(cli: &Cli, out: &mut impl Write, e: &anyhow::Error) -> Result<()> {
+    let ts = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    if cli.json {
+        writeln!(out, "{}", serde_json::json!({ "ts": ts, "error": format!("{e:#}") }))?;
+    } else {
+        writeln!(out, "{ts:.3} error: {e:#}")?;
+    }
+    Ok(out.flush()?)
+}
+
+/// `apply --watch`: applies, then again whenever the file's content changes
+/// and every --interval (repairing drift), until SIGTERM or SIGINT.
+fn watch(cli: &Cli, a: &ApplyArgs, out: &mut impl Write, _err: &mut impl Write) -> Result<ExitCode> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing the signal handler")?;
+    }
+    let interval = Duration::from_secs(a.interval.max(1));
+    let mut seen = None;
+    let mut last = Instant::now() - interval;
+    while !stop.load(Ordering::SeqCst) {
+        let now = content(&a.spec.file);
+        if now != seen || last.elapsed() >= interval {
+            last = Instant::now();
+            match apply_once(cli, &a.spec, a.jobs) {
+                Ok(report) => {
+                    for s in &report.steps {
+                        log_step(cli, out, s)?;
+                    }
+                    seen = now;
+                }
+                // Keep running: the node is as it was, the next change or
+                // interval tries again.
+                Err(e) => {
+                    log_error(cli, out, &e)?;
+                    seen = now;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `netkit export [DEV...]`.
+pub fn export(cli: &Cli, devices: &[String], state: Option<&Path>, out: &mut impl Write) -> Result<ExitCode> {
+    let rt = runtime()?;
+    let nl = rt.block_on(async { Netlink::connect() })?;
+    let engine = Engine::new(&nl, cli.bpffs.clone(), state.map(Path::to_path_buf));
+    let doc = rt.block_on(engine.export(devices))?;
+    if cli.json {
+        render::json(out, &doc)?;
+    } else {
+        write!(out, "{}", spec::to_yaml(&doc))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
