@@ -97,6 +97,8 @@ struct Shared<'a> {
     /// Stateless programs loaded once per apply, by fingerprint.
     cache: Mutex<HashMap<String, (OwnedFd, bpf::ProgInfo)>>,
     owned: Mutex<Ownership>,
+    /// The record as it was before this apply.
+    before: Ownership,
     done: Mutex<Vec<StepView>>,
     faults: Faults,
 }
@@ -267,6 +269,7 @@ pub(crate) fn run(plan: &Plan, record: &Record, opts: &ExecOptions, netns: Strin
         failed: AtomicBool::new(false),
         cache: Mutex::new(HashMap::new()),
         owned: Mutex::new(before.clone()),
+        before: before.clone(),
         done: Mutex::new(Vec::new()),
         faults: Faults::from_env(),
     };
@@ -392,9 +395,13 @@ pub(crate) fn run(plan: &Plan, record: &Record, opts: &ExecOptions, netns: Strin
     // Roll back, newest first.
     let mut problems = Vec::new();
     let mut undone = 0;
+    let mut recreated: Vec<String> = Vec::new();
     for log in undo.into_iter().rev() {
         for u in log.into_iter().rev() {
             undone += 1;
+            if let Undo::Restore { old, .. } = &u {
+                recreated.push(old.name.clone());
+            }
             if let Err(e) = rt.block_on(undo_one(nl, &shared, u)) {
                 problems.push(e.to_string());
             }
@@ -404,8 +411,14 @@ pub(crate) fn run(plan: &Plan, record: &Record, opts: &ExecOptions, netns: Strin
     for k in &work.forget_links {
         restored.links.remove(k);
     }
-    // Links attached again on the way back run the same programs under new
+    // A pair created again on the way back is the same pair under a new
+    // ifindex, and links attached again run the same programs under new
     // link ids: the record follows them.
+    for name in recreated {
+        if let (Some(rec), Ok(Some(l))) = (restored.pairs.get_mut(&name), rt.block_on(nl.link_by_name(&name))) {
+            rec.ifindex = Some(l.index);
+        }
+    }
     for (key, rec) in restored.links.iter_mut() {
         let Ok(hook) = key.hook.parse::<Hook>() else { continue };
         if let Ok((_, info)) = pins::open_link(&shared.path(key, hook))
@@ -513,7 +526,9 @@ async fn pair_job(nl: &Netlink, sh: &Shared<'_>, p: &PairWork, undo: &mut Vec<Un
 async fn capture(nl: &Netlink, sh: &Shared<'_>, name: &str) -> Result<Vec<Captured>, ApplyError> {
     let Some(link) = nl.link_by_name(name).await? else { return Ok(Vec::new()) };
     let mut out = Vec::new();
-    let owned = sh.owned.lock().unwrap().clone();
+    // Pins as they were before this apply (the live record already holds
+    // its intentions).
+    let owned = &sh.before;
     for hook in [Hook::Ingress, Hook::Egress, Hook::Primary, Hook::Peer] {
         let Ok(chain) = HookRef::new(link.index, hook).query() else { continue };
         for slot in chain.slots {

@@ -545,13 +545,15 @@ impl Planner<'_> {
         let mut current: BTreeMap<String, (u32, u32, usize)> = BTreeMap::new();
         let mut removals = Vec::new();
         let mut owned_links: BTreeSet<u32> = BTreeSet::new();
-        for (key, rec) in self.owned.links.iter().filter(|(k, _)| &k.device == device && k.hook == hook.name()) {
+        // A device about to be created again starts empty; its records are
+        // replaced as its programs are attached.
+        let records = self.owned.links.keys().filter(|k| &k.device == device && k.hook == hook.name() && !fresh);
+        for key in records {
             let live = self.live_link(key, hook);
             let pos = live.and_then(|id| now.slots.iter().position(|s| s.link_id == Some(id)));
             match (live, pos) {
                 (Some(id), Some(pos)) => {
                     owned_links.insert(id);
-                    let _ = rec;
                     current.insert(key.name.clone(), (id, now.slots[pos].prog_id, pos));
                 }
                 // A pin whose link is gone (defunct, or another hook's): stale.

@@ -1,0 +1,261 @@
+//! `netkit apply` with netkit pairs against a real kernel (VM): pods behind
+//! pairs whose peers live in their own namespaces, chains on the primary and
+//! peer hooks, live changes, fixed attributes refused or recreated, --prune,
+//! export | apply, and rollback at every pair step kind of a multi-device
+//! apply, checked by iproute2 (`ip -d -j link show`) and BPF_PROG_QUERY.
+
+mod common;
+
+use std::process::Output;
+
+use common::{Bpffs, TestNs, apply::Files, stderr, stdout, witness};
+use serde_json::Value;
+
+struct Node {
+    ns: TestNs,
+    pods: Vec<TestNs>,
+    bpffs: Bpffs,
+    files: Files,
+}
+
+impl Node {
+    fn new(tag: &str, pods: usize) -> Self {
+        Self {
+            ns: TestNs::new(tag),
+            pods: (0..pods).map(|i| TestNs::pod(&format!("{tag}p{i}"))).collect(),
+            bpffs: Bpffs::new(),
+            files: Files::new(),
+        }
+    }
+
+    fn run(&self, verb: &str, spec: &str, extra: &[&str], fault: Option<&str>) -> Output {
+        let path = self.files.spec(spec);
+        let state = self.files.state();
+        let bpffs = self.bpffs.arg();
+        let mut args = vec!["-n", self.ns.name.as_str(), "--bpffs", &bpffs, verb, "-f", &path, "--state", &state];
+        args.extend_from_slice(extra);
+        let mut cmd = common::netkit();
+        cmd.args(&args);
+        if let Some(f) = fault {
+            cmd.env("NETKIT_FAULT", f);
+        }
+        cmd.output().expect("netkit runs")
+    }
+
+    fn apply(&self, spec: &str, extra: &[&str]) -> String {
+        let o = self.run("apply", spec, extra, None);
+        assert!(o.status.success(), "apply failed:\n{}{}", stdout(&o), stderr(&o));
+        stdout(&o)
+    }
+
+    fn diff(&self, spec: &str, extra: &[&str]) -> (i32, Vec<String>) {
+        let mut args = vec!["-j"];
+        args.extend_from_slice(extra);
+        let o = self.run("diff", spec, &args, None);
+        let plan: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+        let steps = plan["steps"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|s| format!("{} {}", s["action"].as_str().unwrap(), s["object"].as_str().unwrap()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        (o.status.code().unwrap(), steps)
+    }
+
+    /// The witness's view of the node: every netkit device with the
+    /// attributes iproute2 reports, the peers in the pods, and every
+    /// netkit hook's chain of program ids.
+    fn state(&self) -> Value {
+        let ip = common::ip_bin();
+        let dump = |ns: &TestNs| -> Vec<Value> {
+            let o = ns.exec(&ip, &["-d", "-j", "link", "show"]);
+            let mut all: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
+            // By name: a pair restored after a rollback has a new ifindex.
+            all.sort_by_key(|l| l["ifname"].as_str().unwrap_or_default().to_string());
+            all.into_iter()
+                .filter(|l| l["linkinfo"]["info_kind"] == "netkit")
+                .map(|l| {
+                    let d = &l["linkinfo"]["info_data"];
+                    serde_json::json!({
+                        "name": l["ifname"], "ifindex": l["ifindex"], "mtu": l["mtu"],
+                        "up": l["flags"].as_array().unwrap().iter().any(|f| f == "UP"),
+                        "mode": d["mode"], "policy": d["policy"], "peer_policy": d["peer_policy"],
+                    })
+                })
+                .collect()
+        };
+        let mut chains = Vec::new();
+        for dev in dump(&self.ns) {
+            let name = dev["name"].as_str().unwrap().to_string();
+            for hook in ["primary", "peer"] {
+                let c = witness::chain(&self.ns, &name, witness::attach_type(hook));
+                chains.push(serde_json::json!({"dev": name, "hook": hook, "progs": c.slots.iter().map(|s| s.0).collect::<Vec<_>>()}));
+            }
+        }
+        serde_json::json!({
+            "node": dump(&self.ns),
+            "pods": self.pods.iter().map(dump).collect::<Vec<_>>(),
+            "chains": chains,
+        })
+    }
+}
+
+fn pods(node: &Node, peer_policy_b: &str, extra_a: &str) -> String {
+    format!(
+        "
+pairs:
+  - name: nka
+    mtu: 1400{extra_a}
+    peer: {{name: eth0, netns: {p0}}}
+  - name: nkb
+    peer: {{name: eth0, netns: {p1}, policy: {peer_policy_b}}}
+chains:
+  - device: nka
+    hook: peer
+    programs:
+      - {{name: fw, program: firewall, rules: ['src 10.0.0.9 deny']}}
+      - {{name: p, program: pass}}
+  - device: nkb
+    hook: primary
+    programs:
+      - {{name: p, program: pass}}
+",
+        p0 = node.pods[0].name,
+        p1 = node.pods[1].name,
+    )
+}
+
+#[test]
+fn pods_behind_pairs_converge_and_change_minimally() {
+    require_netkit!();
+    let node = Node::new("apn", 2);
+    let spec = pods(&node, "pass", "");
+    assert_eq!(node.diff(&spec, &[]).0, 2);
+    node.apply(&spec, &[]);
+    // The witnesses: the pairs exist, the peers live in the pods.
+    assert_eq!(node.ns.ip_link("nka")["mtu"], 1400);
+    assert_eq!(node.pods[0].ip_link("eth0")["linkinfo"]["info_kind"], "netkit");
+    assert_eq!(node.pods[1].ip_link("eth0")["linkinfo"]["info_kind"], "netkit");
+    let first = node.state();
+    assert_eq!(first["chains"].to_string().matches("progs").count(), 4);
+
+    assert_eq!(node.diff(&spec, &[]), (0, vec![]), "nothing to do");
+    assert!(node.apply(&spec, &[]).contains("no changes"));
+    assert_eq!(node.state(), first, "same devices, same programs");
+
+    // A live attribute: changed in place.
+    let drop = pods(&node, "drop", "");
+    assert_eq!(node.diff(&drop, &[]), (2, vec!["change pair nkb".to_string()]));
+    node.apply(&drop, &[]);
+    let changed = node.state();
+    assert_eq!(changed["node"][1]["ifindex"], first["node"][1]["ifindex"], "the same pair");
+    assert_eq!(changed["node"][1]["peer_policy"], "blackhole", "{changed}");
+    assert_eq!(changed["chains"], first["chains"]);
+
+    // A fixed attribute: refused with the reason, then replaced on request.
+    let l2 = pods(&node, "drop", "\n    mode: l2");
+    let o = node.run("apply", &l2, &[], None);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("mode is l3 (the spec says l2)") && err.contains("--recreate"), "{err}");
+    assert_eq!(node.state(), changed, "nothing changed");
+    assert_eq!(node.diff(&l2, &["--recreate"]).1, ["recreate pair nka", "attach nka peer fw", "attach nka peer p"]);
+    node.apply(&l2, &["--recreate"]);
+    assert_eq!(node.ns.ip_link("nka")["linkinfo"]["info_data"]["mode"], "l2");
+    assert_eq!(node.diff(&l2, &[]).0, 0);
+    let fw = node.ns.json(&["--bpffs", &node.bpffs.arg(), "firewall", "list", "nka", "peer", "fw"]);
+    assert_eq!(fw[0]["rule"], "src 10.0.0.9/32 deny", "the rules came back with the program: {fw}");
+
+    // export | apply is a no-op, pairs included.
+    let exported = node.ns.ok(&["--bpffs", &node.bpffs.arg(), "export", "--state", &node.files.state()]);
+    assert!(exported.contains("name: nka") && exported.contains("mode: l2"), "{exported}");
+    assert_eq!(node.diff(&exported, &[]), (0, vec![]), "{exported}");
+
+    // A pod leaves the spec: --prune deletes its pair; the other is untouched.
+    let only_a = l2.split("  - name: nkb").next().unwrap().to_string()
+        + "chains:\n  - device: nka\n    hook: peer\n    programs:\n      - {name: fw, program: firewall, rules: ['src 10.0.0.9 deny']}\n      - {name: p, program: pass}\n";
+    let kept = node.state();
+    assert_eq!(node.diff(&only_a, &[]).0, 0, "without --prune the pair stays managed");
+    assert_eq!(node.diff(&only_a, &["--prune"]), (2, vec!["delete pair nkb".to_string()]));
+    node.apply(&only_a, &["--prune"]);
+    let after = node.state();
+    assert_eq!(after["node"].as_array().unwrap().len(), 1);
+    assert_eq!(after["node"][0], kept["node"][0]);
+    assert!(node.pods[1].ip(&["link", "show", "eth0"]).status.code() != Some(0), "the pod's end went too");
+    assert!(!node.files.record().to_string().contains("nkb"), "{}", node.files.record());
+}
+
+#[test]
+fn a_failure_at_any_pair_step_leaves_the_node_as_it_was() {
+    require_netkit!();
+    let node = Node::new("apr", 3);
+    let pair = |name: &str, pod: usize, policy: &str| {
+        format!("  - name: {name}\n    peer: {{name: eth0, netns: {}, policy: {policy}}}\n", node.pods[pod].name)
+    };
+    let chain =
+        |name: &str| format!("  - device: {name}\n    hook: peer\n    programs:\n      - {{name: p, program: pass}}\n");
+    // Before: nka and nkb. After: nka changed, nkb gone (--prune), nkc new,
+    // and nka recreated (mode) when --recreate is given.
+    let base = format!(
+        "pairs:\n{}{}chains:\n{}{}",
+        pair("nka", 0, "pass"),
+        pair("nkb", 1, "pass"),
+        chain("nka"),
+        chain("nkb")
+    );
+    let target = format!(
+        "pairs:\n{}{}chains:\n{}{}",
+        pair("nka", 0, "drop"),
+        pair("nkc", 2, "pass"),
+        chain("nka"),
+        chain("nkc")
+    );
+    let recreate = target.replacen("  - name: nka\n", "  - name: nka\n    mode: l2\n", 1);
+    node.apply(&base, &[]);
+    let before = node.state();
+    for (fault, spec, extra) in [
+        ("apply:create", &target, vec!["--prune"]),
+        ("apply:change", &target, vec!["--prune"]),
+        ("apply:attach", &target, vec!["--prune"]),
+        ("apply:delete", &target, vec!["--prune"]),
+        ("apply:recreate", &recreate, vec!["--prune", "--recreate"]),
+        ("apply:attach:2", &recreate, vec!["--prune", "--recreate"]),
+    ] {
+        let o = node.run("apply", spec, &extra, Some(fault));
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{fault}: {}", stdout(&o));
+        assert!(err.contains("failure injected") && err.contains("rolled back"), "{fault}: {err}");
+        let now = node.state();
+        // A pair deleted and restored, or recreated and restored, has a new
+        // ifindex; everything else must be as it was.
+        let strip = |mut v: Value| {
+            for l in v["node"].as_array_mut().unwrap() {
+                l.as_object_mut().unwrap().remove("ifindex");
+            }
+            for pod in v["pods"].as_array_mut().unwrap() {
+                for l in pod.as_array_mut().unwrap() {
+                    l.as_object_mut().unwrap().remove("ifindex");
+                }
+            }
+            v
+        };
+        assert_eq!(strip(now.clone()), strip(before.clone()), "{fault}: {err}");
+        if !fault.contains("delete") && !spec.contains("mode: l2") {
+            assert_eq!(now, before, "{fault}: the same devices");
+        }
+        let d = node.run("diff", &base, &[], None);
+        assert_eq!(
+            d.status.code(),
+            Some(0),
+            "{fault}: apply still owns the base state: {}{}\nrecord: {}\nstate: {}\napply said: {err}",
+            stdout(&d),
+            stderr(&d),
+            node.files.record(),
+            node.state()
+        );
+    }
+    node.apply(&target, &["--prune"]);
+    assert_eq!(node.diff(&target, &[]).0, 0);
+}
