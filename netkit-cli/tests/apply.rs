@@ -53,6 +53,9 @@ impl T {
         let o = self.run("diff", spec, &args, None);
         let code = o.status.code().unwrap();
         let plan = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
+        if code != 1 {
+            common::json_shape::check("diff", &plan);
+        }
         (code, plan)
     }
 
@@ -109,6 +112,10 @@ fn apply_is_idempotent_minimal_and_leaves_foreign_links_alone() {
     assert_eq!((code, steps(&plan).len()), (0, 0), "{plan}");
     assert!(t.apply(BASE, &[]).contains("no changes"));
     assert_eq!(t.env.chain(Hook::Ingress), (rev, first.clone()));
+    let o = t.run("apply", BASE, &["-j"], None);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    common::json_shape::check("apply", &report);
+    assert_eq!(report["steps"], serde_json::json!([]));
 
     // A foreign link, put first by another tool, is shown and stays.
     t.env.ok(&["attach", "dev0", "ingress", "pass", "--pin", "theirs", "--first"]);
@@ -339,4 +346,52 @@ fn apply_killed_mid_way_converges_on_the_next_run() {
     for hook in [Hook::Ingress, Hook::Egress] {
         assert_eq!(names(hook), ["c", "p1", "fw", "u", "n"], "{hook}: every program pinned, in spec order");
     }
+}
+
+#[test]
+fn watch_follows_the_file_repairs_drift_and_stops_on_sigterm() {
+    require_root!();
+    let t = T::new("apw");
+    let path = t.files.dir.join("watched.yaml");
+    std::fs::write(&path, BASE).unwrap();
+    let state = t.files.state();
+    let mut child = t
+        .env
+        .command(&["-j", "apply", "--watch", "--interval", "1", "-f", path.to_str().unwrap(), "--state", &state])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")));
+        }
+    });
+    let next = |what: &str| {
+        rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap_or_else(|_| panic!("no log line for {what}"))
+    };
+    let first: Vec<serde_json::Value> = (0..3).map(|_| next("the first apply")).collect();
+    assert!(first.iter().all(|l| l["action"] == "attach" && l["ts"].is_f64()), "{first:?}");
+
+    // The file is replaced (as a ConfigMap update does): one update.
+    let tmp = t.files.dir.join("watched.new");
+    std::fs::write(&tmp, BASE.replace("default=allow", "default=deny")).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    let l = next("the changed file");
+    assert_eq!((l["action"].as_str(), l["object"].as_str()), (Some("update"), Some("dev0 ingress fw")), "{l}");
+
+    // Drift: someone detaches a managed link; the next interval puts it back.
+    t.env.ok(&["detach", "dev0", "ingress", "a"]);
+    let l = next("the repair");
+    assert_eq!((l["action"].as_str(), l["object"].as_str()), (Some("attach"), Some("dev0 ingress a")), "{l}");
+
+    let before = t.slots(Hook::Ingress);
+    // SAFETY: signals a child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "a clean exit on SIGTERM: {status}");
+    assert_eq!(t.slots(Hook::Ingress), before, "the state stays as last applied");
+    assert_eq!(t.diff(&BASE.replace("default=allow", "default=deny"), &[]).0, 0);
 }

@@ -714,4 +714,20 @@ chains:
         }
         assert_eq!(m.len(), want.len(), "{m:#?}");
     }
+
+    #[test]
+    fn the_specs_the_readme_and_deploy_show_are_valid() {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
+        let start = readme.find("```yaml\npairs:").expect("the README shows a spec");
+        let text = &readme[start + "```yaml\n".len()..];
+        let text = &text[..text.find("```").unwrap()];
+        let spec = parse("README.md", text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((spec.pairs.len(), spec.chains.len()), (1, 2));
+        let deploy = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/daemonset.yaml"));
+        let body = deploy.split("spec.yaml: |\n").nth(1).unwrap().split("---").next().unwrap();
+        let text: String =
+            body.lines().map(|l| l.strip_prefix("    ").unwrap_or(l)).map(|l| format!("{l}\n")).collect();
+        let spec = parse("deploy/daemonset.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(spec.chains[0].entries.len(), 2);
+    }
 }
