@@ -12,6 +12,10 @@
 //!   63 `next` programs.
 //! - `netlink`: netkit pair create and delete, 100 pairs, library against a
 //!   single rtnetlink request (run in the VM).
+//! - `apply`: 1000 veth devices with a chain of 2 programs on tcx ingress:
+//!   `netkit apply` against one `netkit attach` process per attachment, and
+//!   against the bare calls from one process with the same parallelism; a
+//!   re-apply that changes nothing against `netkit export`.
 //!
 //! All of it needs root; the first three need tcx, the last netkit.
 
@@ -42,8 +46,9 @@ fn main() {
         Some("dataplane") => dataplane(&PathBuf::from(args.get(1).expect("dataplane DIR"))),
         Some("chain") => chain(),
         Some("netlink") => netlink(),
+        Some("apply") => apply(),
         _ => {
-            eprintln!("usage: bench control | dataplane DIR | chain | netlink");
+            eprintln!("usage: bench control | dataplane DIR | chain | netlink | apply");
             std::process::exit(2);
         }
     };
@@ -170,6 +175,19 @@ mod floor {
             old_prog_fd: 0,
         };
         assert_eq!(bpf(29, &mut a), 0, "BPF_LINK_UPDATE: {}", std::io::Error::last_os_error());
+    }
+
+    #[repr(C)]
+    struct ObjPin {
+        pathname: u64,
+        bpf_fd: u32,
+        file_flags: u32,
+    }
+
+    pub fn obj_pin(fd: BorrowedFd<'_>, path: &std::path::Path) {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        let mut a = ObjPin { pathname: c.as_ptr() as u64, bpf_fd: fd.as_raw_fd() as u32, file_flags: 0 };
+        assert_eq!(bpf(6, &mut a), 0, "BPF_OBJ_PIN {}: {}", path.display(), std::io::Error::last_os_error());
     }
 
     pub fn link_detach(link: BorrowedFd<'_>) {
@@ -303,14 +321,7 @@ fn control() -> Value {
         }
         (0..500).flat_map(|i| [format!("va{i}"), format!("vb{i}")]).collect()
     });
-    let ifindexes: Vec<u32> = rt.block_on(async {
-        let nl = Netlink::connect().unwrap();
-        let mut out = Vec::new();
-        for n in &names {
-            out.push(nl.link_by_name(n).await.unwrap().unwrap().index);
-        }
-        out
-    });
+    let ifindexes = ifindexes_of(&rt, &names);
     let p1 = bpf::prog_load_sched_cls("bench_next", &bpf::insns_return(-1)).unwrap();
     let p2 = bpf::prog_load_sched_cls("bench_pass", &bpf::insns_return(0)).unwrap();
     let id = |fd: &OwnedFd| bpf::prog_info(fd.as_fd()).unwrap().0.id;
@@ -369,6 +380,18 @@ fn control() -> Value {
     let _ = Command::new("umount").arg(&bpffs).status();
     let _ = std::fs::remove_dir(&bpffs);
     json!({ "suite": "control", "sizes": sizes, "query_1000_devices_ms": median(runs) })
+}
+
+/// The ifindexes of `names` in the current namespace.
+fn ifindexes_of(rt: &tokio::runtime::Runtime, names: &[String]) -> Vec<u32> {
+    rt.block_on(async {
+        let nl = Netlink::connect().unwrap();
+        let mut out = Vec::new();
+        for n in names {
+            out.push(nl.link_by_name(n).await.unwrap().unwrap().index);
+        }
+        out
+    })
 }
 
 fn nl_handle(nl: &Netlink) -> rtnetlink::Handle {
@@ -626,5 +649,166 @@ fn netlink() -> Value {
             "library_us": { "create": lc, "delete": ld },
             "ratio": { "create": lc / fc, "delete": ld / fd },
         })
+    })
+}
+
+/// The devices of the apply benchmark: `n` veth ends (n/2 pairs), made with
+/// one `ip -batch`, in the bench namespace.
+fn apply_devices(ns: &str, n: usize) -> Vec<String> {
+    let mut batch = String::new();
+    for i in 0..n / 2 {
+        batch += &format!("link add xa{i} type veth peer name xb{i}\n");
+    }
+    let mut child = Command::new("ip")
+        .args(["-n", ns, "-batch", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("ip runs");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), batch.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success(), "creating the veth devices");
+    (0..n / 2).flat_map(|i| [format!("xa{i}"), format!("xb{i}")]).collect()
+}
+
+/// Every device gone (their links with them), every pin and the record removed.
+fn apply_reset(ns: &str, n: usize, bpffs: &std::path::Path, state: &std::path::Path) -> Vec<String> {
+    let mut batch = String::new();
+    for i in 0..n / 2 {
+        batch += &format!("link del xa{i}\n");
+    }
+    let mut child = Command::new("ip")
+        .args(["-n", ns, "-force", "-batch", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ip runs");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), batch.as_bytes()).unwrap();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(bpffs.join("netkit"));
+    let _ = std::fs::remove_file(state);
+    apply_devices(ns, n)
+}
+
+fn attachments(ns: &str) -> usize {
+    let out = Command::new(env!("CARGO_BIN_EXE_netkit")).args(["-n", ns, "-j", "query"]).output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v.as_array().unwrap().iter().map(|h| h["programs"].as_array().unwrap().len()).sum()
+}
+
+fn apply() -> Value {
+    const DEVICES: usize = 1000;
+    const JOBS: usize = 8;
+    let ns = BenchNs::new("ap");
+    let bpffs = std::env::temp_dir().join(format!("nkbench-apply-{}", std::process::id()));
+    std::fs::create_dir_all(&bpffs).unwrap();
+    assert!(Command::new("mount").args(["-t", "bpf", "bpf"]).arg(&bpffs).status().unwrap().success());
+    let state = bpffs.with_extension("state.json");
+    let bpffs_s = bpffs.display().to_string();
+    let state_s = state.display().to_string();
+    let names = apply_devices(&ns.0, DEVICES);
+    let mut spec = String::from("chains:\n");
+    for n in &names {
+        spec += &format!(
+            "  - device: {n}\n    hook: ingress\n    programs:\n      - {{name: a, program: pass}}\n      - {{name: b, program: counter}}\n"
+        );
+    }
+    let spec_path = bpffs.with_extension("spec.yaml");
+    std::fs::write(&spec_path, &spec).unwrap();
+    let netkit = |args: &[&str]| -> f64 {
+        let t = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_netkit"))
+            .args(["-n", &ns.0, "--bpffs", &bpffs_s])
+            .args(args)
+            .output()
+            .unwrap();
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        assert!(out.status.success(), "netkit {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        ms
+    };
+    let spec_s = spec_path.display().to_string();
+    let apply_args = ["apply", "-f", &spec_s, "--state", &state_s, "--jobs", "8"];
+
+    // apply from nothing, and the re-apply and export of its result.
+    let (mut apply_ms, mut reapply_ms, mut export_ms) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..3 {
+        eprintln!("apply: round {round}");
+        apply_reset(&ns.0, DEVICES, &bpffs, &state);
+        apply_ms.push(netkit(&apply_args));
+        assert_eq!(attachments(&ns.0), 2 * DEVICES, "apply attached every program");
+        reapply_ms.push(netkit(&apply_args));
+        export_ms.push(netkit(&["export", "--state", &state_s]));
+    }
+
+    // The script a user writes today: one process per attachment.
+    eprintln!("apply: one netkit attach per program");
+    apply_reset(&ns.0, DEVICES, &bpffs, &state);
+    let t = Instant::now();
+    for n in &names {
+        netkit(&["attach", n, "ingress", "pass", "--pin", "a"]);
+        netkit(&["attach", n, "ingress", "counter", "--pin", "b"]);
+    }
+    let script_ms = t.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(attachments(&ns.0), 2 * DEVICES);
+
+    // The floor: the same programs loaded once, links created and pinned
+    // from one process on JOBS threads.
+    // Rounds 0-2 on JOBS threads; round 3 on one thread, to show whether
+    // the kernel lets changes of different hooks overlap at all.
+    let (mut floor_ms, mut floor_serial_ms) = (Vec::new(), 0.0);
+    for round in 0..4 {
+        let threads = if round < 3 { JOBS } else { 1 };
+        eprintln!("apply: floor round {round} ({threads} threads)");
+        let names = apply_reset(&ns.0, DEVICES, &bpffs, &state);
+        let ifindexes = ifindexes_of(&runtime(), &names);
+        let t = Instant::now();
+        let load = |name: &str| programs::load(&ProgSpec::Bundled(name.into()), &LoadOptions::default()).unwrap();
+        let (pass, counter) = (load("pass"), load("counter"));
+        let root = bpffs.join("netkit/links").join(&ns.0);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let Some(ifindex) = ifindexes.get(i) else { break };
+                        let dir = root.join(&names[i]).join("ingress");
+                        std::fs::create_dir_all(&dir).unwrap();
+                        for (prog, pin) in [(&pass, "a"), (&counter, "b")] {
+                            let link = floor::link_create(prog.fd.as_fd(), *ifindex, bpf::BPF_TCX_INGRESS);
+                            floor::obj_pin(link.as_fd(), &dir.join(pin));
+                        }
+                    }
+                });
+            }
+        });
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        if threads == 1 {
+            floor_serial_ms = ms;
+        } else {
+            floor_ms.push(ms);
+        }
+        assert_eq!(attachments(&ns.0), 2 * DEVICES);
+    }
+    // The namespace goes with `ns`, and the devices and links with it.
+    let _ = std::fs::remove_file(&state);
+    let _ = Command::new("umount").arg(&bpffs).status();
+    let _ = std::fs::remove_dir(&bpffs);
+    let _ = std::fs::remove_file(&spec_path);
+    let (apply_ms, reapply_ms, export_ms, floor_ms) =
+        (median(apply_ms), median(reapply_ms), median(export_ms), median(floor_ms));
+    json!({
+        "suite": "apply",
+        "devices": DEVICES,
+        "attachments": 2 * DEVICES,
+        "jobs": JOBS,
+        "apply_ms": apply_ms,
+        "script_ms": script_ms,
+        "floor_ms": floor_ms,
+        "floor_one_thread_ms": floor_serial_ms,
+        "script_over_floor": script_ms / floor_ms,
+        "reapply_ms": reapply_ms,
+        "export_ms": export_ms,
+        "script_over_apply": script_ms / apply_ms,
+        "apply_over_floor": apply_ms / floor_ms,
+        "reapply_over_export": reapply_ms / export_ms,
     })
 }

@@ -29,21 +29,11 @@ impl T {
     }
 
     fn run(&self, verb: &str, spec: &str, extra: &[&str], fault: Option<&str>) -> Output {
-        let path = self.files.spec(spec);
-        let state = self.files.state();
-        let mut args = vec![verb, "-f", &path, "--state", &state];
-        args.extend_from_slice(extra);
-        let mut cmd = self.env.command(&args);
-        if let Some(f) = fault {
-            cmd.env("NETKIT_FAULT", f);
-        }
-        cmd.output().expect("netkit runs")
+        self.files.run(self.env.command(&[]), verb, spec, extra, fault)
     }
 
     fn apply(&self, spec: &str, extra: &[&str]) -> String {
-        let o = self.run("apply", spec, extra, None);
-        assert!(o.status.success(), "apply failed:\n{}{}", stdout(&o), stderr(&o));
-        stdout(&o)
+        self.files.apply(self.env.command(&[]), spec, extra)
     }
 
     /// (exit code, plan as JSON).
@@ -394,4 +384,30 @@ fn watch_follows_the_file_repairs_drift_and_stops_on_sigterm() {
     assert!(status.success(), "a clean exit on SIGTERM: {status}");
     assert_eq!(t.slots(Hook::Ingress), before, "the state stays as last applied");
     assert_eq!(t.diff(&BASE.replace("default=allow", "default=deny"), &[]).0, 0);
+}
+
+#[test]
+fn a_program_from_a_file_that_changed_is_exported_as_a_reference_and_kept() {
+    require_root!();
+    let Some(object) = common::hooks::c_object() else {
+        common::skip("no C test object (clang)");
+        return;
+    };
+    let t = T::new("apx");
+    let copy = t.files.dir.join("prog.o");
+    std::fs::copy(&object, &copy).unwrap();
+    let spec = format!(
+        "chains:\n  - device: dev0\n    hook: ingress\n    programs:\n      - {{name: a, program: pass}}\n      - {{name: mine, program: 'file:{}:count_ingress'}}\n",
+        copy.display()
+    );
+    t.apply(&spec, &[]);
+    let before = t.slots(Hook::Ingress);
+    assert!(t.env.ok(&["export", "--state", &t.files.state()]).contains("program: file:"));
+    // The file goes away: export can no longer say what the link runs.
+    std::fs::remove_file(&copy).unwrap();
+    let exported = t.env.ok(&["export", "--state", &t.files.state()]);
+    assert!(exported.contains(&format!("ref: link:{}", before[1].link.unwrap())), "{exported}");
+    assert_eq!(t.diff(&exported, &[]).0, 0, "the reference keeps the link: {exported}");
+    assert!(t.apply(&exported, &[]).contains("no changes"));
+    assert_eq!(t.slots(Hook::Ingress), before);
 }

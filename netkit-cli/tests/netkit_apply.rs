@@ -28,24 +28,18 @@ impl Node {
         }
     }
 
-    fn run(&self, verb: &str, spec: &str, extra: &[&str], fault: Option<&str>) -> Output {
-        let path = self.files.spec(spec);
-        let state = self.files.state();
-        let bpffs = self.bpffs.arg();
-        let mut args = vec!["-n", self.ns.name.as_str(), "--bpffs", &bpffs, verb, "-f", &path, "--state", &state];
-        args.extend_from_slice(extra);
+    fn command(&self) -> std::process::Command {
         let mut cmd = common::netkit();
-        cmd.args(&args);
-        if let Some(f) = fault {
-            cmd.env("NETKIT_FAULT", f);
-        }
-        cmd.output().expect("netkit runs")
+        cmd.args(["-n", self.ns.name.as_str(), "--bpffs", &self.bpffs.arg()]);
+        cmd
+    }
+
+    fn run(&self, verb: &str, spec: &str, extra: &[&str], fault: Option<&str>) -> Output {
+        self.files.run(self.command(), verb, spec, extra, fault)
     }
 
     fn apply(&self, spec: &str, extra: &[&str]) -> String {
-        let o = self.run("apply", spec, extra, None);
-        assert!(o.status.success(), "apply failed:\n{}{}", stdout(&o), stderr(&o));
-        stdout(&o)
+        self.files.apply(self.command(), spec, extra)
     }
 
     fn diff(&self, spec: &str, extra: &[&str]) -> (i32, Vec<String>) {

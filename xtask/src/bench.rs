@@ -18,7 +18,7 @@ use crate::{build, kernels, kernels::KernelSpec, setup, util, vm::Guest};
 
 #[derive(Debug, clap::Args)]
 pub struct Options {
-    /// Only these suites (control, dataplane, chain, netlink); default: all.
+    /// Only these suites (control, dataplane, chain, apply, netlink); default: all.
     #[arg(long)]
     pub only: Vec<String>,
     /// Kernel for the netlink suite in the VM.
@@ -121,7 +121,7 @@ pub fn run(opts: &Options) -> Result<ExitCode> {
     }
     let want = |s: &str| opts.only.is_empty() || opts.only.iter().any(|o| o == s);
     let mut results = serde_json::Map::new();
-    if want("control") || want("dataplane") || want("chain") {
+    if want("control") || want("dataplane") || want("chain") || want("apply") {
         let exe = bench_executable(None)?;
         if want("control") {
             results.insert("control".into(), run_suite(&exe, &["control"])?);
@@ -132,6 +132,9 @@ pub fn run(opts: &Options) -> Result<ExitCode> {
         }
         if want("chain") {
             results.insert("chain".into(), run_suite(&exe, &["chain"])?);
+        }
+        if want("apply") {
+            results.insert("apply".into(), run_suite(&exe, &["apply"])?);
         }
     }
     if want("netlink") {
@@ -328,6 +331,57 @@ pub fn markdown(report: &Value) -> (String, usize) {
             s,
             "\n- one program adds less than the run-to-run noise of the send path; 8 and 63 show the per-program cost\n"
         );
+    }
+    if let Some(a) = r.get("apply") {
+        let _ = writeln!(
+            s,
+            "**Declarative apply** ({} veth devices, a chain of 2 programs on each one's tcx ingress: {} attachments; --jobs {})\n",
+            a["devices"], a["attachments"], a["jobs"]
+        );
+        let _ = writeln!(s, "| how | time | ratio |");
+        let _ = writeln!(s, "|---|---:|---:|");
+        let ms = |v: &Value| format!("{:.0} ms", f(v));
+        let _ = writeln!(s, "| `netkit apply` from nothing | {} | |", ms(&a["apply_ms"]));
+        let _ = writeln!(
+            s,
+            "| one `netkit attach` process per attachment | {} | {:.1}x apply |",
+            ms(&a["script_ms"]),
+            f(&a["script_over_apply"])
+        );
+        let _ = writeln!(
+            s,
+            "| floor: bare link create + pin, one process, same threads | {} | apply {:.2}x |",
+            ms(&a["floor_ms"]),
+            f(&a["apply_over_floor"])
+        );
+        if a.get("floor_one_thread_ms").is_some() {
+            let _ = writeln!(
+                s,
+                "| floor on one thread | {} | {:.2}x the threaded floor |",
+                ms(&a["floor_one_thread_ms"]),
+                f(&a["floor_one_thread_ms"]) / f(&a["floor_ms"])
+            );
+        }
+        let _ = writeln!(s, "| `netkit apply` again (no change) | {} | |", ms(&a["reapply_ms"]));
+        let _ = writeln!(
+            s,
+            "| `netkit export` of the same state | {} | re-apply {:.2}x |",
+            ms(&a["export_ms"]),
+            f(&a["reapply_over_export"])
+        );
+        let mut target = |name: &str, ok: bool, detail: String| {
+            if !ok {
+                missed += 1;
+            }
+            let _ = writeln!(s, "- {name}: {} ({detail})", if ok { "met" } else { "MISSED" });
+        };
+        let r1 = f(&a["script_over_apply"]);
+        target("apply at least 10x faster than one process per operation", r1 >= 10.0, format!("{r1:.1}x"));
+        let r2 = f(&a["apply_over_floor"]);
+        target("apply within 1.5x of the floor", r2 <= 1.5, format!("{r2:.2}x"));
+        let r3 = f(&a["reapply_over_export"]);
+        target("a re-apply that changes nothing within 2x of export", r3 <= 2.0, format!("{r3:.2}x"));
+        let _ = writeln!(s);
     }
     if let Some(n) = r.get("netlink") {
         let _ = writeln!(

@@ -318,17 +318,10 @@ pub(crate) fn run(plan: &Plan, record: &Record, opts: &ExecOptions, netns: Strin
     let mut failure: Option<ApplyError> = None;
 
     // Phase 1: pairs, concurrently on one connection.
-    let results = rt.block_on(async {
-        futures::stream::iter(work.pairs.iter())
-            .map(|p| async {
-                let mut u = Vec::new();
-                let r = pair_job(nl, &shared, p, &mut u).await;
-                (r, u)
-            })
-            .buffer_unordered(opts.jobs.max(1))
-            .collect::<Vec<_>>()
-            .await
-    });
+    let jobs = opts.jobs.max(1);
+    let results = rt.block_on(
+        futures::stream::iter(&work.pairs).map(|p| pair_job(nl, &shared, p)).buffer_unordered(jobs).collect(),
+    );
     collect(results, &mut undo, &mut failure);
 
     // Phase 2: chains, one job per hook, on threads.
@@ -336,7 +329,7 @@ pub(crate) fn run(plan: &Plan, record: &Record, opts: &ExecOptions, netns: Strin
         let next = AtomicUsize::new(0);
         let results: Mutex<Vec<JobResult>> = Mutex::new(Vec::new());
         std::thread::scope(|s| {
-            for _ in 0..opts.jobs.max(1).min(work.chains.len()) {
+            for _ in 0..jobs.min(work.chains.len()) {
                 s.spawn(|| {
                     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                         Ok(rt) => rt,
@@ -373,17 +366,9 @@ pub(crate) fn run(plan: &Plan, record: &Record, opts: &ExecOptions, netns: Strin
 
     // Phase 3: pairs the spec no longer has.
     if failure.is_none() {
-        let results = rt.block_on(async {
-            futures::stream::iter(work.deletions.iter())
-                .map(|d| async {
-                    let mut u = Vec::new();
-                    let r = delete_job(nl, &shared, d, &mut u).await;
-                    (r, u)
-                })
-                .buffer_unordered(opts.jobs.max(1))
-                .collect::<Vec<_>>()
-                .await
-        });
+        let results = rt.block_on(
+            futures::stream::iter(&work.deletions).map(|d| delete_job(nl, &shared, d)).buffer_unordered(jobs).collect(),
+        );
         collect(results, &mut undo, &mut failure);
     }
 
@@ -454,7 +439,13 @@ fn collect(
     }
 }
 
-async fn pair_job(nl: &Netlink, sh: &Shared<'_>, p: &PairWork, undo: &mut Vec<Undo>) -> Result<(), ApplyError> {
+async fn pair_job(nl: &Netlink, sh: &Shared<'_>, p: &PairWork) -> JobResult {
+    let mut undo = Vec::new();
+    let r = pair_steps(nl, sh, p, &mut undo).await;
+    (r, undo)
+}
+
+async fn pair_steps(nl: &Netlink, sh: &Shared<'_>, p: &PairWork, undo: &mut Vec<Undo>) -> Result<(), ApplyError> {
     match p {
         PairWork::Create(spec) => {
             sh.faults.check(Action::Create)?;
@@ -547,7 +538,13 @@ async fn capture(nl: &Netlink, sh: &Shared<'_>, name: &str) -> Result<Vec<Captur
     Ok(out)
 }
 
-async fn delete_job(nl: &Netlink, sh: &Shared<'_>, d: &PairDeletion, undo: &mut Vec<Undo>) -> Result<(), ApplyError> {
+async fn delete_job(nl: &Netlink, sh: &Shared<'_>, d: &PairDeletion) -> JobResult {
+    let mut undo = Vec::new();
+    let r = delete_steps(nl, sh, d, &mut undo).await;
+    (r, undo)
+}
+
+async fn delete_steps(nl: &Netlink, sh: &Shared<'_>, d: &PairDeletion, undo: &mut Vec<Undo>) -> Result<(), ApplyError> {
     sh.faults.check(Action::Delete)?;
     let programs = capture(nl, sh, &d.name).await?;
     nl.delete_pair(&d.name).await.map_err(|e| step_err(format!("deleting pair {}", d.name), e))?;

@@ -62,6 +62,8 @@ pub(super) async fn export(engine: &Engine<'_>, devices: &[String]) -> Result<Sp
             managed.insert(info.id, (key, rec));
         }
     }
+    // Fingerprints by program and settings, computed once each.
+    let mut known = std::collections::HashMap::new();
     for link in &links {
         let hooks: &[Hook] = if link.role() == Some(Role::Primary) {
             &[Hook::Ingress, Hook::Egress, Hook::Primary, Hook::Peer]
@@ -76,7 +78,11 @@ pub(super) async fn export(engine: &Engine<'_>, devices: &[String]) -> Result<Sp
             let mut programs = Vec::new();
             for slot in &chain.slots {
                 let entry = match slot.link_id.and_then(|id| managed.get(&id)) {
-                    Some((key, rec)) if key.device == link.name && key.hook == hook.name() => {
+                    Some((key, rec))
+                        if key.device == link.name
+                            && key.hook == hook.name()
+                            && still_made_from(rec, slot.prog_id, &mut known) =>
+                    {
                         let rules = (rec.program == "firewall").then(|| {
                             Firewall::open(slot.prog_id)
                                 .and_then(|f| f.list())
@@ -151,4 +157,41 @@ fn pair_doc(ends: &Ends) -> PairDoc {
         primary,
         peer,
     }
+}
+
+/// Whether the link's program is still what its record names: the same
+/// program apply set, from a source that still gives the same fingerprint
+/// (a file that changed or went away does not).
+fn still_made_from(
+    rec: &super::state::OwnedLink,
+    prog_id: u32,
+    known: &mut std::collections::HashMap<(String, Vec<String>), Option<String>>,
+) -> bool {
+    if rec.prog_id != Some(prog_id) {
+        return false;
+    }
+    let key = (rec.program.clone(), rec.set.clone());
+    if let Some(fp) = known.get(&key) {
+        return fp.is_some() && *fp == rec.fingerprint;
+    }
+    let fp = fingerprint_of(rec);
+    let same = fp.is_some() && fp == rec.fingerprint;
+    known.insert(key, fp);
+    same
+}
+
+/// What the record's program and settings give now.
+fn fingerprint_of(rec: &super::state::OwnedLink) -> Option<String> {
+    let prog = rec.program.parse::<crate::programs::ProgSpec>().ok()?;
+    let globals = crate::programs::globals(&prog, &rec.set).ok()?;
+    let m = super::spec::Managed {
+        place: Default::default(),
+        name: String::new(),
+        prog,
+        set: rec.set.clone(),
+        globals,
+        rules: None,
+        entries: None,
+    };
+    super::plan::fingerprint(&m).ok()
 }

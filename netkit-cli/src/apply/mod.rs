@@ -97,13 +97,13 @@ impl<'a> Engine<'a> {
 
     /// The steps that bring the node to `spec`.
     pub async fn plan(&self, spec: &Spec, opts: PlanOptions) -> Result<Plan, ApplyError> {
-        let planner = plan::Planner {
-            nl: self.nl,
-            layout: Layout::unchecked(&self.bpffs),
-            netns: netns::current_name(),
+        let planner = plan::Planner::new(
+            self.nl,
+            Layout::unchecked(&self.bpffs),
+            netns::current_name(),
             opts,
-            owned: self.record.load()?,
-        };
+            self.record.load()?,
+        );
         planner.plan(spec).await
     }
 

@@ -267,6 +267,31 @@ pub(crate) struct Planner<'a> {
     pub(crate) netns: String,
     pub(crate) opts: PlanOptions,
     pub(crate) owned: Ownership,
+    /// The records of managed links, by (device, hook name).
+    pub(crate) by_hook: BTreeMap<(String, String), Vec<LinkKey>>,
+    /// Fingerprints computed so far, by program and settings: a node runs
+    /// the same few programs on many hooks.
+    pub(crate) fingerprints: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+impl<'a> Planner<'a> {
+    pub(crate) fn new(nl: &'a Netlink, layout: Layout, netns: String, opts: PlanOptions, owned: Ownership) -> Self {
+        let mut by_hook: BTreeMap<(String, String), Vec<LinkKey>> = BTreeMap::new();
+        for key in owned.links.keys() {
+            by_hook.entry((key.device.clone(), key.hook.clone())).or_default().push(key.clone());
+        }
+        Self { nl, layout, netns, opts, owned, by_hook, fingerprints: Default::default() }
+    }
+
+    fn fingerprint(&self, m: &Managed) -> Result<String, ApplyError> {
+        let key = format!("{}\0{:?}", m.prog, m.globals);
+        if let Some(fp) = self.fingerprints.lock().unwrap().get(&key) {
+            return Ok(fp.clone());
+        }
+        let fp = fingerprint(m)?;
+        self.fingerprints.lock().unwrap().insert(key, fp.clone());
+        Ok(fp)
+    }
 }
 
 struct Mistakes(Vec<(Place, String)>);
@@ -547,7 +572,9 @@ impl Planner<'_> {
         let mut owned_links: BTreeSet<u32> = BTreeSet::new();
         // A device about to be created again starts empty; its records are
         // replaced as its programs are attached.
-        let records = self.owned.links.keys().filter(|k| &k.device == device && k.hook == hook.name() && !fresh);
+        let none = Vec::new();
+        let records = self.by_hook.get(&(device.clone(), hook.name().to_string())).unwrap_or(&none);
+        let records = records.iter().filter(|_| !fresh);
         for key in records {
             let live = self.live_link(key, hook);
             let pos = live.and_then(|id| now.slots.iter().position(|s| s.link_id == Some(id)));
@@ -593,8 +620,18 @@ impl Planner<'_> {
             })
             .collect();
         let wanted: BTreeSet<&str> = managed.iter().map(|m| m.name.as_str()).collect();
+        // A `ref` may name a link apply made (export writes one for a program
+        // whose source it can no longer name): that link is left alone too.
+        let referenced: BTreeSet<u32> = chain
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Foreign { reference: crate::hooks::refs::RefSpec::Link(id), .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
         for (name, (link_id, _, _)) in &current {
-            if !wanted.contains(name.as_str()) {
+            if !wanted.contains(name.as_str()) && !referenced.contains(link_id) {
                 let key = LinkKey { device: device.clone(), hook: hook.name().into(), name: name.clone() };
                 plan.steps.push(step(Action::Detach, key.to_string(), "no longer in the chain".into()));
                 removals.push(Removal { key, link_id: *link_id });
@@ -612,7 +649,7 @@ impl Planner<'_> {
         for (i, m) in managed.iter().enumerate() {
             let key = LinkKey { device: device.clone(), hook: hook.name().into(), name: m.name.clone() };
             let object = key.to_string();
-            let fp = fingerprint(m).map_err(|e| Mistakes(vec![(m.place, format!("{object}: {e}"))]))?;
+            let fp = self.fingerprint(m).map_err(|e| Mistakes(vec![(m.place, format!("{object}: {e}"))]))?;
             let how = match current.get(&m.name) {
                 None => {
                     if let Some(path) = Some(self.layout.link_path(&self.netns, device, hook, &m.name))

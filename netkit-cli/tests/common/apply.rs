@@ -50,13 +50,22 @@ impl Drop for Files {
     }
 }
 
-/// Runs `cmd` (a `netkit -n NS --bpffs DIR` command) with `args`.
-pub fn run(mut cmd: Command, args: &[&str]) -> Output {
-    cmd.args(args).output().expect("netkit runs")
-}
+impl Files {
+    /// `cmd VERB -f SPEC --state STATE EXTRA` (`cmd`: `netkit -n NS --bpffs
+    /// DIR`), with `NETKIT_FAULT` set when a fault is asked for.
+    pub fn run(&self, mut cmd: Command, verb: &str, spec: &str, extra: &[&str], fault: Option<&str>) -> Output {
+        let path = self.spec(spec);
+        cmd.args([verb, "-f", &path, "--state", &self.state()]).args(extra);
+        if let Some(f) = fault {
+            cmd.env("NETKIT_FAULT", f);
+        }
+        cmd.output().expect("netkit runs")
+    }
 
-pub fn ok(cmd: Command, args: &[&str]) -> String {
-    let o = run(cmd, args);
-    assert!(o.status.success(), "netkit {args:?} failed ({}):\n{}{}", o.status, stdout(&o), stderr(&o));
-    stdout(&o)
+    /// As [`Files::run`] with `apply`, expecting success; returns stdout.
+    pub fn apply(&self, cmd: Command, spec: &str, extra: &[&str]) -> String {
+        let o = self.run(cmd, "apply", spec, extra, None);
+        assert!(o.status.success(), "apply failed:\n{}{}", stdout(&o), stderr(&o));
+        stdout(&o)
+    }
 }
