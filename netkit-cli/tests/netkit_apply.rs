@@ -148,6 +148,16 @@ fn pods_behind_pairs_converge_and_change_minimally() {
     assert_eq!(changed["node"][1]["peer_policy"], "blackhole", "{changed}");
     assert_eq!(changed["chains"], first["chains"]);
 
+    // The MTU changes live too, on both ends.
+    let smaller = drop.replace("mtu: 1400", "mtu: 1300");
+    assert_eq!(node.diff(&smaller, &[]), (2, vec!["change pair nka".to_string()]));
+    node.apply(&smaller, &[]);
+    assert_eq!(node.ns.ip_link("nka")["mtu"], 1300);
+    assert_eq!(node.pods[0].ip_link("eth0")["mtu"], 1300);
+    assert_eq!(node.state()["chains"], first["chains"]);
+    node.apply(&drop, &[]);
+    let changed = node.state();
+
     // A fixed attribute: refused with the reason, then replaced on request.
     let l2 = pods(&node, "drop", "\n    mode: l2");
     let o = node.run("apply", &l2, &[], None);
