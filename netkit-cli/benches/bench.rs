@@ -16,6 +16,10 @@
 //!   `netkit apply` against one `netkit attach` process per attachment, and
 //!   against the bare calls from one process with the same parallelism; a
 //!   re-apply that changes nothing against `netkit export`.
+//! - `pods`: 100 pods (a netkit pair, the peer in the pod's own namespace, a
+//!   firewall with one rule and `pass` on the peer hook) by `netkit apply`,
+//!   by one `netkit` process per operation, and by the bare requests from one
+//!   process with the same parallelism (run in the VM).
 //!
 //! All of it needs root; the first three need tcx, the last netkit.
 
@@ -47,8 +51,9 @@ fn main() {
         Some("chain") => chain(),
         Some("netlink") => netlink(),
         Some("apply") => apply(),
+        Some("pods") => pods(),
         _ => {
-            eprintln!("usage: bench control | dataplane DIR | chain | netlink | apply");
+            eprintln!("usage: bench control | dataplane DIR | chain | netlink | apply | pods");
             std::process::exit(2);
         }
     };
@@ -715,11 +720,7 @@ fn apply() -> Value {
     std::fs::write(&spec_path, &spec).unwrap();
     let netkit = |args: &[&str]| -> f64 {
         let t = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_netkit"))
-            .args(["-n", &ns.0, "--bpffs", &bpffs_s])
-            .args(args)
-            .output()
-            .unwrap();
+        let out = Command::new(netkit_bin()).args(["-n", &ns.0, "--bpffs", &bpffs_s]).args(args).output().unwrap();
         let ms = t.elapsed().as_secs_f64() * 1e3;
         assert!(out.status.success(), "netkit {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         ms
@@ -810,5 +811,161 @@ fn apply() -> Value {
         "script_over_apply": script_ms / apply_ms,
         "apply_over_floor": apply_ms / floor_ms,
         "reapply_over_export": reapply_ms / export_ms,
+    })
+}
+
+/// The `netkit` binary the apply suites drive: the optimized one next to
+/// this bench, or in the VM the one shipped as `$NETKIT_BENCH_BIN`.
+fn netkit_bin() -> String {
+    std::env::var("NETKIT_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_netkit").to_string())
+}
+
+fn pods() -> Value {
+    const PODS: usize = 100;
+    const JOBS: usize = 8;
+    const NETKIT_PEER: u32 = 55;
+    let node = BenchNs::new("pods");
+    let pod_names: Vec<String> = (0..PODS).map(|i| format!("{}-p{i}", node.0)).collect();
+    let bpffs = std::env::temp_dir().join(format!("nkbench-pods-{}", std::process::id()));
+    std::fs::create_dir_all(&bpffs).unwrap();
+    assert!(Command::new("mount").args(["-t", "bpf", "bpf"]).arg(&bpffs).status().unwrap().success());
+    let state = bpffs.with_extension("state.json");
+    let (bpffs_s, state_s) = (bpffs.display().to_string(), state.display().to_string());
+    let bin = netkit_bin();
+    let netkit = |args: &[&str]| {
+        let out = Command::new(&bin).args(["-n", &node.0, "--bpffs", &bpffs_s]).args(args).output().unwrap();
+        assert!(out.status.success(), "netkit {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    // Every pod namespace fresh (its end of the pair goes with it), the node
+    // side gone with its peer, pins and record removed.
+    let reset = || {
+        for p in &pod_names {
+            let _ = netns::delete(p);
+            netns::create(p).unwrap();
+        }
+        let _ = std::fs::remove_dir_all(bpffs.join("netkit"));
+        let _ = std::fs::remove_file(&state);
+        // A pair goes when either end goes; wait until the node side is empty.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let rt = runtime();
+        let left = || {
+            rt.block_on(async {
+                let nl = Netlink::connect().unwrap();
+                let mut n = 0;
+                for i in 0..PODS {
+                    n += usize::from(nl.link_by_name(&format!("nk{i}")).await.unwrap().is_some());
+                }
+                n
+            })
+        };
+        while left() > 0 {
+            assert!(Instant::now() < deadline, "pairs left after the pods went");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let mut spec = String::from("pairs:\n");
+    for (i, p) in pod_names.iter().enumerate() {
+        spec += &format!("  - {{name: nk{i}, up: false, peer: {{name: eth0, netns: {p}}}}}\n");
+    }
+    spec += "chains:\n";
+    for i in 0..PODS {
+        spec += &format!(
+            "  - device: nk{i}\n    hook: peer\n    programs:\n      - {{name: fw, program: firewall, rules: ['src 10.0.0.9 deny']}}\n      - {{name: p, program: pass}}\n"
+        );
+    }
+    let spec_path = bpffs.with_extension("spec.yaml");
+    std::fs::write(&spec_path, &spec).unwrap();
+    let spec_s = spec_path.display().to_string();
+
+    eprintln!("pods: apply");
+    reset();
+    let t = Instant::now();
+    netkit(&["apply", "-f", &spec_s, "--state", &state_s, "--jobs", "8"]);
+    let apply_ms = t.elapsed().as_secs_f64() * 1e3;
+
+    eprintln!("pods: one netkit process per operation");
+    reset();
+    let t = Instant::now();
+    for (i, p) in pod_names.iter().enumerate() {
+        let dev = format!("nk{i}");
+        netkit(&["device", "add", &dev, "--peer", "eth0", "--peer-netns", p]);
+        netkit(&["attach", &dev, "peer", "firewall", "--pin", "fw"]);
+        netkit(&["firewall", "add", &dev, "peer", "src", "10.0.0.9", "deny"]);
+        netkit(&["attach", &dev, "peer", "pass", "--pin", "p"]);
+    }
+    let script_ms = t.elapsed().as_secs_f64() * 1e3;
+
+    eprintln!("pods: floor");
+    reset();
+    let rt = runtime();
+    let t = Instant::now();
+    let ifindexes: Vec<u32> = rt.block_on(async {
+        use futures::StreamExt as _;
+        use netlink_packet_route::link::{InfoData, InfoKind, InfoNetkit, NetkitMode};
+        use rtnetlink::{LinkMessageBuilder, LinkNetkit, LinkUnspec};
+        let nl = Netlink::connect().unwrap();
+        let handle = nl.handle();
+        let fds: Vec<OwnedFd> = pod_names.iter().map(|p| netns::NetnsRef::Name(p.clone()).open().unwrap()).collect();
+        futures::stream::iter(0..PODS)
+            .map(|i| {
+                let handle = handle.clone();
+                let fd = fds[i].as_raw_fd();
+                async move {
+                    let peer = LinkMessageBuilder::<LinkUnspec>::new().name("eth0".to_string()).setns_by_fd(fd).build();
+                    let msg = LinkMessageBuilder::<LinkNetkit>::new_with_info_kind(InfoKind::Netkit)
+                        .name(format!("nk{i}"))
+                        .set_info_data(InfoData::Netkit(vec![InfoNetkit::Mode(NetkitMode::L3), InfoNetkit::Peer(peer)]))
+                        .build();
+                    handle.link().add(msg).execute().await.unwrap();
+                }
+            })
+            .buffer_unordered(JOBS)
+            .collect::<Vec<()>>()
+            .await;
+        let mut out = Vec::new();
+        for i in 0..PODS {
+            out.push(nl.link_by_name(&format!("nk{i}")).await.unwrap().unwrap().index);
+        }
+        out
+    });
+    let pass = programs::load(&ProgSpec::Bundled("pass".into()), &LoadOptions::default()).unwrap();
+    let rule = Rule::parse(&["src".into(), "10.0.0.9".into(), "deny".into()]).unwrap();
+    let root = bpffs.join("netkit/links").join(&node.0);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..JOBS {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(ifindex) = ifindexes.get(i) else { break };
+                    let fw = programs::load(&ProgSpec::Bundled("firewall".into()), &LoadOptions::default()).unwrap();
+                    Firewall::open(fw.id()).unwrap().add(&rule).unwrap();
+                    let dir = root.join(format!("nk{i}")).join("peer");
+                    std::fs::create_dir_all(&dir).unwrap();
+                    for (prog, pin) in [(&fw, "fw"), (&pass, "p")] {
+                        let link = floor::link_create(prog.fd.as_fd(), *ifindex, NETKIT_PEER);
+                        floor::obj_pin(link.as_fd(), &dir.join(pin));
+                    }
+                }
+            });
+        }
+    });
+    let floor_ms = t.elapsed().as_secs_f64() * 1e3;
+    reset();
+    for p in &pod_names {
+        let _ = netns::delete(p);
+    }
+    let _ = Command::new("umount").arg(&bpffs).status();
+    let _ = std::fs::remove_dir(&bpffs);
+    let _ = std::fs::remove_file(&spec_path);
+    json!({
+        "suite": "pods",
+        "pods": PODS,
+        "jobs": JOBS,
+        "apply_ms": apply_ms,
+        "script_ms": script_ms,
+        "floor_ms": floor_ms,
+        "script_over_apply": script_ms / apply_ms,
+        "apply_over_floor": apply_ms / floor_ms,
     })
 }
