@@ -136,7 +136,7 @@ pub struct EntryDoc {
     /// The link's pin name on the hook (its identity from one apply to the next).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<Spanned<String>>,
-    /// A bundled name, file:PATH[:FUNCTION] or pinned:PATH.
+    /// A bundled name, `file:PATH[:FUNCTION]` or `pinned:PATH`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program: Option<Spanned<String>>,
     /// Settings, as `--set KEY=VALUE` takes them.
