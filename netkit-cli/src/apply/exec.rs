@@ -128,12 +128,12 @@ impl Faults {
 
     fn check(&self, action: Action) -> Result<(), ApplyError> {
         let Some((kind, n, hang)) = &self.spec else { return Ok(()) };
-        let name = format!("{action:?}").to_lowercase();
-        if *kind != name {
+        let name = action.name();
+        if kind != name {
             return Ok(());
         }
         let mut seen = self.seen.lock().unwrap();
-        let count = seen.entry(name.clone()).or_default();
+        let count = seen.entry(name.to_string()).or_default();
         *count += 1;
         if *count != *n {
             return Ok(());
@@ -459,11 +459,7 @@ async fn pair_steps(nl: &Netlink, sh: &Shared<'_>, p: &PairWork, undo: &mut Vec<
             let what = format!("changing pair {name}");
             let ends = nl.ends(name).await?.ok_or_else(|| step_err(&what, "the pair is gone"))?;
             let nk = ends.primary.netkit.clone().unwrap_or_default().settings;
-            let has_change = change.policy.is_some()
-                || change.peer_policy.is_some()
-                || !change.this.is_empty()
-                || !change.peer.is_empty();
-            if has_change {
+            if !change.is_empty() {
                 nl.set(name, change).await.map_err(|e| step_err(&what, e))?;
             }
             let back = PairChange {
@@ -495,19 +491,14 @@ async fn pair_steps(nl: &Netlink, sh: &Shared<'_>, p: &PairWork, undo: &mut Vec<
             let what = format!("recreating pair {}", spec.name);
             let programs = capture(nl, sh, &spec.name).await?;
             nl.delete_pair(&spec.name).await.map_err(|e| step_err(&what, e))?;
-            let restore = Undo::Restore { new: None, old: old.clone(), programs };
-            match nl.add_pair(spec).await {
-                Ok(view) => {
-                    let Undo::Restore { old, programs, .. } = restore else { unreachable!() };
-                    undo.push(Undo::Restore { new: Some(spec.name.clone()), old, programs });
-                    sh.owned.lock().unwrap().pairs.insert(spec.name.clone(), OwnedPair { ifindex: Some(view.ifindex) });
-                    sh.record(Action::Recreate, format!("pair {}", spec.name), format!("ifindex {}", view.ifindex));
-                }
-                Err(e) => {
-                    undo.push(restore);
-                    return Err(step_err(&what, e));
-                }
-            }
+            let created = nl.add_pair(spec).await;
+            // Undone either way: the old pair comes back, replacing the new
+            // one if it was made.
+            let new = created.as_ref().ok().map(|_| spec.name.clone());
+            undo.push(Undo::Restore { new, old: old.clone(), programs });
+            let view = created.map_err(|e| step_err(&what, e))?;
+            sh.owned.lock().unwrap().pairs.insert(spec.name.clone(), OwnedPair { ifindex: Some(view.ifindex) });
+            sh.record(Action::Recreate, format!("pair {}", spec.name), format!("ifindex {}", view.ifindex));
         }
     }
     Ok(())
@@ -754,11 +745,7 @@ async fn undo_one(nl: &Netlink, sh: &Shared<'_>, u: Undo) -> Result<(), ApplyErr
         }
         Undo::ChangeBack { name, change, primary, peer } => {
             let what = format!("restoring pair {name}");
-            if change.policy.is_some()
-                || change.peer_policy.is_some()
-                || !change.this.is_empty()
-                || !change.peer.is_empty()
-            {
+            if !change.is_empty() {
                 nl.set(&name, &change).await.map_err(|e| step_err(&what, e))?;
             }
             nl.set_mtu_state(&name, primary, peer).await.map_err(|e| step_err(&what, e))?;

@@ -184,14 +184,5 @@ fn still_made_from(
 fn fingerprint_of(rec: &super::state::OwnedLink) -> Option<String> {
     let prog = rec.program.parse::<crate::programs::ProgSpec>().ok()?;
     let globals = crate::programs::globals(&prog, &rec.set).ok()?;
-    let m = super::spec::Managed {
-        place: Default::default(),
-        name: String::new(),
-        prog,
-        set: rec.set.clone(),
-        globals,
-        rules: None,
-        entries: None,
-    };
-    super::plan::fingerprint(&m).ok()
+    super::plan::fingerprint(&prog, &globals).ok()
 }

@@ -34,7 +34,7 @@ use crate::{
     },
     os::netns,
     pins::{self, Layout},
-    programs,
+    programs::{self, ProgSpec},
 };
 
 /// What the planner may do.
@@ -68,6 +68,23 @@ pub enum Action {
     Detach,
     /// A pair is deleted (`--prune`).
     Delete,
+}
+
+impl Action {
+    /// The action's word, as `diff` shows it and the JSON says it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Change => "change",
+            Self::Recreate => "recreate",
+            Self::Attach => "attach",
+            Self::Update => "update",
+            Self::Move => "move",
+            Self::Edit => "edit",
+            Self::Detach => "detach",
+            Self::Delete => "delete",
+        }
+    }
 }
 
 /// One step of a plan, for people and for JSON.
@@ -208,9 +225,9 @@ impl Want {
 
 /// What a managed program is made from: the object's bytes, the function,
 /// the settings (or, for a pinned program, the program it names now).
-pub(crate) fn fingerprint(m: &Managed) -> Result<String, ApplyError> {
+pub(crate) fn fingerprint(prog: &ProgSpec, globals: &[(String, Vec<u8>)]) -> Result<String, ApplyError> {
     let mut h = Sha256::new();
-    match programs::prepare(&m.prog)? {
+    match programs::prepare(prog)? {
         Some(p) => {
             h.update(&p.object);
             h.update([0]);
@@ -218,11 +235,11 @@ pub(crate) fn fingerprint(m: &Managed) -> Result<String, ApplyError> {
         }
         None => {
             // pinned:PATH: the program pinned there now.
-            let loaded = programs::load(&m.prog, &Default::default())?;
-            h.update(format!("{}#{}", m.prog, loaded.id()).as_bytes());
+            let loaded = programs::load(prog, &Default::default())?;
+            h.update(format!("{prog}#{}", loaded.id()).as_bytes());
         }
     }
-    let mut globals = m.globals.clone();
+    let mut globals = globals.to_vec();
     globals.sort();
     for (k, v) in globals {
         h.update([0]);
@@ -288,7 +305,7 @@ impl<'a> Planner<'a> {
         if let Some(fp) = self.fingerprints.lock().unwrap().get(&key) {
             return Ok(fp.clone());
         }
-        let fp = fingerprint(m)?;
+        let fp = fingerprint(&m.prog, &m.globals)?;
         self.fingerprints.lock().unwrap().insert(key, fp.clone());
         Ok(fp)
     }
@@ -342,7 +359,7 @@ impl Planner<'_> {
                             ));
                             continue;
                         }
-                        if let Some(f) = self.foreign_on(&ends, &mut plan).await
+                        if let Some(f) = self.foreign_on(&ends).await
                             && !f.is_empty()
                         {
                             blocked.0.push((p.place, format!("pair {name}: recreating it would destroy programs apply does not own ({}); detach them first", f.join(", "))));
@@ -423,7 +440,7 @@ impl Planner<'_> {
                 plan.notes.push(format!("pair {name} is managed but not in the spec: kept (--prune removes it)"));
                 continue;
             }
-            if let Some(f) = self.foreign_on(&ends, &mut plan).await
+            if let Some(f) = self.foreign_on(&ends).await
                 && !f.is_empty()
             {
                 blocked.0.push((Place::default(), format!("pair {name}: --prune would delete it with programs apply does not own on its hooks ({}); detach them first", f.join(", "))));
@@ -465,8 +482,7 @@ impl Planner<'_> {
 
     /// Programs on a pair's hooks that apply does not own, as words; None
     /// when the hooks cannot be read.
-    async fn foreign_on(&self, ends: &Ends, plan: &mut Plan) -> Option<Vec<String>> {
-        let _ = plan;
+    async fn foreign_on(&self, ends: &Ends) -> Option<Vec<String>> {
         let owned: BTreeSet<u32> = self
             .owned
             .links
@@ -652,10 +668,8 @@ impl Planner<'_> {
             let fp = self.fingerprint(m).map_err(|e| Mistakes(vec![(m.place, format!("{object}: {e}"))]))?;
             let how = match current.get(&m.name) {
                 None => {
-                    if let Some(path) = Some(self.layout.link_path(&self.netns, device, hook, &m.name))
-                        && path.exists()
-                        && !fresh
-                    {
+                    let path = self.layout.link_path(&self.netns, device, hook, &m.name);
+                    if !fresh && path.exists() {
                         return Err(Mistakes(vec![(
                             m.place,
                             format!(
@@ -767,7 +781,7 @@ fn describe_pair(p: &PairSpec) -> String {
         parts.push(format!("in {ns}"));
     }
     if let Some(m) = p.settings.mode {
-        parts.push(format!("mode {}", format!("{m:?}").to_lowercase()));
+        parts.push(format!("mode {m}"));
     }
     parts.join(", ")
 }
@@ -783,16 +797,15 @@ fn fixed_differences(want: &PairSpec, ends: &Ends) -> Vec<String> {
             out.push(format!("{what} is {} (the spec says {w})", have.unwrap_or_else(|| "unknown".into())));
         }
     };
-    let lower = |v: Option<String>| v.map(|s| s.to_lowercase());
     if !ends.primary.is_netkit() {
         out.push(format!("{} is not a netkit device", ends.primary.name));
         return out;
     }
-    differs("mode", lower(want.settings.mode.map(|m| format!("{m:?}"))), lower(nk.mode.map(|m| format!("{m:?}"))));
+    differs("mode", want.settings.mode.map(|m| m.to_string()), nk.mode.map(|m| m.to_string()));
     differs(
         "pairing",
-        lower(want.settings.pairing.map(|m| format!("{m:?}"))),
-        lower(Some(format!("{:?}", nk.pairing.unwrap_or(crate::netlink::links::Pairing::Pair)))),
+        want.settings.pairing.map(|p| p.to_string()),
+        Some(nk.pairing.unwrap_or(crate::netlink::links::Pairing::Pair).to_string()),
     );
     differs("scrub", want.settings.scrub.map(|s| s.to_string()), nk.scrub.map(|s| s.to_string()));
     differs("peer.scrub", want.settings.peer_scrub.map(|s| s.to_string()), nk.peer_scrub.map(|s| s.to_string()));
@@ -808,12 +821,12 @@ fn fixed_differences(want: &PairSpec, ends: &Ends) -> Vec<String> {
     }
     // The peer's namespace: compared by identity, not by name.
     if !ends.peer_unreachable {
-        let here = ends.peer_netns.as_ref().map(|n| netns::identity_of(&n.path));
-        let want_ns = want.peer_netns.as_ref().map(|n| netns::identity_of(&n.path()));
+        let here = ends.peer_netns.as_ref().map(|n| netns::identity(&n.path));
+        let want_ns = want.peer_netns.as_ref().map(|n| netns::identity(&n.path()));
         let same = match (here, want_ns) {
             (None, None) => true,
             (Some(a), Some(b)) => a == b,
-            (None, Some(b)) => netns::identity_of(std::path::Path::new("/proc/thread-self/ns/net")) == b,
+            (None, Some(b)) => netns::identity(std::path::Path::new("/proc/thread-self/ns/net")) == b,
             (Some(_), None) => false,
         };
         if !same {
@@ -834,13 +847,13 @@ fn live_differences(want: &PairSpec, ends: &Ends) -> (PairChange, Option<u32>, b
         && nk.policy != Some(p)
     {
         change.policy = Some(p);
-        what.push(format!("primary.policy {}", format!("{p:?}").to_lowercase()));
+        what.push(format!("primary.policy {p}"));
     }
     if let Some(p) = want.settings.peer_policy
         && nk.peer_policy != Some(p)
     {
         change.peer_policy = Some(p);
-        what.push(format!("peer.policy {}", format!("{p:?}").to_lowercase()));
+        what.push(format!("peer.policy {p}"));
     }
     change.this = end_change(&want.attrs, &ends.primary, "primary", &mut what);
     if let Some(peer) = &ends.peer {
@@ -912,7 +925,6 @@ pub(crate) fn spec_of(ends: &Ends) -> PairSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::programs::ProgSpec;
 
     #[test]
     fn the_longest_run_in_order_stays() {
@@ -943,8 +955,9 @@ mod tests {
         if programs::prepare(&ProgSpec::Bundled("firewall".into())).is_err() {
             return; // a build without the bundled programs
         }
-        let a = fingerprint(&m(&[])).unwrap();
-        assert_eq!(a, fingerprint(&m(&[])).unwrap());
-        assert_ne!(a, fingerprint(&m(&["default=deny"])).unwrap());
+        let fp = |m: Managed| fingerprint(&m.prog, &m.globals).unwrap();
+        let a = fp(m(&[]));
+        assert_eq!(a, fp(m(&[])));
+        assert_ne!(a, fp(m(&["default=deny"])));
     }
 }

@@ -78,7 +78,7 @@ fn log_step(cli: &Cli, out: &mut impl Write, s: &StepView) -> Result<()> {
         let line = serde_json::json!({ "ts": ts, "action": s.action, "object": s.object, "detail": s.detail });
         writeln!(out, "{line}")?;
     } else {
-        writeln!(out, "{ts:.3} {} {}: {}", render::action_word(s.action), s.object, s.detail)?;
+        writeln!(out, "{ts:.3} {} {}: {}", s.action.name(), s.object, s.detail)?;
     }
     Ok(out.flush()?)
 }

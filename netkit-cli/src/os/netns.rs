@@ -211,11 +211,7 @@ impl Drop for Visit {
 }
 
 /// (device, inode) of a namespace file: equal for the same namespace.
-pub(crate) fn identity_of(path: &Path) -> Option<(u64, u64)> {
-    identity(path)
-}
-
-fn identity(path: &Path) -> Option<(u64, u64)> {
+pub(crate) fn identity(path: &Path) -> Option<(u64, u64)> {
     fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 

@@ -518,25 +518,9 @@ pub fn stats(w: &mut impl Write, hooks: &[netkit::maps::stats::HookStats]) -> io
     Ok(())
 }
 
-/// The word a plan shows for an action.
-pub fn action_word(a: netkit::apply::Action) -> &'static str {
-    use netkit::apply::Action::*;
-    match a {
-        Create => "create",
-        Change => "change",
-        Recreate => "recreate",
-        Attach => "attach",
-        Update => "update",
-        Move => "move",
-        Edit => "edit",
-        Detach => "detach",
-        Delete => "delete",
-    }
-}
-
 fn steps(w: &mut impl Write, steps: &[netkit::apply::StepView]) -> io::Result<()> {
     let rows: Vec<Vec<String>> =
-        steps.iter().map(|s| vec![action_word(s.action).to_string(), s.object.clone(), s.detail.clone()]).collect();
+        steps.iter().map(|s| vec![s.action.name().to_string(), s.object.clone(), s.detail.clone()]).collect();
     indented_table(w, &rows)
 }
 

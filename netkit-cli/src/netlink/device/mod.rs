@@ -177,7 +177,8 @@ pub struct PairChange {
 }
 
 impl PairChange {
-    fn is_empty(&self) -> bool {
+    /// Whether it changes nothing.
+    pub(crate) fn is_empty(&self) -> bool {
         self.policy.is_none() && self.peer_policy.is_none() && self.this.is_empty() && self.peer.is_empty()
     }
 }
