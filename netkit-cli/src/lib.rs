@@ -38,6 +38,7 @@
 
 pub mod apply;
 pub mod bpf;
+pub mod cni;
 pub mod hooks;
 pub mod maps;
 pub mod mprog;

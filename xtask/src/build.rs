@@ -21,6 +21,19 @@ pub struct GuestBinaries {
     pub c_objects: Vec<PathBuf>,
     /// A full iproute2 `ip`, the tests' witness of device facts.
     pub ip: Option<PathBuf>,
+    /// The CNI plugin, the reference plugins and the libcni runtime.
+    pub cni: Option<CniParts>,
+}
+
+/// What the CNI tests need in the guest.
+#[derive(Debug, Clone)]
+pub struct CniParts {
+    /// `netkit-cni`, static.
+    pub plugin: PathBuf,
+    /// The reference plugins' directory.
+    pub reference: PathBuf,
+    /// The libcni runtime, static.
+    pub runtime: PathBuf,
 }
 
 /// Where the C test programs are built.
@@ -66,19 +79,48 @@ pub const CLANG: &str = "clang-22";
 /// example of netkit-cli (not run; their paths are collected from cargo's
 /// JSON messages) and the C test objects.
 pub fn guest_binaries(tests: bool) -> Result<GuestBinaries> {
-    println!("build: netkit for {MUSL}");
-    crate::util::run(cargo().args(["build", "-p", "netkit-cli", "--bin", "netkit", "--target", MUSL]))?;
+    println!("build: netkit and netkit-cni for {MUSL}");
+    crate::util::run(cargo().args([
+        "build",
+        "-p",
+        "netkit-cli",
+        "--bin",
+        "netkit",
+        "--bin",
+        "netkit-cni",
+        "--target",
+        MUSL,
+    ]))?;
     let netkit = crate::util::target_dir().join(MUSL).join("debug/netkit");
     if !netkit.is_file() {
         bail!("cargo built no {}", netkit.display());
     }
     if !tests {
-        return Ok(GuestBinaries { netkit, tests: Vec::new(), examples: Vec::new(), c_objects: Vec::new(), ip: None });
+        return Ok(GuestBinaries {
+            netkit,
+            tests: Vec::new(),
+            examples: Vec::new(),
+            c_objects: Vec::new(),
+            ip: None,
+            cni: None,
+        });
     }
     println!("build: integration tests and examples for {MUSL}");
     let found = artifacts(&["test", "-p", "netkit-cli", "--tests", "--no-run"], "test")?;
     let examples = artifacts(&["build", "-p", "netkit-cli", "--examples"], "example")?;
-    Ok(GuestBinaries { netkit, tests: found, examples, c_objects: c_objects()?, ip: Some(crate::iproute2::ip()?) })
+    let cni = CniParts {
+        plugin: netkit.with_file_name("netkit-cni"),
+        reference: crate::cni::plugins()?,
+        runtime: crate::cni::runtime()?,
+    };
+    Ok(GuestBinaries {
+        netkit,
+        tests: found,
+        examples,
+        c_objects: c_objects()?,
+        ip: Some(crate::iproute2::ip()?),
+        cni: Some(cni),
+    })
 }
 
 /// Runs `cargo ARGS` for the musl target and returns the (name, executable)

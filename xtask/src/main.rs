@@ -3,6 +3,7 @@
 
 mod bench;
 mod build;
+mod cni;
 mod demo;
 mod iproute2;
 mod kernels;

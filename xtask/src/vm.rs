@@ -97,7 +97,7 @@ const INIT: &str = r#"#!/bin/sh
 /bin/busybox mount -t devtmpfs dev /dev 2>/dev/null
 exec </dev/console >/dev/console 2>&1
 /bin/busybox --install -s /bin
-export PATH=/bin:/sbin HOME=/root TERM=dumb NETKIT_BIN=/bin/netkit NETKIT_IN_VM=1 NETKIT_TEST_C_DIR=/guest/c NETKIT_TEST_IP=/opt/iproute2/ip
+export PATH=/bin:/sbin HOME=/root TERM=dumb NETKIT_BIN=/bin/netkit NETKIT_IN_VM=1 NETKIT_TEST_C_DIR=/guest/c NETKIT_TEST_IP=/opt/iproute2/ip NETKIT_TEST_CNI_PATH=/opt/cni/bin NETKIT_TEST_CNI_RUNTIME=/bin/cni-runtime
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t bpf bpf /sys/fs/bpf
@@ -151,14 +151,21 @@ impl Guest {
         if let Some(ip) = &bins.ip {
             // A glibc binary in a busybox guest: its libraries go where the
             // loader looks for them, the same paths as here.
-            for lib in crate::iproute2::libraries(ip)? {
-                let to = staging.join(lib.strip_prefix("/").expect("ldd paths are absolute"));
-                fs::create_dir_all(to.parent().expect("a library path has a parent"))?;
-                fs::copy(&lib, &to).with_context(|| format!("copying {}", lib.display()))?;
-            }
+            copy_libraries(ip, &staging)?;
             let to = staging.join(crate::iproute2::GUEST_PATH.trim_start_matches('/'));
             fs::create_dir_all(to.parent().expect("has a parent"))?;
             fs::copy(ip, &to).with_context(|| format!("copying {}", ip.display()))?;
+        }
+        if let Some(cni) = &bins.cni {
+            let bin = staging.join(crate::cni::GUEST_CNI_BIN.trim_start_matches('/'));
+            fs::create_dir_all(&bin)?;
+            copy_stripped(&cni.plugin, &bin.join("netkit-cni"))?;
+            for entry in fs::read_dir(&cni.reference)?.flatten() {
+                fs::copy(entry.path(), bin.join(entry.file_name()))?;
+            }
+            // The reference plugins are glibc programs, as `ip` is.
+            copy_libraries(&cni.reference.join("host-local"), &staging)?;
+            copy_stripped(&cni.runtime, &staging.join(crate::cni::GUEST_RUNTIME.trim_start_matches('/')))?;
         }
         write_exec(&staging.join("init"), INIT)?;
         fs::write(staging.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
@@ -231,6 +238,17 @@ impl Drop for Guest {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.staging);
     }
+}
+
+/// The shared libraries of glibc program `exe`, at the paths its loader
+/// looks in, inside `staging`.
+fn copy_libraries(exe: &Path, staging: &Path) -> Result<()> {
+    for lib in crate::iproute2::libraries(exe)? {
+        let to = staging.join(lib.strip_prefix("/").expect("ldd paths are absolute"));
+        fs::create_dir_all(to.parent().expect("a library path has a parent"))?;
+        fs::copy(&lib, &to).with_context(|| format!("copying {}", lib.display()))?;
+    }
+    Ok(())
 }
 
 fn write_exec(path: &Path, text: &str) -> Result<()> {

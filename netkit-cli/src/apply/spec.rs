@@ -295,9 +295,13 @@ pub fn read(path: &Path) -> Result<Spec, SpecError> {
 
 /// Parses and checks a spec's text; `file` names it in messages.
 pub fn parse(file: &str, text: &str) -> Result<Spec, SpecError> {
-    let doc = parse_doc(file, text)?;
+    validate(file, &parse_doc(file, text)?)
+}
+
+/// Checks a document (read or built) as a whole; `file` names it in messages.
+pub fn validate(file: &str, doc: &SpecDoc) -> Result<Spec, SpecError> {
     let mut v = Validator::default();
-    let mut spec = v.spec(&doc);
+    let mut spec = v.spec(doc);
     spec.file = file.into();
     if v.mistakes.is_empty() {
         Ok(spec)

@@ -1,0 +1,530 @@
+//! The CNI plugin against a real kernel (VM), driven the way runtimes drive
+//! it: a conflist executed by libcni (`NETKIT_TEST_CNI_RUNTIME`, the
+//! library under containerd, CRI-O and podman) with the reference plugins
+//! `host-local` (IPAM) and `tuning` (chained after netkit, reading its
+//! prevResult) from Debian's containernetworking-plugins. The node is its
+//! own namespace; pods are namespaces as runtimes make them. Facts are read
+//! by iproute2, BPF_PROG_QUERY, the file systems and host-local's state.
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+};
+
+use common::{Bpffs, TestNs, stdout, witness};
+use serde_json::{Value, json};
+
+/// Where the guest has the plugins and the runtime.
+fn cni_path() -> Option<String> {
+    std::env::var("NETKIT_TEST_CNI_PATH").ok().filter(|p| Path::new(p).join("netkit-cni").is_file())
+}
+
+fn runtime_bin() -> String {
+    std::env::var("NETKIT_TEST_CNI_RUNTIME").expect("NETKIT_TEST_CNI_RUNTIME")
+}
+
+macro_rules! require_cni {
+    () => {
+        require_netkit!();
+        if cni_path().is_none() {
+            common::skip("no CNI plugins (NETKIT_TEST_CNI_PATH): the VM suite carries them");
+            return;
+        }
+    };
+}
+
+/// One node: its namespace, bpffs, and a directory for the plugin's state,
+/// host-local's allocations, libcni's cache and the conflists.
+struct Node {
+    ns: TestNs,
+    bpffs: Bpffs,
+    dir: PathBuf,
+}
+
+impl Node {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("netkit-cni-{tag}-{}-{}", std::process::id(), common::unique()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ns = TestNs::new(tag);
+        // A node forwards; the plugin turns it on when it is off (checked below).
+        Self { ns, bpffs: Bpffs::new(), dir }
+    }
+
+    fn ipam_dir(&self) -> PathBuf {
+        self.dir.join("ipam")
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    /// The netkit plugin's configuration with `extra` keys merged in.
+    fn netkit_conf(&self, version: &str, extra: Value) -> Value {
+        let mut conf = json!({
+            "cniVersion": version,
+            "name": "pods",
+            "type": "netkit-cni",
+            "bpffs": self.bpffs.arg(),
+            "stateDir": self.state_dir(),
+            "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.22.0.0/24"}]], "dataDir": self.ipam_dir()},
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            conf[k] = v.clone();
+        }
+        conf
+    }
+
+    /// A conflist: netkit, then `tuning` reading its prevResult.
+    fn conflist(&self, extra: Value) -> PathBuf {
+        let list = json!({
+            "cniVersion": "1.1.0",
+            "name": "pods",
+            "plugins": [
+                self.netkit_conf("1.1.0", extra),
+                {"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.arp_ignore": "1"}},
+            ],
+        });
+        let path = self.dir.join(format!("net-{}.conflist", common::unique()));
+        std::fs::write(&path, serde_json::to_vec_pretty(&list).unwrap()).unwrap();
+        path
+    }
+
+    /// Runs the libcni runtime in the node's namespace.
+    fn runtime(&self, args: &[&str], fault: Option<&str>) -> Output {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net={}", self.ns.path.display()))
+            .arg(runtime_bin())
+            .args(args)
+            .env("CNI_PATH", cni_path().unwrap())
+            .env("CNI_CACHE_DIR", self.dir.join("cache"));
+        match fault {
+            Some(f) => cmd.env("NETKIT_FAULT", f),
+            None => cmd.env_remove("NETKIT_FAULT"),
+        };
+        cmd.output().expect("the CNI runtime runs")
+    }
+
+    fn add(&self, list: &Path, id: &str, pod: &TestNs) -> Value {
+        let o = self.runtime(&["add", &list.display().to_string(), id, &pod.path.display().to_string(), "eth0"], None);
+        assert!(o.status.success(), "ADD {id} failed: {}{}", stdout(&o), common::stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    /// The error object of a failed runtime command.
+    fn add_fails(&self, list: &Path, id: &str, pod: &TestNs, fault: Option<&str>) -> Value {
+        let o = self.runtime(&["add", &list.display().to_string(), id, &pod.path.display().to_string(), "eth0"], fault);
+        assert!(!o.status.success(), "ADD {id} should fail: {}", stdout(&o));
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("no error object: {}", stdout(&o)))
+    }
+
+    fn cmd(&self, verb: &str, list: &Path, id: &str, pod: &TestNs) -> Output {
+        self.runtime(&[verb, &list.display().to_string(), id, &pod.path.display().to_string(), "eth0"], None)
+    }
+
+    /// Runs the plugin itself, as a runtime does, with `env` and `conf` on stdin.
+    fn plugin(&self, env: &[(&str, &str)], conf: &Value) -> (bool, Value) {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net={}", self.ns.path.display()))
+            .arg(Path::new(&cni_path().unwrap()).join("netkit-cni"))
+            .env("CNI_PATH", cni_path().unwrap())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(conf.to_string().as_bytes()).unwrap();
+        let o = child.wait_with_output().unwrap();
+        let text = stdout(&o);
+        (o.status.success(), serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Everything an attachment leaves: netkit devices of the node, pins
+    /// under the plugin's bpffs tree, records, host-local allocations.
+    fn leftovers(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let links = self.ns.ip(&["-j", "link", "show", "type", "netkit"]);
+        let links: Value = serde_json::from_slice(&links.stdout).unwrap_or(Value::Null);
+        for l in links.as_array().into_iter().flatten() {
+            out.push(format!("device {}", l["ifname"]));
+        }
+        let files = |root: &Path| -> Vec<String> {
+            let o = Command::new("find").arg(root).args(["-type", "f"]).output().unwrap();
+            stdout(&o).lines().map(str::to_string).collect()
+        };
+        out.extend(files(&self.bpffs.path.join("netkit/cni")).into_iter().map(|f| format!("pin {f}")));
+        out.extend(files(&self.state_dir()).into_iter().map(|f| format!("record {f}")));
+        // host-local keeps one file per allocated address (and a lock and
+        // its last reservation, which are not allocations).
+        out.extend(
+            files(&self.ipam_dir().join("pods"))
+                .into_iter()
+                .filter(|f| !f.ends_with("/lock") && !f.contains("last_reserved_ip"))
+                .map(|f| format!("allocation {f}")),
+        );
+        out
+    }
+
+    /// The pin of link `name` of container `id` (under its own directory).
+    fn pin(&self, id: &str, name: &str) -> Option<PathBuf> {
+        let dir = self.bpffs.path.join("netkit/cni/pods").join(id).join("eth0");
+        let o = Command::new("find").arg(&dir).args(["-type", "f", "-name", name]).output().unwrap();
+        stdout(&o).lines().next().map(PathBuf::from)
+    }
+
+    /// The node's side of pod `result`'s pair.
+    fn host_of(result: &Value) -> String {
+        result["interfaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i.get("sandbox").is_none())
+            .map(|i| i["name"].as_str().unwrap().to_string())
+            .expect("a host interface in the result")
+    }
+
+    fn ip_of(result: &Value) -> String {
+        let cidr = result["ips"][0]["address"].as_str().unwrap();
+        cidr.split('/').next().unwrap().to_string()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn pings(from: &TestNs, to: &str) -> bool {
+    from.exec("ping", &["-c", "1", "-W", "2", to]).status.success()
+}
+
+const FIREWALL_DENIES: &str = "10.22.0.3";
+
+/// The chain every pod gets: a firewall that denies everything the pod at
+/// FIREWALL_DENIES sends, so that pod is cut off and the others are not.
+fn firewall_chain() -> Value {
+    json!([{"hook": "peer", "programs": [
+        {"name": "fw", "program": "firewall", "rules": [format!("src {FIREWALL_DENIES}/32 deny")]},
+    ]}])
+}
+
+#[test]
+fn pods_reach_each_other_and_the_host_and_the_firewall_cuts_one_off() {
+    require_cni!();
+    let node = Node::new("cnip");
+    node.ns.ip_ok(&["addr", "add", "10.99.0.1/32", "dev", "lo"]);
+    let list = node.conflist(json!({"mtu": 1400, "chains": firewall_chain()}));
+    let (a, b) = (TestNs::pod("cnia"), TestNs::pod("cnib"));
+    // The third pod's namespace has no name anywhere, as some runtimes make them.
+    let c = TestNs::unnamed();
+
+    let ra = node.add(&list, "ctr-a", &a);
+    let rb = node.add(&list, "ctr-b", &b);
+    let rc = node.add(&list, "ctr-c", &c);
+    assert_eq!(Node::ip_of(&rb), FIREWALL_DENIES, "host-local hands out addresses in order: {rb}");
+
+    // The result: the host side, the pod side in its sandbox, the address on it.
+    assert_eq!(ra["cniVersion"], "1.1.0");
+    let ifs = ra["interfaces"].as_array().unwrap();
+    assert_eq!(ifs.len(), 2, "{ra}");
+    assert_eq!(ifs[1]["name"], "eth0");
+    assert_eq!(ifs[1]["sandbox"], a.path.display().to_string());
+    assert_eq!(ifs[1]["mtu"], 1400);
+    assert_eq!(ra["ips"][0]["interface"], 1);
+    assert!(ra["routes"].as_array().unwrap().iter().any(|r| r["dst"] == "0.0.0.0/0"), "{ra}");
+    let host_a = Node::host_of(&ra);
+    assert!(host_a.len() <= 15 && host_a.starts_with("nk"), "{host_a}");
+
+    // iproute2's view: an L3 pair, peer policy pass after ADD, the MTU.
+    let link = node.ns.ip_link(&host_a);
+    let nk = &link["linkinfo"]["info_data"];
+    assert_eq!(nk["mode"], "l3", "{link}");
+    assert_eq!(nk["peer_policy"], "forward", "{link}");
+    assert_eq!(link["mtu"], 1400);
+    // tuning, chained after netkit, found eth0 through netkit's prevResult.
+    let tuned = a.exec("cat", &["/proc/sys/net/ipv4/conf/eth0/arp_ignore"]);
+    assert_eq!(stdout(&tuned).trim(), "1");
+    // The pod's address and default route through its device.
+    let routes = stdout(&a.ip(&["route", "show", "default"]));
+    assert!(routes.contains("dev eth0"), "{routes}");
+    // The chain: one firewall on the peer hook, pinned per container.
+    assert_eq!(witness::chain(&node.ns, &host_a, witness::NETKIT_PEER).progs().len(), 1);
+    let pin = node.pin("ctr-a", "fw").expect("the firewall's link is pinned under the container's directory");
+    assert!(pin.ends_with(format!("{host_a}/peer/fw")), "{}", pin.display());
+
+    // Traffic: the pods and the host reach each other; the firewall cuts b off.
+    let (ip_a, ip_c) = (Node::ip_of(&ra), Node::ip_of(&rc));
+    assert!(pings(&a, "10.99.0.1"), "pod a cannot reach the host");
+    assert!(pings(&c, "10.99.0.1"), "pod c cannot reach the host");
+    assert!(pings(&a, &ip_c), "pod a cannot reach pod c");
+    assert!(pings(&c, &ip_a), "pod c cannot reach pod a");
+    assert!(!pings(&b, "10.99.0.1"), "the firewall let pod b reach the host");
+    assert!(!pings(&a, FIREWALL_DENIES), "the firewall let pod b answer pod a");
+
+    // CHECK passes on every pod.
+    for (id, pod) in [("ctr-a", &a), ("ctr-b", &b), ("ctr-c", &c)] {
+        let o = node.cmd("check", &list, id, pod);
+        assert!(o.status.success(), "CHECK {id}: {}", stdout(&o));
+    }
+
+    // DEL of b leaves a and c working.
+    let o = node.cmd("del", &list, "ctr-b", &b);
+    assert!(o.status.success(), "DEL ctr-b: {}", stdout(&o));
+    assert!(node.ns.ip(&["link", "show", &Node::host_of(&rb)]).status.code() != Some(0));
+    assert!(pings(&a, &ip_c) && pings(&a, "10.99.0.1"), "pod a lost its network when b left");
+
+    for (id, pod) in [("ctr-a", &a), ("ctr-c", &c)] {
+        let o = node.cmd("del", &list, id, pod);
+        assert!(o.status.success(), "DEL {id}: {}", stdout(&o));
+    }
+    assert_eq!(node.leftovers(), Vec::<String>::new());
+    // DEL again: nothing to do, success.
+    let o = node.cmd("del", &list, "ctr-a", &a);
+    assert!(o.status.success(), "second DEL: {}", stdout(&o));
+}
+
+#[test]
+fn check_names_what_differs() {
+    require_cni!();
+    let node = Node::new("cnik");
+    let list = node.conflist(json!({"chains": firewall_chain()}));
+    let a = TestNs::pod("cnika");
+    let ra = node.add(&list, "ctr-a", &a);
+    let host = Node::host_of(&ra);
+
+    // Someone removes the pod's default route and detaches the firewall.
+    a.ip_ok(&["route", "del", "default"]);
+    std::fs::remove_file(node.pin("ctr-a", "fw").unwrap()).unwrap();
+    assert!(witness::chain(&node.ns, &host, witness::NETKIT_PEER).progs().is_empty());
+    let o = node.cmd("check", &list, "ctr-a", &a);
+    assert!(!o.status.success(), "CHECK passed on a changed pod");
+    let e: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(e["code"], 101, "{e}");
+    let details = e["details"].as_str().unwrap();
+    assert!(details.contains("no route to 0.0.0.0/0"), "{details}");
+    assert!(details.contains("attach") && details.contains("fw"), "{details}");
+
+    assert!(node.cmd("del", &list, "ctr-a", &a).status.success());
+    assert_eq!(node.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn a_failed_add_leaves_nothing() {
+    require_cni!();
+    let node = Node::new("cnif");
+    let list = node.conflist(json!({"chains": firewall_chain()}));
+    let a = TestNs::pod("cnifa");
+    for step in ["ipam", "pair", "address", "route", "policy"] {
+        let e = node.add_fails(&list, "ctr-a", &a, Some(&format!("cni:{step}")));
+        assert_eq!(e["code"], 100, "{step}: {e}");
+        assert!(e["details"].as_str().unwrap().contains("everything this ADD made was removed"), "{step}: {e}");
+        assert_eq!(node.leftovers(), Vec::<String>::new(), "after a failure at {step}");
+        let peers = stdout(&a.ip(&["-j", "link", "show", "type", "netkit"]));
+        assert_eq!(peers.trim(), "[]", "a peer stayed in the pod after a failure at {step}");
+    }
+
+    // A program the verifier refuses: loaded after the address is allocated.
+    let c_dir = std::env::var("NETKIT_TEST_C_DIR").unwrap();
+    let bad = node.conflist(json!({"chains": [{"hook": "peer", "programs": [
+        {"name": "bad", "program": format!("file:{c_dir}/verifier_refuses.o")}]}]}));
+    let e = node.add_fails(&bad, "ctr-a", &a, None);
+    assert_eq!(e["code"], 100, "{e}");
+    assert_eq!(node.leftovers(), Vec::<String>::new());
+
+    // The namespace is gone before ADD: container unknown, nothing made.
+    let gone = TestNs::pod("cnifg");
+    let path = gone.path.clone();
+    drop(gone);
+    let o = node.runtime(&["add", &list.display().to_string(), "ctr-g", &path.display().to_string(), "eth0"], None);
+    let e: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(e["code"], 3, "{e}");
+    assert_eq!(node.leftovers(), Vec::<String>::new());
+
+    // After all that, the same container is added and removed cleanly.
+    node.add(&list, "ctr-a", &a);
+    assert!(node.cmd("del", &list, "ctr-a", &a).status.success());
+    assert_eq!(node.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn the_pod_is_cut_off_until_its_chain_is_attached_and_a_killed_add_is_deleted() {
+    require_cni!();
+    let node = Node::new("cnih");
+    node.ns.ip_ok(&["addr", "add", "10.99.0.1/32", "dev", "lo"]);
+    let conf = node.netkit_conf("1.1.0", json!({"chains": firewall_chain()}));
+    let pod = TestNs::pod("cniha");
+    let pod_path = pod.path.display().to_string();
+    let env = [("CNI_CONTAINERID", "ctr-h"), ("CNI_NETNS", pod_path.as_str()), ("CNI_IFNAME", "eth0")];
+    // ADD stops inside the apply engine, after the pair is made and before
+    // the chain's first program is attached.
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net={}", node.ns.path.display()))
+        .arg(Path::new(&cni_path().unwrap()).join("netkit-cni"))
+        .env("CNI_PATH", cni_path().unwrap())
+        .env("CNI_COMMAND", "ADD")
+        .env("NETKIT_FAULT", "apply:attach:1:hang")
+        .envs(env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    use std::io::{BufRead as _, Write as _};
+    child.stdin.take().unwrap().write_all(conf.to_string().as_bytes()).unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    assert!(lines.any(|l| l.unwrap().contains("hanging in attach")), "the plugin never reached the attach step");
+
+    let links = node.ns.ip(&["-d", "-j", "link", "show", "type", "netkit"]);
+    let links: Value = serde_json::from_slice(&links.stdout).unwrap();
+    let host = links[0]["ifname"].as_str().unwrap().to_string();
+    assert_eq!(links[0]["linkinfo"]["info_data"]["peer_policy"], "blackhole", "{links}");
+    assert!(witness::chain(&node.ns, &host, witness::NETKIT_PEER).progs().is_empty());
+    // Even addressed and routed by hand, the pod cannot send: its peer
+    // drops everything until the chain is there.
+    pod.ip_ok(&["addr", "add", "10.22.0.50/24", "dev", "eth0"]);
+    pod.ip_ok(&["route", "add", "default", "dev", "eth0"]);
+    node.ns.ip_ok(&["route", "add", "10.22.0.50/32", "dev", &host]);
+    assert!(!pings(&pod, "10.99.0.1"), "the pod sent a packet before its chain was attached");
+    node.ns.ok(&["device", "set", &host, "--peer-policy", "pass"]);
+    assert!(pings(&pod, "10.99.0.1"), "the pod's path works once its peer passes");
+
+    // The plugin dies there; the runtime's DEL removes everything it made.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut del = vec![("CNI_COMMAND", "DEL")];
+    del.extend(env);
+    let (ok, e) = node.plugin(&del, &conf);
+    assert!(ok, "DEL after a killed ADD: {e}");
+    assert_eq!(node.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn del_tolerates_a_vanished_pod_and_gc_collects_stale_attachments() {
+    require_cni!();
+    let node = Node::new("cnid");
+    let list = node.conflist(json!({"chains": firewall_chain()}));
+    let (a, b, c) = (TestNs::pod("cnida"), TestNs::pod("cnidb"), TestNs::pod("cnidc"));
+    node.add(&list, "ctr-a", &a);
+    node.add(&list, "ctr-b", &b);
+    let rc = node.add(&list, "ctr-c", &c);
+
+    // The pod's namespace goes first (its pair with it): DEL still succeeds
+    // and releases the address and the pins.
+    let a_path = a.path.clone();
+    drop(a);
+    let o = node.runtime(&["del", &list.display().to_string(), "ctr-a", &a_path.display().to_string(), "eth0"], None);
+    assert!(o.status.success(), "DEL of a vanished pod: {}", stdout(&o));
+    // DEL of something never added succeeds too.
+    let o = node.runtime(&["del", &list.display().to_string(), "ctr-never", "/run/netns/none", "eth0"], None);
+    assert!(o.status.success(), "DEL of an unknown container: {}", stdout(&o));
+
+    // GC with only c valid: b's pair, pins, record and address go.
+    let o = node.runtime(&["gc", &list.display().to_string(), "ctr-c/eth0"], None);
+    assert!(o.status.success(), "GC: {}", stdout(&o));
+    let left = node.leftovers();
+    assert!(left.iter().all(|l| !l.contains("ctr-b") && !l.contains("10.22.0.3")), "{left:?}");
+    assert_eq!(left.iter().filter(|l| l.starts_with("device")).count(), 1, "{left:?}");
+    assert!(node.cmd("check", &list, "ctr-c", &c).status.success(), "GC harmed the valid attachment");
+    assert_eq!(Node::ip_of(&rc), "10.22.0.4");
+
+    assert!(node.cmd("del", &list, "ctr-c", &c).status.success());
+    assert_eq!(node.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn status_version_and_bad_configurations() {
+    require_cni!();
+    let node = Node::new("cnis");
+    let list = node.conflist(json!({}));
+    let o = node.runtime(&["status", &list.display().to_string()], None);
+    assert!(o.status.success(), "STATUS: {}", stdout(&o));
+
+    let (ok, v) = node.plugin(&[("CNI_COMMAND", "VERSION")], &json!({"cniVersion": "1.0.0"}));
+    assert!(ok);
+    assert_eq!(v, json!({"cniVersion": "1.0.0", "supportedVersions": ["1.0.0", "1.1.0"]}));
+
+    // STATUS when the bpffs is missing and the IPAM plugin is not installed.
+    let conf = node.netkit_conf("1.1.0", json!({"bpffs": "/tmp", "ipam": {"type": "no-such-ipam"}}));
+    let (ok, e) = node.plugin(&[("CNI_COMMAND", "STATUS")], &conf);
+    assert!(!ok);
+    assert_eq!(e["code"], 50, "{e}");
+    let details = e["details"].as_str().unwrap();
+    assert!(details.contains("no bpffs at /tmp") && details.contains("no-such-ipam"), "{details}");
+
+    let pod = TestNs::pod("cnisp");
+    let pod_path = pod.path.display().to_string();
+    let add = [
+        ("CNI_COMMAND", "ADD"),
+        ("CNI_CONTAINERID", "ctr-x"),
+        ("CNI_NETNS", pod_path.as_str()),
+        ("CNI_IFNAME", "eth0"),
+    ];
+    let mut no_ipam = node.netkit_conf("1.1.0", json!({}));
+    no_ipam.as_object_mut().unwrap().remove("ipam");
+    type Case<'a> = (Value, &'a [(&'a str, &'a str)], u64, &'a str);
+    let cases: Vec<Case> = vec![
+        (node.netkit_conf("0.4.0", json!({})), &add, 1, "does not speak CNI version `0.4.0`"),
+        (no_ipam, &add, 7, "`ipam` is missing"),
+        (node.netkit_conf("1.1.0", json!({"chainz": []})), &add, 2, "`chainz`"),
+        (
+            node.netkit_conf("1.1.0", json!({"chains": [{"hook": "peer", "programs": [{"name": "x", "program": "no-such-program"}]}]})),
+            &add,
+            7,
+            "no bundled program named `no-such-program`",
+        ),
+        (
+            node.netkit_conf("1.1.0", json!({"chains": [{"hook": "sideways", "programs": []}]})),
+            &add,
+            7,
+            "unknown hook `sideways`",
+        ),
+        (
+            node.netkit_conf("1.1.0", json!({"chains": [{"hook": "peer", "programs": [{"name": "fw", "program": "firewall", "rules": ["src nowhere deny"]}]}]})),
+            &add,
+            7,
+            "bad rule",
+        ),
+        (node.netkit_conf("1.1.0", json!({})), &[("CNI_COMMAND", "ADD"), ("CNI_IFNAME", "eth0")], 4, "CNI_CONTAINERID"),
+        (node.netkit_conf("1.1.0", json!({})), &[("CNI_COMMAND", "BOGUS")], 4, "unknown CNI_COMMAND"),
+    ];
+    for (conf, env, code, text) in cases {
+        let (ok, e) = node.plugin(env, &conf);
+        assert!(!ok, "{conf} was accepted");
+        assert_eq!(e["code"], code, "{conf}: {e}");
+        let all = format!("{} {}", e["msg"], e["details"]);
+        assert!(all.contains(text), "{conf}: `{text}` not in {all}");
+        assert_eq!(node.leftovers(), Vec::<String>::new(), "{conf} left something");
+    }
+    let peers = stdout(&pod.ip(&["-j", "link", "show", "type", "netkit"]));
+    assert_eq!(peers.trim(), "[]");
+}
+
+#[test]
+fn l2_mode_and_cni_1_0_0() {
+    require_cni!();
+    let node = Node::new("cnil");
+    node.ns.ip_ok(&["addr", "add", "10.99.0.1/32", "dev", "lo"]);
+    let conf = node.netkit_conf("1.0.0", json!({"mode": "l2"}));
+    let list = json!({"cniVersion": "1.0.0", "name": "pods", "plugins": [conf]});
+    let path = node.dir.join("l2.conflist");
+    std::fs::write(&path, list.to_string()).unwrap();
+    let (a, b) = (TestNs::pod("cnila"), TestNs::pod("cnilb"));
+    let ra = node.add(&path, "ctr-a", &a);
+    let rb = node.add(&path, "ctr-b", &b);
+    assert_eq!(ra["cniVersion"], "1.0.0");
+    assert!(ra["interfaces"][1].get("mtu").is_none(), "CNI 1.0.0 results have no mtu: {ra}");
+    assert!(ra["interfaces"][1]["mac"].is_string(), "an L2 pod side has a MAC: {ra}");
+    assert_eq!(node.ns.ip_link(&Node::host_of(&ra))["linkinfo"]["info_data"]["mode"], "l2");
+    // Neighbour resolution through the host's proxy ARP.
+    assert!(pings(&a, "10.99.0.1"), "L2 pod a cannot reach the host");
+    assert!(pings(&a, &Node::ip_of(&rb)), "L2 pod a cannot reach pod b");
+    for (id, pod) in [("ctr-a", &a), ("ctr-b", &b)] {
+        assert!(node.cmd("check", &path, id, pod).status.success());
+        assert!(node.cmd("del", &path, id, pod).status.success());
+    }
+    assert_eq!(node.leftovers(), Vec::<String>::new());
+}

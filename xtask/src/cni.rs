@@ -1,0 +1,108 @@
+//! What the CNI tests run against, from Debian's packages through the
+//! private apt configuration, cached: the reference plugins
+//! (`containernetworking-plugins` from sid, 1.9.1: CNI 1.1.0 with STATUS
+//! and GC), and a CNI runtime: `xtask/cni-runtime/main.go`, a small driver
+//! of libcni (the library containerd, CRI-O and podman execute plugins
+//! with), built with Debian's Go from bookworm-backports against
+//! `golang-github-appc-cni-dev` from sid. Static, so the busybox guest
+//! runs it as it is.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{kernels::PrivateApt, util};
+
+/// Where the guest has the plugins (CNI_PATH) and the runtime.
+pub const GUEST_CNI_BIN: &str = "/opt/cni/bin";
+pub const GUEST_RUNTIME: &str = "/bin/cni-runtime";
+
+const PLUGINS: &str = "containernetworking-plugins/sid";
+const GO: &[&str] = &["golang-1.23-go/bookworm-backports", "golang-1.23-src/bookworm-backports"];
+const LIBCNI: &str = "golang-github-appc-cni-dev/sid";
+
+/// Downloads `packages` (once) and unpacks them into `into`.
+fn unpack(packages: &[&str], into: &Path) -> Result<()> {
+    let scratch = into.with_extension("download");
+    let _ = fs::remove_dir_all(&scratch);
+    let apt = PrivateApt::new()?;
+    let mut refreshed = false;
+    for package in packages {
+        let dir = scratch.join(package.replace('/', "_"));
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        println!("cni: downloading {package}");
+        let deb = match apt.download(package, &dir) {
+            Ok(deb) => deb,
+            Err(_) if !refreshed => {
+                refreshed = true;
+                apt.update()?;
+                apt.download(package, &dir)?
+            }
+            Err(e) => return Err(e),
+        };
+        util::output(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(into))
+            .with_context(|| format!("unpacking {package} (dpkg-deb)"))?;
+    }
+    let _ = fs::remove_dir_all(&scratch);
+    Ok(())
+}
+
+/// The directory of the reference plugins (host-local, tuning, ...).
+pub fn plugins() -> Result<PathBuf> {
+    let root = util::cache_dir().join("cni-plugins");
+    let bin = root.join("usr/lib/cni");
+    if bin.join("host-local").is_file() && bin.join("tuning").is_file() {
+        return Ok(bin);
+    }
+    let _ = fs::remove_dir_all(&root);
+    unpack(&[PLUGINS], &root)?;
+    if !bin.join("host-local").is_file() {
+        bail!("{PLUGINS} holds no usr/lib/cni/host-local");
+    }
+    Ok(bin)
+}
+
+/// The libcni runtime, built when its source is newer than the binary.
+pub fn runtime() -> Result<PathBuf> {
+    let root = util::cache_dir().join("cni-runtime");
+    let toolchain = root.join("toolchain");
+    let goroot = toolchain.join("usr/lib/go-1.23");
+    let gocode = toolchain.join("usr/share/gocode");
+    if !goroot.join("bin/go").is_file() || !gocode.join("src/github.com/containernetworking/cni/libcni").is_dir() {
+        let _ = fs::remove_dir_all(&toolchain);
+        let mut all: Vec<&str> = GO.to_vec();
+        all.push(LIBCNI);
+        unpack(&all, &toolchain)?;
+    }
+    let source = util::workspace_root().join("xtask/cni-runtime/main.go");
+    let exe = root.join("cni-runtime");
+    let fresh = exe.metadata().and_then(|m| m.modified()).ok() > source.metadata().and_then(|m| m.modified()).ok();
+    if fresh {
+        return Ok(exe);
+    }
+    // GOPATH mode: libcni from the Debian package, our driver beside it.
+    let gopath = root.join("gopath");
+    let pkg = gopath.join("src/netkit/cni-runtime");
+    fs::create_dir_all(&pkg)?;
+    fs::copy(&source, pkg.join("main.go")).with_context(|| format!("copying {}", source.display()))?;
+    println!("cni: building the libcni runtime with Debian's Go 1.23");
+    util::run(
+        Command::new(goroot.join("bin/go"))
+            .args(["build", "-o"])
+            .arg(&exe)
+            .arg("netkit/cni-runtime")
+            .env("GOROOT", &goroot)
+            .env("GOPATH", format!("{}:{}", gopath.display(), gocode.display()))
+            .env("GO111MODULE", "off")
+            .env("GOTOOLCHAIN", "local")
+            .env("GOFLAGS", "")
+            .env("CGO_ENABLED", "0")
+            .env("GOCACHE", root.join("gocache")),
+    )
+    .context("building xtask/cni-runtime with Go")?;
+    Ok(exe)
+}
