@@ -123,22 +123,27 @@ impl Node {
         self.runtime(&[verb, &list.display().to_string(), id, &pod.path.display().to_string(), "eth0"], None)
     }
 
-    /// Runs the plugin itself, as a runtime does, with `env` and `conf` on stdin.
-    fn plugin(&self, env: &[(&str, &str)], conf: &Value) -> (bool, Value) {
-        let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net={}", self.ns.path.display()))
+    /// The plugin itself in the node's namespace, as a runtime runs it,
+    /// with `env` and `conf` written to its standard input.
+    fn spawn_plugin(&self, env: &[(&str, &str)], conf: &Value) -> std::process::Child {
+        let mut child = Command::new("nsenter")
+            .arg(format!("--net={}", self.ns.path.display()))
             .arg(Path::new(&cni_path().unwrap()).join("netkit-cni"))
             .env("CNI_PATH", cni_path().unwrap())
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         use std::io::Write as _;
         child.stdin.take().unwrap().write_all(conf.to_string().as_bytes()).unwrap();
-        let o = child.wait_with_output().unwrap();
+        child
+    }
+
+    /// Runs the plugin with `env` and `conf`: success and its answer.
+    fn plugin(&self, env: &[(&str, &str)], conf: &Value) -> (bool, Value) {
+        let o = self.spawn_plugin(env, conf).wait_with_output().unwrap();
         let text = stdout(&o);
         (o.status.success(), serde_json::from_str(&text).unwrap_or(Value::Null))
     }
@@ -362,19 +367,10 @@ fn the_pod_is_cut_off_until_its_chain_is_attached_and_a_killed_add_is_deleted() 
     let env = [("CNI_CONTAINERID", "ctr-h"), ("CNI_NETNS", pod_path.as_str()), ("CNI_IFNAME", "eth0")];
     // ADD stops inside the apply engine, after the pair is made and before
     // the chain's first program is attached.
-    let mut cmd = Command::new("nsenter");
-    cmd.arg(format!("--net={}", node.ns.path.display()))
-        .arg(Path::new(&cni_path().unwrap()).join("netkit-cni"))
-        .env("CNI_PATH", cni_path().unwrap())
-        .env("CNI_COMMAND", "ADD")
-        .env("NETKIT_FAULT", "apply:attach:1:hang")
-        .envs(env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    use std::io::{BufRead as _, Write as _};
-    child.stdin.take().unwrap().write_all(conf.to_string().as_bytes()).unwrap();
+    let mut add = vec![("CNI_COMMAND", "ADD"), ("NETKIT_FAULT", "apply:attach:1:hang")];
+    add.extend(env);
+    let mut child = node.spawn_plugin(&add, &conf);
+    use std::io::BufRead as _;
     let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
     assert!(lines.any(|l| l.unwrap().contains("hanging in attach")), "the plugin never reached the attach step");
 

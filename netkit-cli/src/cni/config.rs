@@ -387,4 +387,16 @@ mod tests {
         assert!(e.details.starts_with("network configuration:4:"), "{}", e.details);
         assert!(e.details.contains("no bundled program named `nope`"), "{}", e.details);
     }
+
+    #[test]
+    fn the_readmes_example_conflist_reads() {
+        let list: serde_json::Value =
+            serde_json::from_str(include_str!("../../../deploy/cni/10-netkit.conflist")).unwrap();
+        // A runtime hands each plugin its entry with the list's version and name.
+        let mut plugin = list["plugins"][0].clone();
+        plugin["cniVersion"] = list["cniVersion"].clone();
+        plugin["name"] = list["name"].clone();
+        let c = parse(plugin.to_string().as_bytes()).unwrap();
+        assert_eq!((c.chains.len(), c.chains[0].programs.len()), (1, 2));
+    }
 }
