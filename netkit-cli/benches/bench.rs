@@ -20,8 +20,12 @@
 //!   firewall with one rule and `pass` on the peer hook) by `netkit apply`,
 //!   by one `netkit` process per operation, and by the bare requests from one
 //!   process with the same parallelism (run in the VM).
+//! - `cni`: the CNI plugin as a runtime runs it (one process per command,
+//!   host-local for addresses, a firewall with one rule on the peer hook):
+//!   ADD and DEL per pod against the same netlink and bpf requests issued
+//!   directly, host-local alone, and 50 ADDs run at once (run in the VM).
 //!
-//! All of it needs root; the first three need tcx, the last netkit.
+//! All of it needs root; the first three need tcx, the last three netkit.
 
 use std::{
     os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
@@ -52,6 +56,7 @@ fn main() {
         Some("netlink") => netlink(),
         Some("apply") => apply(),
         Some("pods") => pods(),
+        Some("cni") => cni(),
         _ => {
             eprintln!("usage: bench control | dataplane DIR | chain | netlink | apply | pods");
             std::process::exit(2);
@@ -967,5 +972,192 @@ fn pods() -> Value {
         "floor_ms": floor_ms,
         "script_over_apply": script_ms / apply_ms,
         "apply_over_floor": apply_ms / floor_ms,
+    })
+}
+
+/// The CNI plugin: per-pod ADD and DEL latency against the floor, and a
+/// concurrent ADD storm that must leave nothing behind after its DELs.
+fn cni() -> Value {
+    const PODS: usize = 20;
+    const STORM: usize = 50;
+    const NETKIT_PEER: u32 = 55;
+    let node = BenchNs::new("cni");
+    let plugins = std::env::var("NETKIT_TEST_CNI_PATH").unwrap_or_else(|_| "/opt/cni/bin".into());
+    let plugin = std::env::var("NETKIT_BENCH_CNI").unwrap_or_else(|_| format!("{plugins}/netkit-cni"));
+    let dir = std::env::temp_dir().join(format!("nkbench-cni-{}", std::process::id()));
+    let bpffs = dir.join("bpffs");
+    std::fs::create_dir_all(&bpffs).unwrap();
+    assert!(Command::new("mount").args(["-t", "bpf", "bpf"]).arg(&bpffs).status().unwrap().success());
+    let conf = json!({
+        "cniVersion": "1.1.0", "name": "bench", "type": "netkit-cni",
+        "bpffs": bpffs, "stateDir": dir.join("state"),
+        "chains": [{"hook": "peer", "programs": [{"name": "fw", "program": "firewall", "rules": ["src 10.0.0.9 deny"]}]}],
+        "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.40.0.0/16"}]], "dataDir": dir.join("ipam")},
+    })
+    .to_string();
+    let pods: Vec<String> = (0..PODS.max(STORM)).map(|i| format!("{}-p{i}", node.0)).collect();
+    for p in &pods {
+        netns::create(p).unwrap();
+    }
+    // One command as a runtime runs it: its own process, the configuration on stdin.
+    let exec = |exe: &str, command: &str, id: &str, pod: &str| -> f64 {
+        use std::io::Write as _;
+        let t = Instant::now();
+        let mut child = Command::new(exe)
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", id)
+            .env("CNI_NETNS", format!("/run/netns/{pod}"))
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", &plugins)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(conf.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{exe} {command} {id}: {}", String::from_utf8_lossy(&out.stdout));
+        t.elapsed().as_secs_f64() * 1e3
+    };
+    let leftovers = || {
+        let files = |root: PathBuf| -> usize {
+            let o = Command::new("find").arg(root).args(["-type", "f"]).output().unwrap();
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| !l.ends_with("/lock") && !l.contains("last_reserved_ip"))
+                .count()
+        };
+        let links = Command::new("ip").args(["-o", "link", "show"]).output().unwrap();
+        let pairs = String::from_utf8_lossy(&links.stdout).lines().filter(|l| l.contains(": nk")).count();
+        (pairs, files(bpffs.join("netkit")), files(dir.join("ipam")))
+    };
+
+    eprintln!("cni: ADD and DEL, one pod at a time");
+    let add: Vec<f64> = (0..PODS).map(|i| exec(&plugin, "ADD", &format!("ctr{i}"), &pods[i])).collect();
+    let del: Vec<f64> = (0..PODS).map(|i| exec(&plugin, "DEL", &format!("ctr{i}"), &pods[i])).collect();
+    assert_eq!(leftovers(), (0, 0, 0), "the sequential pods left something");
+
+    eprintln!("cni: host-local alone");
+    let ipam = format!("{plugins}/host-local");
+    let ipam_add: Vec<f64> = (0..PODS).map(|i| exec(&ipam, "ADD", &format!("ipam{i}"), &pods[i])).collect();
+    let ipam_del: Vec<f64> = (0..PODS).map(|i| exec(&ipam, "DEL", &format!("ipam{i}"), &pods[i])).collect();
+
+    eprintln!("cni: floor");
+    let rule = Rule::parse(&["src".into(), "10.0.0.9".into(), "deny".into()]).unwrap();
+    let pins = bpffs.join("floor");
+    let (floor_add, floor_del) = runtime().block_on(async {
+        use netlink_packet_route::{
+            link::{InfoData, InfoKind, InfoNetkit, NetkitMode, NetkitPolicy},
+            route::RouteScope,
+        };
+        use rtnetlink::{LinkMessageBuilder, LinkNetkit, LinkUnspec, RouteMessageBuilder};
+        let nl = Netlink::connect().unwrap();
+        let handle = nl.handle();
+        let (mut adds, mut dels) = (Vec::new(), Vec::new());
+        let mut made = Vec::new();
+        for (i, pod) in pods.iter().enumerate().take(PODS) {
+            let t = Instant::now();
+            let ns = netns::NetnsRef::Name(pod.clone());
+            let fd = ns.open().unwrap();
+            let name = format!("nkf{i}");
+            let peer =
+                LinkMessageBuilder::<LinkUnspec>::new().name("eth0".to_string()).setns_by_fd(fd.as_raw_fd()).build();
+            let msg = LinkMessageBuilder::<LinkNetkit>::new_with_info_kind(InfoKind::Netkit)
+                .name(name.clone())
+                .set_info_data(InfoData::Netkit(vec![
+                    InfoNetkit::Mode(NetkitMode::L3),
+                    InfoNetkit::PeerPolicy(NetkitPolicy::Drop),
+                    InfoNetkit::Peer(peer),
+                ]))
+                .build();
+            handle.link().add(msg).execute().await.unwrap();
+            let index = nl.link_by_name(&name).await.unwrap().unwrap().index;
+            handle.link().change(LinkUnspec::new_with_index(index).up().build()).execute().await.unwrap();
+            let fw = programs::load(&ProgSpec::Bundled("firewall".into()), &LoadOptions::default()).unwrap();
+            Firewall::open(fw.id()).unwrap().add(&rule).unwrap();
+            let link = floor::link_create(fw.fd.as_fd(), index, NETKIT_PEER);
+            let pin = pins.join(&name);
+            std::fs::create_dir_all(&pins).unwrap();
+            floor::obj_pin(link.as_fd(), &pin);
+            let pod_nl = Netlink::connect_to(&ns).unwrap();
+            let pod_handle = pod_nl.handle();
+            let eth0 = pod_nl.link_by_name("eth0").await.unwrap().unwrap().index;
+            pod_handle.link().change(LinkUnspec::new_with_index(eth0).up().build()).execute().await.unwrap();
+            let addr = std::net::Ipv4Addr::new(10, 41, (i / 250) as u8, (i % 250 + 2) as u8);
+            pod_handle.address().add(eth0, addr.into(), 16).execute().await.unwrap();
+            let default =
+                RouteMessageBuilder::<std::net::Ipv4Addr>::new().output_interface(eth0).scope(RouteScope::Link).build();
+            pod_handle.route().add(default).execute().await.unwrap();
+            let back = RouteMessageBuilder::<std::net::Ipv4Addr>::new()
+                .destination_prefix(addr, 32)
+                .output_interface(index)
+                .scope(RouteScope::Link)
+                .build();
+            handle.route().add(back).execute().await.unwrap();
+            let pass = LinkMessageBuilder::<LinkNetkit>::new_with_info_kind(InfoKind::Netkit)
+                .index(index)
+                .set_info_data(InfoData::Netkit(vec![InfoNetkit::PeerPolicy(NetkitPolicy::Pass)]))
+                .build();
+            handle.link().change(pass).execute().await.unwrap();
+            adds.push(t.elapsed().as_secs_f64() * 1e3);
+            made.push((index, pin));
+        }
+        for (index, pin) in made {
+            let t = Instant::now();
+            handle.link().del(index).execute().await.unwrap();
+            std::fs::remove_file(&pin).unwrap();
+            dels.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        (adds, dels)
+    });
+
+    eprintln!("cni: {STORM} ADDs at once");
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for (i, pod) in pods.iter().enumerate().take(STORM) {
+            let exec = &exec;
+            let plugin = &plugin;
+            s.spawn(move || exec(plugin, "ADD", &format!("storm{i}"), pod));
+        }
+    });
+    let storm_add_ms = t.elapsed().as_secs_f64() * 1e3;
+    let (devices_up, _, allocated) = leftovers();
+    assert_eq!(devices_up, STORM, "the storm made {devices_up} pairs for {STORM} pods");
+    assert_eq!(allocated, STORM, "the storm allocated {allocated} addresses for {STORM} pods");
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for (i, pod) in pods.iter().enumerate().take(STORM) {
+            let exec = &exec;
+            let plugin = &plugin;
+            s.spawn(move || exec(plugin, "DEL", &format!("storm{i}"), pod));
+        }
+    });
+    let storm_del_ms = t.elapsed().as_secs_f64() * 1e3;
+    let left = leftovers();
+    assert_eq!(left, (0, 0, 0), "the storm left (devices, pins, allocations) {left:?}");
+
+    for p in &pods {
+        let _ = netns::delete(p);
+    }
+    let _ = Command::new("umount").arg(&bpffs).status();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (add, del, floor_add, floor_del) = (median(add), median(del), median(floor_add), median(floor_del));
+    let (ipam_add, ipam_del) = (median(ipam_add), median(ipam_del));
+    json!({
+        "suite": "cni",
+        "pods": PODS,
+        "storm": STORM,
+        "add_ms": add,
+        "del_ms": del,
+        "floor_add_ms": floor_add,
+        "floor_del_ms": floor_del,
+        "ipam_add_ms": ipam_add,
+        "ipam_del_ms": ipam_del,
+        "add_over_floor": add / floor_add,
+        "del_over_floor": del / floor_del,
+        "add_over_floor_and_ipam": add / (floor_add + ipam_add),
+        "del_over_floor_and_ipam": del / (floor_del + ipam_del),
+        "storm_add_ms": storm_add_ms,
+        "storm_del_ms": storm_del_ms,
+        "storm_leftovers": 0,
     })
 }

@@ -240,6 +240,7 @@ fn pods_reach_each_other_and_the_host_and_the_firewall_cuts_one_off() {
     assert_eq!(ifs[1]["name"], "eth0");
     assert_eq!(ifs[1]["sandbox"], a.path.display().to_string());
     assert_eq!(ifs[1]["mtu"], 1400);
+    assert!(ifs[1].get("mac").is_none(), "an L3 pod side has no MAC: {ra}");
     assert_eq!(ra["ips"][0]["interface"], 1);
     assert!(ra["routes"].as_array().unwrap().iter().any(|r| r["dst"] == "0.0.0.0/0"), "{ra}");
     let host_a = Node::host_of(&ra);
@@ -427,6 +428,22 @@ fn del_tolerates_a_vanished_pod_and_gc_collects_stale_attachments() {
     assert!(node.cmd("check", &list, "ctr-c", &c).status.success(), "GC harmed the valid attachment");
     assert_eq!(Node::ip_of(&rc), "10.22.0.4");
 
+    // A container whose namespace vanished without a DEL is added again (in
+    // a new namespace): the stale attachment, its address included, is
+    // cleared first, so one DEL leaves nothing.
+    let d = TestNs::pod("cnidd");
+    node.add(&list, "ctr-d", &d);
+    drop(d);
+    // The kernel removes a namespace's devices (and so the pair) a moment later.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while node.leftovers().iter().filter(|l| l.starts_with("device")).count() > 1 {
+        assert!(std::time::Instant::now() < deadline, "the vanished pod's pair stayed");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let d2 = TestNs::pod("cnidd2");
+    node.add(&list, "ctr-d", &d2);
+    assert!(node.cmd("del", &list, "ctr-d", &d2).status.success());
+
     assert!(node.cmd("del", &list, "ctr-c", &c).status.success());
     assert_eq!(node.leftovers(), Vec::<String>::new());
 }
@@ -521,6 +538,37 @@ fn l2_mode_and_cni_1_0_0() {
     for (id, pod) in [("ctr-a", &a), ("ctr-b", &b)] {
         assert!(node.cmd("check", &path, id, pod).status.success());
         assert!(node.cmd("del", &path, id, pod).status.success());
+    }
+    assert_eq!(node.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn dual_stack_pods() {
+    require_cni!();
+    let node = Node::new("cni6");
+    let ranges = json!({"type": "host-local", "ranges": [[{"subnet": "10.22.0.0/24"}], [{"subnet": "fd00:22::/64"}]],
+        "dataDir": node.ipam_dir()});
+    let list = node.conflist(json!({"ipam": ranges}));
+    let (a, b) = (TestNs::pod("cni6a"), TestNs::pod("cni6b"));
+    let ra = node.add(&list, "ctr-a", &a);
+    let rb = node.add(&list, "ctr-b", &b);
+    let v6 = |r: &Value| -> String {
+        let ip = r["ips"].as_array().unwrap().iter().find(|ip| ip["address"].as_str().unwrap().contains(':'));
+        ip.unwrap_or_else(|| panic!("no IPv6 address in {r}"))["address"]
+            .as_str()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .into()
+    };
+    let routes = ra["routes"].as_array().unwrap();
+    assert!(routes.iter().any(|r| r["dst"] == "::/0") && routes.iter().any(|r| r["dst"] == "0.0.0.0/0"), "{ra}");
+    assert!(pings(&a, &v6(&rb)), "pod a cannot reach pod b over IPv6");
+    assert!(pings(&b, &Node::ip_of(&ra)), "pod b cannot reach pod a over IPv4");
+    for (id, pod) in [("ctr-a", &a), ("ctr-b", &b)] {
+        assert!(node.cmd("check", &list, id, pod).status.success());
+        assert!(node.cmd("del", &list, id, pod).status.success());
     }
     assert_eq!(node.leftovers(), Vec::<String>::new());
 }

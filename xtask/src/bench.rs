@@ -18,10 +18,10 @@ use crate::{build, kernels, kernels::KernelSpec, setup, util, vm::Guest};
 
 #[derive(Debug, clap::Args)]
 pub struct Options {
-    /// Only these suites (control, dataplane, chain, apply, netlink, pods); default: all.
+    /// Only these suites (control, dataplane, chain, apply, netlink, pods, cni); default: all.
     #[arg(long)]
     pub only: Vec<String>,
-    /// Kernel for the netlink and pods suites in the VM.
+    /// Kernel for the netlink, pods and cni suites in the VM.
     #[arg(long, default_value = "latest")]
     pub kernel: KernelSpec,
     /// Measure nothing: print the report of target/bench/latest.json again.
@@ -137,7 +137,7 @@ pub fn run(opts: &Options) -> Result<ExitCode> {
             results.insert("apply".into(), run_suite(&exe, &["apply"])?);
         }
     }
-    for suite in ["netlink", "pods"] {
+    for suite in ["netlink", "pods", "cni"] {
         if !want(suite) {
             continue;
         }
@@ -146,7 +146,15 @@ pub fn run(opts: &Options) -> Result<ExitCode> {
         // that drive the binary.
         let netkit = util::target_dir().join(build::MUSL).join("release/netkit");
         let kernel = kernels::resolve(&opts.kernel, false)?;
-        let bins = build::guest_binaries(false)?;
+        let mut bins = build::guest_binaries(false)?;
+        if suite == "cni" {
+            // The optimized plugin, as a node would install it.
+            bins.cni = Some(build::CniParts {
+                plugin: netkit.with_file_name("netkit-cni"),
+                reference: crate::cni::plugins()?,
+                runtime: crate::cni::runtime()?,
+            });
+        }
         let mut text = String::new();
         let outcome = Guest::new(&kernel, &bins)?
             .with_file("bench", &exe)?
@@ -428,6 +436,39 @@ pub fn markdown(report: &Value) -> (String, usize) {
         }
         let _ =
             writeln!(s, "- apply within 1.5x of the floor: {} ({r:.2}x)\n", if r <= 1.5 { "met" } else { "MISSED" });
+    }
+    if let Some(c) = r.get("cni") {
+        let _ = writeln!(
+            s,
+            "**CNI plugin** (one process per command as a runtime runs it, host-local addresses, a firewall with one rule on the peer hook; median of {} pods one at a time; in the VM on {} under {})\n",
+            c["pods"],
+            c["kernel"].as_str().unwrap_or("?"),
+            c["accel"].as_str().unwrap_or("?")
+        );
+        let _ = writeln!(
+            s,
+            "| command | netkit-cni | floor (same netlink and bpf requests, one process) | host-local alone | plugin/floor | plugin/(floor + host-local) |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
+        for (op, key) in [("ADD", "add"), ("DEL", "del")] {
+            let _ = writeln!(
+                s,
+                "| {op} | {:.1} ms | {:.1} ms | {:.1} ms | {:.2} | {:.2} |",
+                f(&c[format!("{key}_ms")]),
+                f(&c[format!("floor_{key}_ms")]),
+                f(&c[format!("ipam_{key}_ms")]),
+                f(&c[format!("{key}_over_floor")]),
+                f(&c[format!("{key}_over_floor_and_ipam")])
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\n- {} ADDs at once: all succeeded in {:.1} s, their {} DELs at once in {:.1} s; afterwards no pair, no pin and no address allocation left (checked by the bench, which fails otherwise)\n",
+            c["storm"],
+            f(&c["storm_add_ms"]) / 1e3,
+            c["storm"],
+            f(&c["storm_del_ms"]) / 1e3
+        );
     }
     if let Some(n) = r.get("netlink") {
         let _ = writeln!(

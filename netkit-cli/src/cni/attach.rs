@@ -183,8 +183,10 @@ pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
             ));
         }
         // A record whose pair is gone: an attachment that died with its
-        // namespace. Clear what is left of it first.
+        // namespace and was never deleted. Clear what is left of it first,
+        // its address included.
         remove(&rt, &nl, &place, Some(&old));
+        ipam::exec(&conf.ipam.kind, "DEL", env, &conf.raw)?;
     }
     let host = rt.block_on(free_host_name(&nl, &env.container_id, &env.ifname))?;
     let record = Record {
@@ -351,10 +353,12 @@ fn result(conf: &NetConf, env: &Env, host: &Link, pod: &Link, allocated: CniResu
     let mut out = conf.prev_result.clone().unwrap_or_default();
     out.cni_version = conf.cni_version.clone();
     let mtu = |l: &Link| if conf.cni_version == "1.0.0" { None } else { l.mtu };
-    out.interfaces.push(Interface { name: host.name.clone(), mac: host.mac(), mtu: mtu(host), ..Interface::default() });
+    // An L3 pair's ends carry an all-zero address: no MAC to report.
+    let mac = |l: &Link| l.mac().filter(|m| m != "00:00:00:00:00:00");
+    out.interfaces.push(Interface { name: host.name.clone(), mac: mac(host), mtu: mtu(host), ..Interface::default() });
     out.interfaces.push(Interface {
         name: pod.name.clone(),
-        mac: pod.mac(),
+        mac: mac(pod),
         mtu: mtu(pod),
         sandbox: Some(env.netns.clone()),
         ..Interface::default()
@@ -388,11 +392,10 @@ fn remove(rt: &tokio::runtime::Runtime, nl: &Netlink, place: &Place, record: Opt
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => problems.push(format!("{}: {e}", dir.display())),
         }
-        // The container's and the network's directories go when empty.
-        for parent in dir.ancestors().skip(1).take(2) {
-            if fs::remove_dir(parent).is_err() {
-                break;
-            }
+        // The container's directory goes when it is empty. (The network's
+        // stays: another ADD may be creating its container's under it.)
+        if let Some(container) = dir.parent() {
+            let _ = fs::remove_dir(container);
         }
     }
     problems
