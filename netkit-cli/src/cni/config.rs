@@ -167,8 +167,10 @@ pub fn version_of(raw: &[u8]) -> Option<String> {
     value.get("cniVersion")?.as_str().map(str::to_string)
 }
 
-/// Parses and checks standard input.
-pub fn parse(raw: &[u8]) -> Result<NetConf, CniError> {
+/// Parses and checks standard input. With `chains` false (DEL, GC,
+/// STATUS) the chains are not read: removing an attachment must not depend
+/// on a configuration edited since its ADD.
+pub fn parse(raw: &[u8], chains: bool) -> Result<NetConf, CniError> {
     let text = std::str::from_utf8(raw)
         .map_err(|e| CniError::new(Code::Decode, "the network configuration is not UTF-8", e.to_string()))?;
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
@@ -196,6 +198,15 @@ pub fn parse(raw: &[u8]) -> Result<NetConf, CniError> {
         with_snippet: false,
         strict_booleans: true,
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
+    };
+    let without_chains;
+    let text = if chains {
+        text
+    } else {
+        let mut object = object.clone();
+        object.remove("chains");
+        without_chains = serde_json::Value::Object(object).to_string();
+        without_chains.as_str()
     };
     let doc: Doc = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
         let place = e.location().map(|l| format!("{}:{}: ", l.line(), l.column())).unwrap_or_default();
@@ -270,7 +281,9 @@ pub fn parse(raw: &[u8]) -> Result<NetConf, CniError> {
     };
     // The chain schema checked now, with a stand-in device name, so a bad
     // chain is refused before the IPAM plugin allocates anything.
-    conf.spec("nk0", "eth0", Path::new("/proc/self/ns/net"), Policy::Drop)?;
+    if chains {
+        conf.spec("nk0", "eth0", Path::new("/proc/self/ns/net"), Policy::Drop)?;
+    }
     Ok(conf)
 }
 
@@ -358,7 +371,8 @@ mod tests {
     #[test]
     fn a_good_configuration_reads_with_its_defaults() {
         let c =
-            parse(conf(r#", "mtu": 1400, "runtimeConfig": {}, "cni.dev/valid-attachments": null"#).as_bytes()).unwrap();
+            parse(conf(r#", "mtu": 1400, "runtimeConfig": {}, "cni.dev/valid-attachments": null"#).as_bytes(), true)
+                .unwrap();
         assert_eq!((c.mode, c.policy, c.mtu), (Mode::L3, Policy::Pass, Some(1400)));
         assert_eq!(c.ipam.kind, "host-local");
         assert!(c.valid_set().is_empty());
@@ -366,7 +380,7 @@ mod tests {
 
     #[test]
     fn mistakes_get_the_protocols_codes() {
-        let code = |text: &str| parse(text.as_bytes()).unwrap_err().code;
+        let code = |text: &str| parse(text.as_bytes(), true).unwrap_err().code;
         assert_eq!(code("not json"), Code::Decode as u32);
         assert_eq!(code(&conf("").replace("1.1.0", "0.3.1")), Code::IncompatibleVersion as u32);
         assert_eq!(code(&conf(r#", "chain": []"#)), Code::UnsupportedField as u32);
@@ -383,7 +397,9 @@ mod tests {
         let text = conf(
             ",\n \"chains\": [{\"hook\": \"peer\", \"programs\": [\n   {\"name\": \"x\", \"program\": \"nope\"}]}]",
         );
-        let e = parse(text.as_bytes()).unwrap_err();
+        let e = parse(text.as_bytes(), true).unwrap_err();
+        // DEL does not read the chains: it works whatever they say.
+        assert!(parse(text.as_bytes(), false).is_ok());
         assert!(e.details.starts_with("network configuration:4:"), "{}", e.details);
         assert!(e.details.contains("no bundled program named `nope`"), "{}", e.details);
     }
@@ -396,7 +412,7 @@ mod tests {
         let mut plugin = list["plugins"][0].clone();
         plugin["cniVersion"] = list["cniVersion"].clone();
         plugin["name"] = list["name"].clone();
-        let c = parse(plugin.to_string().as_bytes()).unwrap();
+        let c = parse(plugin.to_string().as_bytes(), true).unwrap();
         assert_eq!((c.chains.len(), c.chains[0].programs.len()), (1, 2));
     }
 }

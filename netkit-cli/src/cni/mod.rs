@@ -186,7 +186,7 @@ fn dispatch(env: &Env, stdin: &[u8]) -> Result<Option<String>, CniError> {
             "CNI_COMMAND is one of ADD, DEL, CHECK, GC, STATUS, VERSION",
         ));
     }
-    let conf = config::parse(stdin)?;
+    let conf = config::parse(stdin, matches!(env.command.as_str(), "ADD" | "CHECK"))?;
     let v = conf.cni_version.clone();
     if matches!(env.command.as_str(), "GC" | "STATUS") && v == "1.0.0" {
         return Err(CniError::new(
