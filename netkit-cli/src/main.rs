@@ -1,6 +1,6 @@
 use std::{io, process::ExitCode};
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, Parser as _};
 
 use crate::cli::Cli;
 
@@ -9,6 +9,9 @@ mod commands;
 mod render;
 
 fn main() -> ExitCode {
+    // A shell asking for completions (COMPLETE=SHELL, set by the script
+    // `netkit completions SHELL` prints) is answered here, and the process ends.
+    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
     let cli = Cli::parse();
     match commands::run(&cli, &mut io::stdout().lock(), &mut io::stderr().lock()) {
         Ok(code) => code,

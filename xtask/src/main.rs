@@ -1,4 +1,4 @@
-//! Developer tasks: `cargo xtask setup | vm | test | demo | bench`.
+//! Developer tasks: `cargo xtask setup | vm | test | demo | bench | man`.
 //! Each subcommand is a module with its `Options` and `run()`.
 
 mod bench;
@@ -7,6 +7,7 @@ mod cni;
 mod demo;
 mod iproute2;
 mod kernels;
+mod man;
 mod modules;
 mod setup;
 mod test;
@@ -37,6 +38,8 @@ enum Command {
     /// Benchmarks: control plane against bare bpf() calls, bundled programs
     /// against C twins, chains, and netkit pairs in the VM.
     Bench(bench::Options),
+    /// Write the manual pages (netkit(8) and one per subcommand) into a directory.
+    Man(man::Options),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Command::Test(o) => test::run(&o),
         Command::Demo(o) => demo::run(&o),
         Command::Bench(o) => bench::run(&o),
+        Command::Man(o) => man::run(&o),
     };
     match result {
         Ok(code) => code,

@@ -17,9 +17,24 @@ pub struct Options {
 
 /// Debian packages from the default sources: LLVM 22 for bpf-linker, clang for
 /// the C test programs and benchmarks (with libbpf's headers), busybox and cpio
-/// for the VM initramfs, iproute2 for the host tests.
-const APT_PACKAGES: &[&str] =
-    &["llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "clang-22", "libbpf-dev", "busybox-static", "cpio", "iproute2"];
+/// for the VM initramfs, iproute2 for the host tests; bash-completion, zsh and
+/// fish to check the completion scripts, man-db and groff-base to render the
+/// manual pages.
+const APT_PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "libzstd-dev",
+    "clang-22",
+    "libbpf-dev",
+    "busybox-static",
+    "cpio",
+    "iproute2",
+    "bash-completion",
+    "zsh",
+    "fish",
+    "man-db",
+    "groff-base",
+];
 
 /// qemu comes from bookworm-backports on bookworm (the machine's qemu-utils is
 /// from there and bookworm's own qemu-system-x86 conflicts with it).

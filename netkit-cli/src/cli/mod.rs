@@ -11,6 +11,9 @@ use clap::{
     Args, Parser, Subcommand,
     builder::{PossibleValue, PossibleValuesParser, TypedValueParser},
 };
+use clap_complete::engine::{ArgValueCompleter, CompletionCandidate};
+
+mod examples;
 
 use netkit::{
     hooks::refs::RefSpec,
@@ -19,7 +22,7 @@ use netkit::{
         attrs::{EndAttrs, Mac, Offload, Queues},
         links::{Mode, Pairing, Policy, Scrub},
     },
-    os::netns::NetnsRef,
+    os::netns::{self, NetnsRef},
     programs::ProgSpec,
 };
 
@@ -69,21 +72,27 @@ pub struct Cli {
 pub enum Command {
     /// Report what this kernel and process support: tcx, netkit, bpffs,
     /// capabilities, BTF. Exits non-zero when something required is missing.
+    #[command(after_long_help = examples::PROBE)]
     Probe,
     /// Create, change, delete and list netkit device pairs.
     #[command(subcommand)]
     Device(DeviceCommand),
     /// Attach a program to a hook through a BPF link, pinned so it outlives
     /// this command (or plainly, without a link, with --plain).
+    #[command(after_long_help = examples::ATTACH)]
     Attach(AttachArgs),
     /// Detach a link (and remove its pin) or a plain program from a hook.
+    #[command(after_long_help = examples::DETACH)]
     Detach(DetachArgs),
     /// Replace the program of a link atomically, keeping its place in the chain.
+    #[command(after_long_help = examples::UPDATE)]
     Update(UpdateArgs),
     /// Show the revision and the ordered chain of hooks: one hook, one
     /// device's hooks, or (without DEV) every hook that has programs.
+    #[command(after_long_help = examples::QUERY)]
     Query {
         /// Device (for netkit hooks: the primary).
+        #[arg(add = ArgValueCompleter::new(devices))]
         dev: Option<String>,
         /// ingress, egress (tcx) or primary, peer (netkit).
         #[arg(value_parser = HOOKS)]
@@ -99,6 +108,7 @@ pub enum Command {
     /// Attach without pinning and stay in the foreground, streaming the
     /// program's log; the kernel detaches it when this process ends, however
     /// it ends (Ctrl-C, SIGTERM, kill -9).
+    #[command(after_long_help = examples::RUN)]
     Run(RunArgs),
     /// The bundled programs, and details of any loaded program.
     #[command(subcommand)]
@@ -111,30 +121,57 @@ pub enum Command {
     Redirect(RedirectCommand),
     /// What the programs on hooks counted: packets and bytes, firewall hits,
     /// redirects, and run count and time while kernel BPF stats are on.
+    #[command(after_long_help = examples::STATS)]
     Stats(StatsArgs),
     /// Show what `apply -f FILE` would change, step by step in the order it
     /// would run; exits 0 when nothing would change, 2 when something would,
     /// 1 on error (like diff).
+    #[command(after_long_help = examples::DIFF)]
     Diff(SpecArgs),
     /// Bring the node to the spec in FILE: pairs and ordered chains, with the
     /// fewest changes, touching only what apply created, undoing every change
     /// if a step fails.
+    #[command(after_long_help = examples::APPLY)]
     Apply(ApplyArgs),
     /// Write the current state as a spec (YAML; JSON with -j) that `apply`
     /// takes as a no-op: the pairs apply owns, and every chain, with
     /// programs apply does not own as `ref` entries.
+    #[command(after_long_help = examples::EXPORT)]
     Export {
         /// Only these devices (default: every device with programs, and
         /// every pair apply owns).
+        #[arg(add = ArgValueCompleter::new(devices))]
         devices: Vec<String>,
         /// The ownership record (default: /run/netkit/apply/<netns>.json).
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
     },
+    /// Print the shell completion script for bash, zsh or fish. Load it
+    /// with `source <(netkit completions bash)` (zsh: the same; fish:
+    /// `netkit completions fish | source`), or install it where the shell
+    /// looks (see the README). Subcommands, flags and hooks complete; device
+    /// names complete from the namespace the line names with -n, or this one.
+    #[command(after_long_help = examples::COMPLETIONS)]
+    Completions {
+        /// bash, zsh or fish.
+        #[arg(value_parser = ["bash", "zsh", "fish"])]
+        shell: String,
+    },
+    /// Write the manual pages (netkit(8), one per subcommand) into DIR;
+    /// `cargo xtask man` runs it.
+    #[command(hide = true)]
+    Man {
+        /// The directory to write into (made if missing).
+        dir: PathBuf,
+    },
     /// Follow the log of an attached program built with aya-log (e.g. the
     /// bundled `log`); ends when the program leaves the hook.
+    #[command(after_long_help = examples::LOGS)]
     Logs {
+        /// Device (for the netkit hooks primary and peer: the pair's primary).
+        #[arg(add = ArgValueCompleter::new(devices))]
         dev: String,
+        /// ingress, egress (tcx) or primary, peer (netkit).
         #[arg(value_parser = HOOKS)]
         hook: Hook,
         /// The program: prog:ID, link:ID, pin:PATH or NAME (default: the one
@@ -180,8 +217,10 @@ pub struct ApplyArgs {
 #[derive(Debug, Subcommand)]
 pub enum ProgCommand {
     /// The bundled programs: what each does, which hooks suit it, its settings.
+    #[command(after_long_help = examples::PROG_LIST)]
     List,
     /// A loaded program: name, tag, type, maps, run count and time, where it is attached.
+    #[command(after_long_help = examples::PROG_SHOW)]
     Show {
         /// Program id.
         id: u32,
@@ -191,8 +230,12 @@ pub enum ProgCommand {
 #[derive(Debug, Subcommand)]
 pub enum FirewallCommand {
     /// Add a rule: [REF] [src|dst] CIDR [proto P] [port N[-M]] allow|deny.
+    #[command(after_long_help = examples::FIREWALL_ADD)]
     Add {
+        /// Device (for the netkit hooks primary and peer: the pair's primary).
+        #[arg(add = ArgValueCompleter::new(devices))]
         dev: String,
+        /// ingress, egress (tcx) or primary, peer (netkit).
         #[arg(value_parser = HOOKS)]
         hook: Hook,
         /// [REF] then the rule's words.
@@ -200,18 +243,28 @@ pub enum FirewallCommand {
         words: Vec<String>,
     },
     /// Remove the rule with ID ([REF] ID).
+    #[command(after_long_help = examples::FIREWALL_DEL)]
     Del {
+        /// Device (for the netkit hooks primary and peer: the pair's primary).
+        #[arg(add = ArgValueCompleter::new(devices))]
         dev: String,
+        /// ingress, egress (tcx) or primary, peer (netkit).
         #[arg(value_parser = HOOKS)]
         hook: Hook,
+        /// [REF] (when the hook has more than one firewall) then the rule's ID.
         #[arg(num_args = 1..=2, value_name = "[REF] ID")]
         args: Vec<String>,
     },
     /// The rules, in id order, with their hits and the default's.
+    #[command(after_long_help = examples::FIREWALL_LIST)]
     List {
+        /// Device (for the netkit hooks primary and peer: the pair's primary).
+        #[arg(add = ArgValueCompleter::new(devices))]
         dev: String,
+        /// ingress, egress (tcx) or primary, peer (netkit).
         #[arg(value_parser = HOOKS)]
         hook: Hook,
+        /// The program, when the hook has more than one of its kind: prog:ID, link:ID, pin:PATH or NAME.
         target: Option<RefSpec>,
     },
 }
@@ -220,26 +273,42 @@ pub enum FirewallCommand {
 pub enum RedirectCommand {
     /// Send packets for IP into the pod behind netkit pair PAIR ([REF] IP PAIR;
     /// PAIR is the pair's primary).
+    #[command(after_long_help = examples::REDIRECT_ADD)]
     Add {
+        /// Device (for the netkit hooks primary and peer: the pair's primary).
+        #[arg(add = ArgValueCompleter::new(devices))]
         dev: String,
+        /// ingress, egress (tcx) or primary, peer (netkit).
         #[arg(value_parser = HOOKS)]
         hook: Hook,
+        /// [REF] (when the hook has more than one redirect-peer), the
+        /// destination IP, and the pair (its primary) whose peer gets it.
         #[arg(num_args = 2..=3, value_name = "[REF] IP PAIR")]
         args: Vec<String>,
     },
     /// Remove the entry for IP ([REF] IP).
+    #[command(after_long_help = examples::REDIRECT_DEL)]
     Del {
+        /// Device (for the netkit hooks primary and peer: the pair's primary).
+        #[arg(add = ArgValueCompleter::new(devices))]
         dev: String,
+        /// ingress, egress (tcx) or primary, peer (netkit).
         #[arg(value_parser = HOOKS)]
         hook: Hook,
+        /// [REF] (when the hook has more than one redirect-peer) then the IP.
         #[arg(num_args = 1..=2, value_name = "[REF] IP")]
         args: Vec<String>,
     },
     /// The entries, and how many packets were redirected.
+    #[command(after_long_help = examples::REDIRECT_LIST)]
     List {
+        /// Device (for the netkit hooks primary and peer: the pair's primary).
+        #[arg(add = ArgValueCompleter::new(devices))]
         dev: String,
+        /// ingress, egress (tcx) or primary, peer (netkit).
         #[arg(value_parser = HOOKS)]
         hook: Hook,
+        /// The program, when the hook has more than one of its kind: prog:ID, link:ID, pin:PATH or NAME.
         target: Option<RefSpec>,
     },
 }
@@ -247,7 +316,9 @@ pub enum RedirectCommand {
 #[derive(Debug, Args)]
 pub struct StatsArgs {
     /// Device (default: every device with programs).
+    #[arg(add = ArgValueCompleter::new(devices))]
     pub dev: Option<String>,
+    /// ingress, egress (tcx) or primary, peer (netkit) (default: every hook of the device).
     #[arg(value_parser = HOOKS)]
     pub hook: Option<Hook>,
     /// Turn kernel BPF run-time statistics on while this command runs
@@ -302,6 +373,7 @@ pub struct PositionArgs {
 #[derive(Debug, Args)]
 pub struct AttachArgs {
     /// Device (for the netkit hooks primary and peer: the pair's primary).
+    #[arg(add = ArgValueCompleter::new(devices))]
     pub dev: String,
     /// ingress, egress (tcx, any device) or primary, peer (netkit).
     #[arg(value_parser = HOOKS)]
@@ -331,7 +403,10 @@ pub struct AttachArgs {
 
 #[derive(Debug, Args)]
 pub struct DetachArgs {
+    /// Device (for the netkit hooks primary and peer: the pair's primary).
+    #[arg(add = ArgValueCompleter::new(devices))]
     pub dev: String,
+    /// ingress, egress (tcx) or primary, peer (netkit).
     #[arg(value_parser = HOOKS)]
     pub hook: Hook,
     /// link:ID, pin:PATH or NAME for a link; prog:ID for a plain program.
@@ -350,7 +425,10 @@ pub struct DetachArgs {
 
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
+    /// Device (for the netkit hooks primary and peer: the pair's primary).
+    #[arg(add = ArgValueCompleter::new(devices))]
     pub dev: String,
+    /// ingress, egress (tcx) or primary, peer (netkit).
     #[arg(value_parser = HOOKS)]
     pub hook: Hook,
     /// The link: link:ID, pin:PATH or NAME.
@@ -371,6 +449,7 @@ pub struct UpdateArgs {
 #[derive(Debug, Subcommand)]
 pub enum LinkCommand {
     /// Every link this tool pinned, with its device, hook and state.
+    #[command(after_long_help = examples::LINK_LIST)]
     List {
         /// Every tcx and netkit link on the system, whoever made it: where it
         /// is, what holds it (pins, processes), whether netkit manages it.
@@ -378,8 +457,13 @@ pub enum LinkCommand {
         all: bool,
     },
     /// One pinned link: link:ID, pin:PATH or its name.
-    Show { target: RefSpec },
+    #[command(after_long_help = examples::LINK_SHOW)]
+    Show {
+        /// link:ID, pin:PATH or the pin's name.
+        target: RefSpec,
+    },
     /// Remove the pins of defunct links (device gone or link detached).
+    #[command(after_long_help = examples::LINK_PRUNE)]
     Prune {
         /// Look at every defunct tcx and netkit link on the system: prune
         /// this tool's and say which others are left and what holds them.
@@ -396,8 +480,10 @@ pub enum QueueCommand {
     /// Lease receive queue QUEUE of a physical device to DEV (a netkit peer
     /// or single device here): queue-create of the netdev family. The driver
     /// of FROM must support queue management (see the README).
+    #[command(after_long_help = examples::QUEUE_LEASE)]
     Lease {
         /// The netkit device that gets the queue.
+        #[arg(add = ArgValueCompleter::new(devices))]
         dev: String,
         /// The physical device that lends it.
         #[arg(long, value_name = "DEV")]
@@ -411,15 +497,20 @@ pub enum QueueCommand {
         from_netns: Option<NetnsRef>,
     },
     /// DEV's queues, and which are leased from where.
+    #[command(after_long_help = examples::QUEUE_LIST)]
     List {
         /// The device.
+        #[arg(add = ArgValueCompleter::new(devices))]
         dev: String,
     },
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// Device (for the netkit hooks primary and peer: the pair's primary).
+    #[arg(add = ArgValueCompleter::new(devices))]
     pub dev: String,
+    /// ingress, egress (tcx) or primary, peer (netkit).
     #[arg(value_parser = HOOKS)]
     pub hook: Hook,
     /// A bundled program, file:PATH[:FUNCTION], id:N or pinned:PATH.
@@ -437,23 +528,30 @@ pub struct RunArgs {
 #[derive(Debug, Subcommand)]
 pub enum DeviceCommand {
     /// Create a netkit pair (NAME is the primary).
+    #[command(after_long_help = examples::DEVICE_ADD)]
     Add(DeviceAdd),
     /// Change the default policies of a live pair (through its primary).
+    #[command(after_long_help = examples::DEVICE_SET)]
     Set(DeviceSet),
     /// Delete a pair, named by either end (both ends go).
+    #[command(after_long_help = examples::DEVICE_DEL)]
     Del {
         /// The primary or the peer.
+        #[arg(add = ArgValueCompleter::new(devices))]
         name: String,
     },
     /// List netkit devices in the namespace.
+    #[command(after_long_help = examples::DEVICE_LIST)]
     List {
         /// List every device, not only netkit ones.
         #[arg(long)]
         all: bool,
     },
     /// Show one device in detail.
+    #[command(after_long_help = examples::DEVICE_SHOW)]
     Show {
         /// Device name.
+        #[arg(add = ArgValueCompleter::new(devices))]
         name: String,
     },
 }
@@ -605,6 +703,7 @@ impl PeerEndArgs {
 #[derive(Debug, Args)]
 pub struct DeviceSet {
     /// The primary of the pair.
+    #[arg(add = ArgValueCompleter::new(devices))]
     pub name: String,
     /// New default for the primary's hook.
     #[arg(long, value_parser = POLICIES)]
@@ -682,6 +781,25 @@ const MODES: Closed<Mode> = Closed(&[(Mode::L2, "l2", ""), (Mode::L3, "l3", "")]
 const SCRUBS: Closed<Scrub> = Closed(&[(Scrub::Default, "default", ""), (Scrub::None, "none", "")]);
 const PAIRINGS: Closed<Pairing> = Closed(&[(Pairing::Pair, "pair", ""), (Pairing::Single, "single", "")]);
 
+/// Completes a device name: the devices of the namespace the command line
+/// names with `-n`/`--netns`, or of this process's, by an rtnetlink dump
+/// (sysfs shows the namespace it was mounted in, not this process's).
+fn devices(current: &OsStr) -> Vec<CompletionCandidate> {
+    let prefix = current.to_string_lossy();
+    let args: Vec<String> = std::env::args().collect();
+    let netns = args
+        .iter()
+        .position(|a| a == "-n" || a == "--netns")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse::<NetnsRef>().ok());
+    let Ok(_visit) = netns.as_ref().map(netns::Visit::enter).transpose() else { return Vec::new() };
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return Vec::new() };
+    let links = rt.block_on(async { netkit::netlink::Netlink::connect().ok()?.links().await.ok() }).unwrap_or_default();
+    let mut names: Vec<String> = links.into_iter().map(|l| l.name).filter(|n| n.starts_with(&*prefix)).collect();
+    names.sort();
+    names.into_iter().map(CompletionCandidate::new).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory as _;
@@ -691,5 +809,66 @@ mod tests {
         // clap checks its own rules (conflicts, requirements, names) here,
         // not only when a user happens to hit the broken path.
         super::Cli::command().debug_assert();
+    }
+
+    /// Every command and argument a user can see says what it is (the
+    /// manual pages and --help are made of these texts), and every command
+    /// that does something shows examples.
+    #[test]
+    fn everything_visible_is_documented_with_examples() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", cmd.get_name());
+            if cmd.get_about().is_none() && path != " netkit" {
+                missing.push(format!("{path}: no description"));
+            }
+            for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path}: `{id}` has no help"));
+                }
+            }
+            // clap's own `help` subcommands document themselves.
+            let subs: Vec<&clap::Command> =
+                cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help").collect();
+            if subs.is_empty() && !cmd.get_after_long_help().is_some_and(|h| h.to_string().contains("Examples:")) {
+                missing.push(format!("{path}: no Examples: section"));
+            }
+            for sub in subs {
+                walk(sub, &path, missing);
+            }
+        }
+        let mut cmd = super::Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&cmd, "", &mut missing);
+        assert!(missing.is_empty(), "{} gaps:\n{}", missing.len(), missing.join("\n"));
+    }
+
+    /// Every example is a command line this grammar takes.
+    #[test]
+    fn every_example_parses() {
+        fn walk(cmd: &clap::Command, n: &mut usize) {
+            for line in cmd.get_after_long_help().map(|h| h.to_string()).unwrap_or_default().lines() {
+                let Some(line) = line.trim().strip_prefix("netkit ") else { continue };
+                // Drop the explanation (after two spaces) and a redirection.
+                let line = line.split("  ").next().unwrap_or_default();
+                let line = line.split(" > ").next().unwrap_or_default();
+                let mut words = vec!["netkit".to_string()];
+                words.extend(shlex::split(line).expect("shell words"));
+                if let Err(e) = <super::Cli as clap::Parser>::try_parse_from(&words) {
+                    panic!("example `{}` does not parse: {e}", words.join(" "));
+                }
+                *n += 1;
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, n);
+            }
+        }
+        let mut n = 0;
+        walk(&super::Cli::command(), &mut n);
+        assert!(n > 50, "only {n} examples found");
     }
 }

@@ -48,6 +48,22 @@ pub fn run(cli: &Cli, out: &mut impl Write, err: &mut impl Write) -> Result<Exit
     // file runs many commands in one process).
     let _visit = cli.netns.as_ref().map(netns::Visit::enter).transpose()?;
     match command {
+        Command::Completions { shell } => {
+            use clap_complete::env::{Bash, Fish, Zsh};
+            let shell: &dyn clap_complete::env::EnvCompleter = match shell.as_str() {
+                "bash" => &Bash,
+                "zsh" => &Zsh,
+                _ => &Fish,
+            };
+            // The script asks `netkit` (found on PATH) for each completion.
+            shell.write_registration("COMPLETE", "netkit", "netkit", "netkit", out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => {
+            let pages = man_pages(dir)?;
+            writeln!(out, "wrote {pages} manual pages into {}", dir.display())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Diff(a) => apply::diff(cli, a, out),
         Command::Apply(a) => apply::apply(cli, a, out, err),
         Command::Export { devices, state } => apply::export(cli, devices, state.as_deref(), out),
@@ -236,6 +252,8 @@ async fn hook_command(cli: &Cli, out: &mut impl Write) -> Result<()> {
             crate::commands::programs::logs(&hooks, dev, *hook, target.as_ref(), out).await
         }
         Command::Probe
+        | Command::Completions { .. }
+        | Command::Man { .. }
         | Command::Device(_)
         | Command::Queue(_)
         | Command::Diff(_)
@@ -374,4 +392,55 @@ async fn device_command(cli: &Cli, cmd: &DeviceCommand, out: &mut impl Write) ->
         }
     }
     Ok(())
+}
+
+/// Writes netkit.8 and one page per visible subcommand (netkit-device-add.8,
+/// ...) into `dir`, from the clap definitions; returns how many. The
+/// examples (`after_long_help`) become an EXAMPLES section set without
+/// filling, and every page ends with SEE ALSO.
+fn man_pages(dir: &std::path::Path) -> Result<usize> {
+    /// Roff text for literal lines: no filling, escapes and leading dots neutralised.
+    fn literal(text: &str) -> String {
+        let mut out = String::from(".nf\n");
+        for line in text.lines().skip_while(|l| l.trim_end().ends_with(':') && !l.starts_with(' ')) {
+            let line = line.replace('\\', "\\e").replace('-', "\\-");
+            out += &format!("\\&{line}\n");
+        }
+        out + ".fi\n"
+    }
+    fn write(cmd: &clap::Command, dir: &std::path::Path, pages: &mut Vec<String>) -> Result<()> {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+            write(sub, dir, pages)?;
+        }
+        let name = cmd.get_display_name().unwrap_or(cmd.get_name()).to_string();
+        let examples = cmd.get_after_long_help().map(|h| h.to_string());
+        let bare = cmd.clone().after_long_help(None::<&str>).after_help(None::<&str>);
+        let mut text = Vec::new();
+        clap_mangen::Man::new(bare).section("8").manual("netkit manual").render(&mut text)?;
+        let mut text = String::from_utf8(text).context("a manual page that is not UTF-8")?;
+        let mut tail = String::new();
+        if let Some(examples) = examples {
+            tail += &format!(".SH EXAMPLES\n{}", literal(&examples));
+        }
+        let see_also = if name == "netkit" {
+            "ip(8), bpftool(8), tc(8)".to_string()
+        } else {
+            "netkit(8), ip(8), bpftool(8)".to_string()
+        };
+        tail += &format!(".SH \"SEE ALSO\"\n{see_also}\n");
+        match text.find(".SH VERSION") {
+            Some(at) => text.insert_str(at, &tail),
+            None => text.push_str(&tail),
+        }
+        let path = dir.join(format!("{name}.8"));
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        pages.push(name);
+        Ok(())
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut cmd = <crate::cli::Cli as clap::CommandFactory>::command().disable_help_subcommand(true);
+    cmd.build();
+    let mut pages = Vec::new();
+    write(&cmd, dir, &mut pages)?;
+    Ok(pages.len())
 }

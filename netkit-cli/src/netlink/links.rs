@@ -360,7 +360,7 @@ fn decode_netkit(attrs: &[InfoNetkit]) -> NetkitAttrs {
 
 impl Netlink {
     /// Every device in this connection's namespace.
-    pub(crate) async fn links(&self) -> Result<Vec<Link>, NetlinkError> {
+    pub async fn links(&self) -> Result<Vec<Link>, NetlinkError> {
         let mut stream = self.handle.link().get().execute();
         let mut out = Vec::new();
         while let Some(msg) = stream.try_next().await.map_err(|e| NetlinkError::from_rtnetlink("listing devices", e))? {
