@@ -1,17 +1,13 @@
-//! What the CNI tests run against, from Debian's packages through the
-//! private apt configuration, cached: the reference plugins
+//! Tools the tests run against, from Debian's packages through the private
+//! apt configuration, cached. For the CNI tests: the reference plugins
 //! (`containernetworking-plugins` from sid, 1.9.1: CNI 1.1.0 with STATUS
 //! and GC), and a CNI runtime: `xtask/cni-runtime/main.go`, a small driver
 //! of libcni (the library containerd, CRI-O and podman execute plugins
 //! with), built with Debian's Go from bookworm-backports against
 //! `golang-github-appc-cni-dev` from sid. Static, so the busybox guest
-//! runs it as it is.
+//! runs it as it is. For the metrics tests: promtool.
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::{fs, path::PathBuf, process::Command};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -25,32 +21,6 @@ const PLUGINS: &str = "containernetworking-plugins/sid";
 const GO: &[&str] = &["golang-1.23-go/bookworm-backports", "golang-1.23-src/bookworm-backports"];
 const LIBCNI: &str = "golang-github-appc-cni-dev/sid";
 
-/// Downloads `packages` (once) and unpacks them into `into`.
-fn unpack(packages: &[&str], into: &Path) -> Result<()> {
-    let scratch = into.with_extension("download");
-    let _ = fs::remove_dir_all(&scratch);
-    let apt = PrivateApt::new()?;
-    let mut refreshed = false;
-    for package in packages {
-        let dir = scratch.join(package.replace('/', "_"));
-        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        println!("cni: downloading {package}");
-        let deb = match apt.download(package, &dir) {
-            Ok(deb) => deb,
-            Err(_) if !refreshed => {
-                refreshed = true;
-                apt.update()?;
-                apt.download(package, &dir)?
-            }
-            Err(e) => return Err(e),
-        };
-        util::output(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(into))
-            .with_context(|| format!("unpacking {package} (dpkg-deb)"))?;
-    }
-    let _ = fs::remove_dir_all(&scratch);
-    Ok(())
-}
-
 /// The directory of the reference plugins (host-local, tuning, ...).
 pub fn plugins() -> Result<PathBuf> {
     let root = util::cache_dir().join("cni-plugins");
@@ -59,7 +29,7 @@ pub fn plugins() -> Result<PathBuf> {
         return Ok(bin);
     }
     let _ = fs::remove_dir_all(&root);
-    unpack(&[PLUGINS], &root)?;
+    PrivateApt::unpack(&[PLUGINS], &root)?;
     if !bin.join("host-local").is_file() {
         bail!("{PLUGINS} holds no usr/lib/cni/host-local");
     }
@@ -76,7 +46,7 @@ pub fn runtime() -> Result<PathBuf> {
         let _ = fs::remove_dir_all(&toolchain);
         let mut all: Vec<&str> = GO.to_vec();
         all.push(LIBCNI);
-        unpack(&all, &toolchain)?;
+        PrivateApt::unpack(&all, &toolchain)?;
     }
     let source = util::workspace_root().join("xtask/cni-runtime/main.go");
     let exe = root.join("cni-runtime");
@@ -104,5 +74,21 @@ pub fn runtime() -> Result<PathBuf> {
             .env("GOCACHE", root.join("gocache")),
     )
     .context("building xtask/cni-runtime with Go")?;
+    Ok(exe)
+}
+
+/// promtool, from Debian's `promtool` package (sid; bookworm ships it inside
+/// `prometheus`), for the metrics tests: `promtool check metrics`.
+pub fn promtool() -> Result<PathBuf> {
+    let root = util::cache_dir().join("promtool");
+    let exe = root.join("usr/bin/promtool");
+    if exe.is_file() {
+        return Ok(exe);
+    }
+    let _ = fs::remove_dir_all(&root);
+    PrivateApt::unpack(&["promtool/sid"], &root)?;
+    if !exe.is_file() {
+        bail!("promtool/sid holds no usr/bin/promtool");
+    }
     Ok(exe)
 }

@@ -134,6 +134,33 @@ impl PrivateApt {
             .collect())
     }
 
+    /// Downloads `packages` (refreshing the lists once if one is not
+    /// found) and unpacks them into `into`.
+    pub(crate) fn unpack(packages: &[&str], into: &Path) -> Result<()> {
+        let scratch = into.with_extension("download");
+        let _ = fs::remove_dir_all(&scratch);
+        let apt = Self::new()?;
+        let mut refreshed = false;
+        for package in packages {
+            let dir = scratch.join(package.replace('/', "_"));
+            fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            println!("apt: downloading {package}");
+            let deb = match apt.download(package, &dir) {
+                Ok(deb) => deb,
+                Err(_) if !refreshed => {
+                    refreshed = true;
+                    apt.update()?;
+                    apt.download(package, &dir)?
+                }
+                Err(e) => return Err(e),
+            };
+            util::output(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(into))
+                .with_context(|| format!("unpacking {package} (dpkg-deb)"))?;
+        }
+        let _ = fs::remove_dir_all(&scratch);
+        Ok(())
+    }
+
     pub(crate) fn download(&self, package: &str, dir: &Path) -> Result<PathBuf> {
         util::output(self.command("apt-get").current_dir(dir).args(["-q", "download", package]))?;
         fs::read_dir(dir)?

@@ -218,14 +218,16 @@ pub fn run(opts: &Options) -> Result<()> {
     }
 
     // The CNI tests' reference plugins and runtime (cached downloads; the
-    // runtime is built with the Go toolchain it downloads).
+    // runtime is built with the Go toolchain it downloads), and promtool.
     if opts.check {
-        say("cni plugins and runtime", "fetched on first use");
+        say("cni plugins, runtime, promtool", "fetched on first use");
     } else {
         let plugins = crate::cni::plugins().context("fetching the CNI reference plugins")?;
         say("cni reference plugins", &plugins.display().to_string());
         let runtime = crate::cni::runtime().context("building the CNI runtime")?;
         say("cni runtime (libcni)", &runtime.display().to_string());
+        let promtool = crate::cni::promtool().context("fetching promtool")?;
+        say("promtool", &promtool.display().to_string());
     }
 
     if !missing.is_empty() {

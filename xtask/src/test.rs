@@ -220,6 +220,10 @@ pub fn run(opts: &Options) -> Result<ExitCode> {
         }
         let mut cmd = cargo();
         cmd.env("NETKIT_TEST_C_DIR", build::c_objects_dir());
+        match crate::cni::promtool() {
+            Ok(p) => cmd.env("NETKIT_TEST_PROMTOOL", p),
+            Err(e) => return (Verdict::Failed, format!("fetching promtool: {e:#}")),
+        };
         // --no-fail-fast: a failing test binary must not hide the others' results.
         cmd.args(["test", "-p", "netkit-cli", "--no-fail-fast"]);
         for t in host_test_targets() {

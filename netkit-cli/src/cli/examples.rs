@@ -97,7 +97,8 @@ pub const REDIRECT_LIST: &str = "Examples:
 
 pub const STATS: &str = "Examples:
   netkit stats                                every hook with programs
-  netkit stats nk-pod1 peer --enable --interval 2 --count 5";
+  netkit stats nk-pod1 peer --enable --interval 2 --count 5
+  netkit stats --format prometheus > /var/lib/node_exporter/textfile/netkit.prom";
 
 pub const DIFF: &str = "Examples:
   netkit diff -f node.yaml                    exit 0: nothing to do, 2: changes, 1: error
@@ -121,3 +122,8 @@ pub const COMPLETIONS: &str = "Examples:
 pub const LOGS: &str = "Examples:
   netkit logs eth0 ingress                    ends when the program leaves the hook
   netkit logs nk-pod1 peer link:17";
+
+pub const METRICS: &str = "Examples:
+  netkit metrics                              http://127.0.0.1:9475/metrics
+  netkit metrics --listen 0.0.0.0:9475        for a scrape from another host
+  netkit -n pod1 metrics --listen 127.0.0.1:9476";

@@ -157,6 +157,16 @@ pub enum Command {
         #[arg(value_parser = ["bash", "zsh", "fish"])]
         shell: String,
     },
+    /// Serve the programs' numbers (as `stats --format prometheus` prints
+    /// them) over HTTP at /metrics, for Prometheus to scrape; runs until
+    /// SIGINT or SIGTERM.
+    #[command(after_long_help = examples::METRICS)]
+    Metrics {
+        /// Address and port to listen on (loopback by default; 0.0.0.0:PORT
+        /// for a scrape from elsewhere).
+        #[arg(long, default_value = "127.0.0.1:9475", value_name = "ADDR:PORT")]
+        listen: std::net::SocketAddr,
+    },
     /// Write the manual pages (netkit(8), one per subcommand) into DIR;
     /// `cargo xtask man` runs it.
     #[command(hide = true)]
@@ -331,6 +341,10 @@ pub struct StatsArgs {
     /// Stop after this many reports with --enable (default: until Ctrl-C).
     #[arg(long, value_name = "N")]
     pub count: Option<u32>,
+    /// text (the default), json (as -j) or prometheus: the text exposition
+    /// format, for node_exporter's textfile collector.
+    #[arg(long, value_parser = ["text", "json", "prometheus"], default_value = "text")]
+    pub format: String,
 }
 
 /// Which plain program `detach` removes, without REF; with prog:ID the kernel

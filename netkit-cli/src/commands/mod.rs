@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod batch;
+pub mod metrics;
 pub mod programs;
 pub mod run;
 
@@ -59,6 +60,7 @@ pub fn run(cli: &Cli, out: &mut impl Write, err: &mut impl Write) -> Result<Exit
             shell.write_registration("COMPLETE", "netkit", "netkit", "netkit", out)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Metrics { listen } => block_on(metrics::serve(cli.bpffs.clone(), *listen, err)),
         Command::Man { dir } => {
             let pages = man_pages(dir)?;
             writeln!(out, "wrote {pages} manual pages into {}", dir.display())?;
@@ -254,6 +256,7 @@ async fn hook_command(cli: &Cli, out: &mut impl Write) -> Result<()> {
         Command::Probe
         | Command::Completions { .. }
         | Command::Man { .. }
+        | Command::Metrics { .. }
         | Command::Device(_)
         | Command::Queue(_)
         | Command::Diff(_)

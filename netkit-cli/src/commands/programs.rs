@@ -248,10 +248,23 @@ pub async fn stats(cli: &Cli, hooks: &Hooks<'_>, args: &StatsArgs, out: &mut imp
     if args.dev.is_none() && args.hook.is_some() {
         bail!("a HOOK needs a DEV: netkit stats DEV HOOK");
     }
+    if cli.json && args.format == "prometheus" {
+        bail!("-j and --format prometheus ask for two formats: give one");
+    }
+    let json = cli.json || args.format == "json";
+    let netns = netkit::os::netns::current_name();
+    let print = |out: &mut dyn Write, s: &[stats::HookStats]| -> Result<()> {
+        if args.format == "prometheus" {
+            out.write_all(netkit::maps::prometheus::exposition(s, &netns).as_bytes())?;
+        } else {
+            let mut out = out;
+            render::print(json, &mut out, &s.to_vec(), |w, s| render::stats(w, s))?;
+        }
+        Ok(())
+    };
     if !args.enable {
         let views = hooks.query(args.dev.as_deref(), args.hook).await?;
-        let s = stats::hooks(&views, false);
-        return Ok(render::print(cli.json, out, &s, |w, s| render::stats(w, s))?);
+        return print(out, &stats::hooks(&views, false));
     }
     if args.interval.is_nan() || args.interval <= 0.0 {
         bail!("--interval must be more than 0 seconds");
@@ -266,8 +279,7 @@ pub async fn stats(cli: &Cli, hooks: &Hooks<'_>, args: &StatsArgs, out: &mut imp
             () = crate::commands::run::interrupted() => return Ok(()),
         }
         let views = hooks.query(args.dev.as_deref(), args.hook).await?;
-        let s = stats::hooks(&views, true);
-        render::print(cli.json, out, &s, |w, s| render::stats(w, s))?;
+        print(out, &stats::hooks(&views, true))?;
         out.flush()?;
         n += 1;
         if args.count.is_some_and(|c| n >= c) {

@@ -4,6 +4,7 @@
 //! changes without pinning anything.
 
 pub mod firewall;
+pub mod prometheus;
 pub mod redirect;
 pub mod stats;
 

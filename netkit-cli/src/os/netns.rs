@@ -275,7 +275,7 @@ pub(crate) fn others() -> Vec<NsRef> {
 
 /// A short name for the calling thread's namespace: its /run/netns name, or
 /// `default` for the one init lives in, or `netns-<inode>`.
-pub(crate) fn current_name() -> String {
+pub fn current_name() -> String {
     match identity(Path::new("/proc/thread-self/ns/net")) {
         Some(me) => name_of(me),
         None => "unknown".into(),
