@@ -1,7 +1,9 @@
 //! The programs' numbers as Prometheus metrics: `netkit stats --format
-//! prometheus` on a veth (host) with a counter and a firewall on tcx
-//! ingress, after real traffic; checked by promtool (`NETKIT_TEST_PROMTOOL`,
-//! Debian's, fetched by `cargo xtask setup`) and against the counts sent.
+//! prometheus` with a counter and a firewall on tcx ingress (veth, on the
+//! host and in the VM), after real traffic, checked by promtool
+//! (`NETKIT_TEST_PROMTOOL`: Debian's, fetched by `cargo xtask setup`, also
+//! in the guest) and against the counts sent; and `netkit metrics` over
+//! HTTP while traffic flows.
 
 mod common;
 
@@ -56,7 +58,9 @@ fn stats_in_the_exposition_format_pass_promtool_and_count_the_traffic() {
                 common::stderr(&o)
             );
         }
-        None => common::skip("no promtool (NETKIT_TEST_PROMTOOL; cargo xtask test sets it): format not checked by it"),
+        None => common::skip(
+            "no promtool (NETKIT_TEST_PROMTOOL, set by cargo xtask test and in its VM): format not checked by it",
+        ),
     }
     let ns = format!("netns=\"{}\"", env.ns.name);
     let here = [ns.as_str(), "device=\"dev0\"", "hook=\"ingress\""];

@@ -23,6 +23,8 @@ pub struct GuestBinaries {
     pub ip: Option<PathBuf>,
     /// The CNI plugin, the reference plugins and the libcni runtime.
     pub cni: Option<CniParts>,
+    /// Debian's promtool, which checks the metrics tests' output.
+    pub promtool: Option<PathBuf>,
 }
 
 /// What the CNI tests need in the guest.
@@ -103,6 +105,7 @@ pub fn guest_binaries(tests: bool) -> Result<GuestBinaries> {
             c_objects: Vec::new(),
             ip: None,
             cni: None,
+            promtool: None,
         });
     }
     println!("build: integration tests and examples for {MUSL}");
@@ -120,6 +123,7 @@ pub fn guest_binaries(tests: bool) -> Result<GuestBinaries> {
         c_objects: c_objects()?,
         ip: Some(crate::iproute2::ip()?),
         cni: Some(cni),
+        promtool: Some(crate::cni::promtool()?),
     })
 }
 

@@ -97,7 +97,7 @@ const INIT: &str = r#"#!/bin/sh
 /bin/busybox mount -t devtmpfs dev /dev 2>/dev/null
 exec </dev/console >/dev/console 2>&1
 /bin/busybox --install -s /bin
-export PATH=/bin:/sbin HOME=/root TERM=dumb NETKIT_BIN=/bin/netkit NETKIT_IN_VM=1 NETKIT_TEST_C_DIR=/guest/c NETKIT_TEST_IP=/opt/iproute2/ip NETKIT_TEST_CNI_PATH=/opt/cni/bin NETKIT_TEST_CNI_RUNTIME=/bin/cni-runtime
+export PATH=/bin:/sbin HOME=/root TERM=dumb NETKIT_BIN=/bin/netkit NETKIT_IN_VM=1 NETKIT_TEST_C_DIR=/guest/c NETKIT_TEST_IP=/opt/iproute2/ip NETKIT_TEST_CNI_PATH=/opt/cni/bin NETKIT_TEST_CNI_RUNTIME=/bin/cni-runtime NETKIT_TEST_PROMTOOL=/opt/promtool/promtool
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t bpf bpf /sys/fs/bpf
@@ -166,6 +166,12 @@ impl Guest {
             // The reference plugins are glibc programs, as `ip` is.
             copy_libraries(&cni.reference.join("host-local"), &staging)?;
             copy_stripped(&cni.runtime, &staging.join(crate::cni::GUEST_RUNTIME.trim_start_matches('/')))?;
+        }
+        if let Some(promtool) = &bins.promtool {
+            let to = staging.join("opt/promtool/promtool");
+            fs::create_dir_all(to.parent().expect("has a parent"))?;
+            copy_libraries(promtool, &staging)?;
+            fs::copy(promtool, &to).with_context(|| format!("copying {}", promtool.display()))?;
         }
         write_exec(&staging.join("init"), INIT)?;
         fs::write(staging.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
