@@ -104,11 +104,14 @@ fn io_error(what: &str, path: &Path, e: io::Error) -> CniError {
     CniError::new(Code::Io, format!("{what} {}", path.display()), e.to_string())
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CniError> {
-    tokio::runtime::Builder::new_current_thread()
+/// A runtime and an rtnetlink connection of this namespace driven by it.
+fn connect() -> Result<(tokio::runtime::Runtime, Netlink), CniError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| CniError::new(Code::Io, "starting the async runtime", e.to_string()))
+        .map_err(|e| CniError::new(Code::Io, "starting the async runtime", e.to_string()))?;
+    let nl = rt.block_on(async { Netlink::connect() }).map_err(nl_error("opening rtnetlink"))?;
+    Ok((rt, nl))
 }
 
 fn nl_error(what: &str) -> impl Fn(NetlinkError) -> CniError + '_ {
@@ -164,8 +167,7 @@ async fn free_host_name(nl: &Netlink, id: &str, ifname: &str) -> Result<String, 
 /// ADD: the pair, the addresses, the chains, then the traffic.
 pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
     let place = Place::of(conf, &env.container_id, &env.ifname);
-    let rt = runtime()?;
-    let nl = rt.block_on(async { Netlink::connect() }).map_err(nl_error("opening rtnetlink"))?;
+    let (rt, nl) = connect()?;
     let netns = NetnsRef::Path(env.netns.clone().into());
     if let Err(e) = netns.open() {
         return Err(CniError::new(
@@ -405,8 +407,7 @@ fn remove(rt: &tokio::runtime::Runtime, nl: &Netlink, place: &Place, record: Opt
 pub fn del(env: &Env, conf: &NetConf) -> Result<(), CniError> {
     let place = Place::of(conf, &env.container_id, &env.ifname);
     let record = place.load()?;
-    let rt = runtime()?;
-    let nl = rt.block_on(async { Netlink::connect() }).map_err(nl_error("opening rtnetlink"))?;
+    let (rt, nl) = connect()?;
     let problems = remove(&rt, &nl, &place, record.as_ref());
     ipam::exec(&conf.ipam.kind, "DEL", env, &conf.raw)?;
     if !problems.is_empty() {
@@ -437,8 +438,7 @@ pub fn check(env: &Env, conf: &NetConf) -> Result<(), CniError> {
             "the runtime must pass the result of the ADD as prevResult",
         ));
     };
-    let rt = runtime()?;
-    let nl = rt.block_on(async { Netlink::connect() }).map_err(nl_error("opening rtnetlink"))?;
+    let (rt, nl) = connect()?;
     let mut differences = rt.block_on(differences(&nl, env, &record, prev));
     let spec = conf.spec(&record.host, &env.ifname, Path::new(&env.netns), conf.policy)?;
     match rt.block_on(place.engine(&nl).plan(&spec, PlanOptions::default())) {
@@ -564,8 +564,7 @@ async fn route_dsts(nl: &Netlink, oif: Option<u32>) -> Vec<Cidr> {
 pub fn gc(env: &Env, conf: &NetConf) -> Result<(), CniError> {
     let valid = conf.valid_set();
     let is_valid = |id: &str, ifname: &str| valid.iter().any(|a| a.container_id == id && a.ifname == ifname);
-    let rt = runtime()?;
-    let nl = rt.block_on(async { Netlink::connect() }).map_err(nl_error("opening rtnetlink"))?;
+    let (rt, nl) = connect()?;
     let mut problems = Vec::new();
     // Records first (they name the pairs), then pins without a record.
     for root in [conf.state_dir.join(&conf.name), conf.bpffs.join("netkit/cni").join(&conf.name)] {
