@@ -1,13 +1,14 @@
 //! The bundled programs and user objects on real kernels (host tcx on veth,
 //! VM tcx on netkit): exact counters, the firewall per rule for IPv4 and IPv6
 //! with live changes and hit counts, log lines, load-time settings, a clang
-//! object's BTF maps, pinned maps and globals, and the prog/stats commands.
+//! object's BTF maps, pinned maps and globals, the prog/stats commands, and
+//! which loads read the kernel's BTF.
 
 mod common;
 
 use std::{
     io::{BufRead as _, BufReader},
-    process::Stdio,
+    process::{Command, Stdio},
     sync::mpsc,
     time::Duration,
 };
@@ -255,8 +256,8 @@ fn a_clang_object_with_btf_maps_a_pinned_map_and_a_global() {
 }
 
 /// A program the verifier refuses: the error names the function and the
-/// errno and shows the end of the verifier's log (from aya's typed error),
-/// and nothing is attached or pinned.
+/// errno and shows the end of the verifier's log, and nothing is attached
+/// or pinned.
 #[test]
 fn a_program_the_verifier_refuses_shows_the_end_of_its_log() {
     require_root!();
@@ -275,6 +276,61 @@ fn a_program_the_verifier_refuses_shows_the_end_of_its_log() {
     assert!(err.lines().count() <= 40, "only the end of the log is shown: {err}");
     assert!(env.chain(Hook::Ingress).1.is_empty(), "nothing attached");
     assert!(env.json(&["link", "list"]).as_array().unwrap().is_empty(), "nothing pinned");
+}
+
+/// The bytes `netkit ARGS` read with read(2) and its kin (its rchar), from
+/// the /proc/PID/io of the shell that reaped it: a process's counts include
+/// those of the children it has waited for, and `cat` is not yet reaped
+/// when it reads them.
+fn bytes_read(env: &HookEnv, args: &[&str]) -> u64 {
+    let netkit = env.command(args);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(r#""$@" >/dev/null || exit 1; cat /proc/$$/io"#)
+        .arg("sh")
+        .arg(netkit.get_program())
+        .args(netkit.get_args())
+        .output()
+        .expect("sh runs");
+    assert!(out.status.success(), "netkit {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let io = String::from_utf8_lossy(&out.stdout);
+    io.lines()
+        .find_map(|l| l.strip_prefix("rchar: "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("rchar in /proc/PID/io")
+}
+
+/// The kernel's BTF (megabytes in /sys/kernel/btf/vmlinux) is read only to
+/// load an object with CO-RE relocations: never for a bundled program, nor
+/// by commands that load nothing.
+#[test]
+fn only_an_object_with_core_relocations_reads_the_kernel_btf() {
+    require_root!();
+    let Ok(vmlinux) = std::fs::metadata("/sys/kernel/btf/vmlinux").map(|m| m.len()) else {
+        common::skip("the kernel has no BTF in sysfs");
+        return;
+    };
+    let env = HookEnv::tcx_with("btfread", false);
+    let lean: &[&[&str]] = &[
+        &["attach", "dev0", "ingress", "counter"],
+        &["attach", "dev0", "ingress", "log"],
+        &["attach", "dev0", "ingress", "firewall", "--set", "default=allow"],
+        &["query", "dev0", "ingress"],
+        &["stats", "dev0", "ingress"],
+        &["device", "list"],
+    ];
+    for args in lean {
+        let read = bytes_read(&env, args);
+        assert!(read < vmlinux / 4, "netkit {args:?} read {read} bytes; the kernel's BTF alone is {vmlinux}");
+    }
+    let Some(obj) = hooks::c_object_named("core_field") else {
+        common::skip("no clang-22 and no prebuilt C objects: the CO-RE load was not checked");
+        return;
+    };
+    let read = bytes_read(&env, &["attach", "dev0", "ingress", &format!("file:{}", obj.display())]);
+    assert!(read >= vmlinux, "the CO-RE object read {read} bytes, less than the kernel's BTF ({vmlinux})");
+    // Relocated from that BTF, the program passes packets on (else it drops them).
+    assert_eq!(send_udp(&env.pod, &env.ns, HOST_IP, 4310, 2), 2);
 }
 
 #[test]

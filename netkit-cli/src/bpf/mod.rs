@@ -2,8 +2,9 @@
 //! `bpf_attr` from `aya_obj::generated` and returning fds as `OwnedFd`.
 //! Nothing here interprets an errno; `mprog::error` does.
 //!
-//! aya does the loading, relocation, BTF and maps. These wrappers exist only
-//! for what aya 0.14 lacks or keeps private:
+//! aya_obj parses and relocates objects; aya loads those that need the
+//! kernel's BTF. These wrappers exist for what aya 0.14 lacks or keeps
+//! private:
 //! - BPF_LINK_CREATE for netkit, and for tcx with an expected revision or a
 //!   link-id anchor;
 //! - BPF_PROG_ATTACH / BPF_PROG_DETACH on mprog hooks, detach by position;
@@ -12,8 +13,10 @@
 //! - BPF_OBJ_PIN / BPF_OBJ_GET of objects aya did not create;
 //! - BPF_*_GET_FD_BY_ID and BPF_OBJ_GET_INFO_BY_FD (aya's `ProgramInfo` has
 //!   no public constructor from an fd or an id);
-//! - BPF_PROG_LOAD of raw instructions and BPF_PROG_TEST_RUN (probes, tests,
-//!   benchmarks).
+//! - BPF_BTF_LOAD, BPF_MAP_CREATE, BPF_MAP_UPDATE_ELEM, BPF_MAP_FREEZE and
+//!   BPF_PROG_LOAD for objects that need no kernel BTF (aya's loader reads
+//!   and parses all of /sys/kernel/btf/vmlinux as soon as it is made);
+//! - BPF_PROG_TEST_RUN (tests, benchmarks).
 
 use std::{
     ffi::CString,
@@ -126,23 +129,145 @@ pub fn prog_maps(prog_id: u32) -> Result<Vec<(MapInfo, OwnedFd)>> {
 
 // ---------------------------------------------------------------- PROG_LOAD
 
-/// Loads a raw instruction stream as a sched_cls program. Used by feature
-/// probes and tests; real programs are loaded through aya.
-pub fn prog_load_sched_cls(name: &str, insns: &[u64]) -> Result<OwnedFd> {
-    let license = c"GPL";
+/// Copies `name` into a kernel object name field: at most 15 bytes, the
+/// rest NUL (the kernel takes program and map names of up to 15 characters).
+fn set_name(dst: &mut [libc::c_char; 16], name: &str) {
+    for (d, s) in dst.iter_mut().zip(name.bytes().take(15)) {
+        *d = s as libc::c_char;
+    }
+}
+
+/// The program BTF a load refers to, with the function and line records of
+/// the program's instructions (`.BTF.ext` entries, already relocated).
+pub(crate) struct ProgBtf<'a> {
+    pub fd: BorrowedFd<'a>,
+    pub func_info: &'a [u8],
+    pub func_info_cnt: u32,
+    pub func_info_rec_size: u32,
+    pub line_info: &'a [u8],
+    pub line_info_cnt: u32,
+    pub line_info_rec_size: u32,
+}
+
+/// A sched_cls program to load (BPF_PROG_LOAD).
+pub(crate) struct ProgLoad<'a> {
+    pub name: &'a str,
+    /// The instructions, 8 bytes each as the kernel reads them.
+    pub insns: &'a [u64],
+    pub license: &'a std::ffi::CStr,
+    pub kern_version: u32,
+    pub btf: Option<ProgBtf<'a>>,
+}
+
+/// Loads a sched_cls program; with `log`, the verifier writes its log there
+/// (level 1, so a refusal says why; since 6.4 a log too long for the buffer
+/// keeps its end and the call fails with ENOSPC).
+pub(crate) fn prog_load(p: &ProgLoad<'_>, log: Option<&mut [u8]>) -> Result<OwnedFd> {
     let mut attr = zeroed();
     // SAFETY: writing plain integers into the zeroed member for this command.
     let u = unsafe { &mut attr.__bindgen_anon_3 };
     u.prog_type = BPF_PROG_TYPE_SCHED_CLS;
-    u.insn_cnt = insns.len() as u32;
-    u.insns = insns.as_ptr() as u64;
-    u.license = license.as_ptr() as u64;
-    for (dst, src) in u.prog_name.iter_mut().zip(name.bytes().take(15)) {
-        *dst = src as libc::c_char;
+    u.insn_cnt = p.insns.len() as u32;
+    u.insns = p.insns.as_ptr() as u64;
+    u.license = p.license.as_ptr() as u64;
+    u.kern_version = p.kern_version;
+    set_name(&mut u.prog_name, p.name);
+    if let Some(b) = &p.btf {
+        u.prog_btf_fd = b.fd.as_raw_fd() as u32;
+        if b.func_info_cnt > 0 {
+            u.func_info = b.func_info.as_ptr() as u64;
+            u.func_info_cnt = b.func_info_cnt;
+            u.func_info_rec_size = b.func_info_rec_size;
+        }
+        if b.line_info_cnt > 0 {
+            u.line_info = b.line_info.as_ptr() as u64;
+            u.line_info_cnt = b.line_info_cnt;
+            u.line_info_rec_size = b.line_info_rec_size;
+        }
     }
-    // SAFETY: `insns` holds insn_cnt 8-byte instructions and `license` is
-    // NUL-terminated; both outlive the call. No log buffer is given.
+    if let Some(log) = log {
+        u.log_level = 1;
+        u.log_buf = log.as_mut_ptr() as u64;
+        u.log_size = log.len() as u32;
+    }
+    // SAFETY: `insns` holds insn_cnt 8-byte instructions, `license` is
+    // NUL-terminated, the BTF records hold cnt * rec_size bytes and the log
+    // buffer log_size bytes; all outlive the call.
     unsafe { sys_bpf_fd("BPF_PROG_LOAD", bpf_cmd::BPF_PROG_LOAD, &mut attr) }
+}
+
+/// Loads a raw instruction stream as a sched_cls program. Used by feature
+/// probes, tests and benchmarks.
+pub fn prog_load_sched_cls(name: &str, insns: &[u64]) -> Result<OwnedFd> {
+    prog_load(&ProgLoad { name, insns, license: c"GPL", kern_version: 0, btf: None }, None)
+}
+
+// ---------------------------------------------------------------- BTF_LOAD, MAP_CREATE, MAP_UPDATE_ELEM, MAP_FREEZE
+
+/// Loads a program's BTF (BPF_BTF_LOAD), without a log.
+pub(crate) fn btf_load(data: &[u8]) -> Result<OwnedFd> {
+    let mut attr = zeroed();
+    // SAFETY: writing plain integers into the zeroed member for this command.
+    let u = unsafe { &mut attr.__bindgen_anon_7 };
+    u.btf = data.as_ptr() as u64;
+    u.btf_size = data.len() as u32;
+    // SAFETY: `data` holds btf_size bytes and outlives the call.
+    unsafe { sys_bpf_fd("BPF_BTF_LOAD", bpf_cmd::BPF_BTF_LOAD, &mut attr) }
+}
+
+/// A map to create (BPF_MAP_CREATE).
+pub(crate) struct MapCreate<'a> {
+    pub name: &'a str,
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub flags: u32,
+    pub extra: u64,
+    /// The BTF and the key and value type ids in it.
+    pub btf: Option<(BorrowedFd<'a>, u32, u32)>,
+}
+
+pub(crate) fn map_create(m: &MapCreate<'_>) -> Result<OwnedFd> {
+    let mut attr = zeroed();
+    // SAFETY: writing plain integers into the zeroed member for this command.
+    let u = unsafe { &mut attr.__bindgen_anon_1 };
+    u.map_type = m.map_type;
+    u.key_size = m.key_size;
+    u.value_size = m.value_size;
+    u.max_entries = m.max_entries;
+    u.map_flags = m.flags;
+    u.map_extra = m.extra;
+    set_name(&mut u.map_name, m.name);
+    if let Some((fd, key, value)) = m.btf {
+        u.btf_fd = fd.as_raw_fd() as u32;
+        u.btf_key_type_id = key;
+        u.btf_value_type_id = value;
+    }
+    // SAFETY: the attr holds only integers and an fd.
+    unsafe { sys_bpf_fd("BPF_MAP_CREATE", bpf_cmd::BPF_MAP_CREATE, &mut attr) }
+}
+
+/// Sets one element of a map; `key` and `value` must have the map's key and
+/// value sizes.
+pub(crate) fn map_update(map: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> Result<()> {
+    let mut attr = zeroed();
+    // SAFETY: writing plain integers into the zeroed member for this command.
+    let u = unsafe { &mut attr.__bindgen_anon_2 };
+    u.map_fd = map.as_raw_fd() as u32;
+    u.key = key.as_ptr() as u64;
+    u.__bindgen_anon_1.value = value.as_ptr() as u64;
+    // SAFETY: the kernel reads key_size bytes of `key` and value_size bytes
+    // of `value`; the caller passes buffers of those sizes, alive for the call.
+    unsafe { sys_bpf("BPF_MAP_UPDATE_ELEM", bpf_cmd::BPF_MAP_UPDATE_ELEM, &mut attr) }.map(drop)
+}
+
+/// Makes a map read-only for user space (BPF_MAP_FREEZE), as `.rodata` is.
+pub(crate) fn map_freeze(map: BorrowedFd<'_>) -> Result<()> {
+    let mut attr = zeroed();
+    attr.__bindgen_anon_2.map_fd = map.as_raw_fd() as u32;
+    // SAFETY: the attr holds only an fd.
+    unsafe { sys_bpf("BPF_MAP_FREEZE", bpf_cmd::BPF_MAP_FREEZE, &mut attr) }.map(drop)
 }
 
 /// The two instructions `r0 = imm; exit`, little-endian encoded.

@@ -120,7 +120,12 @@ pub async fn run(
     programs::prepare(prog)?;
     let dev = hooks.device(device).await?;
     let mut loaded = programs::load(prog, load)?;
-    let logger = loaded.ebpf.as_mut().and_then(|e| EbpfLogger::init_with_logger(e, StdoutLog).ok());
+    // A program with an aya-log buffer gets its log streamed (`log`, or a
+    // user object built with aya-log); others have no such map.
+    let logger = match loaded.ebpf.as_mut() {
+        Some(e) => EbpfLogger::init_with_logger(e, StdoutLog).ok(),
+        None => EbpfLogger::init_from_id_with_logger(loaded.id(), StdoutLog).ok(),
+    };
     let (link, action) = hooks.attach_link(&dev, hook, &loaded, &position, expected_revision).await?;
     let info = netkit::bpf::link_info(std::os::fd::AsFd::as_fd(&link))?;
     let logging = if logger.is_some() { "; streaming its log" } else { "" };

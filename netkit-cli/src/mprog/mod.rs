@@ -1,6 +1,6 @@
 //! The typed layer over the kernel's multi-program (mprog) API for tcx and
 //! netkit hooks: links and plain attachments, anchors, revisions, queries.
-//! aya loads programs; everything that touches a hook goes through here.
+//! `programs` loads programs; everything that touches a hook goes through here.
 //! Errors carry the command and errno; `error::explain` words them in the
 //! hook's terms for people.
 

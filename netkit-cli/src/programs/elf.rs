@@ -38,9 +38,12 @@ impl Elf<'_> {
 
 /// Renames executable sections whose name `rename` maps, in place: the new
 /// names are appended to a copy of the section-name string table placed at the
-/// end of the file, and the headers are pointed at it. Nothing else moves, so
-/// every other section (BTF, relocations, LLVM's own) stays as the compiler
-/// wrote it. Returns None when nothing needed renaming.
+/// end of the file, and the headers are pointed at it. The .BTF.ext records
+/// name their sections with .BTF strings: .BTF gets a copy at the end of the
+/// file too, with the new names appended, and those records are pointed at
+/// them in place. Nothing else moves, so every other section (relocations,
+/// LLVM's own) stays as the compiler wrote it. Returns None when nothing
+/// needed renaming.
 pub(super) fn rename_sections(data: &[u8], rename: impl Fn(&str) -> Option<String>) -> Result<Option<Vec<u8>>, String> {
     const BAD: &str = "malformed section headers";
     if data.get(4) != Some(&2) {
@@ -65,6 +68,7 @@ pub(super) fn rename_sections(data: &[u8], rename: impl Fn(&str) -> Option<Strin
     let strtab = data.get(str_off..str_off.checked_add(str_size).ok_or(BAD)?).ok_or(BAD)?;
     let mut table = strtab.to_vec();
     let mut renamed = Vec::new();
+    let (mut btf, mut btf_ext) = (None, None);
     for i in 0..shnum {
         let h = header(i);
         let name_off = elf.u32(h).ok_or(BAD)? as usize;
@@ -72,10 +76,15 @@ pub(super) fn rename_sections(data: &[u8], rename: impl Fn(&str) -> Option<Strin
         let name_bytes = strtab.get(name_off..).ok_or(BAD)?;
         let name =
             String::from_utf8_lossy(&name_bytes[..name_bytes.iter().position(|&b| b == 0).unwrap_or(name_bytes.len())]);
+        match &*name {
+            ".BTF" => btf = Some(h),
+            ".BTF.ext" => btf_ext = Some(h),
+            _ => {}
+        }
         if flags & SHF_EXECINSTR != 0
             && let Some(new) = rename(&name)
         {
-            renamed.push((h, table.len() as u32));
+            renamed.push((h, table.len() as u32, name.into_owned(), new.clone()));
             table.extend_from_slice(new.as_bytes());
             table.push(0);
         }
@@ -84,18 +93,95 @@ pub(super) fn rename_sections(data: &[u8], rename: impl Fn(&str) -> Option<Strin
         return Ok(None);
     }
     let mut out = data.to_vec();
-    out.resize(out.len().next_multiple_of(8), 0);
-    let new_off = out.len() as u64;
-    out.extend_from_slice(&table);
     let put = |out: &mut Vec<u8>, at: usize, bytes: &[u8]| out[at..at + bytes.len()].copy_from_slice(bytes);
-    for (h, off) in renamed {
-        put(&mut out, h, &if le { off.to_le_bytes() } else { off.to_be_bytes() });
+    let put_u64 =
+        |out: &mut Vec<u8>, at: usize, v: u64| put(out, at, &if le { v.to_le_bytes() } else { v.to_be_bytes() });
+    // Moves section `h` to a new copy of its contents at the end of the file.
+    let relocate = |out: &mut Vec<u8>, h: usize, contents: &[u8]| {
+        out.resize(out.len().next_multiple_of(8), 0);
+        let at = out.len() as u64;
+        out.extend_from_slice(contents);
+        put_u64(out, h + 24, at);
+        put_u64(out, h + 32, contents.len() as u64);
+    };
+    for (h, off, ..) in &renamed {
+        put(&mut out, *h, &if le { off.to_le_bytes() } else { off.to_be_bytes() });
     }
-    let sh = header(shstrndx);
-    put(&mut out, sh + 24, &if le { new_off.to_le_bytes() } else { new_off.to_be_bytes() });
-    let size = table.len() as u64;
-    put(&mut out, sh + 32, &if le { size.to_le_bytes() } else { size.to_be_bytes() });
+    relocate(&mut out, header(shstrndx), &table);
+    // .BTF.ext names the sections its function, line and CO-RE records belong
+    // to by strings of .BTF: those must name the renamed sections too.
+    if let (Some(btf), Some(ext)) = (btf, btf_ext) {
+        let names: Vec<(&str, &str)> = renamed.iter().map(|(_, _, old, new)| (old.as_str(), new.as_str())).collect();
+        let section = |h: usize| -> Option<(usize, usize)> {
+            let (off, size) = (elf.u64(h + 24)? as usize, elf.u64(h + 32)? as usize);
+            data.get(off..off.checked_add(size)?)?;
+            Some((off, size))
+        };
+        let (btf_off, btf_size) = section(btf).ok_or(BAD)?;
+        let (ext_off, ext_size) = section(ext).ok_or(BAD)?;
+        if let Some((new_btf, moved)) = btf_with_names(&elf, btf_off, btf_size, &names) {
+            relocate(&mut out, btf, &new_btf);
+            retarget_btf_ext(&elf, &mut out, ext_off, ext_size, &moved);
+        }
+    }
     Ok(Some(out))
+}
+
+/// String offsets in .BTF that move: (old, new).
+type Moves = Vec<(u32, u32)>;
+
+/// A copy of the .BTF blob at `off` with the `(old, new)` names' new strings
+/// appended to its string table, and the string offsets that move (old
+/// offset, new offset). None when the blob is not laid out as compilers
+/// write it (strings last) or holds none of the old names.
+fn btf_with_names(elf: &Elf<'_>, off: usize, size: usize, names: &[(&str, &str)]) -> Option<(Vec<u8>, Moves)> {
+    let blob = elf.data.get(off..off + size)?;
+    let hdr_len = elf.u32(off + 4)? as usize;
+    let (str_off, str_len) = (elf.u32(off + 16)? as usize, elf.u32(off + 20)? as usize);
+    if elf.u16(off)? != 0xeb9f || hdr_len.checked_add(str_off)?.checked_add(str_len)? != size {
+        return None;
+    }
+    let strings = &blob[hdr_len + str_off..];
+    let mut out = blob.to_vec();
+    let mut moved = Vec::new();
+    let mut at = 0;
+    for s in strings.split(|&b| b == 0) {
+        if let Some((_, new)) = names.iter().find(|(old, _)| old.as_bytes() == s) {
+            moved.push((at as u32, (out.len() - hdr_len - str_off) as u32));
+            out.extend_from_slice(new.as_bytes());
+            out.push(0);
+        }
+        at += s.len() + 1;
+    }
+    if moved.is_empty() {
+        return None;
+    }
+    let len = (out.len() - hdr_len - str_off) as u32;
+    out[20..24].copy_from_slice(&if elf.le { len.to_le_bytes() } else { len.to_be_bytes() });
+    Some((out, moved))
+}
+
+/// Points the section names of the .BTF.ext records at `off` (function,
+/// line and CO-RE subsections) from old string offsets to new ones, in place.
+fn retarget_btf_ext(elf: &Elf<'_>, out: &mut [u8], off: usize, size: usize, moved: &[(u32, u32)]) {
+    let Some(hdr_len) = elf.u32(off + 4).map(|n| n as usize) else { return };
+    // (offset, length) pairs after the 8-byte preamble: func_info, line_info,
+    // and core_relo when the header is long enough to hold it.
+    let subsections = if hdr_len >= 32 { 3 } else { 2 };
+    for i in 0..subsections {
+        let (Some(sub_off), Some(sub_len)) = (elf.u32(off + 8 + 8 * i), elf.u32(off + 12 + 8 * i)) else { return };
+        let start = off + hdr_len + sub_off as usize;
+        let end = (start + sub_len as usize).min(off + size);
+        let Some(rec_size) = elf.u32(start).map(|n| n as usize) else { continue };
+        let mut at = start + 4;
+        while at + 8 <= end {
+            let (Some(name), Some(count)) = (elf.u32(at), elf.u32(at + 4)) else { break };
+            if let Some((_, new)) = moved.iter().find(|(old, _)| *old == name) {
+                out[at..at + 4].copy_from_slice(&if elf.le { new.to_le_bytes() } else { new.to_be_bytes() });
+            }
+            at += 8 + count as usize * rec_size;
+        }
+    }
 }
 
 /// Checks that `data` is a BPF ELF object and renames libbpf-style sched_cls

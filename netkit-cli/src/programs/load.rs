@@ -1,5 +1,6 @@
 //! Loading: a spec prepared without the kernel (checked, object bytes and
-//! function picked), then loaded with aya or opened by id or pin; verifier
+//! function picked), then loaded (by `lean` when the object needs no kernel
+//! BTF, else by aya) or opened by id or pin; verifier
 //! refusals come back with the end of the log.
 
 use super::*;
@@ -64,10 +65,6 @@ pub(crate) fn object_kind(fd: std::os::fd::BorrowedFd<'_>) -> ObjKind {
 pub struct Prepared {
     pub(crate) object: Cow<'static, [u8]>,
     pub(crate) function: String,
-    /// Whether CO-RE relocations may need the kernel's BTF. The bundled
-    /// programs use none, and parsing /sys/kernel/btf/vmlinux is most of
-    /// the cost of a load; user objects get it.
-    pub(crate) kernel_btf: bool,
 }
 
 /// Everything about a spec that can be checked without the kernel: the
@@ -77,11 +74,7 @@ pub fn prepare(spec: &ProgSpec) -> Result<Option<Prepared>, ProgramError> {
     match spec {
         ProgSpec::Bundled(name) => {
             let b = Bundled::find(name)?;
-            Ok(Some(Prepared {
-                object: Cow::Borrowed(b.object()?),
-                function: b.function.to_string(),
-                kernel_btf: false,
-            }))
+            Ok(Some(Prepared { object: Cow::Borrowed(b.object()?), function: b.function.to_string() }))
         }
         ProgSpec::File { path, function } => {
             let shown = path.display().to_string();
@@ -89,7 +82,7 @@ pub fn prepare(spec: &ProgSpec) -> Result<Option<Prepared>, ProgramError> {
             let data = normalize_object(&shown, &data)?.into_owned();
             let progs = inspect(&shown, &data)?;
             let function = pick_function(&shown, &progs, function.as_deref())?;
-            Ok(Some(Prepared { object: Cow::Owned(data), function, kernel_btf: true }))
+            Ok(Some(Prepared { object: Cow::Owned(data), function }))
         }
         ProgSpec::Id(_) | ProgSpec::Pinned(_) => Ok(None),
     }
@@ -133,34 +126,27 @@ pub fn load(spec: &ProgSpec, opts: &LoadOptions) -> Result<Loaded, ProgramError>
     }
 }
 
-/// Loads the prepared sched_cls program with aya.
+/// Loads the prepared sched_cls program: here when the object needs no
+/// kernel BTF (the bundled ones never do), else with aya.
 pub(crate) fn load_object(p: &Prepared, opts: &LoadOptions) -> Result<Loaded, ProgramError> {
     let (data, function) = (&p.object, p.function.as_str());
     let load_err = |why: String| ProgramError::Load { function: function.into(), why };
+    let obj = aya_obj::Object::parse(data).map_err(|e| load_err(error_chain(&e)))?;
+    if lean::needs_aya(&obj).is_none() {
+        return lean::load(obj, function, &opts.globals);
+    }
     let refused = |e: &(dyn std::error::Error + 'static)| match verifier_refusal(e) {
-        Some((io_error, log)) => {
-            let lines: Vec<&str> = log.lines().collect();
-            let keep = lines.len().min(VERIFIER_TAIL_LINES);
-            ProgramError::Verifier {
-                function: function.into(),
-                io_error,
-                log_tail: lines[lines.len() - keep..].join("\n"),
-                omitted: lines.len() - keep,
-            }
-        }
+        Some((io_error, log)) => verifier_error(function, io_error, &log),
         None => load_err(error_chain(e)),
     };
+    // aya reads the kernel's BTF here, for CO-RE relocations.
     let mut loader = EbpfLoader::new();
-    if !p.kernel_btf {
-        loader.btf(None);
-    }
     for (name, value) in &opts.globals {
         loader.override_global(name.as_str(), value.as_slice(), true);
     }
-    // Only user objects may declare pinned maps (the bundled ones do not):
-    // those pins go to this tool's layout, whose directory must exist.
-    if p.kernel_btf
-        && let Some(dir) = &opts.map_pin_dir
+    // Pins of maps the object declares pinned go to this tool's layout,
+    // whose directory must exist.
+    if let Some(dir) = &opts.map_pin_dir
         && dir.parent().and_then(Path::parent).is_some_and(crate::os::probe::is_bpffs)
     {
         let _ = std::fs::create_dir_all(dir);
@@ -181,6 +167,18 @@ pub(crate) fn load_object(p: &Prepared, opts: &LoadOptions) -> Result<Loaded, Pr
         .map_err(|e| load_err(e.to_string()))?;
     let (info, _) = bpf::prog_info(fd.as_fd()).map_err(|e| load_err(e.to_string()))?;
     Ok(Loaded { fd, info, ebpf: Some(ebpf) })
+}
+
+/// The refusal of `function` by the verifier, with the end of its log.
+pub(super) fn verifier_error(function: &str, io_error: std::io::Error, log: &str) -> ProgramError {
+    let lines: Vec<&str> = log.lines().collect();
+    let keep = lines.len().min(VERIFIER_TAIL_LINES);
+    ProgramError::Verifier {
+        function: function.into(),
+        io_error,
+        log_tail: lines[lines.len() - keep..].join("\n"),
+        omitted: lines.len() - keep,
+    }
 }
 
 /// How many lines of a verifier log a refusal shows: the verifier states

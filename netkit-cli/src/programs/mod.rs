@@ -5,6 +5,7 @@
 
 mod bundled;
 mod elf;
+mod lean;
 mod load;
 
 pub use bundled::BUNDLED;
@@ -17,6 +18,7 @@ pub use bundled::globals;
 pub(crate) use elf::inspect;
 pub(crate) use elf::normalize_object;
 use elf::pick_function;
+use load::verifier_error;
 pub use load::{LoadOptions, Loaded, Prepared, load, prepare};
 pub(crate) use load::{ObjKind, error_chain, object_kind};
 
