@@ -57,8 +57,9 @@ fn main() {
         Some("apply") => apply(),
         Some("pods") => pods(),
         Some("cni") => cni(),
+        Some("startup") => startup(),
         _ => {
-            eprintln!("usage: bench control | dataplane DIR | chain | netlink | apply | pods");
+            eprintln!("usage: bench control | dataplane DIR | chain | netlink | apply | pods | cni | startup");
             std::process::exit(2);
         }
     };
@@ -1159,5 +1160,165 @@ fn cni() -> Value {
         "storm_add_ms": storm_add_ms,
         "storm_del_ms": storm_del_ms,
         "storm_leftovers": 0,
+    })
+}
+
+/// CPU time (user + system, ms) of `cmd`'s process: the growth of this
+/// process's children's rusage across the run, which counts the child once
+/// it is waited for.
+fn child_cpu_ms(cmd: &mut Command) -> f64 {
+    fn children() -> f64 {
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: getrusage writes one rusage into the struct it is given.
+        assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) }, 0);
+        let tv = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
+        tv(ru.ru_utime) + tv(ru.ru_stime)
+    }
+    let before = children();
+    let out = cmd.output().expect("the command runs");
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    children() - before
+}
+
+/// This thread's CPU time in ms (the scheduler's account, not sampled).
+fn thread_cpu_ms() -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec into the struct it is given.
+    assert_eq!(unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) }, 0);
+    ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
+}
+
+/// The median CPU ms of `f` on this thread over `n` runs.
+fn in_process_ms(n: usize, mut f: impl FnMut()) -> f64 {
+    median(
+        (0..n)
+            .map(|_| {
+                let t = thread_cpu_ms();
+                f();
+                thread_cpu_ms() - t
+            })
+            .collect(),
+    )
+}
+
+/// What the floor's `attach` loads: the bundled `counter` relocated by
+/// aya_obj with the map fds the floor will give its maps (see
+/// benches/floor/startup.c for the format).
+fn counter_recipe() -> String {
+    let bundled = BUNDLED.iter().find(|b| b.name == "counter").expect("counter is bundled");
+    let mut obj = aya_obj::Object::parse(bundled.object().expect("a full build")).unwrap();
+    let maps: Vec<(String, i32, aya_obj::Map)> =
+        obj.maps.iter().enumerate().map(|(i, (name, m))| (name.clone(), 100 + i as i32, m.clone())).collect();
+    let text: std::collections::HashSet<usize> = obj.functions.keys().map(|(s, _)| *s).collect();
+    obj.relocate_maps(maps.iter().map(|(n, fd, m)| (n.as_str(), *fd, m)), &text).unwrap();
+    obj.relocate_calls(&text).unwrap();
+    let mut recipe = String::new();
+    for (name, fd, m) in &maps {
+        recipe += &format!(
+            "map {} {} {} {} {} {fd} {name}\n",
+            m.map_type(),
+            m.key_size(),
+            m.value_size(),
+            m.max_entries(),
+            m.map_flags()
+        );
+    }
+    let prog = &obj.programs[bundled.function];
+    let func = &obj.functions[&prog.function_key()];
+    let license = prog.license.to_str().unwrap().replace(' ', "_");
+    recipe += &format!("prog {} {license} {}\n", bundled.function, func.instructions.len());
+    for insn in &func.instructions {
+        // SAFETY: bpf_insn is 8 bytes of plain integers.
+        let word: u64 = unsafe { std::mem::transmute(*insn) };
+        recipe += &format!("{word:x}\n");
+    }
+    recipe
+}
+
+/// Per process: `netkit device list`, `netkit query` and `netkit attach`
+/// against a static C process issuing the same requests; where an attach's
+/// time goes, and what reading the kernel's BTF would add.
+fn startup() -> Value {
+    const PAIRS: usize = 8;
+    const RUNS: usize = 30;
+    let node = BenchNs::new("startup");
+    let bpffs = std::env::temp_dir().join(format!("nkbench-startup-{}", std::process::id()));
+    std::fs::create_dir_all(&bpffs).unwrap();
+    assert!(Command::new("mount").args(["-t", "bpf", "bpf"]).arg(&bpffs).status().unwrap().success());
+    let bpffs_s = bpffs.display().to_string();
+    let floor = std::env::var("NETKIT_BENCH_FLOOR").expect("NETKIT_BENCH_FLOOR: the static startup floor");
+    let bin = netkit_bin();
+    let netkit = |args: &[&str]| {
+        let mut c = Command::new(&bin);
+        c.args(["--bpffs", &bpffs_s]).args(args);
+        c
+    };
+    for i in 0..PAIRS {
+        child_cpu_ms(&mut netkit(&["device", "add", &format!("pod{i}"), "--peer", &format!("pod{i}-p")]));
+    }
+    for p in ["counter", "firewall", "pass"] {
+        child_cpu_ms(&mut netkit(&["attach", "pod0", "primary", p]));
+    }
+    let recipe = bpffs.with_extension("recipe");
+    std::fs::write(&recipe, counter_recipe()).unwrap();
+    let recipe_s = recipe.display().to_string();
+
+    let pair = |tool: &mut dyn FnMut() -> Command, floor_cmd: &mut dyn FnMut() -> Command| {
+        let (mut t, mut f) = (Vec::new(), Vec::new());
+        for _ in 0..RUNS {
+            t.push(child_cpu_ms(&mut tool()));
+            f.push(child_cpu_ms(&mut floor_cmd()));
+        }
+        let (t, f) = (median(t), median(f));
+        json!({ "netkit_ms": t, "floor_ms": f, "ratio": t / f })
+    };
+    let device_list = pair(&mut || netkit(&["device", "list"]), &mut || {
+        let mut c = Command::new(&floor);
+        c.arg("device-list");
+        c
+    });
+    let query = pair(&mut || netkit(&["query", "pod0", "primary"]), &mut || {
+        let mut c = Command::new(&floor);
+        c.args(["query", "pod0", "primary", &bpffs_s, &node.0]);
+        c
+    });
+    // Each attach is undone before the next (not counted): the chain stays one long.
+    let (mut t, mut f) = (Vec::new(), Vec::new());
+    for i in 0..RUNS {
+        let pin = format!("s{i}");
+        t.push(child_cpu_ms(&mut netkit(&["attach", "pod1", "primary", "counter", "--pin", &pin])));
+        child_cpu_ms(&mut netkit(&["detach", "pod1", "primary", &pin]));
+        let floor_pin = bpffs.join(format!("floor-{i}"));
+        let mut c = Command::new(&floor);
+        c.args(["attach", "pod1", "primary", &recipe_s]).arg(&floor_pin);
+        f.push(child_cpu_ms(&mut c));
+        std::fs::remove_file(&floor_pin).unwrap();
+    }
+    let (attach_t, attach_f) = (median(t), median(f));
+
+    // Where an attach's time goes, measured in this process.
+    let counter = BUNDLED.iter().find(|b| b.name == "counter").unwrap().object().unwrap();
+    let start: Vec<f64> = (0..RUNS).map(|_| child_cpu_ms(&mut netkit(&["--version"]))).collect();
+    let parse = in_process_ms(RUNS, || drop(aya_obj::Object::parse(counter).unwrap()));
+    let load = in_process_ms(RUNS, || {
+        drop(programs::load(&ProgSpec::Bundled("counter".into()), &LoadOptions::default()).unwrap());
+    });
+    let btf = in_process_ms(5, || drop(aya::Btf::from_sys_fs().unwrap()));
+    let _ = std::fs::remove_file(&recipe);
+    let _ = std::fs::remove_dir_all(bpffs.join("netkit"));
+    let _ = Command::new("umount").arg(&bpffs).status();
+    json!({
+        "suite": "startup",
+        "runs": RUNS,
+        "pairs": PAIRS,
+        "device_list": device_list,
+        "query": query,
+        "attach": { "netkit_ms": attach_t, "floor_ms": attach_f, "ratio": attach_t / attach_f },
+        "attach_parts": {
+            "process_ms": median(start),
+            "parse_ms": parse,
+            "load_ms": load,
+            "kernel_btf_ms": btf,
+        },
     })
 }

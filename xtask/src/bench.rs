@@ -18,7 +18,7 @@ use crate::{build, kernels, kernels::KernelSpec, setup, util, vm::Guest};
 
 #[derive(Debug, clap::Args)]
 pub struct Options {
-    /// Only these suites (control, dataplane, chain, apply, netlink, pods, cni); default: all.
+    /// Only these suites (control, dataplane, chain, apply, netlink, pods, cni, startup); default: all.
     #[arg(long)]
     pub only: Vec<String>,
     /// Kernel for the netlink, pods and cni suites in the VM.
@@ -36,6 +36,9 @@ const LIBRARY_VS_FLOOR: f64 = 1.2;
 const BUNDLED_VS_C: f64 = 1.1;
 /// Per-operation cost at 1000 hooks against 1 hook.
 const FLAT: f64 = 1.5;
+/// CPU time per process of `netkit device list` and `netkit query` against
+/// a static C process issuing the same requests.
+const STARTUP_VS_FLOOR: f64 = 2.0;
 
 fn bench_executable(target: Option<&str>) -> Result<PathBuf> {
     let mut cmd = util::cargo();
@@ -90,6 +93,15 @@ fn c_twins() -> Result<PathBuf> {
     Ok(out)
 }
 
+/// The static C floor of the startup suite (benches/floor/startup.c).
+fn startup_floor() -> Result<PathBuf> {
+    let src = util::workspace_root().join("netkit-cli/benches/floor/startup.c");
+    let out = util::target_dir().join("bench/startup-floor");
+    fs::create_dir_all(out.parent().expect("a directory"))?;
+    util::run(Command::new("cc").args(["-O2", "-Wall", "-static", "-o"]).arg(&out).arg(&src))?;
+    Ok(out)
+}
+
 fn machine() -> Value {
     let cpu = fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -137,7 +149,7 @@ pub fn run(opts: &Options) -> Result<ExitCode> {
             results.insert("apply".into(), run_suite(&exe, &["apply"])?);
         }
     }
-    for suite in ["netlink", "pods", "cni"] {
+    for suite in ["netlink", "pods", "cni", "startup"] {
         if !want(suite) {
             continue;
         }
@@ -156,10 +168,14 @@ pub fn run(opts: &Options) -> Result<ExitCode> {
             });
         }
         let mut text = String::new();
-        let outcome = Guest::new(&kernel, &bins)?
-            .with_file("bench", &exe)?
-            .with_file("netkit-bench", &netkit)?
-            .script(&format!("NETKIT_BENCH_BIN=/guest/netkit-bench /guest/bench {suite}"))
+        let mut guest = Guest::new(&kernel, &bins)?.with_file("bench", &exe)?.with_file("netkit-bench", &netkit)?;
+        if suite == "startup" {
+            guest = guest.with_file("startup-floor", &startup_floor()?)?;
+        }
+        let outcome = guest
+            .script(&format!(
+                "NETKIT_BENCH_BIN=/guest/netkit-bench NETKIT_BENCH_FLOOR=/guest/startup-floor /guest/bench {suite}"
+            ))
             .timeout(Duration::from_secs(1800))
             .boot(&mut |l| {
                 text.push_str(l);
@@ -468,6 +484,49 @@ pub fn markdown(report: &Value) -> (String, usize) {
             f(&c["storm_add_ms"]) / 1e3,
             c["storm"],
             f(&c["storm_del_ms"]) / 1e3
+        );
+    }
+    if let Some(u) = r.get("startup") {
+        let _ = writeln!(
+            s,
+            "**Start-up per process** (CPU time, user + system, of one process per command, median of {} runs; {} netkit pairs, three programs on the queried hook; in the VM on {} under {})\n",
+            u["runs"],
+            u["pairs"],
+            u["kernel"].as_str().unwrap_or("?"),
+            u["accel"].as_str().unwrap_or("?")
+        );
+        let _ = writeln!(s, "| command | netkit | floor (static C, same requests) | netkit/floor |");
+        let _ = writeln!(s, "|---|---:|---:|---:|");
+        for (cmd, key) in
+            [("device list", "device_list"), ("query pod0 primary", "query"), ("attach pod1 primary counter", "attach")]
+        {
+            let _ = writeln!(
+                s,
+                "| {cmd} | {:.2} ms | {:.2} ms | {:.2} |",
+                f(&u[key]["netkit_ms"]),
+                f(&u[key]["floor_ms"]),
+                f(&u[key]["ratio"])
+            );
+        }
+        let mut target = |what: &str, ratio: f64| {
+            let ok = ratio <= STARTUP_VS_FLOOR;
+            missed += usize::from(!ok);
+            let _ = writeln!(
+                s,
+                "- {what} within {STARTUP_VS_FLOOR}x of the floor: {} ({ratio:.2}x)",
+                if ok { "met" } else { "MISSED" }
+            );
+        };
+        target("device list", f(&u["device_list"]["ratio"]));
+        target("query", f(&u["query"]["ratio"]));
+        let p = &u["attach_parts"];
+        let (total, start, load) = (f(&u["attach"]["netkit_ms"]), f(&p["process_ms"]), f(&p["load_ms"]));
+        let _ = writeln!(
+            s,
+            "- where an attach's {total:.2} ms go: starting and ending the process {start:.2} ms (`netkit --version`); loading the program {load:.2} ms (in one process: parsing the object {:.2} ms, then relocation, maps and the kernel's verifier; the floor loads the same relocated instructions); the rest, about {:.2} ms: the device lookup, the chain read, the link and its pin. Reading and parsing the kernel's BTF, which loads of objects without CO-RE relocations no longer do, would add {:.2} ms\n",
+            f(&p["parse_ms"]),
+            (total - start - load).max(0.0),
+            f(&p["kernel_btf_ms"])
         );
     }
     if let Some(n) = r.get("netlink") {

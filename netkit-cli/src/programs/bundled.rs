@@ -181,7 +181,7 @@ impl Bundled {
     }
 
     /// The ELF object, refusing the empty placeholder of a stub build.
-    pub(crate) fn object(&self) -> Result<&'static [u8], ProgramError> {
+    pub fn object(&self) -> Result<&'static [u8], ProgramError> {
         if STUB_BUILD || self.object.is_empty() {
             return Err(ProgramError::StubBuild);
         }
