@@ -9,6 +9,10 @@ use std::{
 
 use netkit::cni::{self, CniError, Code, Env};
 
+/// As for `netkit`: few pages touched per start (one process per CNI command).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let env = Env::from_process();
     let mut stdin = Vec::new();

@@ -1,6 +1,6 @@
 use std::{io, process::ExitCode};
 
-use clap::{CommandFactory as _, Parser as _};
+use clap::{CommandFactory as _, FromArgMatches as _};
 
 use crate::cli::Cli;
 
@@ -8,11 +8,24 @@ mod cli;
 mod commands;
 mod render;
 
+/// mimalloc packs the many small allocations of a start (clap's command
+/// tree, netlink messages) into few pages; musl's allocator spreads them over
+/// many, and each first touch of a page is a fault (see `cargo xtask bench
+/// --only startup`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // A shell asking for completions (COMPLETE=SHELL, set by the script
     // `netkit completions SHELL` prints) is answered here, and the process ends.
     clap_complete::CompleteEnv::with_factory(Cli::command).complete();
-    let cli = Cli::parse();
+    let mut command = Cli::command();
+    let matches = command.get_matches_mut();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit());
+    // The command tree is large and the process short-lived: the exit frees
+    // it at no cost, where dropping it here frees every piece (under
+    // emulation, mostly munmap calls of the C library's allocator).
+    std::mem::forget((command, matches));
     match commands::run(&cli, &mut io::stdout().lock(), &mut io::stderr().lock()) {
         Ok(code) => code,
         // A closed pipe (`netkit query | head`) is the reader's choice, not an error.

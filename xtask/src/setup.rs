@@ -19,7 +19,8 @@ pub struct Options {
 /// the C test programs and benchmarks (with libbpf's headers), busybox and cpio
 /// for the VM initramfs, iproute2 for the host tests; bash-completion, zsh and
 /// fish to check the completion scripts, man-db and groff-base to render the
-/// manual pages.
+/// manual pages, gcc and libc6-dev for the static C floor of the start-up
+/// benchmark, musl-tools for the C of mimalloc in the static musl binaries.
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -34,6 +35,9 @@ const APT_PACKAGES: &[&str] = &[
     "fish",
     "man-db",
     "groff-base",
+    "gcc",
+    "libc6-dev",
+    "musl-tools",
 ];
 
 /// qemu comes from bookworm-backports on bookworm (the machine's qemu-utils is

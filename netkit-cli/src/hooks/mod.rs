@@ -209,13 +209,21 @@ pub(super) fn prog_name(id: u32) -> String {
 impl Hooks<'_> {
     /// The device named `name` in the current namespace.
     pub async fn device(&self, name: &str) -> Result<Device, AttachError> {
+        Ok(self.device_and_link(name).await?.0)
+    }
+
+    /// [`Self::device`], with what rtnetlink said of it.
+    pub(crate) async fn device_and_link(
+        &self,
+        name: &str,
+    ) -> Result<(Device, crate::netlink::links::Link), AttachError> {
         crate::netlink::ifname::check(name).map_err(AttachError::Invalid)?;
         let link = self
             .nl
             .link_by_name(name)
             .await?
             .ok_or_else(|| DeviceError::NotFound { name: name.into(), netns: netns::current_name() })?;
-        Ok(Device { name: link.name, ifindex: link.index, netns: netns::current_name() })
+        Ok((Device { name: link.name.clone(), ifindex: link.index, netns: netns::current_name() }, link))
     }
 
     pub(super) fn layout(&self) -> Result<Layout, AttachError> {

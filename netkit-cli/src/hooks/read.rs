@@ -71,10 +71,8 @@ impl Hooks<'_> {
         let mut out = Vec::new();
         let devices: Vec<(Device, bool)> = match device {
             Some(name) => {
-                let dev = self.device(name).await?;
-                let primary =
-                    self.nl.link_by_index(dev.ifindex).await?.is_some_and(|l| l.role() == Some(Role::Primary));
-                vec![(dev, primary)]
+                let (dev, link) = self.device_and_link(name).await?;
+                vec![(dev, link.role() == Some(Role::Primary))]
             }
             None => {
                 // Every device here shares one namespace: name it once, not

@@ -130,9 +130,17 @@ impl PrimaryRef {
 
 impl Netlink {
     pub(super) async fn other_end(&self, link: &Link) -> Result<Option<OtherEnd>, DeviceError> {
+        self.other_end_among(link, &[]).await
+    }
+    /// As [`Self::other_end`], taking the other end from `here` (links of
+    /// this namespace already read) when it is among them.
+    async fn other_end_among(&self, link: &Link, here: &[Link]) -> Result<Option<OtherEnd>, DeviceError> {
         let Some(index) = link.link.filter(|i| *i != 0) else { return Ok(None) };
         let Some(nsid) = link.link_netnsid else {
-            let link = self.link_by_index(index).await?;
+            let link = match here.iter().find(|l| l.index == index) {
+                Some(l) => Some(l.clone()),
+                None => self.link_by_index(index).await?,
+            };
             return Ok(Some(OtherEnd { link, index, netns: None, netns_label: None }));
         };
         for ns in netns::others() {
@@ -169,10 +177,11 @@ impl Netlink {
     }
     /// Views of the netkit devices here (every device with `all`).
     pub async fn list(&self, all: bool) -> Result<Vec<DeviceView>, DeviceError> {
+        let links = self.links().await?;
         let mut out = Vec::new();
-        for link in self.links().await? {
+        for link in &links {
             if all || link.is_netkit() {
-                out.push(self.view(&link).await?);
+                out.push(self.view_among(link, &links).await?);
             }
         }
         Ok(out)
@@ -181,8 +190,12 @@ impl Netlink {
     /// ([`DeviceView::primary_at`]); the programs on the pair's hooks are
     /// counted by the hooks layer.
     pub(crate) async fn view(&self, link: &Link) -> Result<DeviceView, DeviceError> {
+        self.view_among(link, &[]).await
+    }
+    /// As [`Self::view`], with the links of this namespace already read.
+    async fn view_among(&self, link: &Link, here: &[Link]) -> Result<DeviceView, DeviceError> {
         let nk = link.netkit.clone();
-        let other = if nk.is_some() { self.other_end(link).await? } else { None };
+        let other = if nk.is_some() { self.other_end_among(link, here).await? } else { None };
         let role = link.role();
         let peer = other.as_ref().map(|o| PeerRef {
             name: o.link.as_ref().map(|l| l.name.clone()),
