@@ -57,9 +57,12 @@ fn main() {
         Some("apply") => apply(),
         Some("pods") => pods(),
         Some("cni") => cni(),
-        Some("startup") => startup(),
+        Some("startup") => startup(false),
+        Some("startup-host") => startup(true),
         _ => {
-            eprintln!("usage: bench control | dataplane DIR | chain | netlink | apply | pods | cni | startup");
+            eprintln!(
+                "usage: bench control | dataplane DIR | chain | netlink | apply | pods | cni | startup | startup-host"
+            );
             std::process::exit(2);
         }
     };
@@ -1237,8 +1240,10 @@ fn counter_recipe() -> String {
 
 /// Per process: `netkit device list`, `netkit query` and `netkit attach`
 /// against a static C process issuing the same requests; where an attach's
-/// time goes, and what reading the kernel's BTF would add.
-fn startup() -> Value {
+/// time goes, and what reading the kernel's BTF would add. In the VM on
+/// netkit pairs (primary hook); with `host`, natively on veth pairs (tcx
+/// ingress, and `device list --all`, as the host has no netkit).
+fn startup(host: bool) -> Value {
     const PAIRS: usize = 8;
     const RUNS: usize = 30;
     let node = BenchNs::new("startup");
@@ -1253,11 +1258,17 @@ fn startup() -> Value {
         c.args(["--bpffs", &bpffs_s]).args(args);
         c
     };
+    let hook = if host { "ingress" } else { "primary" };
     for i in 0..PAIRS {
-        child_cpu_ms(&mut netkit(&["device", "add", &format!("pod{i}"), "--peer", &format!("pod{i}-p")]));
+        let (name, peer) = (format!("pod{i}"), format!("pod{i}-p"));
+        if host {
+            ip(&["link", "add", &name, "type", "veth", "peer", "name", &peer]);
+        } else {
+            child_cpu_ms(&mut netkit(&["device", "add", &name, "--peer", &peer]));
+        }
     }
     for p in ["counter", "firewall", "pass"] {
-        child_cpu_ms(&mut netkit(&["attach", "pod0", "primary", p]));
+        child_cpu_ms(&mut netkit(&["attach", "pod0", hook, p]));
     }
     let recipe = bpffs.with_extension("recipe");
     std::fs::write(&recipe, counter_recipe()).unwrap();
@@ -1272,25 +1283,29 @@ fn startup() -> Value {
         let (t, f) = (median(t), median(f));
         json!({ "netkit_ms": t, "floor_ms": f, "ratio": t / f })
     };
-    let device_list = pair(&mut || netkit(&["device", "list"]), &mut || {
+    let list_args: &[&str] = if host { &["device", "list", "--all"] } else { &["device", "list"] };
+    let device_list = pair(&mut || netkit(list_args), &mut || {
         let mut c = Command::new(&floor);
         c.arg("device-list");
+        if host {
+            c.arg("all");
+        }
         c
     });
-    let query = pair(&mut || netkit(&["query", "pod0", "primary"]), &mut || {
+    let query = pair(&mut || netkit(&["query", "pod0", hook]), &mut || {
         let mut c = Command::new(&floor);
-        c.args(["query", "pod0", "primary", &bpffs_s, &node.0]);
+        c.args(["query", "pod0", hook, &bpffs_s, &node.0]);
         c
     });
     // Each attach is undone before the next (not counted): the chain stays one long.
     let (mut t, mut f) = (Vec::new(), Vec::new());
     for i in 0..RUNS {
         let pin = format!("s{i}");
-        t.push(child_cpu_ms(&mut netkit(&["attach", "pod1", "primary", "counter", "--pin", &pin])));
-        child_cpu_ms(&mut netkit(&["detach", "pod1", "primary", &pin]));
+        t.push(child_cpu_ms(&mut netkit(&["attach", "pod1", hook, "counter", "--pin", &pin])));
+        child_cpu_ms(&mut netkit(&["detach", "pod1", hook, &pin]));
         let floor_pin = bpffs.join(format!("floor-{i}"));
         let mut c = Command::new(&floor);
-        c.args(["attach", "pod1", "primary", &recipe_s]).arg(&floor_pin);
+        c.args(["attach", "pod1", hook, &recipe_s]).arg(&floor_pin);
         f.push(child_cpu_ms(&mut c));
         std::fs::remove_file(&floor_pin).unwrap();
     }
@@ -1309,6 +1324,8 @@ fn startup() -> Value {
     let _ = Command::new("umount").arg(&bpffs).status();
     json!({
         "suite": "startup",
+        "host": host,
+        "hook": hook,
         "runs": RUNS,
         "pairs": PAIRS,
         "device_list": device_list,

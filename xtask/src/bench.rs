@@ -65,8 +65,16 @@ fn parse_marked(text: &str) -> Result<Value> {
 }
 
 fn run_suite(exe: &Path, args: &[&str]) -> Result<Value> {
+    run_suite_with(exe, args, &[])
+}
+
+fn run_suite_with(exe: &Path, args: &[&str], env: &[(&str, &Path)]) -> Result<Value> {
     println!("bench: {} ...", args.join(" "));
-    let out = Command::new(exe).args(args).stderr(Stdio::inherit()).output()?;
+    let mut cmd = Command::new(exe);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.args(args).stderr(Stdio::inherit()).output()?;
     if !out.status.success() {
         bail!("bench {} failed ({})", args.join(" "), out.status);
     }
@@ -148,6 +156,14 @@ pub fn run(opts: &Options) -> Result<ExitCode> {
         if want("apply") {
             results.insert("apply".into(), run_suite(&exe, &["apply"])?);
         }
+    }
+    if want("startup") {
+        // Natively: the static binaries a node runs, beside the static floor.
+        let exe = bench_executable(Some(build::MUSL))?;
+        let netkit = util::target_dir().join(build::MUSL).join("release/netkit");
+        let floor = startup_floor()?;
+        let env = [("NETKIT_BENCH_BIN", netkit.as_path()), ("NETKIT_BENCH_FLOOR", floor.as_path())];
+        results.insert("startup_host".into(), run_suite_with(&exe, &["startup-host"], &env)?);
     }
     for suite in ["netlink", "pods", "cni", "startup"] {
         if !want(suite) {
@@ -486,20 +502,29 @@ pub fn markdown(report: &Value) -> (String, usize) {
             f(&c["storm_del_ms"]) / 1e3
         );
     }
-    if let Some(u) = r.get("startup") {
+    for (key, place) in [("startup_host", "natively on the host"), ("startup", "in the VM")] {
+        let Some(u) = r.get(key) else { continue };
+        let host = u["host"].as_bool().unwrap_or(false);
+        let (hook, list) = if host { ("ingress", "device list --all") } else { ("primary", "device list") };
         let _ = writeln!(
             s,
-            "**Start-up per process** (CPU time, user + system, of one process per command, median of {} runs; {} netkit pairs, three programs on the queried hook; in the VM on {} under {})\n",
+            "**Start-up per process, {place}** (CPU time, user + system, of one process per command, median of {} runs; {} {} pairs, three programs on the queried hook{})\n",
             u["runs"],
             u["pairs"],
-            u["kernel"].as_str().unwrap_or("?"),
-            u["accel"].as_str().unwrap_or("?")
+            if host { "veth" } else { "netkit" },
+            if host {
+                String::new()
+            } else {
+                format!("; {} under {}", u["kernel"].as_str().unwrap_or("?"), u["accel"].as_str().unwrap_or("?"))
+            }
         );
         let _ = writeln!(s, "| command | netkit | floor (static C, same requests) | netkit/floor |");
         let _ = writeln!(s, "|---|---:|---:|---:|");
-        for (cmd, key) in
-            [("device list", "device_list"), ("query pod0 primary", "query"), ("attach pod1 primary counter", "attach")]
-        {
+        for (cmd, key) in [
+            (list.to_string(), "device_list"),
+            (format!("query pod0 {hook}"), "query"),
+            (format!("attach pod1 {hook} counter"), "attach"),
+        ] {
             let _ = writeln!(
                 s,
                 "| {cmd} | {:.2} ms | {:.2} ms | {:.2} |",
@@ -508,7 +533,7 @@ pub fn markdown(report: &Value) -> (String, usize) {
                 f(&u[key]["ratio"])
             );
         }
-        let mut target = |what: &str, ratio: f64| {
+        for (what, ratio) in [("device list", f(&u["device_list"]["ratio"])), ("query", f(&u["query"]["ratio"]))] {
             let ok = ratio <= STARTUP_VS_FLOOR;
             missed += usize::from(!ok);
             let _ = writeln!(
@@ -516,9 +541,7 @@ pub fn markdown(report: &Value) -> (String, usize) {
                 "- {what} within {STARTUP_VS_FLOOR}x of the floor: {} ({ratio:.2}x)",
                 if ok { "met" } else { "MISSED" }
             );
-        };
-        target("device list", f(&u["device_list"]["ratio"]));
-        target("query", f(&u["query"]["ratio"]));
+        }
         let p = &u["attach_parts"];
         let (total, start, load) = (f(&u["attach"]["netkit_ms"]), f(&p["process_ms"]), f(&p["load_ms"]));
         let _ = writeln!(

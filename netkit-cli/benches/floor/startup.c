@@ -4,7 +4,7 @@
 // the errors. The startup suite of `cargo xtask bench` sets its CPU time
 // per process beside netkit's.
 //
-//   startup device-list
+//   startup device-list [all]
 //   startup query DEV HOOK BPFFS NETNS
 //   startup attach DEV HOOK RECIPE PIN
 //
@@ -177,7 +177,9 @@ static uint32_t count_on(int ifindex, int type)
 	return a.query.count;
 }
 
-static int device_list(void)
+// The netkit devices (every device with `all`) with their other end and
+// the program counts of the pair's hooks.
+static int device_list(int all)
 {
 	static struct link links[1024];
 	struct link other;
@@ -186,8 +188,11 @@ static int device_list(void)
 	for (int i = 0; i < n; i++) {
 		struct link *l = &links[i];
 		int j;
-		if (!l->netkit)
+		if (!l->netkit) {
+			if (all)
+				printf("%s %d\n", l->name, l->index);
 			continue;
+		}
 		// The other end: among the links just read, or asked for.
 		for (j = 0; j < n && links[j].index != l->peer; j++)
 			;
@@ -343,12 +348,12 @@ static int attach(const char *dev, const char *hook, const char *recipe, const c
 
 int main(int argc, char **argv)
 {
-	if (argc == 2 && !strcmp(argv[1], "device-list"))
-		return device_list();
+	if ((argc == 2 || argc == 3) && !strcmp(argv[1], "device-list"))
+		return device_list(argc == 3 && !strcmp(argv[2], "all"));
 	if (argc == 6 && !strcmp(argv[1], "query"))
 		return query(argv[2], argv[3], argv[4], argv[5]);
 	if (argc == 6 && !strcmp(argv[1], "attach"))
 		return attach(argv[2], argv[3], argv[4], argv[5]);
-	fprintf(stderr, "usage: startup device-list | query DEV HOOK BPFFS NETNS | attach DEV HOOK RECIPE PIN\n");
+	fprintf(stderr, "usage: startup device-list [all] | query DEV HOOK BPFFS NETNS | attach DEV HOOK RECIPE PIN\n");
 	return 2;
 }
