@@ -69,6 +69,7 @@ pub struct Cli {
 // Parsed once per run; boxing variants would only make the code noisier.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Report what this kernel and process support: tcx, netkit, bpffs,
     /// capabilities, BTF. Exits non-zero when something required is missing.
@@ -225,6 +226,7 @@ pub struct ApplyArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum ProgCommand {
     /// The bundled programs: what each does, which hooks suit it, its settings.
     #[command(after_long_help = examples::PROG_LIST)]
@@ -238,6 +240,7 @@ pub enum ProgCommand {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum FirewallCommand {
     /// Add a rule: [REF] [src|dst] CIDR [proto P] [port N[-M]] allow|deny.
     #[command(after_long_help = examples::FIREWALL_ADD)]
@@ -280,6 +283,7 @@ pub enum FirewallCommand {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum RedirectCommand {
     /// Send packets for IP into the pod behind netkit pair PAIR ([REF] IP PAIR;
     /// PAIR is the pair's primary).
@@ -347,8 +351,8 @@ pub struct StatsArgs {
     pub format: String,
 }
 
-/// Which plain program `detach` removes, without REF; with prog:ID the kernel
-/// checks that the program sits there and refuses otherwise.
+// Which plain program `detach` removes, without REF; with prog:ID the kernel
+// checks that the program sits there and refuses otherwise.
 #[derive(Debug, Args, Default)]
 #[group(multiple = false)]
 pub struct DetachPositionArgs {
@@ -366,7 +370,7 @@ pub struct DetachPositionArgs {
     pub after: Option<RefSpec>,
 }
 
-/// Where in the chain a program goes (default: last).
+// Where in the chain a program goes (default: last).
 #[derive(Debug, Args, Default)]
 #[group(multiple = false)]
 pub struct PositionArgs {
@@ -461,6 +465,7 @@ pub struct UpdateArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum LinkCommand {
     /// Every link this tool pinned, with its device, hook and state.
     #[command(after_long_help = examples::LINK_LIST)]
@@ -490,6 +495,7 @@ pub enum LinkCommand {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum QueueCommand {
     /// Lease receive queue QUEUE of a physical device to DEV (a netkit peer
     /// or single device here): queue-create of the netdev family. The driver
@@ -540,6 +546,7 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum DeviceCommand {
     /// Create a netkit pair (NAME is the primary).
     #[command(after_long_help = examples::DEVICE_ADD)]
@@ -620,7 +627,7 @@ pub struct DeviceAdd {
     pub peer_end: PeerEndArgs,
 }
 
-/// The primary's own attributes (the device's, with --pairing single).
+// The primary's own attributes (the device's, with --pairing single).
 #[derive(Debug, Args)]
 pub struct EndArgs {
     /// The primary's MAC address (L2 only). Without one the kernel picks a
@@ -651,7 +658,7 @@ pub struct EndArgs {
     pub numtxqueues: Option<u32>,
 }
 
-/// The peer's own attributes.
+// The peer's own attributes.
 #[derive(Debug, Args)]
 pub struct PeerEndArgs {
     /// The peer's MAC address (L2 only).
@@ -859,6 +866,36 @@ mod tests {
         let mut missing = Vec::new();
         walk(&cmd, "", &mut missing);
         assert!(missing.is_empty(), "{} gaps:\n{}", missing.len(), missing.join("\n"));
+    }
+
+    /// Subcommands build their arguments only when one is used (`defer`):
+    /// building must not change what a command says it is. A doc comment
+    /// on an argument struct would become the description of every command
+    /// that flattens it, so none has one, and no two commands share one.
+    #[test]
+    fn deferred_commands_keep_their_own_descriptions() {
+        fn walk(cmd: &clap::Command, path: &str, out: &mut Vec<(String, String)>) {
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                let path = format!("{path} {}", sub.get_name());
+                out.push((path.clone(), sub.get_about().map(|a| a.to_string()).unwrap_or_default()));
+                walk(sub, &path, out);
+            }
+        }
+        let (mut unbuilt, mut built) = (Vec::new(), Vec::new());
+        walk(&super::Cli::command(), "", &mut unbuilt);
+        let mut cmd = super::Cli::command();
+        cmd.build();
+        walk(&cmd, "", &mut built);
+        for (path, about) in &unbuilt {
+            let after = built.iter().find(|(p, _)| p == path).map(|(_, a)| a);
+            assert_eq!(after, Some(about), "{path}: its description changed when it was built");
+        }
+        let mut seen = std::collections::HashMap::new();
+        for (path, about) in &built {
+            if let Some(other) = seen.insert(about.clone(), path.clone()) {
+                panic!("{path} and {other} share the description `{about}`");
+            }
+        }
     }
 
     /// Every example is a command line this grammar takes.
