@@ -20,8 +20,11 @@ pub struct Loaded {
     pub fd: OwnedFd,
     /// The kernel's information about the program.
     pub info: ProgInfo,
-    /// The aya object it came from, when this process loaded it (its maps and
-    /// log buffer live as long as this does, or as long as the program).
+    /// The aya object it came from, when aya loaded it in this process (an
+    /// object with CO-RE relocations, pinned maps or other map kinds); its
+    /// maps and log buffer live as long as this does, or as long as the
+    /// program. `None` for objects loaded without aya (every bundled one),
+    /// whose maps live as long as the program.
     pub ebpf: Option<Ebpf>,
 }
 
