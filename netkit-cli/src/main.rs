@@ -11,7 +11,8 @@ mod render;
 /// mimalloc packs the many small allocations of a start (clap's command
 /// tree, netlink messages) into few pages; musl's allocator spreads them over
 /// many, and each first touch of a page is a fault (see `cargo xtask bench
-/// --only startup`).
+/// --only startup`). It is built as mimalloc v2 without transparent huge
+/// pages (see the workspace Cargo.toml).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
