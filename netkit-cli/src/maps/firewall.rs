@@ -68,10 +68,12 @@ fn protocol(name: &str, v6: bool) -> Option<u8> {
     })
 }
 
-fn proto_name(p: u8) -> String {
+/// The word a rule prints for protocol `p`: one that reads back as `p` for
+/// the rule's family (`icmp` means 58 for IPv6, so 1 stays a number there).
+fn proto_name(p: u8, v6: bool) -> String {
     match p {
         PROTO_ANY => "any".into(),
-        1 => "icmp".into(),
+        1 if !v6 => "icmp".into(),
         6 => "tcp".into(),
         17 => "udp".into(),
         47 => "gre".into(),
@@ -130,7 +132,7 @@ impl Rule {
         Ok(rule)
     }
 
-    fn entry(&self) -> RuleEntry {
+    pub(crate) fn entry(&self) -> RuleEntry {
         let mut addr = [0u8; 16];
         let family = match self.addr {
             IpAddr::V4(a) => {
@@ -156,7 +158,7 @@ impl Rule {
         }
     }
 
-    fn from_entry(e: &RuleEntry) -> Self {
+    pub(crate) fn from_entry(e: &RuleEntry) -> Self {
         let addr = if e.family == 4 {
             IpAddr::V4(Ipv4Addr::new(e.addr[0], e.addr[1], e.addr[2], e.addr[3]))
         } else {
@@ -177,7 +179,7 @@ impl std::fmt::Display for Rule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}/{}", if self.source { "src" } else { "dst" }, self.addr, self.prefix_len)?;
         if self.proto != PROTO_ANY {
-            write!(f, " proto {}", proto_name(self.proto))?;
+            write!(f, " proto {}", proto_name(self.proto, self.addr.is_ipv6()))?;
         }
         match self.ports {
             (0, u16::MAX) => {}
@@ -389,6 +391,16 @@ mod tests {
 
     fn rule(s: &str) -> Result<Rule, FirewallError> {
         Rule::parse(&s.split_whitespace().map(String::from).collect::<Vec<_>>())
+    }
+
+    /// Found by `cargo xtask fuzz`: protocol 1 on an IPv6 rule printed as
+    /// `icmp`, which reads back as 58 for IPv6.
+    #[test]
+    fn protocol_one_on_ipv6_prints_as_a_number() {
+        let r = rule("dst ::/0 proto 1 deny").unwrap();
+        assert_eq!(r.to_string(), "dst ::/0 proto 1 deny");
+        assert_eq!(rule(&r.to_string()).unwrap(), r);
+        assert_eq!(rule("dst 10.0.0.0/8 proto 1 deny").unwrap().to_string(), "dst 10.0.0.0/8 proto icmp deny");
     }
 
     #[test]

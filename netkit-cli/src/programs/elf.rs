@@ -6,7 +6,7 @@ use super::*;
 
 /// Section names of libbpf's conventions that aya does not parse, mapped to
 /// the `classifier` name it does. The rest of the object is untouched.
-pub(super) fn classifier_alias(name: &str) -> Option<String> {
+pub(crate) fn classifier_alias(name: &str) -> Option<String> {
     const ALIASES: &[&str] =
         &["tc", "tc/ingress", "tc/egress", "tcx/ingress", "tcx/egress", "netkit/primary", "netkit/peer"];
     ALIASES.contains(&name).then(|| format!("classifier/{}", name.replace('/', "_")))
@@ -202,10 +202,49 @@ pub(crate) fn normalize_object<'a>(path: &str, data: &'a [u8]) -> Result<Cow<'a,
     }
 }
 
+/// aya's parse of an object, as an error message when it fails. aya_obj
+/// panics on some malformed objects (an unwrap on a .BTF.ext record naming a
+/// string .BTF does not have, found by `cargo xtask fuzz`): a user's bad file
+/// gets an error, not a crash.
+pub(crate) fn parse_object(data: &[u8]) -> Result<aya_obj::Object, String> {
+    match guarded(|| aya_obj::Object::parse(data)) {
+        Ok(parsed) => parsed.map_err(|e| format!("aya cannot parse it: {}", error_chain(&e))),
+        Err(panic) => Err(format!("aya's parser fails on it, a malformed object ({panic})")),
+    }
+}
+
+/// Runs `f`; a panic in it becomes an error carrying the panic's message,
+/// and is not reported on standard error. For third-party code fed with
+/// untrusted input; unwinding is on in every profile.
+pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    use std::{cell::Cell, sync::Once};
+    thread_local! {
+        static QUIET: Cell<bool> = const { Cell::new(false) };
+    }
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let was = QUIET.with(|q| q.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(was));
+    result.map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into())
+    })
+}
+
 /// The programs an object holds: (function, section kind, is sched_cls).
 pub(crate) fn inspect(path: &str, data: &[u8]) -> Result<Vec<(String, String, bool)>, ProgramError> {
-    let obj = aya_obj::Object::parse(data)
-        .map_err(|e| ProgramError::NotBpf { path: path.into(), why: format!("aya cannot parse it: {e}") })?;
+    let obj = parse_object(data).map_err(|why| ProgramError::NotBpf { path: path.into(), why })?;
     let mut out: Vec<(String, String, bool)> = obj
         .programs
         .iter()
@@ -226,7 +265,7 @@ pub(super) fn section_kind(s: &ProgramSection) -> String {
 }
 
 /// Picks the function to load from an object, or explains why none fits.
-pub(super) fn pick_function(
+pub(crate) fn pick_function(
     path: &str,
     progs: &[(String, String, bool)],
     wanted: Option<&str>,
@@ -252,5 +291,23 @@ pub(super) fn pick_function(
             }),
             many => Err(ProgramError::Ambiguous { path: path.into(), available: many.join(", ") }),
         },
+    }
+}
+
+#[cfg(test)]
+mod fuzz_regressions {
+    use super::*;
+
+    /// Found by `cargo xtask fuzz`: a .BTF.ext record naming a string past
+    /// the end of .BTF's strings made aya_obj unwrap a None.
+    #[test]
+    fn a_malformed_object_aya_panics_on_is_an_error() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/regressions/object/btf-ext-string-out-of-range");
+        let data = std::fs::read(path).unwrap();
+        let normalized = normalize_object("bad.o", &data).unwrap();
+        match inspect("bad.o", &normalized) {
+            Err(ProgramError::NotBpf { why, .. }) => assert!(why.contains("malformed"), "{why}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -134,7 +134,7 @@ pub fn load(spec: &ProgSpec, opts: &LoadOptions) -> Result<Loaded, ProgramError>
 pub(crate) fn load_object(p: &Prepared, opts: &LoadOptions) -> Result<Loaded, ProgramError> {
     let (data, function) = (&p.object, p.function.as_str());
     let load_err = |why: String| ProgramError::Load { function: function.into(), why };
-    let obj = aya_obj::Object::parse(data).map_err(|e| load_err(error_chain(&e)))?;
+    let obj = elf::parse_object(data).map_err(load_err)?;
     if lean::needs_aya(&obj).is_none() {
         return lean::load(obj, function, &opts.globals);
     }
@@ -155,7 +155,9 @@ pub(crate) fn load_object(p: &Prepared, opts: &LoadOptions) -> Result<Loaded, Pr
         let _ = std::fs::create_dir_all(dir);
         loader.default_map_pin_directory(dir);
     }
-    let mut ebpf = loader.load(data).map_err(|e| refused(&e))?;
+    let mut ebpf = elf::guarded(|| loader.load(data))
+        .map_err(|panic| load_err(format!("aya fails on the object, a malformed one ({panic})")))?
+        .map_err(|e| refused(&e))?;
     let prog: &mut SchedClassifier = ebpf
         .program_mut(function)
         .ok_or_else(|| load_err("not in the object".into()))?

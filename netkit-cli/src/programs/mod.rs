@@ -15,9 +15,15 @@ use bundled::STUB_BUILD;
 pub use bundled::SettingKind;
 use bundled::bundled_names;
 pub use bundled::globals;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use elf::classifier_alias;
 pub(crate) use elf::inspect;
 pub(crate) use elf::normalize_object;
-use elf::pick_function;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use elf::parse_object;
+pub(crate) use elf::pick_function;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use lean::needs_aya;
 use load::verifier_error;
 pub use load::{LoadOptions, Loaded, Prepared, load, prepare};
 pub(crate) use load::{ObjKind, error_chain, object_kind};
