@@ -39,6 +39,9 @@
 pub mod apply;
 pub mod bpf;
 pub mod cni;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hooks;
 pub mod maps;
 pub mod mprog;

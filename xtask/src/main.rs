@@ -1,10 +1,11 @@
-//! Developer tasks: `cargo xtask setup | vm | test | demo | bench | man`.
+//! Developer tasks: `cargo xtask setup | vm | test | demo | bench | man | fuzz`.
 //! Each subcommand is a module with its `Options` and `run()`.
 
 mod bench;
 mod build;
 mod cni;
 mod demo;
+mod fuzz;
 mod iproute2;
 mod kernels;
 mod man;
@@ -40,6 +41,8 @@ enum Command {
     Bench(bench::Options),
     /// Write the manual pages (netkit(8) and one per subcommand) into a directory.
     Man(man::Options),
+    /// Run the fuzz targets in fuzz/ (cargo fuzz), each for --time seconds.
+    Fuzz(fuzz::Options),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Demo(o) => demo::run(&o),
         Command::Bench(o) => bench::run(&o),
         Command::Man(o) => man::run(&o),
+        Command::Fuzz(o) => fuzz::run(&o),
     };
     match result {
         Ok(code) => code,

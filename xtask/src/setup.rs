@@ -47,6 +47,7 @@ const BACKPORTS_SOURCE: &str = "/etc/apt/sources.list.d/netkit-bookworm-backport
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 fn say(piece: &str, state: &str) {
     println!("setup: {piece:<32} {state}");
@@ -190,36 +191,36 @@ pub fn run(opts: &Options) -> Result<()> {
     )?;
 
     // bpf-linker, built against Debian's LLVM 22.
-    let linker_ok =
-        util::output(Command::new("bpf-linker").arg("--version")).is_ok_and(|v| v.contains(BPF_LINKER_VERSION));
-    if linker_ok {
-        say("bpf-linker", "present");
-    } else {
-        let command = format!(
-            "LLVM_PREFIX={LLVM_PREFIX} cargo install bpf-linker --version {BPF_LINKER_VERSION} --locked --no-default-features --features llvm-22"
-        );
-        if opts.check {
-            say("bpf-linker", "missing");
-            missing.push(command);
-        } else {
-            if !Path::new(LLVM_PREFIX).join("lib").exists() {
-                bail!("bpf-linker needs LLVM 22 at {LLVM_PREFIX} (package llvm-22-dev)");
-            }
-            say("bpf-linker", &format!("building {BPF_LINKER_VERSION} (about 2 minutes)"));
-            util::run(Command::new("cargo").env("LLVM_PREFIX", LLVM_PREFIX).args([
-                "install",
-                "bpf-linker",
-                "--version",
-                BPF_LINKER_VERSION,
-                "--locked",
-                "--no-default-features",
-                "--features",
-                "llvm-22",
-            ]))
-            .with_context(|| format!("installing bpf-linker failed; try: {command}"))?;
-            say("bpf-linker", "installed");
-        }
+    if !opts.check && !Path::new(LLVM_PREFIX).join("lib").exists() && !tool_present(&["bpf-linker"], BPF_LINKER_VERSION)
+    {
+        bail!("bpf-linker needs LLVM 22 at {LLVM_PREFIX} (package llvm-22-dev)");
     }
+    cargo_install(
+        opts,
+        &mut missing,
+        CargoTool {
+            name: "bpf-linker",
+            version: BPF_LINKER_VERSION,
+            run: &["bpf-linker"],
+            env: &[("LLVM_PREFIX", LLVM_PREFIX)],
+            args: &["--no-default-features", "--features", "llvm-22"],
+            took: "about 2 minutes",
+        },
+    )?;
+    // cargo-fuzz, for the fuzz targets in fuzz/ (cargo xtask fuzz, and the
+    // test suite's short pass of each).
+    cargo_install(
+        opts,
+        &mut missing,
+        CargoTool {
+            name: "cargo-fuzz",
+            version: CARGO_FUZZ_VERSION,
+            run: &["cargo", "fuzz"],
+            env: &[],
+            args: &[],
+            took: "about a minute",
+        },
+    )?;
 
     // The CNI tests' reference plugins and runtime (cached downloads; the
     // runtime is built with the Go toolchain it downloads), and promtool.
@@ -237,6 +238,49 @@ pub fn run(opts: &Options) -> Result<()> {
     if !missing.is_empty() {
         bail!("missing pieces; install them with:\n  {}", missing.join("\n  "));
     }
+    Ok(())
+}
+
+/// A tool installed with `cargo install --locked`.
+struct CargoTool<'a> {
+    name: &'a str,
+    version: &'a str,
+    /// How to run it (`--version` is appended).
+    run: &'a [&'a str],
+    env: &'a [(&'a str, &'a str)],
+    args: &'a [&'a str],
+    took: &'a str,
+}
+
+/// Whether `run --version` names `version`.
+fn tool_present(run: &[&str], version: &str) -> bool {
+    util::output(Command::new(run[0]).args(&run[1..]).arg("--version")).is_ok_and(|v| v.contains(version))
+}
+
+fn cargo_install(opts: &Options, missing: &mut Vec<String>, tool: CargoTool<'_>) -> Result<()> {
+    if tool_present(tool.run, tool.version) {
+        say(tool.name, "present");
+        return Ok(());
+    }
+    let env: String = tool.env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+    let command = format!(
+        "{env}cargo install {} --version {} --locked{}",
+        tool.name,
+        tool.version,
+        tool.args.iter().map(|a| format!(" {a}")).collect::<String>()
+    );
+    if opts.check {
+        say(tool.name, "missing");
+        missing.push(command);
+        return Ok(());
+    }
+    say(tool.name, &format!("building {} ({})", tool.version, tool.took));
+    let mut cmd = Command::new("cargo");
+    cmd.envs(tool.env.iter().copied())
+        .args(["install", tool.name, "--version", tool.version, "--locked"])
+        .args(tool.args);
+    util::run(&mut cmd).with_context(|| format!("installing {} failed; try: {command}", tool.name))?;
+    say(tool.name, "installed");
     Ok(())
 }
 

@@ -40,6 +40,9 @@ enum Verdict {
     Skipped,
 }
 
+/// Seconds per fuzz target in the test suite's short pass.
+const FUZZ_SMOKE_SECONDS: u64 = 5;
+
 struct Stage {
     name: String,
     verdict: Verdict,
@@ -206,6 +209,22 @@ pub fn run(opts: &Options) -> Result<ExitCode> {
         simple(cargo().env("RUSTDOCFLAGS", "-D warnings").args(["doc", "--no-deps"]))
     });
     stage(&mut stages, "unit tests", || counted(cargo().args(["test", "--lib", "--bins"])));
+    // A short pass of every fuzz target from its seeds and the corpus so far:
+    // a parser that now panics on an input it once took shows up here.
+    stage(&mut stages, "fuzz smoke", || match crate::fuzz::fuzz(crate::fuzz::TARGETS, FUZZ_SMOKE_SECONDS) {
+        Err(e) => (Verdict::Failed, format!("{e:#}")),
+        Ok(outcomes) => {
+            let failed: Vec<&str> =
+                outcomes.iter().filter(|o| o.failure.is_some()).map(|o| o.target.as_str()).collect();
+            let runs: u64 = outcomes.iter().map(|o| o.runs).sum();
+            let detail = format!("{} targets, {FUZZ_SMOKE_SECONDS} s each, {runs} runs", outcomes.len());
+            if failed.is_empty() {
+                (Verdict::Passed, detail)
+            } else {
+                (Verdict::Failed, format!("{detail}; failed: {} (target/fuzz/artifacts)", failed.join(", ")))
+            }
+        }
+    });
 
     // The host suite needs the real binary built first (it is what it drives).
     stage(&mut stages, "host integration (tcx)", || {

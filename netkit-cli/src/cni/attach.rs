@@ -144,7 +144,7 @@ fn fault(step: &str) -> Result<(), CniError> {
 /// The host side's name: `nk` and 13 hex digits of a hash of the container
 /// id and interface name (stable, 15 bytes); `salt` picks another when a
 /// device already has the first.
-fn host_name(id: &str, ifname: &str, salt: u32) -> String {
+pub(crate) fn host_name(id: &str, ifname: &str, salt: u32) -> String {
     let digest = Sha256::digest(format!("{id}/{ifname}/{salt}").as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("nk{}", &hex[..13])

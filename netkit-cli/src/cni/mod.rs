@@ -18,6 +18,8 @@ pub mod result;
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use attach::host_name;
 pub use config::{NetConf, SUPPORTED_VERSIONS};
 
 /// The protocol's well-known error codes, and this plugin's own (100+).
@@ -108,7 +110,7 @@ impl Env {
     }
 
     /// Checks the variables `command` requires.
-    fn require(&self, netns: bool) -> Result<(), CniError> {
+    pub(crate) fn require(&self, netns: bool) -> Result<(), CniError> {
         let mut bad = Vec::new();
         if !valid_container_id(&self.container_id) {
             bad.push(format!(

@@ -1,0 +1,244 @@
+//! The checks behind the fuzz targets in `fuzz/` (`cargo xtask fuzz`): each
+//! takes arbitrary bytes, runs one parser of untrusted input the way the tool
+//! does, up to the point a kernel would be called, and panics only when an
+//! invariant breaks. Not part of the library's interface.
+
+use std::{borrow::Cow, collections::BTreeSet, path::Path, str::FromStr as _};
+
+use crate::{
+    apply::spec,
+    cni::{self, config},
+    hooks::refs::RefSpec,
+    maps::firewall::Rule,
+    mprog::Hook,
+    netlink::{ifname, links::Policy},
+    programs::{self, ProgSpec},
+};
+
+/// One target's check: arbitrary bytes in, a panic when an invariant breaks.
+pub type Check = fn(&[u8]);
+
+/// The fuzz targets, by name, as `cargo xtask fuzz` runs them.
+pub const TARGETS: &[(&str, Check)] =
+    &[("object", object), ("rule", rule), ("reference", reference), ("spec", spec), ("cni", cni)];
+
+/// A user's object file: the ELF checks and the section rewrite, then aya's
+/// parse, the choice of function and of loader. The rewrite may change only
+/// the names of the renamed sections, where the section-name table and .BTF
+/// are, and the section names inside .BTF.ext; everything else stays.
+pub fn object(data: &[u8]) {
+    let Ok(out) = programs::normalize_object("fuzz.o", data) else { return };
+    if let Cow::Owned(out) = &out {
+        check_rewrite(data, out);
+    }
+    if let Ok(progs) = programs::inspect("fuzz.o", &out) {
+        let _ = programs::pick_function("fuzz.o", &progs, None);
+        if let Some((name, ..)) = progs.first() {
+            let _ = programs::pick_function("fuzz.o", &progs, Some(name));
+        }
+    }
+    if let Ok(obj) = programs::parse_object(&out) {
+        let _ = programs::needs_aya(&obj);
+    }
+}
+
+/// The section headers of an ELF64 image, read independently of the code
+/// under test: (header offset, name, flags, offset, size).
+fn sections(data: &[u8]) -> Vec<(usize, String, u64, u64, u64)> {
+    let le = data[5] == 1;
+    let u = |at: usize, n: usize| -> u64 {
+        let b = &data[at..at + n];
+        let mut v = 0u64;
+        for i in 0..n {
+            let byte = if le { b[n - 1 - i] } else { b[i] };
+            v = v << 8 | u64::from(byte);
+        }
+        v
+    };
+    let (shoff, shentsize, shnum, shstrndx) =
+        (u(0x28, 8) as usize, u(0x3a, 2) as usize, u(0x3c, 2) as usize, u(0x3e, 2) as usize);
+    let header = |i: usize| shoff + i * shentsize;
+    let (str_off, str_size) = (u(header(shstrndx) + 24, 8) as usize, u(header(shstrndx) + 32, 8) as usize);
+    let strtab = &data[str_off..str_off + str_size];
+    (0..shnum)
+        .map(|i| {
+            let h = header(i);
+            let at = u(h, 4) as usize;
+            let rest = &strtab[at..];
+            let name = String::from_utf8_lossy(&rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())]);
+            (h, name.into_owned(), u(h + 8, 8), u(h + 24, 8), u(h + 32, 8))
+        })
+        .collect()
+}
+
+fn check_rewrite(data: &[u8], out: &[u8]) {
+    assert!(out.len() >= data.len(), "the rewrite shortened the object");
+    let (before, after) = (sections(data), sections(out));
+    assert_eq!(before.len(), after.len(), "the rewrite changed the number of sections");
+    let mut may_change: BTreeSet<usize> = BTreeSet::new();
+    let shstrndx = {
+        let le = data[5] == 1;
+        let b = [data[0x3e], data[0x3f]];
+        (if le { u16::from_le_bytes(b) } else { u16::from_be_bytes(b) }) as usize
+    };
+    for (i, (old, new)) in before.iter().zip(&after).enumerate() {
+        let alias = programs::classifier_alias(&old.1).filter(|_| old.2 & 0x4 != 0);
+        match &alias {
+            Some(alias) => {
+                assert_eq!(&new.1, alias, "section {} renamed to {} instead", old.1, new.1);
+                may_change.extend(old.0..old.0 + 4);
+            }
+            None => assert_eq!(new.1, old.1, "section {} renamed though it is no libbpf classifier name", old.1),
+        }
+        if i == shstrndx || old.1 == ".BTF" {
+            may_change.extend(old.0 + 24..old.0 + 40);
+        } else {
+            assert_eq!((new.3, new.4), (old.3, old.4), "section {} moved", old.1);
+        }
+        if old.1 == ".BTF.ext" {
+            may_change.extend(old.3 as usize..(old.3 + old.4) as usize);
+        }
+    }
+    for (at, (a, b)) in data.iter().zip(out).enumerate() {
+        assert!(
+            a == b || may_change.contains(&at),
+            "the rewrite changed byte {at:#x}, outside the names it may change"
+        );
+    }
+}
+
+/// A firewall rule: one that parses prints back to a rule that parses to the
+/// same value, and survives the kernel map's entry format unchanged.
+pub fn rule(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let words: Vec<String> = text.split_whitespace().map(str::to_string).collect();
+    let Ok(rule) = Rule::parse(&words) else { return };
+    let printed = rule.to_string();
+    let words: Vec<String> = printed.split_whitespace().map(str::to_string).collect();
+    match Rule::parse(&words) {
+        Ok(again) => assert_eq!(again, rule, "{text:?} printed as {printed:?} reads back differently"),
+        Err(e) => panic!("{text:?} printed as {printed:?}, which does not parse: {e}"),
+    }
+    assert_eq!(Rule::from_entry(&rule.entry()), rule, "{text:?} changes through the map's entry format");
+}
+
+/// REF and PROG arguments, and hook names: what parses prints back to the
+/// same value.
+pub fn reference(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Ok(r) = RefSpec::from_str(text) {
+        let printed = r.to_string();
+        assert_eq!(RefSpec::from_str(&printed).ok(), Some(r), "REF {text:?} printed as {printed:?}");
+    }
+    if let Ok(p) = ProgSpec::from_str(text) {
+        let printed = p.to_string();
+        assert_eq!(ProgSpec::from_str(&printed).ok(), Some(p), "PROG {text:?} printed as {printed:?}");
+    }
+    if let Ok(h) = Hook::from_str(text) {
+        assert_eq!(Hook::from_str(h.name()).ok(), Some(h), "hook {text:?}");
+    }
+}
+
+/// An apply spec: parse and validation. A spec that validates prints as
+/// YAML that reads back to a valid spec printing the same.
+pub fn spec(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(doc) = spec::parse_doc("fuzz.yaml", text) else { return };
+    if spec::validate("fuzz.yaml", &doc).is_err() {
+        return;
+    }
+    let printed = spec::to_yaml(&doc);
+    let again = spec::parse_doc("printed.yaml", &printed)
+        .unwrap_or_else(|e| panic!("a valid spec printed as\n{printed}\ndoes not read back: {e}"));
+    if let Err(e) = spec::validate("printed.yaml", &again) {
+        panic!("a valid spec printed as\n{printed}\nno longer validates: {e}");
+    }
+    assert_eq!(spec::to_yaml(&again), printed, "printing a spec read back from its own print changed it");
+}
+
+/// The CNI plugin's input: the first line holds CNI_COMMAND, CNI_IFNAME,
+/// CNI_CONTAINERID and CNI_NETNS (separated by spaces), the rest is standard
+/// input. VERSION runs whole; for the others, the configuration is parsed as
+/// ADD and as DEL would, and an ADD's attachment spec is built. What ADD
+/// accepts DEL accepts; an accepted configuration with a valid environment
+/// always gives a valid spec; every error is a CNI error object.
+pub fn cni(data: &[u8]) {
+    let (head, stdin) = match data.iter().position(|&b| b == b'\n') {
+        Some(at) => (&data[..at], &data[at + 1..]),
+        None => (data, &[][..]),
+    };
+    let head = String::from_utf8_lossy(head);
+    let mut words = head.split(' ');
+    let mut next = || words.next().unwrap_or_default().to_string();
+    let env = cni::Env {
+        command: next(),
+        ifname: next(),
+        container_id: next(),
+        netns: next(),
+        args: String::new(),
+        path: String::new(),
+    };
+    if env.command == "VERSION" {
+        let out = cni::run(&env, stdin);
+        assert!(out.ok, "VERSION failed: {}", out.stdout);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("VERSION's answer is JSON");
+        assert!(v["supportedVersions"].is_array(), "VERSION's answer: {v}");
+        return;
+    }
+    let error_object = |e: &cni::CniError| {
+        let v: serde_json::Value = serde_json::to_value(e).expect("an error serializes");
+        assert!(v["code"].is_u64() && v["msg"].is_string(), "not a CNI error object: {v}");
+    };
+    let add = config::parse(stdin, true);
+    let del = config::parse(stdin, false);
+    if let Err(e) = &add {
+        error_object(e);
+    }
+    if let Err(e) = &del {
+        error_object(e);
+    }
+    if add.is_ok()
+        && let Err(e) = &del
+    {
+        panic!("ADD accepts the configuration, DEL refuses it: {e:?}");
+    }
+    let Ok(conf) = add else { return };
+    match env.require(true) {
+        Err(e) => error_object(&e),
+        Ok(()) => {
+            let host = cni::host_name(&env.container_id, &env.ifname, 0);
+            assert!(ifname::check(&host).is_ok(), "host name {host} is no valid device name");
+            if let Err(e) = conf.spec(&host, &env.ifname, Path::new(&env.netns), Policy::Drop) {
+                panic!("an accepted configuration gives no valid spec for {env:?}: {e:?}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every seed of every target and every input that once broke one (the
+    /// files under fuzz/seeds/TARGET and fuzz/regressions/TARGET) passes.
+    #[test]
+    fn seeds_and_regressions_pass() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+        let mut ran = 0;
+        for (name, check) in TARGETS {
+            for dir in ["seeds", "regressions"] {
+                let Ok(entries) = std::fs::read_dir(root.join(dir).join(name)) else { continue };
+                for entry in entries {
+                    let path = entry.unwrap().path();
+                    let data = std::fs::read(&path).unwrap();
+                    if let Err(e) = std::panic::catch_unwind(|| check(&data)) {
+                        let why = e.downcast_ref::<String>().cloned().unwrap_or_default();
+                        panic!("{name} fails on {}: {why}", path.display());
+                    }
+                    ran += 1;
+                }
+            }
+        }
+        assert!(ran >= TARGETS.len(), "no seeds found under {}", root.display());
+    }
+}
