@@ -67,6 +67,10 @@ pub(super) fn rename_sections(data: &[u8], rename: impl Fn(&str) -> Option<Strin
     let str_size = elf.u64(header(shstrndx) + 32).ok_or(BAD)? as usize;
     let strtab = data.get(str_off..str_off.checked_add(str_size).ok_or(BAD)?).ok_or(BAD)?;
     let mut table = strtab.to_vec();
+    // New names go after the last one, which must end where it ends now.
+    if table.last().is_some_and(|&b| b != 0) {
+        table.push(0);
+    }
     let mut renamed = Vec::new();
     let (mut btf, mut btf_ext) = (None, None);
     for i in 0..shnum {
