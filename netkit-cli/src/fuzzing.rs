@@ -42,9 +42,13 @@ pub fn object(data: &[u8]) {
     }
 }
 
+/// One section header: (header offset, name, flags, offset, size).
+type Section = (usize, String, u64, u64, u64);
+
 /// The section headers of an ELF64 image, read independently of the code
-/// under test: (header offset, name, flags, offset, size).
-fn sections(data: &[u8]) -> Vec<(usize, String, u64, u64, u64)> {
+/// under test: the index of the section-name table, and per section (header
+/// offset, name, flags, offset, size).
+fn sections(data: &[u8]) -> (usize, Vec<Section>) {
     let le = data[5] == 1;
     let u = |at: usize, n: usize| -> u64 {
         let b = &data[at..at + n];
@@ -60,7 +64,7 @@ fn sections(data: &[u8]) -> Vec<(usize, String, u64, u64, u64)> {
     let header = |i: usize| shoff + i * shentsize;
     let (str_off, str_size) = (u(header(shstrndx) + 24, 8) as usize, u(header(shstrndx) + 32, 8) as usize);
     let strtab = &data[str_off..str_off + str_size];
-    (0..shnum)
+    let all = (0..shnum)
         .map(|i| {
             let h = header(i);
             let at = u(h, 4) as usize;
@@ -68,19 +72,15 @@ fn sections(data: &[u8]) -> Vec<(usize, String, u64, u64, u64)> {
             let name = String::from_utf8_lossy(&rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())]);
             (h, name.into_owned(), u(h + 8, 8), u(h + 24, 8), u(h + 32, 8))
         })
-        .collect()
+        .collect();
+    (shstrndx, all)
 }
 
 fn check_rewrite(data: &[u8], out: &[u8]) {
     assert!(out.len() >= data.len(), "the rewrite shortened the object");
-    let (before, after) = (sections(data), sections(out));
+    let ((shstrndx, before), (_, after)) = (sections(data), sections(out));
     assert_eq!(before.len(), after.len(), "the rewrite changed the number of sections");
     let mut may_change: BTreeSet<usize> = BTreeSet::new();
-    let shstrndx = {
-        let le = data[5] == 1;
-        let b = [data[0x3e], data[0x3f]];
-        (if le { u16::from_le_bytes(b) } else { u16::from_be_bytes(b) }) as usize
-    };
     for (i, (old, new)) in before.iter().zip(&after).enumerate() {
         let alias = programs::classifier_alias(&old.1).filter(|_| old.2 & 0x4 != 0);
         match &alias {
