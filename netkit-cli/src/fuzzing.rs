@@ -6,7 +6,7 @@
 use std::{borrow::Cow, collections::BTreeSet, path::Path, str::FromStr as _};
 
 use crate::{
-    apply::spec,
+    apply::{self, Action, ApplyError, PlanOptions, spec},
     cni::{self, config},
     hooks::refs::RefSpec,
     maps::firewall::Rule,
@@ -142,14 +142,17 @@ pub fn reference(data: &[u8]) {
     }
 }
 
-/// An apply spec: parse and validation. A spec that validates prints as
-/// YAML that reads back to a valid spec printing the same.
+/// An apply spec: parse, validation and planning. A spec that validates
+/// prints as YAML that reads back to a valid spec printing the same, and
+/// plans against an empty node: without error when it needs nothing the
+/// node lacks (its chains and redirect entries name only pairs it declares,
+/// it names no pinned program and puts no peer in another namespace), as one create per pair and one attach
+/// per program; otherwise blocked, never failed.
 pub fn spec(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let Ok(doc) = spec::parse_doc("fuzz.yaml", text) else { return };
-    if spec::validate("fuzz.yaml", &doc).is_err() {
-        return;
-    }
+    let Ok(valid) = spec::validate("fuzz.yaml", &doc) else { return };
+    plans_on_empty(&valid);
     let printed = spec::to_yaml(&doc);
     let again = spec::parse_doc("printed.yaml", &printed)
         .unwrap_or_else(|e| panic!("a valid spec printed as\n{printed}\ndoes not read back: {e}"));
@@ -157,6 +160,39 @@ pub fn spec(data: &[u8]) {
         panic!("a valid spec printed as\n{printed}\nno longer validates: {e}");
     }
     assert_eq!(spec::to_yaml(&again), printed, "printing a spec read back from its own print changed it");
+}
+
+fn plans_on_empty(spec: &spec::Spec) {
+    let managed = || {
+        spec.chains.iter().flat_map(|c| &c.entries).filter_map(|e| match e {
+            spec::Entry::Managed(m) => Some(m),
+            spec::Entry::Foreign { .. } => None,
+        })
+    };
+    let declared = |name: &String| spec.pair(name).is_some();
+    let contained = spec.pairs.iter().all(|p| p.spec.peer_netns.is_none())
+        && spec.chains.iter().all(|c| declared(&c.device))
+        && managed().all(|m| !matches!(m.prog, ProgSpec::Pinned(_)))
+        && managed().flat_map(|m| m.entries.iter().flat_map(|e| e.values())).all(declared);
+    let opts = PlanOptions { prune: true, recreate: true };
+    match (apply::plan_on_empty(spec, opts), contained) {
+        (Ok(plan), true) => {
+            let actions: Vec<Action> = plan.steps.iter().map(|s| s.action).collect();
+            let mut want = vec![Action::Create; spec.pairs.len()];
+            want.extend(managed().map(|_| Action::Attach));
+            assert_eq!(actions, want, "planned on an empty node: {:?}", plan.steps);
+            let created: Vec<String> = spec.pairs.iter().map(|p| format!("pair {}", p.spec.name)).collect();
+            let objects: Vec<&String> = plan.steps.iter().map(|s| &s.object).collect();
+            assert!(objects.starts_with(&created.iter().collect::<Vec<_>>()), "pairs created: {objects:?}");
+            assert!(plan.foreign.is_empty(), "foreign programs on an empty node: {:?}", plan.foreign);
+            let refs = spec.chains.iter().flat_map(|c| &c.entries).filter(|e| matches!(e, spec::Entry::Foreign { .. }));
+            assert_eq!(plan.notes.len(), refs.count(), "notes on an empty node: {:?}", plan.notes);
+        }
+        (Err(ApplyError::Blocked(_)), false) => {}
+        (Err(e), true) => panic!("a spec that needs nothing the empty node lacks does not plan: {e}"),
+        (Ok(plan), false) => panic!("a spec that needs what the empty node lacks plans: {:?}", plan.steps),
+        (Err(e), false) => panic!("planning on an empty node failed instead of being blocked: {e}"),
+    }
 }
 
 /// The CNI plugin's input: the first line holds CNI_COMMAND, CNI_IFNAME,

@@ -184,5 +184,5 @@ fn still_made_from(
 fn fingerprint_of(rec: &super::state::OwnedLink) -> Option<String> {
     let prog = rec.program.parse::<crate::programs::ProgSpec>().ok()?;
     let globals = crate::programs::globals(&prog, &rec.set).ok()?;
-    super::plan::fingerprint(&prog, &globals).ok()
+    super::plan::fingerprint(&prog, &globals, super::node::pinned_now).ok()
 }

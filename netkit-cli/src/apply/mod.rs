@@ -7,6 +7,7 @@
 
 mod exec;
 mod export;
+mod node;
 mod plan;
 pub mod spec;
 pub mod state;
@@ -74,6 +75,25 @@ pub enum ApplyError {
     Pin(#[from] PinError),
 }
 
+/// Plans `spec` against a node with no devices, pins or programs on a
+/// kernel with every netkit attribute (for the fuzz targets and tests).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn plan_on_empty(spec: &Spec, opts: PlanOptions) -> Result<Plan, ApplyError> {
+    use std::task::{Context, Poll, Waker};
+    let planner = plan::Planner::new(
+        &node::Empty,
+        Layout::unchecked(std::path::Path::new("/sys/fs/bpf")),
+        "default".into(),
+        opts,
+        Default::default(),
+    );
+    // Nothing the empty node does waits, so one poll finishes the plan.
+    match std::pin::pin!(planner.plan(spec)).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(plan) => plan,
+        Poll::Pending => panic!("planning against the empty node waited"),
+    }
+}
+
 /// Plans, applies and exports in the calling thread's network namespace.
 pub struct Engine<'a> {
     /// The rtnetlink connection of that namespace.
@@ -97,8 +117,9 @@ impl<'a> Engine<'a> {
 
     /// The steps that bring the node to `spec`.
     pub async fn plan(&self, spec: &Spec, opts: PlanOptions) -> Result<Plan, ApplyError> {
+        let kernel = node::Kernel(self.nl);
         let planner = plan::Planner::new(
-            self.nl,
+            &kernel,
             Layout::unchecked(&self.bpffs),
             netns::current_name(),
             opts,

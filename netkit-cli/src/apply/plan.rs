@@ -20,20 +20,19 @@ use sha2::{Digest as _, Sha256};
 
 use super::{
     ApplyError,
+    node::Node,
     spec::{Chain, Entry, Managed, Place, Spec},
     state::{LinkKey, OwnedLink, Ownership},
 };
 use crate::{
-    maps::{firewall::Firewall, redirect::Redirect},
-    mprog::{Hook, HookRef},
+    mprog::Hook,
     netlink::{
-        Netlink,
         attrs::{EndAttrs, Mac, Offload},
         device::{Ends, PairChange, PairSpec},
         links::{Link, PairSettings, Role},
     },
     os::netns,
-    pins::{self, Layout},
+    pins::Layout,
     programs::{self, ProgSpec},
 };
 
@@ -225,7 +224,12 @@ impl Want {
 
 /// What a managed program is made from: the object's bytes, the function,
 /// the settings (or, for a pinned program, the program it names now).
-pub(crate) fn fingerprint(prog: &ProgSpec, globals: &[(String, Vec<u8>)]) -> Result<String, ApplyError> {
+/// `pinned_program` gives the id of the program a `pinned:PATH` names now.
+pub(crate) fn fingerprint(
+    prog: &ProgSpec,
+    globals: &[(String, Vec<u8>)],
+    pinned_program: impl FnOnce(&ProgSpec) -> Result<u32, ApplyError>,
+) -> Result<String, ApplyError> {
     let mut h = Sha256::new();
     match programs::prepare(prog)? {
         Some(p) => {
@@ -235,8 +239,7 @@ pub(crate) fn fingerprint(prog: &ProgSpec, globals: &[(String, Vec<u8>)]) -> Res
         }
         None => {
             // pinned:PATH: the program pinned there now.
-            let loaded = programs::load(prog, &Default::default())?;
-            h.update(format!("{prog}#{}", loaded.id()).as_bytes());
+            h.update(format!("{prog}#{}", pinned_program(prog)?).as_bytes());
         }
     }
     let mut globals = globals.to_vec();
@@ -278,8 +281,8 @@ fn longest_increasing(seq: &[usize]) -> BTreeSet<usize> {
 }
 
 /// Everything the planner needs to know about the node.
-pub(crate) struct Planner<'a> {
-    pub(crate) nl: &'a Netlink,
+pub(crate) struct Planner<'a, N: Node> {
+    pub(crate) node: &'a N,
     pub(crate) layout: Layout,
     pub(crate) netns: String,
     pub(crate) opts: PlanOptions,
@@ -291,13 +294,13 @@ pub(crate) struct Planner<'a> {
     pub(crate) fingerprints: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
-impl<'a> Planner<'a> {
-    pub(crate) fn new(nl: &'a Netlink, layout: Layout, netns: String, opts: PlanOptions, owned: Ownership) -> Self {
+impl<'a, N: Node> Planner<'a, N> {
+    pub(crate) fn new(node: &'a N, layout: Layout, netns: String, opts: PlanOptions, owned: Ownership) -> Self {
         let mut by_hook: BTreeMap<(String, String), Vec<LinkKey>> = BTreeMap::new();
         for key in owned.links.keys() {
             by_hook.entry((key.device.clone(), key.hook.clone())).or_default().push(key.clone());
         }
-        Self { nl, layout, netns, opts, owned, by_hook, fingerprints: Default::default() }
+        Self { node, layout, netns, opts, owned, by_hook, fingerprints: Default::default() }
     }
 
     fn fingerprint(&self, m: &Managed) -> Result<String, ApplyError> {
@@ -305,7 +308,7 @@ impl<'a> Planner<'a> {
         if let Some(fp) = self.fingerprints.lock().unwrap().get(&key) {
             return Ok(fp.clone());
         }
-        let fp = fingerprint(&m.prog, &m.globals)?;
+        let fp = fingerprint(&m.prog, &m.globals, |p| self.node.pinned_program(p))?;
         self.fingerprints.lock().unwrap().insert(key, fp.clone());
         Ok(fp)
     }
@@ -313,7 +316,7 @@ impl<'a> Planner<'a> {
 
 struct Mistakes(Vec<(Place, String)>);
 
-impl Planner<'_> {
+impl<N: Node> Planner<'_, N> {
     /// Plans `spec` against the node.
     pub(crate) async fn plan(&self, spec: &Spec) -> Result<Plan, ApplyError> {
         let mut plan = Plan { steps: vec![], foreign: vec![], notes: vec![], work: Work::default() };
@@ -326,9 +329,9 @@ impl Planner<'_> {
         for p in &spec.pairs {
             let name = &p.spec.name;
             let owned = self.owned.pairs.get(name);
-            match self.nl.ends(name).await? {
+            match self.node.ends(name).await? {
                 None => {
-                    if let Err(e) = p.spec.validate_for_kernel().await {
+                    if let Err(e) = self.node.check_pair(&p.spec).await {
                         blocked.0.push((p.place, format!("pair {name}: {e}")));
                         continue;
                     }
@@ -428,7 +431,7 @@ impl Planner<'_> {
 
         // Managed pairs the spec no longer has.
         for name in pruned_pairs {
-            let Some(ends) = self.nl.ends(&name).await? else {
+            let Some(ends) = self.node.ends(&name).await? else {
                 plan.work.forget_pairs.push(name);
                 continue;
             };
@@ -476,8 +479,7 @@ impl Planner<'_> {
     /// The link id pinned at `key` when it is still attached to its hook.
     fn live_link(&self, key: &LinkKey, hook: Hook) -> Option<u32> {
         let path = self.layout.link_path(&self.netns, &key.device, hook, &key.name);
-        let (_, info) = pins::open_link(&path).ok()?;
-        (info.ifindex != 0).then_some(info.id)
+        self.node.attached_link(&path)
     }
 
     /// Programs on a pair's hooks that apply does not own, as words; None
@@ -497,7 +499,7 @@ impl Planner<'_> {
             &[Hook::Ingress, Hook::Egress]
         };
         for &hook in hooks {
-            let chain = HookRef::new(ends.primary.index, hook).query().ok()?;
+            let chain = self.node.chain(ends.primary.index, hook).ok()?;
             for s in chain.slots {
                 if !s.link_id.is_some_and(|l| owned.contains(&l)) {
                     out.push(format!("program {} on {hook}", s.prog_id));
@@ -521,7 +523,7 @@ impl Planner<'_> {
         let link = if declared.is_some() && fresh {
             None
         } else {
-            match self.nl.link_by_name(device).await {
+            match self.node.link(device).await {
                 Ok(Some(l)) => Some(l),
                 Ok(None) if declared.is_some() => None,
                 Ok(None) => {
@@ -563,7 +565,7 @@ impl Planner<'_> {
                 && let Some(entries) = &m.entries
             {
                 for (ip, pair) in entries {
-                    if spec.pair(pair).is_none() && !matches!(self.nl.link_by_name(pair).await, Ok(Some(_))) {
+                    if spec.pair(pair).is_none() && !matches!(self.node.link(pair).await, Ok(Some(_))) {
                         return Err(Mistakes(vec![(
                             m.place,
                             format!(
@@ -577,8 +579,9 @@ impl Planner<'_> {
         }
 
         let now = match &link {
-            Some(l) => HookRef::new(l.index, hook)
-                .query()
+            Some(l) => self
+                .node
+                .chain(l.index, hook)
                 .map_err(|e| wrong(format!("chain {device} {hook}: reading the chain: {}", e)))?,
             None => Default::default(),
         };
@@ -669,7 +672,7 @@ impl Planner<'_> {
             let how = match current.get(&m.name) {
                 None => {
                     let path = self.layout.link_path(&self.netns, device, hook, &m.name);
-                    if !fresh && path.exists() {
+                    if !fresh && self.node.pinned(&path) {
                         return Err(Mistakes(vec![(
                             m.place,
                             format!(
@@ -720,10 +723,7 @@ impl Planner<'_> {
     /// The spec's rules when the firewall `prog_id` holds others.
     fn rules_to_write(&self, m: &Managed, prog_id: u32) -> Option<Vec<crate::maps::firewall::Rule>> {
         let want = m.rules.as_ref()?;
-        let now: Vec<String> = Firewall::open(prog_id)
-            .and_then(|f| f.list())
-            .map(|l| l.into_iter().filter(|r| r.id != 0).map(|r| r.rule).collect())
-            .unwrap_or_default();
+        let now = self.node.rules(prog_id);
         let want_text: Vec<String> = want.iter().map(ToString::to_string).collect();
         (now != want_text).then(|| want.clone())
     }
@@ -731,15 +731,10 @@ impl Planner<'_> {
     /// The spec's redirect entries when the program `prog_id` holds others.
     async fn entries_to_write(&self, m: &Managed, prog_id: u32) -> Option<BTreeMap<IpAddr, String>> {
         let want = m.entries.as_ref()?;
-        let now: BTreeMap<IpAddr, u32> = Redirect::open(prog_id)
-            .and_then(|r| r.list())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|e| (e.ip, e.ifindex))
-            .collect();
+        let now = self.node.entries(prog_id);
         let mut want_idx = BTreeMap::new();
         for (ip, pair) in want {
-            match self.nl.link_by_name(pair).await {
+            match self.node.link(pair).await {
                 Ok(Some(l)) => {
                     want_idx.insert(*ip, l.index);
                 }
@@ -955,7 +950,7 @@ mod tests {
         if programs::prepare(&ProgSpec::Bundled("firewall".into())).is_err() {
             return; // a build without the bundled programs
         }
-        let fp = |m: Managed| fingerprint(&m.prog, &m.globals).unwrap();
+        let fp = |m: Managed| fingerprint(&m.prog, &m.globals, super::super::node::pinned_now).unwrap();
         let a = fp(m(&[]));
         assert_eq!(a, fp(m(&[])));
         assert_ne!(a, fp(m(&["default=deny"])));

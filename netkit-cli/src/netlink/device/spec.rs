@@ -43,6 +43,11 @@ impl PairSpec {
         if let Some(ns) = &self.peer_netns {
             ns.open()?;
         }
+        self.check_support(support)
+    }
+
+    /// Whether the kernel described by `support` knows each requested option.
+    pub(crate) fn check_support(&self, support: &AttrSupport) -> Result<(), DeviceError> {
         let gates = [
             ("--scrub", self.settings.scrub.is_some(), support.scrub, SCRUB_SINCE),
             ("--peer-scrub", self.settings.peer_scrub.is_some(), support.scrub, SCRUB_SINCE),
@@ -195,6 +200,13 @@ impl AttrSupport {
     /// Used when no optional attribute is requested: nothing to check.
     pub(super) fn assumed() -> Self {
         Self { release: probe::kernel_release(), scrub: true, headroom: true, tailroom: true, pairing: true }
+    }
+
+    /// A kernel with every attribute this tool knows, for planning against
+    /// a synthetic node.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn newest() -> Self {
+        Self { release: "newest".into(), scrub: true, headroom: true, tailroom: true, pairing: true }
     }
 
     /// From a dump of a netkit device: the kernel reports every attribute it knows.
