@@ -1204,19 +1204,14 @@ fn in_process_ms(n: usize, mut f: impl FnMut()) -> f64 {
     )
 }
 
-/// What the floor's `attach` loads: the bundled `counter` relocated by
-/// aya_obj with the map fds the floor will give its maps (see
+/// What the floor's `attach` loads: the bundled `counter` as the lean
+/// loader relocates it, with the map fds the floor will give its maps (see
 /// benches/floor/startup.c for the format).
 fn counter_recipe() -> String {
     let bundled = BUNDLED.iter().find(|b| b.name == "counter").expect("counter is bundled");
-    let mut obj = aya_obj::Object::parse(bundled.object().expect("a full build")).unwrap();
-    let maps: Vec<(String, i32, aya_obj::Map)> =
-        obj.maps.iter().enumerate().map(|(i, (name, m))| (name.clone(), 100 + i as i32, m.clone())).collect();
-    let text: std::collections::HashSet<usize> = obj.functions.keys().map(|(s, _)| *s).collect();
-    obj.relocate_maps(maps.iter().map(|(n, fd, m)| (n.as_str(), *fd, m)), &text).unwrap();
-    obj.relocate_calls(&text).unwrap();
+    let image = programs::image(bundled.object().expect("a full build"), bundled.function, &[], 100).unwrap();
     let mut recipe = String::new();
-    for (name, fd, m) in &maps {
+    for (name, m, fd) in &image.maps {
         recipe += &format!(
             "map {} {} {} {} {} {fd} {name}\n",
             m.map_type(),
@@ -1226,13 +1221,9 @@ fn counter_recipe() -> String {
             m.map_flags()
         );
     }
-    let prog = &obj.programs[bundled.function];
-    let func = &obj.functions[&prog.function_key()];
-    let license = prog.license.to_str().unwrap().replace(' ', "_");
-    recipe += &format!("prog {} {license} {}\n", bundled.function, func.instructions.len());
-    for insn in &func.instructions {
-        // SAFETY: bpf_insn is 8 bytes of plain integers.
-        let word: u64 = unsafe { std::mem::transmute(*insn) };
+    let license = image.license.replace(' ', "_");
+    recipe += &format!("prog {} {license} {}\n", bundled.function, image.insns.len());
+    for word in &image.insns {
         recipe += &format!("{word:x}\n");
     }
     recipe

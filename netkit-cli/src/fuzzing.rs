@@ -23,7 +23,8 @@ pub const TARGETS: &[(&str, Check)] =
     &[("object", object), ("rule", rule), ("reference", reference), ("spec", spec), ("cni", cni)];
 
 /// A user's object file: the ELF checks and the section rewrite, then aya's
-/// parse, the choice of function and of loader. The rewrite may change only
+/// parse, the choice of function and of loader, and for the lean loader its
+/// preparation of each program up to the first system call. The rewrite may change only
 /// the names of the renamed sections, where the section-name table and .BTF
 /// are, and the section names inside .BTF.ext; everything else stays.
 pub fn object(data: &[u8]) {
@@ -37,8 +38,14 @@ pub fn object(data: &[u8]) {
             let _ = programs::pick_function("fuzz.o", &progs, Some(name));
         }
     }
-    if let Ok(obj) = programs::parse_object(&out) {
-        let _ = programs::needs_aya(&obj);
+    let Ok(obj) = programs::parse_object(&out) else { return };
+    if programs::needs_aya(&obj).is_some() {
+        return;
+    }
+    // What the lean loader does before its first system call, for a few of
+    // the object's programs: globals, BTF fix-up, relocation, instructions.
+    for function in obj.programs.keys().take(4) {
+        let _ = programs::image(&out, function, &[], 100);
     }
 }
 

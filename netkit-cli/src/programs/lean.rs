@@ -63,16 +63,9 @@ const LOG_SIZE: usize = 1 << 20;
 /// through), with `globals` set in its data sections.
 pub(crate) fn load(mut obj: Object, function: &str, globals: &[(String, Vec<u8>)]) -> Result<Loaded, ProgramError> {
     let load_err = |why: String| ProgramError::Load { function: function.into(), why };
-    let patch: HashMap<&str, (&[u8], bool)> =
-        globals.iter().map(|(name, value)| (name.as_str(), (value.as_slice(), true))).collect();
-    obj.patch_map_data(patch).map_err(|e| load_err(error_chain(&e)))?;
-
     // The object's own BTF gives the kernel function and line records; a
     // sched_cls program loads without it if the kernel refuses it.
-    let btf = match obj.fixup_and_sanitize_btf(&BTF_FEATURES) {
-        Ok(Some(btf)) => bpf::btf_load(&btf.to_bytes()).ok(),
-        Ok(None) | Err(_) => None,
-    };
+    let btf = patch(&mut obj, globals).map_err(load_err)?.and_then(|btf| bpf::btf_load(&btf).ok());
 
     let mut maps = Vec::with_capacity(obj.maps.len());
     for (name, map) in &obj.maps {
@@ -110,18 +103,9 @@ pub(crate) fn load(mut obj: Object, function: &str, globals: &[(String, Vec<u8>)
         maps.push((name.clone(), fd));
     }
 
-    let text: HashSet<usize> = obj.functions.keys().map(|(section, _)| *section).collect();
-    let fds: Vec<(String, i32, aya_obj::Map)> = maps
-        .iter()
-        .map(|(name, fd)| (name.clone(), std::os::fd::AsRawFd::as_raw_fd(fd), obj.maps[name].clone()))
-        .collect();
-    obj.relocate_maps(fds.iter().map(|(name, fd, map)| (name.as_str(), *fd, map)), &text)
-        .map_err(|e| load_err(error_chain(&e)))?;
-    obj.relocate_calls(&text).map_err(|e| load_err(error_chain(&e)))?;
-
-    let prog = obj.programs.get(function).ok_or_else(|| load_err("not in the object".into()))?;
-    let func = &obj.functions[&prog.function_key()];
-    let insns: Vec<u64> = func.instructions.iter().map(insn_word).collect();
+    let fds: Vec<i32> = maps.iter().map(|(_, fd)| std::os::fd::AsRawFd::as_raw_fd(fd)).collect();
+    relocate(&mut obj, &fds).map_err(load_err)?;
+    let (prog, func, insns) = program(&obj, function).ok_or_else(|| load_err("not in the object".into()))?;
     let (func_info, line_info) = (func.func_info.func_info_bytes(), func.line_info.line_info_bytes());
     let attrs = bpf::ProgLoad {
         name: function,
@@ -151,6 +135,75 @@ pub(crate) fn load(mut obj: Object, function: &str, globals: &[(String, Vec<u8>)
     };
     let (info, _) = bpf::prog_info(fd.as_fd()).map_err(|e| load_err(e.to_string()))?;
     Ok(Loaded { fd, info, ebpf: None })
+}
+
+/// The pure first half of a load: `globals` set in the object's data
+/// sections, and its own BTF fixed for the kernel (None when it has none or
+/// it cannot be fixed; the program loads without it). aya_obj's panics on a
+/// malformed object become errors.
+pub(crate) fn patch(obj: &mut Object, globals: &[(String, Vec<u8>)]) -> Result<Option<Vec<u8>>, String> {
+    elf::guarded(|| {
+        let patch: HashMap<&str, (&[u8], bool)> =
+            globals.iter().map(|(name, value)| (name.as_str(), (value.as_slice(), true))).collect();
+        obj.patch_map_data(patch).map_err(|e| error_chain(&e))?;
+        Ok(match obj.fixup_and_sanitize_btf(&BTF_FEATURES) {
+            Ok(Some(btf)) => Some(btf.to_bytes()),
+            Ok(None) | Err(_) => None,
+        })
+    })
+    .map_err(|panic| format!("aya fails on the object, a malformed one ({panic})"))?
+}
+
+/// The pure second half: every map reference set to the fd of its map
+/// (`fds` in the order of `obj.maps`) and every call resolved.
+pub(crate) fn relocate(obj: &mut Object, fds: &[i32]) -> Result<(), String> {
+    elf::guarded(|| {
+        let text: HashSet<usize> = obj.functions.keys().map(|(section, _)| *section).collect();
+        let maps: Vec<(String, i32, aya_obj::Map)> =
+            obj.maps.iter().zip(fds).map(|((name, map), &fd)| (name.clone(), fd, map.clone())).collect();
+        obj.relocate_maps(maps.iter().map(|(name, fd, map)| (name.as_str(), *fd, map)), &text)
+            .map_err(|e| error_chain(&e))?;
+        obj.relocate_calls(&text).map_err(|e| error_chain(&e))
+    })
+    .map_err(|panic| format!("aya fails on the object, a malformed one ({panic})"))?
+}
+
+/// A relocated object's program `function`: the program, its function and
+/// its instructions as the kernel reads them.
+pub(crate) fn program<'o>(
+    obj: &'o Object,
+    function: &str,
+) -> Option<(&'o aya_obj::Program, &'o aya_obj::Function, Vec<u64>)> {
+    let prog = obj.programs.get(function)?;
+    let func = obj.functions.get(&prog.function_key())?;
+    Some((prog, func, func.instructions.iter().map(insn_word).collect()))
+}
+
+/// A program as the lean loader hands it to the kernel, with made-up map
+/// fds: everything a load does before its first system call. For the
+/// bench's C floor and the fuzz targets; not part of the interface.
+#[doc(hidden)]
+pub struct Image {
+    /// The object's maps, each with the fd its references were set to.
+    pub maps: Vec<(String, aya_obj::Map, i32)>,
+    /// The program's license.
+    pub license: String,
+    /// The relocated instructions, as the kernel reads them.
+    pub insns: Vec<u64>,
+}
+
+/// `function` of `object` with `globals` set, relocated against map fds
+/// `first_fd`, `first_fd + 1`, ... in the order of the object's maps.
+#[doc(hidden)]
+pub fn image(object: &[u8], function: &str, globals: &[(String, Vec<u8>)], first_fd: i32) -> Result<Image, String> {
+    let mut obj = elf::parse_object(object)?;
+    patch(&mut obj, globals)?;
+    let fds: Vec<i32> = (first_fd..).take(obj.maps.len()).collect();
+    relocate(&mut obj, &fds)?;
+    let (prog, _, insns) = program(&obj, function).ok_or_else(|| format!("no program {function} in the object"))?;
+    let license = prog.license.to_string_lossy().into_owned();
+    let maps = obj.maps.iter().zip(fds).map(|((name, map), fd)| (name.clone(), map.clone(), fd)).collect();
+    Ok(Image { maps, license, insns })
 }
 
 /// A ring buffer's size as the kernel takes it: a power-of-two number of pages.

@@ -24,6 +24,8 @@ pub(crate) use elf::parse_object;
 pub(crate) use elf::pick_function;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use lean::needs_aya;
+#[doc(hidden)]
+pub use lean::{Image, image};
 use load::verifier_error;
 pub use load::{LoadOptions, Loaded, Prepared, load, prepare};
 pub(crate) use load::{ObjKind, error_chain, object_kind};
