@@ -77,9 +77,13 @@ pub(super) fn rename_sections(data: &[u8], rename: impl Fn(&str) -> Option<Strin
         let h = header(i);
         let name_off = elf.u32(h).ok_or(BAD)? as usize;
         let flags = elf.u64(h + 8).ok_or(BAD)?;
-        let name_bytes = strtab.get(name_off..).ok_or(BAD)?;
-        let name =
-            String::from_utf8_lossy(&name_bytes[..name_bytes.iter().position(|&b| b == 0).unwrap_or(name_bytes.len())]);
+        // A name ends with a NUL inside the table (as libelf requires): one
+        // that runs to its end would run on into the names added below.
+        let name_bytes = strtab.get(name_off..).unwrap_or_default();
+        let end = name_bytes.iter().position(|&b| b == 0).ok_or_else(|| {
+            format!("section {i}'s name (at {name_off}) does not end inside the section-name table ({str_size} bytes)")
+        })?;
+        let name = String::from_utf8_lossy(&name_bytes[..end]);
         match &*name {
             ".BTF" => btf = Some(h),
             ".BTF.ext" => btf_ext = Some(h),
