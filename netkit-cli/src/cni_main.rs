@@ -11,7 +11,8 @@ use netkit::cni::{self, CniError, Code, Env};
 
 /// As for `netkit`: few pages touched per start (one process per CNI command).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: netkit::os::alloc::StartupHeap<mimalloc::MiMalloc> =
+    netkit::os::alloc::StartupHeap::new(mimalloc::MiMalloc);
 
 fn main() -> ExitCode {
     let env = Env::from_process();

@@ -8,13 +8,15 @@ mod cli;
 mod commands;
 mod render;
 
-/// mimalloc packs the many small allocations of a start (clap's command
-/// tree, netlink messages) into few pages; musl's allocator spreads them over
-/// many, and each first touch of a page is a fault (see `cargo xtask bench
-/// --only startup`). It is built as mimalloc v2 without transparent huge
-/// pages (see the workspace Cargo.toml).
+/// A command's allocations (clap's command tree, netlink messages) are
+/// packed in order into a static region, so they touch as few pages as they
+/// fill, and each first touch of a page is a fault (see `cargo xtask bench
+/// --only startup`). What does not fit
+/// goes to mimalloc, built as v2 without transparent huge pages (see the
+/// workspace Cargo.toml).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: netkit::os::alloc::StartupHeap<mimalloc::MiMalloc> =
+    netkit::os::alloc::StartupHeap::new(mimalloc::MiMalloc);
 
 fn main() -> ExitCode {
     // A shell asking for completions (COMPLETE=SHELL, set by the script
