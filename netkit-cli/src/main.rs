@@ -22,13 +22,15 @@ fn main() -> ExitCode {
     // A shell asking for completions (COMPLETE=SHELL, set by the script
     // `netkit completions SHELL` prints) is answered here, and the process ends.
     clap_complete::CompleteEnv::with_factory(Cli::command).complete();
-    let mut command = Cli::command();
-    let matches = command.get_matches_mut();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit());
-    // The command tree is large and the process short-lived: the exit frees
-    // it at no cost, where dropping it here frees every piece (under
-    // emulation, mostly munmap calls of the C library's allocator).
-    std::mem::forget((command, matches));
+    let cli = cli::fast::parse(std::env::args_os()).unwrap_or_else(|| {
+        let mut command = Cli::command();
+        let matches = command.get_matches_mut();
+        let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit());
+        // The command tree is large and the process short-lived: the exit
+        // frees it at no cost, where dropping it here frees every piece.
+        std::mem::forget((command, matches));
+        cli
+    });
     match commands::run(&cli, &mut io::stdout().lock(), &mut io::stderr().lock()) {
         Ok(code) => code,
         // A closed pipe (`netkit query | head`) is the reader's choice, not an error.

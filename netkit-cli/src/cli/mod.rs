@@ -14,6 +14,7 @@ use clap::{
 use clap_complete::engine::{ArgValueCompleter, CompletionCandidate};
 
 mod examples;
+pub mod fast;
 
 use netkit::{
     hooks::refs::RefSpec,
