@@ -250,6 +250,12 @@ pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     })
 }
 
+/// [`guarded`] for aya's work on a user's object after its parse: a panic
+/// becomes the message a malformed object gets.
+pub(crate) fn guarded_aya<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    guarded(f).map_err(|panic| format!("aya fails on the object, a malformed one ({panic})"))
+}
+
 /// The programs an object holds: (function, section kind, is sched_cls).
 pub(crate) fn inspect(path: &str, data: &[u8]) -> Result<Vec<(String, String, bool)>, ProgramError> {
     let obj = parse_object(data).map_err(|why| ProgramError::NotBpf { path: path.into(), why })?;

@@ -142,7 +142,7 @@ pub(crate) fn load(mut obj: Object, function: &str, globals: &[(String, Vec<u8>)
 /// it cannot be fixed; the program loads without it). aya_obj's panics on a
 /// malformed object become errors.
 pub(crate) fn patch(obj: &mut Object, globals: &[(String, Vec<u8>)]) -> Result<Option<Vec<u8>>, String> {
-    elf::guarded(|| {
+    elf::guarded_aya(|| {
         let patch: HashMap<&str, (&[u8], bool)> =
             globals.iter().map(|(name, value)| (name.as_str(), (value.as_slice(), true))).collect();
         obj.patch_map_data(patch).map_err(|e| error_chain(&e))?;
@@ -150,22 +150,20 @@ pub(crate) fn patch(obj: &mut Object, globals: &[(String, Vec<u8>)]) -> Result<O
             Ok(Some(btf)) => Some(btf.to_bytes()),
             Ok(None) | Err(_) => None,
         })
-    })
-    .map_err(|panic| format!("aya fails on the object, a malformed one ({panic})"))?
+    })?
 }
 
 /// The pure second half: every map reference set to the fd of its map
 /// (`fds` in the order of `obj.maps`) and every call resolved.
 pub(crate) fn relocate(obj: &mut Object, fds: &[i32]) -> Result<(), String> {
-    elf::guarded(|| {
+    elf::guarded_aya(|| {
         let text: HashSet<usize> = obj.functions.keys().map(|(section, _)| *section).collect();
         let maps: Vec<(String, i32, aya_obj::Map)> =
             obj.maps.iter().zip(fds).map(|((name, map), &fd)| (name.clone(), fd, map.clone())).collect();
         obj.relocate_maps(maps.iter().map(|(name, fd, map)| (name.as_str(), *fd, map)), &text)
             .map_err(|e| error_chain(&e))?;
         obj.relocate_calls(&text).map_err(|e| error_chain(&e))
-    })
-    .map_err(|panic| format!("aya fails on the object, a malformed one ({panic})"))?
+    })?
 }
 
 /// A relocated object's program `function`: the program, its function and

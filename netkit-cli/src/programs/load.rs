@@ -155,9 +155,7 @@ pub(crate) fn load_object(p: &Prepared, opts: &LoadOptions) -> Result<Loaded, Pr
         let _ = std::fs::create_dir_all(dir);
         loader.default_map_pin_directory(dir);
     }
-    let mut ebpf = elf::guarded(|| loader.load(data))
-        .map_err(|panic| load_err(format!("aya fails on the object, a malformed one ({panic})")))?
-        .map_err(|e| refused(&e))?;
+    let mut ebpf = elf::guarded_aya(|| loader.load(data)).map_err(load_err)?.map_err(|e| refused(&e))?;
     let prog: &mut SchedClassifier = ebpf
         .program_mut(function)
         .ok_or_else(|| load_err("not in the object".into()))?
