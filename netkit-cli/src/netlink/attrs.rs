@@ -134,18 +134,6 @@ impl Offload {
         .flatten()
         .collect()
     }
-
-    /// Reads one attribute of a dump into `self`, if it is one of these.
-    pub(crate) fn read(&mut self, attr: &LinkAttribute) {
-        match attr {
-            LinkAttribute::GsoMaxSize(v) => self.gso_max_size = Some(*v),
-            LinkAttribute::GsoIpv4MaxSize(v) => self.gso_ipv4_max_size = Some(*v),
-            LinkAttribute::GroMaxSize(v) => self.gro_max_size = Some(*v),
-            LinkAttribute::GroIpv4MaxSize(v) => self.gro_ipv4_max_size = Some(*v),
-            LinkAttribute::GsoMaxSegs(v) => self.gso_max_segs = Some(*v),
-            _ => {}
-        }
-    }
 }
 
 /// The queue counts of one device, fixed when it is created.
@@ -190,15 +178,6 @@ impl Queues {
             .into_iter()
             .flatten()
             .collect()
-    }
-
-    /// Reads one attribute of a dump into `self`, if it is one of these.
-    pub(crate) fn read(&mut self, attr: &LinkAttribute) {
-        match attr {
-            LinkAttribute::NumRxQueues(v) => self.num_rx_queues = Some(*v),
-            LinkAttribute::NumTxQueues(v) => self.num_tx_queues = Some(*v),
-            _ => {}
-        }
     }
 }
 

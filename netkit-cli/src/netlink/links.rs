@@ -1,15 +1,11 @@
 //! Link dumps decoded into plain structs, with the netkit attributes of
-//! IFLA_INFO_DATA spelled out.
+//! IFLA_INFO_DATA spelled out (read off the wire by `wire`).
 
-use futures::TryStreamExt as _;
-use netlink_packet_core::{DefaultNla, Nla as _};
-use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoNetkit, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, NetkitMode, NetkitPolicy,
-    NetkitScrub, State,
-};
+use netlink_packet_core::DefaultNla;
+use netlink_packet_route::link::{InfoNetkit, NetkitMode, NetkitPolicy, NetkitScrub};
 use serde::Serialize;
 
-use super::{Netlink, NetlinkError};
+use super::{Netlink, NetlinkError, wire::Which};
 
 /// Which end of a netkit pair a device is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -75,7 +71,7 @@ impl Pairing {
         InfoNetkit::Other(DefaultNla::new(IFLA_NETKIT_PAIRING, value.to_ne_bytes().to_vec()))
     }
 
-    fn from_nl(value: u32) -> Option<Self> {
+    pub(crate) fn from_nl(value: u32) -> Option<Self> {
         match value {
             0 => Some(Self::Pair),
             1 => Some(Self::Single),
@@ -89,13 +85,6 @@ impl Policy {
         match self {
             Self::Pass => NetkitPolicy::Pass,
             Self::Drop => NetkitPolicy::Drop,
-        }
-    }
-    fn from_nl(p: NetkitPolicy) -> Option<Self> {
-        match p {
-            NetkitPolicy::Pass => Some(Self::Pass),
-            NetkitPolicy::Drop => Some(Self::Drop),
-            _ => None,
         }
     }
 }
@@ -240,78 +229,7 @@ pub struct Link {
     pub(crate) up: bool,
 }
 
-fn operstate(s: State) -> String {
-    match s {
-        State::Unknown => "unknown".into(),
-        State::NotPresent => "notpresent".into(),
-        State::Down => "down".into(),
-        State::LowerLayerDown => "lowerlayerdown".into(),
-        State::Testing => "testing".into(),
-        State::Dormant => "dormant".into(),
-        State::Up => "up".into(),
-        State::Other(v) => format!("state-{v}"),
-        _ => "unknown".into(),
-    }
-}
-
-fn kind_name(k: &InfoKind) -> String {
-    match k {
-        InfoKind::Netkit => "netkit".into(),
-        other => other.to_string(),
-    }
-}
-
 impl Link {
-    pub(crate) fn from_message(msg: &LinkMessage) -> Self {
-        let mut link = Link {
-            index: msg.header.index,
-            operstate: "unknown".into(),
-            up: msg.header.flags.contains(LinkFlags::Up),
-            ..Default::default()
-        };
-        for attr in &msg.attributes {
-            match attr {
-                LinkAttribute::IfName(n) => link.name = n.clone(),
-                LinkAttribute::Mtu(m) => link.mtu = Some(*m),
-                LinkAttribute::OperState(s) => link.operstate = operstate(*s),
-                LinkAttribute::Address(a) => link.address = Some(a.clone()),
-                LinkAttribute::Link(l) => link.link = Some(*l),
-                LinkAttribute::LinkNetNsId(id) => link.link_netnsid = Some(*id),
-                LinkAttribute::GsoMaxSize(_)
-                | LinkAttribute::GsoIpv4MaxSize(_)
-                | LinkAttribute::GroMaxSize(_)
-                | LinkAttribute::GroIpv4MaxSize(_)
-                | LinkAttribute::GsoMaxSegs(_) => link.offload.read(attr),
-                LinkAttribute::NumRxQueues(_) | LinkAttribute::NumTxQueues(_) => link.queues.read(attr),
-                LinkAttribute::ParentDevName(p) => link.parent = Some(p.clone()),
-                LinkAttribute::Stats64(s) => {
-                    link.counters = Counters {
-                        rx_packets: s.rx_packets,
-                        tx_packets: s.tx_packets,
-                        rx_bytes: s.rx_bytes,
-                        tx_bytes: s.tx_bytes,
-                        rx_dropped: s.rx_dropped,
-                        tx_dropped: s.tx_dropped,
-                    }
-                }
-                LinkAttribute::LinkInfo(infos) => {
-                    for info in infos {
-                        match info {
-                            LinkInfo::Kind(k) => link.kind = Some(kind_name(k)),
-                            LinkInfo::Data(InfoData::Netkit(attrs)) => link.netkit = Some(decode_netkit(attrs)),
-                            _ => {}
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        if link.kind.as_deref() == Some("netkit") && link.netkit.is_none() {
-            link.netkit = Some(NetkitAttrs::default());
-        }
-        link
-    }
-
     pub(crate) fn is_netkit(&self) -> bool {
         self.kind.as_deref() == Some("netkit")
     }
@@ -332,65 +250,29 @@ impl Link {
     }
 }
 
-fn decode_netkit(attrs: &[InfoNetkit]) -> NetkitAttrs {
-    let mut n = NetkitAttrs::default();
-    let s = &mut n.settings;
-    let scrub = |v: &NetkitScrub| Some(if *v == NetkitScrub::None { Scrub::None } else { Scrub::Default });
-    for a in attrs {
-        match a {
-            InfoNetkit::Primary(p) => n.primary = *p,
-            InfoNetkit::Mode(NetkitMode::L2) => s.mode = Some(Mode::L2),
-            InfoNetkit::Mode(NetkitMode::L3) => s.mode = Some(Mode::L3),
-            InfoNetkit::Policy(p) => s.policy = Policy::from_nl(*p),
-            InfoNetkit::PeerPolicy(p) => s.peer_policy = Policy::from_nl(*p),
-            InfoNetkit::Scrub(v) => s.scrub = scrub(v),
-            InfoNetkit::PeerScrub(v) => s.peer_scrub = scrub(v),
-            InfoNetkit::Headroom(h) => s.headroom = Some(*h),
-            InfoNetkit::Tailroom(t) => s.tailroom = Some(*t),
-            InfoNetkit::Other(nla) if nla.kind() == IFLA_NETKIT_PAIRING && nla.value_len() == 4 => {
-                let mut value = [0u8; 4];
-                nla.emit_value(&mut value);
-                s.pairing = Pairing::from_nl(u32::from_ne_bytes(value));
-            }
-            _ => {}
-        }
+/// The one link a get returns; ENODEV is none.
+fn one(got: Result<Vec<Link>, NetlinkError>) -> Result<Option<Link>, NetlinkError> {
+    match got {
+        Ok(links) => Ok(links.into_iter().next()),
+        Err(NetlinkError::Kernel { errno, .. }) if errno == libc::ENODEV => Ok(None),
+        Err(e) => Err(e),
     }
-    n
 }
 
 impl Netlink {
     /// Every device in this connection's namespace.
     pub async fn links(&self) -> Result<Vec<Link>, NetlinkError> {
-        let mut stream = self.handle.link().get().execute();
-        let mut out = Vec::new();
-        while let Some(msg) = stream.try_next().await.map_err(|e| NetlinkError::from_rtnetlink("listing devices", e))? {
-            out.push(Link::from_message(&msg));
-        }
-        Ok(out)
+        self.links.get(Which::All, &|| "listing devices".into())
     }
 
     /// The device named `name`, if there is one.
     pub async fn link_by_name(&self, name: &str) -> Result<Option<Link>, NetlinkError> {
-        let mut stream = self.handle.link().get().match_name(name.to_string()).execute();
-        match stream.try_next().await {
-            Ok(msg) => Ok(msg.map(|m| Link::from_message(&m))),
-            Err(e) => match NetlinkError::from_rtnetlink(format!("looking up device {name}"), e) {
-                NetlinkError::Kernel { errno, .. } if errno == libc::ENODEV => Ok(None),
-                e => Err(e),
-            },
-        }
+        one(self.links.get(Which::Name(name), &|| format!("looking up device {name}")))
     }
 
     /// The device with ifindex `index`, if there is one.
     pub async fn link_by_index(&self, index: u32) -> Result<Option<Link>, NetlinkError> {
-        let mut stream = self.handle.link().get().match_index(index).execute();
-        match stream.try_next().await {
-            Ok(msg) => Ok(msg.map(|m| Link::from_message(&m))),
-            Err(e) => match NetlinkError::from_rtnetlink(format!("looking up ifindex {index}"), e) {
-                NetlinkError::Kernel { errno, .. } if errno == libc::ENODEV => Ok(None),
-                e => Err(e),
-            },
-        }
+        one(self.links.get(Which::Index(index), &|| format!("looking up ifindex {index}")))
     }
 
     /// The nsid this connection's namespace gives the namespace behind `ns`

@@ -7,8 +7,9 @@ pub mod device;
 pub mod ifname;
 pub mod leases;
 pub mod links;
+mod wire;
 
-use std::{io, os::fd::OwnedFd};
+use std::{io, os::fd::OwnedFd, sync::Arc};
 
 use crate::os::{errno::errno_text, netns};
 
@@ -64,14 +65,17 @@ impl NetlinkError {
 #[derive(Clone)]
 pub struct Netlink {
     pub(crate) handle: rtnetlink::Handle,
+    /// Link reads, on a socket of their own in the same namespace.
+    links: Arc<wire::LinkSocket>,
 }
 
 impl Netlink {
     /// A connection in the calling thread's namespace.
     pub fn connect() -> Result<Self, NetlinkError> {
+        let links = Arc::new(wire::LinkSocket::open().map_err(NetlinkError::Socket)?);
         let (conn, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
         tokio::spawn(conn);
-        Ok(Self { handle })
+        Ok(Self { handle, links })
     }
 
     /// A connection inside another namespace; the calling thread stays where it is.
