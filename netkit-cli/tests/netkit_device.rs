@@ -594,6 +594,26 @@ fn del_removes_both_ends() {
     assert!(err.contains("not a netkit device"), "{err}");
 }
 
+/// Without --peer the peer gets the first free nk<N>, as the kernel would
+/// name it, but never the primary's own name (the kernel registers the
+/// peer first, so `nk0` would take it and the primary could not be made).
+#[test]
+fn an_unnamed_peer_gets_the_first_free_name_but_not_the_primarys() {
+    require_netkit!();
+    let ns = TestNs::new("unnamed");
+    let peer = |v: &Value| v["peer"]["name"].as_str().map(str::to_string);
+    let first = ns.json(&["device", "add", "nk0"]);
+    assert_eq!(peer(&first).as_deref(), Some("nk1"), "{first}");
+    let second = ns.json(&["device", "add", "pod"]);
+    assert_eq!(peer(&second).as_deref(), Some("nk2"), "{second}");
+    ns.ok(&["device", "del", "nk0"]);
+    // nk0 and nk1 are free again; the primary nk1 takes nk1, its peer nk0.
+    let third = ns.json(&["device", "add", "nk1"]);
+    assert_eq!(peer(&third).as_deref(), Some("nk0"), "{third}");
+    assert_eq!(witness(&ns, "nk0")["linkinfo"]["info_data"]["type"], "peer");
+    assert_eq!(names(&ns.json(&["device", "list"])), vec!["nk2", "pod", "nk0", "nk1"]);
+}
+
 #[test]
 fn bad_input_is_refused_and_leaves_nothing() {
     require_netkit!();

@@ -71,7 +71,7 @@ pub struct PairDoc {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndDoc {
-    /// The peer's name (the kernel picks `nk<N>` when absent); not for the primary.
+    /// The peer's name (the first free `nk<N>` when absent); not for the primary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// The peer's namespace: NAME, PATH or pid:PID; not for the primary.

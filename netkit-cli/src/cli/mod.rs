@@ -582,7 +582,7 @@ pub enum DeviceCommand {
 pub struct DeviceAdd {
     /// Name of the primary device.
     pub name: String,
-    /// Name of the peer device (default: the kernel picks nk<N>).
+    /// Name of the peer device (default: the first free nk<N> that is not the primary's name).
     #[arg(long)]
     pub peer: Option<String>,
     /// L3 (no MAC, no ARP; the kernel's default) or L2 (random MACs, ARP).

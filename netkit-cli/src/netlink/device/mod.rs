@@ -245,6 +245,15 @@ impl Netlink {
         }
         Ok(link)
     }
+    /// The name for a peer the caller did not name, in this namespace: the
+    /// first free `nk<N>`, as the kernel would pick it, but never `primary`.
+    /// Left to the kernel, a peer (registered first) takes the primary's own
+    /// name when that is the first free one (`device add nk0`), and the
+    /// primary's creation then fails.
+    async fn unnamed_peer(&self, primary: &str) -> Result<String, DeviceError> {
+        let taken: std::collections::HashSet<String> = self.links().await?.into_iter().map(|l| l.name).collect();
+        Ok((0u32..).map(|n| format!("nk{n}")).find(|n| n != primary && !taken.contains(n)).expect("a free name"))
+    }
     /// Creates a netkit pair; returns the primary's view.
     pub async fn add_pair(&self, spec: &PairSpec) -> Result<DeviceView, DeviceError> {
         let support = if spec.wants_optional_attributes() { probe_attributes().await } else { AttrSupport::assumed() };
@@ -254,6 +263,13 @@ impl Netlink {
         if self.link_by_name(&spec.name).await?.is_some() {
             return Err(DeviceError::Exists { name: spec.name.clone(), netns: here });
         }
+        let named;
+        let spec = if spec.peer.is_none() && spec.peer_netns.is_none() && !spec.is_single() {
+            named = PairSpec { peer: Some(self.unnamed_peer(&spec.name).await?), ..spec.clone() };
+            &named
+        } else {
+            spec
+        };
         if let Some(peer) = &spec.peer {
             let (conn, ns) = match &spec.peer_netns {
                 Some(ns) => (Netlink::connect_to(ns)?, ns.layout_name()?),

@@ -18,7 +18,9 @@ pub(super) const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
 pub struct PairSpec {
     /// The primary's name.
     pub name: String,
-    /// The peer's name; the kernel picks `nk<N>` when absent.
+    /// The peer's name. When absent: the first free `nk<N>` (never the
+    /// primary's own name) for a peer created beside the primary; the kernel's
+    /// pick, also `nk<N>`, for a peer created in another namespace.
     pub peer: Option<String>,
     /// What to ask for; `None` leaves the kernel's default.
     pub settings: PairSettings,
