@@ -128,13 +128,50 @@ impl PrimaryRef {
     }
 }
 
+/// The namespaces this tool can name, matched to the nsids this namespace
+/// gives them as far as a search needed to go: `device list` asks for many
+/// devices' other ends, and walking /run/netns and /proc again and asking
+/// the kernel for each namespace's nsid once per device made it quadratic.
+#[derive(Default)]
+pub(super) struct Nsids {
+    /// Namespaces not asked about yet (`None` until the first search).
+    pending: Option<std::vec::IntoIter<netns::NsRef>>,
+    /// The ones asked about, with their nsid here if they have one.
+    known: Vec<(i32, netns::NsRef)>,
+}
+
+impl Nsids {
+    /// The namespace this namespace calls `nsid`, if this tool can name it.
+    async fn find(&mut self, here: &Netlink, nsid: i32) -> Option<netns::NsRef> {
+        if let Some((_, ns)) = self.known.iter().find(|(id, _)| *id == nsid) {
+            return Some(ns.clone());
+        }
+        let pending = self.pending.get_or_insert_with(|| netns::others().into_iter());
+        for ns in pending.by_ref() {
+            let Ok(fd) = ns.open() else { continue };
+            let Some(id) = here.nsid_of(&fd).await else { continue };
+            self.known.push((id, ns.clone()));
+            if id == nsid {
+                return Some(ns);
+            }
+        }
+        None
+    }
+}
+
 impl Netlink {
     pub(super) async fn other_end(&self, link: &Link) -> Result<Option<OtherEnd>, DeviceError> {
-        self.other_end_among(link, &[]).await
+        self.other_end_among(link, &[], &mut Nsids::default()).await
     }
     /// As [`Self::other_end`], taking the other end from `here` (links of
-    /// this namespace already read) when it is among them.
-    async fn other_end_among(&self, link: &Link, here: &[Link]) -> Result<Option<OtherEnd>, DeviceError> {
+    /// this namespace already read) when it is among them, and other
+    /// namespaces from `nsids`.
+    async fn other_end_among(
+        &self,
+        link: &Link,
+        here: &[Link],
+        nsids: &mut Nsids,
+    ) -> Result<Option<OtherEnd>, DeviceError> {
         let Some(index) = link.link.filter(|i| *i != 0) else { return Ok(None) };
         let Some(nsid) = link.link_netnsid else {
             let link = match here.iter().find(|l| l.index == index) {
@@ -143,13 +180,12 @@ impl Netlink {
             };
             return Ok(Some(OtherEnd { link, index, netns: None, netns_label: None }));
         };
-        for ns in netns::others() {
-            let Ok(fd) = ns.open() else { continue };
-            if self.nsid_of(&fd).await == Some(nsid) {
-                let there = Netlink::connect_in(&fd)?;
-                let link = there.link_by_index(index).await?;
-                return Ok(Some(OtherEnd { link, index, netns_label: Some(ns.name.clone()), netns: Some(ns) }));
-            }
+        if let Some(ns) = nsids.find(self, nsid).await
+            && let Ok(fd) = ns.open()
+        {
+            let there = Netlink::connect_in(&fd)?;
+            let link = there.link_by_index(index).await?;
+            return Ok(Some(OtherEnd { link, index, netns_label: Some(ns.name.clone()), netns: Some(ns) }));
         }
         Ok(Some(OtherEnd { link: None, index, netns: None, netns_label: Some(format!("nsid {nsid}")) }))
     }
@@ -178,10 +214,11 @@ impl Netlink {
     /// Views of the netkit devices here (every device with `all`).
     pub async fn list(&self, all: bool) -> Result<Vec<DeviceView>, DeviceError> {
         let links = self.links().await?;
+        let mut nsids = Nsids::default();
         let mut out = Vec::new();
         for link in &links {
             if all || link.is_netkit() {
-                out.push(self.view_among(link, &links).await?);
+                out.push(self.view_among(link, &links, &mut nsids).await?);
             }
         }
         Ok(out)
@@ -190,12 +227,12 @@ impl Netlink {
     /// ([`DeviceView::primary_at`]); the programs on the pair's hooks are
     /// counted by the hooks layer.
     pub(crate) async fn view(&self, link: &Link) -> Result<DeviceView, DeviceError> {
-        self.view_among(link, &[]).await
+        self.view_among(link, &[], &mut Nsids::default()).await
     }
     /// As [`Self::view`], with the links of this namespace already read.
-    async fn view_among(&self, link: &Link, here: &[Link]) -> Result<DeviceView, DeviceError> {
+    async fn view_among(&self, link: &Link, here: &[Link], nsids: &mut Nsids) -> Result<DeviceView, DeviceError> {
         let nk = link.netkit.clone();
-        let other = if nk.is_some() { self.other_end_among(link, here).await? } else { None };
+        let other = if nk.is_some() { self.other_end_among(link, here, nsids).await? } else { None };
         let role = link.role();
         let peer = other.as_ref().map(|o| PeerRef {
             name: o.link.as_ref().map(|l| l.name.clone()),
