@@ -36,6 +36,10 @@ pub struct Options {
     /// one suite or one test: `-- /guest/tests/netkit_hooks peer`.
     #[arg(long)]
     pub tests: bool,
+    /// Also ship this file as /guest/NAME (repeatable), e.g. another build
+    /// of netkit to compare: `--file old=/tmp/netkit`.
+    #[arg(long = "file", value_name = "NAME=PATH")]
+    pub files: Vec<String>,
     /// The command to run in the guest (after `--`), e.g. `netkit probe --json`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -45,8 +49,12 @@ pub fn run(opts: &Options) -> Result<ExitCode> {
     setup::run(&setup::Options::default())?;
     let kernel = kernels::resolve(&opts.kernel, opts.refresh)?;
     let bins = build::guest_binaries(opts.tests)?;
-    let guest =
-        Guest::new(&kernel, &bins)?.script(&shell_join(&opts.command)).timeout(Duration::from_secs(opts.timeout));
+    let mut guest = Guest::new(&kernel, &bins)?;
+    for file in &opts.files {
+        let (name, path) = file.split_once('=').ok_or_else(|| anyhow!("--file {file}: write NAME=PATH"))?;
+        guest = guest.with_file(name, Path::new(path))?;
+    }
+    let guest = guest.script(&shell_join(&opts.command)).timeout(Duration::from_secs(opts.timeout));
     let outcome = guest.boot(&mut |_| {})?;
     println!("vm: guest command exited with {} (kernel {}, {})", outcome.exit_code, kernel.version, outcome.accel);
     Ok(ExitCode::from(outcome.exit_code.clamp(0, 255) as u8))
@@ -266,7 +274,8 @@ fn write_exec(path: &Path, text: &str) -> Result<()> {
 
 /// Copies a binary without its debug info (the initramfs lives in guest RAM).
 fn copy_stripped(from: &Path, to: &Path) -> Result<()> {
-    let status = Command::new("strip").arg("--strip-debug").arg("-o").arg(to).arg(from).status();
+    // Files that are not ELF (scripts, data) are copied as they are.
+    let status = Command::new("strip").arg("--strip-debug").arg("-o").arg(to).arg(from).stderr(Stdio::null()).status();
     if !status.is_ok_and(|s| s.success()) {
         fs::copy(from, to).with_context(|| format!("copying {}", from.display()))?;
     }
