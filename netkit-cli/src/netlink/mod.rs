@@ -7,7 +7,7 @@ pub mod device;
 pub mod ifname;
 pub mod leases;
 pub mod links;
-mod wire;
+pub(crate) mod wire;
 
 use std::{io, os::fd::OwnedFd, sync::Arc};
 

@@ -214,17 +214,18 @@ pub(crate) fn parse_link(msg: &[u8]) -> Result<Link, String> {
             IFLA_PARENT_DEV_NAME => link.parent = Some(string_of(v)),
             IFLA_STATS64 => {
                 // struct rtnl_link_stats64 begins rx/tx packets, rx/tx bytes,
-                // rx/tx errors, rx/tx dropped.
-                if v.len() < 64 {
-                    return Err(format!("IFLA_STATS64 has {} bytes, fewer than 64", v.len()));
-                }
+                // rx/tx errors, rx/tx dropped. It grows at its end; what an
+                // older kernel does not send reads as zero.
+                let mut head = [0u8; 64];
+                let have = v.len().min(64);
+                head[..have].copy_from_slice(&v[..have]);
                 link.counters = Counters {
-                    rx_packets: u64_at(v, 0),
-                    tx_packets: u64_at(v, 1),
-                    rx_bytes: u64_at(v, 2),
-                    tx_bytes: u64_at(v, 3),
-                    rx_dropped: u64_at(v, 6),
-                    tx_dropped: u64_at(v, 7),
+                    rx_packets: u64_at(&head, 0),
+                    tx_packets: u64_at(&head, 1),
+                    rx_bytes: u64_at(&head, 2),
+                    tx_bytes: u64_at(&head, 3),
+                    rx_dropped: u64_at(&head, 6),
+                    tx_dropped: u64_at(&head, 7),
                 };
             }
             IFLA_LINKINFO => {
@@ -250,7 +251,7 @@ pub(crate) fn parse_link(msg: &[u8]) -> Result<Link, String> {
 }
 
 /// What a reply said.
-enum Reply {
+pub(crate) enum Reply {
     /// More messages follow.
     More,
     /// The reply is complete; `interrupted` when the kernel marked a dump
@@ -298,7 +299,7 @@ impl LinkSocket {
     }
 }
 
-enum Fail {
+pub(crate) enum Fail {
     /// A datagram did not fit: it needs this many bytes.
     Truncated(usize),
     Errno(i32),
@@ -352,8 +353,9 @@ fn drain(fd: &OwnedFd, buf: &mut [u8]) {
     while unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) } > 0 {}
 }
 
-/// The netlink messages of one datagram.
-fn messages(
+/// The netlink messages of one datagram: the links of request `seq` are
+/// added to `links`.
+pub(crate) fn messages(
     mut data: &[u8],
     seq: u32,
     dump: bool,
@@ -379,7 +381,9 @@ fn messages(
             NLMSG_ERROR | NLMSG_DONE => {
                 let code = payload.get(..4).map(|b| i32::from_ne_bytes(b.try_into().expect("four bytes")));
                 return match code {
-                    Some(c) if c < 0 => Err(Fail::Errno(-c)),
+                    Some(c) if c < 0 => Err(c
+                        .checked_neg()
+                        .map_or_else(|| Fail::Malformed(format!("an error code of {c}")), Fail::Errno)),
                     _ => Ok(Reply::Done { interrupted: *interrupted }),
                 };
             }
@@ -588,6 +592,8 @@ mod tests {
         assert!(matches!(messages(&done, 5, true, &mut links, &mut intr), Ok(Reply::Done { interrupted: true })));
         let enodev = frame(NLMSG_ERROR, 0, 6, &(-libc::ENODEV).to_ne_bytes());
         assert!(matches!(messages(&enodev, 6, false, &mut links, &mut intr), Err(Fail::Errno(libc::ENODEV))));
+        let odd = frame(NLMSG_ERROR, 0, 6, &i32::MIN.to_ne_bytes());
+        assert!(matches!(messages(&odd, 6, false, &mut links, &mut intr), Err(Fail::Malformed(_))));
         let cut = &frame(RTM_NEWLINK, 0, 6, &link)[..20];
         assert!(matches!(messages(cut, 6, false, &mut links, &mut intr), Err(Fail::Malformed(_))));
     }

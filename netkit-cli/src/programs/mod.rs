@@ -4,7 +4,7 @@
 //! (`bundled` and `elf` hold the first two, `load` the loading).
 
 mod bundled;
-mod elf;
+pub(crate) mod elf;
 mod lean;
 mod load;
 
