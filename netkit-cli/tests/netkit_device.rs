@@ -596,7 +596,8 @@ fn del_removes_both_ends() {
 
 /// Without --peer the peer gets the first free nk<N>, as the kernel would
 /// name it, but never the primary's own name (the kernel registers the
-/// peer first, so `nk0` would take it and the primary could not be made).
+/// peer first, so `nk0` would take it and the primary could not be made)
+/// nor another device's alternative name.
 #[test]
 fn an_unnamed_peer_gets_the_first_free_name_but_not_the_primarys() {
     require_netkit!();
@@ -612,6 +613,10 @@ fn an_unnamed_peer_gets_the_first_free_name_but_not_the_primarys() {
     assert_eq!(peer(&third).as_deref(), Some("nk0"), "{third}");
     assert_eq!(witness(&ns, "nk0")["linkinfo"]["info_data"]["type"], "peer");
     assert_eq!(names(&ns.json(&["device", "list"])), vec!["nk2", "pod", "nk0", "nk1"]);
+    // An alternative name takes a name as much as a device's own does.
+    ns.ip_ok(&["link", "property", "add", "dev", "pod", "altname", "nk3"]);
+    let fourth = ns.json(&["device", "add", "x0"]);
+    assert_eq!(peer(&fourth).as_deref(), Some("nk4"), "{fourth}");
 }
 
 #[test]

@@ -252,7 +252,13 @@ impl Netlink {
     /// primary's creation then fails.
     async fn unnamed_peer(&self, primary: &str) -> Result<String, DeviceError> {
         let taken: std::collections::HashSet<String> = self.links().await?.into_iter().map(|l| l.name).collect();
-        Ok((0u32..).map(|n| format!("nk{n}")).find(|n| n != primary && !taken.contains(n)).expect("a free name"))
+        for name in (0u32..).map(|n| format!("nk{n}")).filter(|n| n != primary && !taken.contains(n)) {
+            // A lookup by name also finds alternative names (altname).
+            if self.link_by_name(&name).await?.is_none() {
+                return Ok(name);
+            }
+        }
+        unreachable!("the names nk<N> run out")
     }
     /// Creates a netkit pair; returns the primary's view.
     pub async fn add_pair(&self, spec: &PairSpec) -> Result<DeviceView, DeviceError> {
@@ -270,15 +276,20 @@ impl Netlink {
         } else {
             spec
         };
-        if let Some(peer) = &spec.peer {
-            let (conn, ns) = match &spec.peer_netns {
-                Some(ns) => (Netlink::connect_to(ns)?, ns.layout_name()?),
-                None => (self.clone(), here.clone()),
-            };
-            if conn.link_by_name(peer).await?.is_some() {
-                return Err(DeviceError::Exists { name: peer.clone(), netns: ns });
+        // Where the peer's name must be free: its connection and namespace.
+        let peer_at = match &spec.peer {
+            Some(peer) => {
+                let (conn, ns) = match &spec.peer_netns {
+                    Some(ns) => (Netlink::connect_to(ns)?, ns.layout_name()?),
+                    None => (self.clone(), here.clone()),
+                };
+                if conn.link_by_name(peer).await?.is_some() {
+                    return Err(DeviceError::Exists { name: peer.clone(), netns: ns });
+                }
+                Some((peer, conn, ns))
             }
-        }
+            None => None,
+        };
 
         let msg = spec.message(peer_fd.as_ref());
         if let Err(e) = self.handle.link().add(msg).execute().await {
@@ -287,7 +298,17 @@ impl Netlink {
                 Some(libc::EOPNOTSUPP) if probe::probe(Feature::Netkit) == Support::Unsupported => {
                     DeviceError::NoNetkit
                 }
-                Some(libc::EEXIST) => DeviceError::Exists { name: spec.name.clone(), netns: here },
+                // A name was taken between the checks and the create (the
+                // kernel removed its half-made pair): say which.
+                Some(libc::EEXIST) => match peer_at {
+                    Some((peer, conn, ns))
+                        if !matches!(self.link_by_name(&spec.name).await, Ok(Some(_)))
+                            && matches!(conn.link_by_name(peer).await, Ok(Some(_))) =>
+                    {
+                        DeviceError::Exists { name: peer.clone(), netns: ns }
+                    }
+                    _ => DeviceError::Exists { name: spec.name.clone(), netns: here },
+                },
                 // Seen on 7.x kernels (netkit with queue leasing): several
                 // receive queues are fine, more than one transmit queue is not.
                 Some(libc::EOPNOTSUPP) if spec.wants_tx_queues() => DeviceError::Invalid(format!(
