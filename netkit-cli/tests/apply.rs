@@ -1,20 +1,24 @@
 //! `netkit apply`, `diff` and `export` on tcx hooks against a real kernel (a
 //! veth pair on the host and in the VM): idempotence, minimal changes, a
 //! foreign link left in place, --prune, export | apply, bad specs, rollback
-//! at every kind of chain step, and recovery after kill -9. Chains are read
-//! by the witness (the test's own BPF_PROG_QUERY), never by the tool.
+//! at every kind of chain step, recovery after SIGKILL right before and
+//! right after every step kind, drift made by other tools (bpftool, raw
+//! BPF_LINK_DETACH and BPF_LINK_UPDATE, rm, ip), and writers started
+//! together. Chains are read by the witness (the test's own BPF_PROG_QUERY)
+//! and pins by the file system, never by the tool.
 
 mod common;
 
 use std::{
     io::{BufRead as _, BufReader},
+    os::unix::process::ExitStatusExt as _,
     process::{Output, Stdio},
 };
 
 use common::{
     apply::Files,
     hooks::{HookEnv, Slot},
-    stderr, stdout,
+    stderr, stdout, witness,
 };
 use netkit::mprog::Hook;
 
@@ -55,6 +59,16 @@ impl T {
 
     fn progs(&self, hook: Hook) -> Vec<u64> {
         self.slots(hook).into_iter().map(|s| s.prog).collect()
+    }
+
+    /// Every pin in the test's bpffs, read from the file system.
+    fn pins(&self) -> Vec<String> {
+        witness::pins(&self.env.bpffs.path.join("netkit"))
+    }
+
+    /// The path of a pin apply makes on dev0.
+    fn pin(&self, hook: Hook, name: &str) -> std::path::PathBuf {
+        self.env.bpffs.path.join(format!("netkit/links/{}/dev0/{}/{name}", self.env.ns.name, hook.name()))
     }
 
     fn rules(&self, hook: Hook, name: &str) -> Vec<String> {
@@ -410,4 +424,258 @@ fn a_program_from_a_file_that_changed_is_exported_as_a_reference_and_kept() {
     assert_eq!(t.diff(&exported, &[]).0, 0, "the reference keeps the link: {exported}");
     assert!(t.apply(&exported, &[]).contains("no changes"));
     assert_eq!(t.slots(Hook::Ingress), before);
+}
+
+/// `bpftool ARGS` (the drift a node's operator makes), or None where the
+/// machine has no bpftool (the VM guest), for the caller to fall back on the
+/// raw syscall.
+fn bpftool(args: &[&str]) -> Option<()> {
+    let o = std::process::Command::new("bpftool").args(args).output().ok()?;
+    assert!(o.status.success(), "bpftool {args:?}: {}", stderr(&o));
+    Some(())
+}
+
+/// The detail of the plan's step on `object`.
+fn detail(plan: &serde_json::Value, object: &str) -> String {
+    plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["object"] == object)
+        .map(|s| s["detail"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn drift_made_by_other_tools_is_repaired_and_nothing_is_left_over() {
+    require_root!();
+    let t = T::new("apd");
+    t.apply(BASE, &[]);
+    let pins = t.pins();
+    assert_eq!(pins.len(), 3, "{pins:?}");
+    let first = t.slots(Hook::Ingress);
+    let link = |i: usize| first[i].link.unwrap();
+
+    // bpftool detaches the counter's link: off the hook, still pinned.
+    if bpftool(&["link", "detach", "id", &link(2).to_string()]).is_none() {
+        witness::detach_link(link(2));
+    }
+    assert_eq!(t.slots(Hook::Ingress), first[..2]);
+    let (code, plan) = t.diff(BASE, &[]);
+    assert_eq!((code, steps(&plan)), (2, vec!["attach dev0 ingress c".to_string()]), "a repair, not a refusal");
+    assert!(detail(&plan, "dev0 ingress c").contains(&format!("repair: link {} is on no hook", link(2))), "{plan}");
+    t.apply(BASE, &[]);
+    let now = t.slots(Hook::Ingress);
+    assert_eq!(now[..2], first[..2], "a and fw keep their links");
+    assert_eq!(now[2].prog, first[2].prog, "the counter's own program is attached again");
+    assert_ne!(now[2].link, first[2].link);
+    assert_eq!((t.diff(BASE, &[]).0, t.pins()), (0, pins.clone()));
+
+    // A raw BPF_LINK_DETACH of the middle one: attached again in its place.
+    let first = now;
+    witness::detach_link(first[1].link.unwrap());
+    t.apply(BASE, &[]);
+    let now = t.slots(Hook::Ingress);
+    assert_eq!((now[0].clone(), now[2].clone()), (first[0].clone(), first[2].clone()));
+    assert_eq!(now[1].prog, first[1].prog, "between a and c, with its rules: {now:?}");
+    assert_eq!(t.rules(Hook::Ingress, "fw"), ["src 10.9.0.0/16 deny"]);
+
+    // Another tool makes a's link run its own program: a's comes back,
+    // through the same link.
+    let first = now;
+    let theirs = common::hooks::raw_program(2);
+    witness::update_link(first[0].link.unwrap(), &theirs);
+    assert_eq!(t.slots(Hook::Ingress)[0].prog, common::hooks::prog_id(&theirs));
+    let (code, plan) = t.diff(BASE, &[]);
+    assert_eq!((code, steps(&plan)), (2, vec!["update dev0 ingress a".to_string()]));
+    t.apply(BASE, &[]);
+    let now = t.slots(Hook::Ingress);
+    assert_eq!(now[0].link, first[0].link);
+    assert_ne!(now[0].prog, common::hooks::prog_id(&theirs));
+    assert_eq!(now[1..], first[1..]);
+
+    // A pin removed by hand: its link went with it; attached again.
+    std::fs::remove_file(t.pin(Hook::Ingress, "a")).unwrap();
+    assert_eq!(t.slots(Hook::Ingress).len(), 2);
+    assert_eq!(steps(&t.diff(BASE, &[]).1), ["attach dev0 ingress a"]);
+    t.apply(BASE, &[]);
+    assert_eq!((t.slots(Hook::Ingress).len(), t.diff(BASE, &[]).0, t.pins()), (3, 0, pins.clone()));
+
+    // The device deleted and made again by ip: every link is defunct, every
+    // pin stays; apply attaches all three again and leaves no stray pin.
+    t.env.ns.ip_ok(&["link", "del", "dev0"]);
+    t.env.ns.ip_ok(&["link", "add", "dev0", "type", "veth", "peer", "name", "eth0", "netns", &t.env.pod.name]);
+    assert_eq!(t.pins(), pins, "the pins outlive the device");
+    let (code, plan) = t.diff(BASE, &[]);
+    assert_eq!(code, 2, "{plan}");
+    assert_eq!(steps(&plan), ["attach dev0 ingress a", "attach dev0 ingress fw", "attach dev0 ingress c"]);
+    t.apply(BASE, &[]);
+    assert_eq!((t.slots(Hook::Ingress).len(), t.diff(BASE, &[]).0, t.pins()), (3, 0, pins.clone()));
+
+    // A managed link that leaves the spec while defunct: its pin goes.
+    witness::detach_link(t.slots(Hook::Ingress)[2].link.unwrap());
+    let two = BASE.replace("      - {name: c, program: counter}\n", "");
+    assert_eq!(steps(&t.diff(&two, &[]).1), ["detach dev0 ingress c"]);
+    t.apply(&two, &[]);
+    assert_eq!(
+        t.pins(),
+        pins[..2].iter().chain(&pins[2..]).filter(|p| !p.ends_with("/c")).cloned().collect::<Vec<_>>()
+    );
+    assert_eq!(t.diff(&two, &[]).0, 0);
+}
+
+#[test]
+fn a_namespace_made_again_under_its_name_converges() {
+    require_root!();
+    let t = T::new("apn");
+    t.apply(BASE, &[]);
+    let pins = t.pins();
+    // The node's namespace goes (its devices and their links with it) and a
+    // new one gets the same name, as a node's agent or a test rig does.
+    let ns = t.env.ns.name.clone();
+    let ip = common::ip_bin();
+    for args in [
+        vec!["netns", "del", ns.as_str()],
+        vec!["netns", "add", ns.as_str()],
+        vec![
+            "-n",
+            ns.as_str(),
+            "link",
+            "add",
+            "dev0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &t.env.pod.name,
+        ],
+    ] {
+        let o = std::process::Command::new(&ip).args(&args).output().unwrap();
+        assert!(o.status.success(), "ip {args:?}: {}", stderr(&o));
+    }
+    assert_eq!(t.slots(Hook::Ingress), [], "a new device, an empty hook");
+    t.apply(BASE, &[]);
+    assert_eq!(t.slots(Hook::Ingress).len(), 3);
+    assert_eq!((t.diff(BASE, &[]).0, t.pins()), (0, pins));
+}
+
+#[test]
+fn apply_killed_before_or_after_any_step_converges_with_nothing_left_over() {
+    require_root!();
+    let t = T::new("apc");
+    let (base, target) = base_and_target();
+    t.apply(&target, &[]);
+    let target_pins = t.pins();
+    t.apply(&base, &[]);
+    let base_pins = t.pins();
+    // Every hook as the spec says: its programs once each, every one owned
+    // by a link, every pin holding one of them.
+    let whole = |t: &T, n: usize, what: &str| {
+        for hook in [Hook::Ingress, Hook::Egress] {
+            let slots = t.slots(hook);
+            let mut progs: Vec<u64> = slots.iter().map(|s| s.prog).collect();
+            progs.sort();
+            progs.dedup();
+            assert_eq!((slots.len(), progs.len()), (n, n), "{what}: {hook}: {slots:?}");
+            assert!(slots.iter().all(|s| s.link.is_some()), "{what}: {hook}: {slots:?}");
+        }
+    };
+    // With one job, egress is worked on before ingress: the second step of
+    // a kind is on the second hook, so the first is finished when it dies.
+    for kind in ["record:1", "detach:2", "move:2", "edit:2", "update:2", "attach:2", "pin:2", "pin:3", "record:2"] {
+        for mode in ["kill", "kill-after"] {
+            let fault = format!("apply:{kind}:{mode}");
+            let o = t.run("apply", &target, &["--jobs", "1"], Some(&fault));
+            assert_eq!(o.status.signal(), Some(libc::SIGKILL), "{fault}: {}{}", stdout(&o), stderr(&o));
+            assert!(stderr(&o).contains("NETKIT_FAULT: killed"), "{fault}: {}", stderr(&o));
+            let again = t.run("apply", &target, &[], None);
+            assert!(again.status.success(), "{fault}: the next apply converges: {}", stderr(&again));
+            assert_eq!(t.diff(&target, &[]).0, 0, "{fault}");
+            whole(&t, 5, &fault);
+            assert_eq!(t.pins(), target_pins, "{fault}: no stray pin");
+            assert_eq!(t.rules(Hook::Ingress, "fw"), ["dst 10.0.0.2/32 deny"], "{fault}");
+            t.apply(&base, &[]);
+            assert_eq!((t.diff(&base, &[]).0, t.pins()), (0, base_pins.clone()), "{fault}: back to the base");
+            whole(&t, 5, &fault);
+        }
+    }
+}
+
+#[test]
+fn writers_started_together_wait_for_each_other_and_converge() {
+    require_root!();
+    let t = T::new("apl");
+    // 20 devices, a counter and a pass on each.
+    let mut spec = String::from("chains:\n");
+    let mut devices = vec!["dev0".to_string()];
+    for i in 1..20 {
+        let d = format!("r{i}");
+        t.env.ns.ip_ok(&["link", "add", &d, "type", "veth", "peer", "name", &format!("r{i}p")]);
+        devices.push(d);
+    }
+    for d in &devices {
+        spec += &format!(
+            "  - device: {d}\n    hook: ingress\n    programs:\n      - {{name: c, program: counter}}\n      - {{name: p, program: pass}}\n"
+        );
+    }
+    let path = t.files.spec(&spec);
+    let state = t.files.state();
+    let start = |fault: Option<&str>, extra: &[&str]| {
+        let mut cmd = t.env.command(&["apply", "-f", &path, "--state", &state]);
+        cmd.args(extra).stdout(Stdio::null()).stderr(Stdio::piped());
+        if let Some(f) = fault {
+            cmd.env("NETKIT_FAULT", f);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        (child, line, err)
+    };
+    // The first holds the lock, stopped half-way through (7 links made).
+    let (mut first, line, _e1) = start(Some("apply:attach:8:hang"), &[]);
+    assert!(line.contains("hanging"), "{line}");
+    let pid = format!("pid {}", first.id());
+    // Two more start: each says whom it waits for.
+    let (second, l2, _e2) = start(None, &[]);
+    let (third, l3, _e3) = start(None, &["--jobs", "2"]);
+    for l in [&l2, &l3] {
+        assert!(l.contains("waiting for the other writer") && l.contains(&pid), "{l}");
+    }
+    // One that will not wait gives up, naming the holder, and changes nothing.
+    let o = t.env.command(&["apply", "-f", &path, "--state", &state, "--wait", "0"]).output().unwrap();
+    assert!(!o.status.success() && stderr(&o).contains(&pid) && stderr(&o).contains("--wait"), "{}", stderr(&o));
+    // The first dies at the worst moment; the others take over in turn.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    for mut c in [second, third] {
+        assert!(c.wait().unwrap().success());
+    }
+    assert_eq!(t.diff(&spec, &[]).0, 0);
+    for d in &devices {
+        let c = witness::chain(&t.env.ns, d, witness::TCX_INGRESS);
+        assert_eq!(c.slots.len(), 2, "{d}: {c:?}");
+        assert!(c.slots.iter().all(|s| s.1 != 0), "{d}: {c:?}");
+    }
+    assert_eq!(t.pins().len(), 40);
+}
+
+#[test]
+fn attach_takes_a_pin_name_a_defunct_link_holds() {
+    require_root!();
+    let t = T::new("apa");
+    let made = t.env.attach(Hook::Ingress, "pass", &["--pin", "c"]);
+    witness::detach_link(made["link_id"].as_u64().unwrap());
+    // Taken by a live link: refused.
+    t.env.ok(&["attach", "dev0", "egress", "pass", "--pin", "e"]);
+    let e = t.env.fails(&["attach", "dev0", "egress", "counter", "--pin", "e"]);
+    assert!(e.contains("already pinned"), "{e}");
+    // Held by a defunct one: the name is free again, and the reply says so.
+    let again = t.env.attach(Hook::Ingress, "counter", &["--pin", "c"]);
+    assert!(again["action"].as_str().unwrap().contains("defunct link"), "{again}");
+    let slots = t.slots(Hook::Ingress);
+    assert_eq!(slots.iter().map(|s| s.link.unwrap()).collect::<Vec<_>>(), [again["link_id"].as_u64().unwrap()]);
+    assert!(t.pin(Hook::Ingress, "c").exists());
 }

@@ -20,7 +20,8 @@ pub struct Options {
 /// for the VM initramfs, iproute2 for the host tests; bash-completion, zsh and
 /// fish to check the completion scripts, man-db and groff-base to render the
 /// manual pages, gcc and libc6-dev for the static C floor of the start-up
-/// benchmark, musl-tools for the C of mimalloc in the static musl binaries.
+/// benchmark, musl-tools for the C of mimalloc in the static musl binaries,
+/// bpftool as the other tool that detaches what apply made in the drift tests.
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -38,6 +39,7 @@ const APT_PACKAGES: &[&str] = &[
     "gcc",
     "libc6-dev",
     "musl-tools",
+    "bpftool",
 ];
 
 /// qemu comes from bookworm-backports on bookworm (the machine's qemu-utils is

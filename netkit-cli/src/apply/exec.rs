@@ -19,7 +19,7 @@ use futures::StreamExt as _;
 
 use super::{
     ApplyError,
-    plan::{Action, ChainWork, How, PairDeletion, PairWork, Plan, StepView, Want},
+    plan::{Action, ChainWork, How, PairDeletion, PairWork, Plan, StepView, Unpin, Want},
     state::{LinkKey, OwnedLink, OwnedPair, Ownership, Record},
 };
 use crate::{
@@ -69,6 +69,8 @@ enum Undo {
     Restore { new: Option<String>, old: PairSpec, programs: Vec<Captured> },
     /// A link was attached and pinned: detach it.
     Detach { path: PathBuf, link: OwnedFd },
+    /// The pin of a link off its hook was removed: pin it again.
+    Repin { path: PathBuf, link: OwnedFd },
     /// A link's program was replaced: put the old one back.
     Reprogram { link: OwnedFd, old: OwnedFd, new: OwnedFd },
     /// A link was detached: attach its program again after `after`
@@ -103,12 +105,43 @@ struct Shared<'a> {
     faults: Faults,
 }
 
-/// A test seam: debug builds fail (or hang in) the Nth step of a kind when
-/// `NETKIT_FAULT=apply:KIND[:N[:hang]]`, so that rollback and recovery are
-/// tested against a real kernel. Release builds never look.
+/// A test seam: debug builds act at the Nth step of a kind when
+/// `NETKIT_FAULT=apply:KIND[:N[:MODE]]`, so that rollback and crash
+/// recovery are tested against a real kernel without timing. KIND is a
+/// plan action (create, change, recreate, attach, update, move, edit,
+/// detach, delete), `pin` (a new link pinned) or `record` (the ownership
+/// record written: first the intentions, then the outcome). MODE: `fail`
+/// (the default: the step fails and apply rolls back), `hang` (it waits
+/// forever), `kill` (SIGKILL right before the step), `kill-after` (SIGKILL
+/// right after it). Release builds never look.
 struct Faults {
-    spec: Option<(String, usize, bool)>,
+    spec: Option<(String, usize, FaultMode)>,
     seen: Mutex<HashMap<String, usize>>,
+    /// A `kill-after` whose step has started.
+    armed: AtomicBool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FaultMode {
+    Fail,
+    Hang,
+    Kill,
+    KillAfter,
+}
+
+/// Writes `msg` straight to fd 2 (the command's main thread may hold the
+/// stderr lock for the whole run).
+fn say(msg: &str) {
+    // SAFETY: writes a buffer this function owns to fd 2.
+    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+}
+
+fn die(msg: &str) -> ! {
+    say(msg);
+    // SAFETY: SIGKILL to this process, as a node's OOM killer or an
+    // operator's kill -9 sends it; nothing runs after it.
+    unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    unreachable!("SIGKILL returned")
 }
 
 impl Faults {
@@ -118,39 +151,70 @@ impl Faults {
                 let mut it = v.strip_prefix("apply:")?.split(':');
                 let kind = it.next()?.to_string();
                 let n = it.next().and_then(|n| n.parse().ok()).unwrap_or(1);
-                Some((kind, n, it.next() == Some("hang")))
+                let mode = match it.next() {
+                    None | Some("fail") => FaultMode::Fail,
+                    Some("hang") => FaultMode::Hang,
+                    Some("kill") => FaultMode::Kill,
+                    Some("kill-after") => FaultMode::KillAfter,
+                    Some(_) => return None,
+                };
+                Some((kind, n, mode))
             })
         } else {
             None
         };
-        Self { spec, seen: Mutex::new(HashMap::new()) }
+        Self { spec, seen: Mutex::new(HashMap::new()), armed: AtomicBool::new(false) }
     }
 
-    fn check(&self, action: Action) -> Result<(), ApplyError> {
-        let Some((kind, n, hang)) = &self.spec else { return Ok(()) };
-        let name = action.name();
-        if kind != name {
+    /// Before a step of `kind`.
+    fn check(&self, kind: &str) -> Result<(), ApplyError> {
+        let Some((want, n, mode)) = &self.spec else { return Ok(()) };
+        if want != kind {
             return Ok(());
         }
         let mut seen = self.seen.lock().unwrap();
-        let count = seen.entry(name.to_string()).or_default();
+        let count = seen.entry(kind.to_string()).or_default();
         *count += 1;
         if *count != *n {
             return Ok(());
         }
         drop(seen);
-        if *hang {
-            // Straight to fd 2: the command's main thread holds the stderr
-            // lock for the whole run.
-            let msg = format!("apply: NETKIT_FAULT: hanging in {name} step {n}\n");
-            // SAFETY: writes a buffer this function owns to fd 2.
-            unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
-            loop {
-                std::thread::sleep(std::time::Duration::from_secs(3600));
+        match mode {
+            FaultMode::Fail => Err(ApplyError::Step {
+                what: format!("{kind} step {n}"),
+                why: "failure injected by NETKIT_FAULT".into(),
+            }),
+            FaultMode::Hang => {
+                say(&format!("apply: NETKIT_FAULT: hanging in {kind} step {n}\n"));
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(3600));
+                }
+            }
+            FaultMode::Kill => die(&format!("apply: NETKIT_FAULT: killed before {kind} step {n}\n")),
+            FaultMode::KillAfter => {
+                self.armed.store(true, Ordering::SeqCst);
+                Ok(())
             }
         }
-        Err(ApplyError::Step { what: format!("{name} step {n}"), why: "failure injected by NETKIT_FAULT".into() })
     }
+
+    /// After a step of `kind` took effect.
+    fn after(&self, kind: &str) {
+        if let Some((want, n, FaultMode::KillAfter)) = &self.spec
+            && want == kind
+            && self.armed.swap(false, Ordering::SeqCst)
+        {
+            die(&format!("apply: NETKIT_FAULT: killed after {kind} step {n}\n"));
+        }
+    }
+}
+
+/// Writes the record, through the fault seam.
+fn save(faults: &Faults, record: &Record, owned: &Ownership) -> Result<(), ApplyError> {
+    faults.check("record")?;
+    record.save(owned)?;
+    faults.after("record");
+    Ok(())
 }
 
 fn step_err(what: impl Into<String>, e: impl std::fmt::Display) -> ApplyError {
@@ -299,12 +363,12 @@ pub(crate) fn run(plan: &Plan, record: &Record, opts: &ExecOptions, netns: Strin
                 rec.fingerprint = None;
                 rec.program = w.entry.prog.to_string();
                 rec.set = w.entry.set.clone();
-                if matches!(w.how, How::New | How::Move(_)) {
+                if matches!(w.how, How::New { .. } | How::Move(_)) {
                     rec.link_id = None;
                 }
             }
         }
-        record.save(&o)?;
+        save(&shared.faults, record, &o)?;
     }
 
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -324,7 +388,13 @@ pub(crate) fn run(plan: &Plan, record: &Record, opts: &ExecOptions, netns: Strin
     );
     collect(results, &mut undo, &mut failure);
 
-    // Phase 2: chains, one job per hook, on threads.
+    // Phase 2: the pins of managed links off their hooks go, then the
+    // chains, one job per hook, on threads.
+    if failure.is_none() && !work.unpins.is_empty() {
+        let mut u = Vec::new();
+        let r = unpin_job(&shared, &work.unpins, &mut u);
+        collect(vec![(r, u)], &mut undo, &mut failure);
+    }
     if failure.is_none() && !work.chains.is_empty() {
         let next = AtomicUsize::new(0);
         let results: Mutex<Vec<JobResult>> = Mutex::new(Vec::new());
@@ -374,7 +444,7 @@ pub(crate) fn run(plan: &Plan, record: &Record, opts: &ExecOptions, netns: Strin
 
     let Some(failure) = failure else {
         let o = shared.owned.lock().unwrap().clone();
-        record.save(&o)?;
+        save(&shared.faults, record, &o)?;
         return Ok(Report { steps: shared.done.into_inner().unwrap() });
     };
     // Roll back, newest first.
@@ -448,14 +518,15 @@ async fn pair_job(nl: &Netlink, sh: &Shared<'_>, p: &PairWork) -> JobResult {
 async fn pair_steps(nl: &Netlink, sh: &Shared<'_>, p: &PairWork, undo: &mut Vec<Undo>) -> Result<(), ApplyError> {
     match p {
         PairWork::Create(spec) => {
-            sh.faults.check(Action::Create)?;
+            sh.faults.check(Action::Create.name())?;
             let view = nl.add_pair(spec).await.map_err(|e| step_err(format!("creating pair {}", spec.name), e))?;
             undo.push(Undo::DeletePair(spec.name.clone()));
+            sh.faults.after(Action::Create.name());
             sh.owned.lock().unwrap().pairs.insert(spec.name.clone(), OwnedPair { ifindex: Some(view.ifindex) });
             sh.record(Action::Create, format!("pair {}", spec.name), format!("ifindex {}", view.ifindex));
         }
         PairWork::Change { name, change, mtu, up } => {
-            sh.faults.check(Action::Change)?;
+            sh.faults.check(Action::Change.name())?;
             let what = format!("changing pair {name}");
             let ends = nl.ends(name).await?.ok_or_else(|| step_err(&what, "the pair is gone"))?;
             let nk = ends.primary.netkit.clone().unwrap_or_default().settings;
@@ -483,11 +554,12 @@ async fn pair_steps(nl: &Netlink, sh: &Shared<'_>, p: &PairWork, undo: &mut Vec<
                 let peer = if ends.peer.is_some() { want } else { (None, None) };
                 nl.set_mtu_state(name, want, peer).await.map_err(|e| step_err(&what, e))?;
             }
+            sh.faults.after(Action::Change.name());
             sh.record(Action::Change, format!("pair {name}"), "live attributes set".into());
         }
         PairWork::Recreate { spec, old } => {
             let (spec, old) = (spec.as_ref(), old.as_ref());
-            sh.faults.check(Action::Recreate)?;
+            sh.faults.check(Action::Recreate.name())?;
             let what = format!("recreating pair {}", spec.name);
             let programs = capture(nl, sh, &spec.name).await?;
             nl.delete_pair(&spec.name).await.map_err(|e| step_err(&what, e))?;
@@ -497,6 +569,7 @@ async fn pair_steps(nl: &Netlink, sh: &Shared<'_>, p: &PairWork, undo: &mut Vec<
             let new = created.as_ref().ok().map(|_| spec.name.clone());
             undo.push(Undo::Restore { new, old: old.clone(), programs });
             let view = created.map_err(|e| step_err(&what, e))?;
+            sh.faults.after(Action::Recreate.name());
             sh.owned.lock().unwrap().pairs.insert(spec.name.clone(), OwnedPair { ifindex: Some(view.ifindex) });
             sh.record(Action::Recreate, format!("pair {}", spec.name), format!("ifindex {}", view.ifindex));
         }
@@ -536,9 +609,10 @@ async fn delete_job(nl: &Netlink, sh: &Shared<'_>, d: &PairDeletion) -> JobResul
 }
 
 async fn delete_steps(nl: &Netlink, sh: &Shared<'_>, d: &PairDeletion, undo: &mut Vec<Undo>) -> Result<(), ApplyError> {
-    sh.faults.check(Action::Delete)?;
+    sh.faults.check(Action::Delete.name())?;
     let programs = capture(nl, sh, &d.name).await?;
     nl.delete_pair(&d.name).await.map_err(|e| step_err(format!("deleting pair {}", d.name), e))?;
+    sh.faults.after(Action::Delete.name());
     for (hook, key, _) in &d.links {
         let _ = sh.layout.unpin(&sh.path(key, *hook));
         sh.owned.lock().unwrap().links.remove(key);
@@ -589,14 +663,53 @@ fn take_off(
     Ok(keep)
 }
 
+/// Removes the pin at `path` when it holds a link on no hook, or the link
+/// `stale` the plan found there; keeps the link to pin it again on undo.
+fn clear_pin(
+    sh: &Shared<'_>,
+    path: &std::path::Path,
+    key: &LinkKey,
+    stale: Option<u32>,
+    undo: &mut Vec<Undo>,
+) -> Result<(), ApplyError> {
+    let (link, info) = pins::open_link(path).map_err(|e| step_err(format!("opening {key}"), e))?;
+    if info.ifindex != 0 && Some(info.id) != stale {
+        return Err(step_err(
+            format!("attaching {key}"),
+            format!(
+                "{} holds link {}, which is on a hook (another writer made it after this plan)",
+                path.display(),
+                info.id
+            ),
+        ));
+    }
+    sh.layout.unpin(path).map_err(|e| step_err(format!("unpinning {key}"), e))?;
+    undo.push(Undo::Repin { path: path.to_path_buf(), link });
+    Ok(())
+}
+
+/// Removes the pins of managed links that are off their hooks.
+fn unpin_job(sh: &Shared<'_>, unpins: &[Unpin], undo: &mut Vec<Undo>) -> Result<(), ApplyError> {
+    for u in unpins {
+        sh.faults.check(Action::Detach.name())?;
+        let path = sh.path(&u.key, u.hook);
+        clear_pin(sh, &path, &u.key, Some(u.link_id), undo)?;
+        sh.owned.lock().unwrap().links.remove(&u.key);
+        sh.faults.after(Action::Detach.name());
+        sh.record(Action::Detach, u.key.to_string(), format!("link {} unpinned", u.link_id));
+    }
+    Ok(())
+}
+
 async fn chain_job(nl: &Netlink, sh: &Shared<'_>, c: &ChainWork, undo: &mut Vec<Undo>) -> Result<(), ApplyError> {
     let hooks = Hooks { nl, bpffs: sh.opts.bpffs.clone() };
     let hook = c.hook;
     let dev = hooks.device(&c.device).await.map_err(|e| step_err(format!("chain {} {hook}", c.device), e))?;
 
     for r in &c.removals {
-        sh.faults.check(Action::Detach)?;
+        sh.faults.check(Action::Detach.name())?;
         take_off(sh, &dev, hook, &r.key, r.link_id, undo)?;
+        sh.faults.after(Action::Detach.name());
         sh.owned.lock().unwrap().links.remove(&r.key);
         sh.record(Action::Detach, r.key.to_string(), format!("link {}", r.link_id));
     }
@@ -608,8 +721,10 @@ async fn chain_job(nl: &Netlink, sh: &Shared<'_>, c: &ChainWork, undo: &mut Vec<
             if sh.failed.load(Ordering::SeqCst) {
                 return Ok(());
             }
-            sh.faults.check(Action::Move)?;
+            sh.faults.check(Action::Move.name())?;
             let prog = take_off(sh, &dev, hook, &w.key, cur.link_id, undo)?;
+            // The worst moment of a move: the program is off the chain.
+            sh.faults.after(Action::Move.name());
             moving.insert(w.key.name.clone(), prog);
         }
     }
@@ -623,7 +738,7 @@ async fn chain_job(nl: &Netlink, sh: &Shared<'_>, c: &ChainWork, undo: &mut Vec<
             How::Keep(cur) => {
                 let path = sh.path(&w.key, hook);
                 if cur.replace {
-                    sh.faults.check(Action::Update)?;
+                    sh.faults.check(Action::Update.name())?;
                     let link = open_on(&path, &w.key, cur.link_id)?;
                     let old =
                         bpf::prog_fd_by_id(cur.prog_id).map_err(|e| step_err(format!("updating {}", w.key), e))?;
@@ -632,6 +747,7 @@ async fn chain_job(nl: &Netlink, sh: &Shared<'_>, c: &ChainWork, undo: &mut Vec<
                         .map_err(|e| step_err(format!("updating {}", w.key), e))?;
                     let keep = new.fd.try_clone().map_err(|e| step_err("keeping a program", e))?;
                     undo.push(Undo::Reprogram { link, old, new: keep });
+                    sh.faults.after(Action::Update.name());
                     sh.own_link(w, Some(cur.link_id), Some(new.id()));
                     sh.record(
                         Action::Update,
@@ -644,15 +760,23 @@ async fn chain_job(nl: &Netlink, sh: &Shared<'_>, c: &ChainWork, undo: &mut Vec<
                 }
                 prev = Some(cur.link_id);
             }
-            How::New | How::Move(_) => {
-                let action = if matches!(w.how, How::New) { Action::Attach } else { Action::Move };
+            How::New { .. } | How::Move(_) => {
+                let action = if matches!(w.how, How::New { .. }) { Action::Attach } else { Action::Move };
                 if action == Action::Attach {
-                    sh.faults.check(Action::Attach)?;
+                    sh.faults.check(Action::Attach.name())?;
                 }
                 let (loaded, reused) = match (&w.how, moving.remove(&w.key.name)) {
                     (How::Move(cur), Some(fd)) if !cur.replace => {
                         let (info, _) =
                             bpf::prog_info(fd.as_fd()).map_err(|e| step_err(format!("moving {}", w.key), e))?;
+                        (Loaded { fd, info, ebpf: None }, Some(cur))
+                    }
+                    // The program of the link off its hook, which still
+                    // holds it.
+                    (How::New { reuse: Some(cur), .. }, _) => {
+                        let what = || format!("attaching {} again", w.key);
+                        let fd = bpf::prog_fd_by_id(cur.prog_id).map_err(|e| step_err(what(), e))?;
+                        let (info, _) = bpf::prog_info(fd.as_fd()).map_err(|e| step_err(what(), e))?;
                         (Loaded { fd, info, ebpf: None }, Some(cur))
                     }
                     _ => (sh.program(nl, w, HookRef::new(dev.ifindex, hook)).await?, None),
@@ -668,30 +792,36 @@ async fn chain_job(nl: &Netlink, sh: &Shared<'_>, c: &ChainWork, undo: &mut Vec<
                     },
                 };
                 let path = sh.path(&w.key, hook);
-                // A pin left by a link that is gone (its device was
-                // recreated, or an apply was killed) does not hold the name.
-                if path.exists() {
-                    match pins::open_link(&path) {
-                        Ok((_, info)) if info.ifindex != 0 => {
-                            return Err(step_err(
-                                format!("attaching {}", w.key),
-                                format!("{} holds a live link", path.display()),
-                            ));
-                        }
-                        _ => {
-                            let _ = sh.layout.unpin(&path);
-                        }
-                    }
+                // A pin left by a link off its hook (detached by another
+                // tool, its device deleted, an apply killed) does not hold
+                // the name; one planned as stale goes even when its link is
+                // on another hook.
+                let stale = match &w.how {
+                    How::New { stale, .. } => *stale,
+                    _ => None,
+                };
+                if std::fs::symlink_metadata(&path).is_ok() {
+                    clear_pin(sh, &path, &w.key, stale, undo)?;
                 }
                 let (link, _) = hooks
                     .attach_link(&dev, hook, &loaded, &position, None)
                     .await
                     .map_err(|e| step_err(format!("attaching {}", w.key), e))?;
                 let info = bpf::link_info(link.as_fd()).map_err(|e| step_err(format!("attaching {}", w.key), e))?;
+                if action == Action::Attach {
+                    // Attached, not pinned: the link lives as long as this process.
+                    sh.faults.after(Action::Attach.name());
+                }
+                sh.faults.check("pin").inspect_err(|_| {
+                    let _ = mprog::detach_link(link.as_fd());
+                })?;
                 let pinned = sh.layout.pin(&link, &path);
                 let keep = link.try_clone().map_err(|e| step_err("keeping a link", e));
                 match (pinned, keep) {
-                    (Ok(()), Ok(keep)) => undo.push(Undo::Detach { path: path.clone(), link: keep }),
+                    (Ok(()), Ok(keep)) => {
+                        undo.push(Undo::Detach { path: path.clone(), link: keep });
+                        sh.faults.after("pin");
+                    }
                     (Err(e), _) => {
                         let _ = mprog::detach_link(link.as_fd());
                         return Err(step_err(format!("pinning {}", w.key), e));
@@ -721,18 +851,17 @@ async fn edit(
     undo: &mut Vec<Undo>,
 ) -> Result<(), ApplyError> {
     if let Some(rules) = rules {
-        sh.faults.check(Action::Edit)?;
-        let was = write_rules(prog_id, rules);
-        match was {
-            Ok(was) => undo.push(Undo::Rules { prog_id, rules: was }),
-            Err(e) => return Err(e),
-        }
+        sh.faults.check(Action::Edit.name())?;
+        let was = write_rules(prog_id, rules)?;
+        undo.push(Undo::Rules { prog_id, rules: was });
+        sh.faults.after(Action::Edit.name());
         sh.record(Action::Edit, w.key.to_string(), format!("{} rules", rules.len()));
     }
     if let Some(entries) = entries {
-        sh.faults.check(Action::Edit)?;
+        sh.faults.check(Action::Edit.name())?;
         let was = write_entries(nl, prog_id, entries).await?;
         undo.push(Undo::Entries { prog_id, entries: was });
+        sh.faults.after(Action::Edit.name());
         sh.record(Action::Edit, w.key.to_string(), format!("{} redirect entries", entries.len()));
     }
     Ok(())
@@ -774,6 +903,9 @@ async fn undo_one(nl: &Netlink, sh: &Shared<'_>, u: Undo) -> Result<(), ApplyErr
         Undo::Detach { path, link } => {
             mprog::detach_link(link.as_fd()).map_err(|e| step_err(format!("detaching {} again", path.display()), e))?;
             let _ = sh.layout.unpin(&path);
+        }
+        Undo::Repin { path, link } => {
+            sh.layout.pin(&link, &path).map_err(|e| step_err(format!("pinning {} again", path.display()), e))?;
         }
         Undo::Reprogram { link, old, new } => {
             mprog::update_link(link.as_fd(), old.as_fd(), Some(new.as_fd()))

@@ -24,7 +24,7 @@ use crate::{
     programs::ProgramError,
 };
 use spec::{Spec, SpecDoc, SpecError};
-use state::{Record, StateError};
+use state::{Record, RecordLock, StateError};
 
 /// Why a spec could not be planned or applied.
 #[derive(Debug, thiserror::Error)]
@@ -128,8 +128,19 @@ impl<'a> Engine<'a> {
         planner.plan(spec).await
     }
 
-    /// Carries `plan` out. Builds its own runtime: call it outside one.
-    pub fn apply(&self, plan: &Plan, jobs: usize) -> Result<Report, ApplyError> {
+    /// Takes the lock that makes this engine the record's only writer:
+    /// at once, or after waiting up to `wait` (None: as long as it takes),
+    /// with `waiting` told once who holds it. Take it before [`Engine::plan`]
+    /// and keep it until [`Engine::apply`] returns, so that no other writer
+    /// changes the node between the two and no rollback undoes another
+    /// writer's objects.
+    pub fn lock(&self, wait: Option<std::time::Duration>, waiting: impl FnMut(&str)) -> Result<RecordLock, ApplyError> {
+        Ok(self.record.lock(wait, waiting)?)
+    }
+
+    /// Carries `plan` out, holding the record's lock (see [`Engine::lock`]).
+    /// Builds its own runtime: call it outside one.
+    pub fn apply(&self, plan: &Plan, jobs: usize, _writer: &RecordLock) -> Result<Report, ApplyError> {
         let opts = ExecOptions { bpffs: self.bpffs.clone(), jobs };
         exec::run(plan, &self.record, &opts, netns::current_name())
     }

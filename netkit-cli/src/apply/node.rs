@@ -17,6 +17,26 @@ use crate::{
     programs::{self, ProgSpec},
 };
 
+/// What a path of the pin layout holds, as the kernel reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PinState {
+    /// Nothing.
+    Empty,
+    /// A link: attached to some hook, or defunct (detached by another tool,
+    /// or its device deleted: the kernel reports ifindex 0, and the pin alone
+    /// keeps the object).
+    Link {
+        /// The link's id.
+        id: u32,
+        /// The program it runs.
+        prog_id: u32,
+        /// Whether it is on no hook.
+        defunct: bool,
+    },
+    /// Something that is not a link (or cannot be read).
+    Other,
+}
+
 /// The node as the planner sees it.
 #[allow(async_fn_in_trait)] // used with concrete types inside the crate
 pub(crate) trait Node {
@@ -29,10 +49,8 @@ pub(crate) trait Node {
     async fn check_pair(&self, spec: &PairSpec) -> Result<(), DeviceError>;
     /// A hook's chain, in order.
     fn chain(&self, ifindex: u32, hook: Hook) -> Result<mprog::Chain, MprogError>;
-    /// The link pinned at `path`, when it is still attached to a device.
-    fn attached_link(&self, path: &Path) -> Option<u32>;
-    /// Whether anything is pinned at `path`.
-    fn pinned(&self, path: &Path) -> bool;
+    /// What is pinned at `path`.
+    fn pin(&self, path: &Path) -> PinState;
     /// The id of the program a `pinned:PATH` spec names now.
     fn pinned_program(&self, prog: &ProgSpec) -> Result<u32, ApplyError>;
     /// The rules of the firewall program `prog_id`, as text, in order.
@@ -61,13 +79,12 @@ impl Node for Kernel<'_> {
         HookRef::new(ifindex, hook).query()
     }
 
-    fn attached_link(&self, path: &Path) -> Option<u32> {
-        let (_, info) = pins::open_link(path).ok()?;
-        (info.ifindex != 0).then_some(info.id)
-    }
-
-    fn pinned(&self, path: &Path) -> bool {
-        path.exists()
+    fn pin(&self, path: &Path) -> PinState {
+        match pins::open_link(path) {
+            Ok((_, info)) => PinState::Link { id: info.id, prog_id: info.prog_id, defunct: info.ifindex == 0 },
+            Err(_) if std::fs::symlink_metadata(path).is_err() => PinState::Empty,
+            Err(_) => PinState::Other,
+        }
     }
 
     fn pinned_program(&self, prog: &ProgSpec) -> Result<u32, ApplyError> {
@@ -123,12 +140,8 @@ impl Node for Empty {
         Ok(Default::default())
     }
 
-    fn attached_link(&self, _: &Path) -> Option<u32> {
-        None
-    }
-
-    fn pinned(&self, _: &Path) -> bool {
-        false
+    fn pin(&self, _: &Path) -> PinState {
+        PinState::Empty
     }
 
     fn pinned_program(&self, prog: &ProgSpec) -> Result<u32, ApplyError> {

@@ -20,12 +20,12 @@ use sha2::{Digest as _, Sha256};
 
 use super::{
     ApplyError,
-    node::Node,
+    node::{Node, PinState},
     spec::{Chain, Entry, Managed, Place, Spec},
     state::{LinkKey, OwnedLink, Ownership},
 };
 use crate::{
-    mprog::Hook,
+    mprog::{self, Hook},
     netlink::{
         attrs::{EndAttrs, Mac, Offload},
         device::{Ends, PairChange, PairSpec},
@@ -144,6 +144,9 @@ pub(crate) struct Work {
     pub(crate) chains: Vec<ChainWork>,
     /// Phase 3: managed pairs the spec no longer has (`--prune`).
     pub(crate) deletions: Vec<PairDeletion>,
+    /// Managed links off their hooks (defunct, or attached elsewhere) whose
+    /// pins go, before the chains are worked on.
+    pub(crate) unpins: Vec<Unpin>,
     /// Records of objects that are gone, dropped when the record is next written.
     pub(crate) forget_links: Vec<LinkKey>,
     pub(crate) forget_pairs: Vec<String>,
@@ -176,6 +179,15 @@ pub(crate) struct ChainWork {
     pub(crate) wants: Vec<Want>,
 }
 
+/// A managed link's pin that goes because its link is off its hook.
+#[derive(Debug, Clone)]
+pub(crate) struct Unpin {
+    pub(crate) key: LinkKey,
+    pub(crate) hook: Hook,
+    /// The link the pin holds (checked again before it goes).
+    pub(crate) link_id: u32,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Removal {
     pub(crate) key: LinkKey,
@@ -192,8 +204,10 @@ pub(crate) struct Want {
 
 #[derive(Debug, Clone)]
 pub(crate) enum How {
-    /// A new link.
-    New,
+    /// A new link; `stale` is the link off its hook whose pin holds the
+    /// name now (unpinned first), and `reuse` that link's program when it
+    /// is still the one apply set (its maps, counts and rules kept).
+    New { stale: Option<u32>, reuse: Option<Current> },
     /// The link stays where it is.
     Keep(Current),
     /// The link is replaced by one at the right place, with the same program
@@ -216,7 +230,7 @@ pub(crate) struct Current {
 impl Want {
     pub(crate) fn needs_work(&self) -> bool {
         match &self.how {
-            How::New | How::Move(_) => true,
+            How::New { .. } | How::Move(_) => true,
             How::Keep(c) => c.replace || c.rules.is_some() || c.entries.is_some(),
         }
     }
@@ -316,6 +330,23 @@ impl<'a, N: Node> Planner<'a, N> {
 
 struct Mistakes(Vec<(Place, String)>);
 
+/// A managed link against its hook's chain.
+enum Held {
+    /// On the hook, at `pos`.
+    Live { id: u32, prog_id: u32, pos: usize },
+    /// Pinned, but not on this hook: defunct, or on another.
+    Off { id: u32, prog_id: u32, defunct: bool },
+    /// Nothing is pinned at its path.
+    Gone,
+    /// Something that is not a link is pinned there.
+    NotALink,
+}
+
+/// A defunct link, in words.
+fn off_hook(link_id: u32) -> String {
+    format!("link {link_id} is on no hook (another tool detached it, or its device was deleted)")
+}
+
 impl<N: Node> Planner<'_, N> {
     /// Plans `spec` against the node.
     pub(crate) async fn plan(&self, spec: &Spec) -> Result<Plan, ApplyError> {
@@ -406,10 +437,29 @@ impl<N: Node> Planner<'_, N> {
         let pruned_pairs: Vec<String> = self.owned.pairs.keys().filter(|n| spec.pair(n).is_none()).cloned().collect();
         for ((device, hook), links) in by_hook {
             let mut removals = Vec::new();
+            let now = match self.node.link(&device).await {
+                Ok(Some(l)) => self.node.chain(l.index, hook).unwrap_or_default(),
+                _ => Default::default(),
+            };
             for (key, _) in links {
-                let Some(link_id) = self.live_link(&key, hook) else {
-                    plan.work.forget_links.push(key);
-                    continue;
+                let link_id = match self.held(&key, hook, &now) {
+                    Held::Live { id, .. } => id,
+                    Held::Gone | Held::NotALink => {
+                        plan.work.forget_links.push(key);
+                        continue;
+                    }
+                    // A defunct link does nothing but hold its name: its pin
+                    // goes, --prune or not.
+                    Held::Off { id, defunct, .. } if defunct || self.opts.prune => {
+                        self.unpin(&mut plan, key, hook, id, defunct, "not in the spec");
+                        continue;
+                    }
+                    Held::Off { id, .. } => {
+                        plan.notes.push(format!(
+                            "{key} (link {id}, now on another hook) is managed but not in the spec: kept (--prune removes it)"
+                        ));
+                        continue;
+                    }
                 };
                 if pruned_pairs.contains(&device) {
                     // Goes with its pair.
@@ -476,10 +526,36 @@ impl<N: Node> Planner<'_, N> {
         Ok(plan)
     }
 
-    /// The link id pinned at `key` when it is still attached to its hook.
+    /// The link id pinned at `key` when it is on a hook.
     fn live_link(&self, key: &LinkKey, hook: Hook) -> Option<u32> {
-        let path = self.layout.link_path(&self.netns, &key.device, hook, &key.name);
-        self.node.attached_link(&path)
+        match self.node.pin(&self.layout.link_path(&self.netns, &key.device, hook, &key.name)) {
+            PinState::Link { id, defunct: false, .. } => Some(id),
+            _ => None,
+        }
+    }
+
+    /// Where the managed link `key` stands against `now`, its hook's chain.
+    /// The pin at apply's path is what makes a link apply's, whatever the
+    /// record's cached ids say: the link may be where the spec put it, off
+    /// the hook (another tool detached it, the device was deleted or the
+    /// namespace made again) or on another hook.
+    fn held(&self, key: &LinkKey, hook: Hook, now: &mprog::Chain) -> Held {
+        match self.node.pin(&self.layout.link_path(&self.netns, &key.device, hook, &key.name)) {
+            PinState::Empty => Held::Gone,
+            PinState::Other => Held::NotALink,
+            PinState::Link { id, prog_id, defunct } => match now.slots.iter().position(|s| s.link_id == Some(id)) {
+                Some(pos) if !defunct => Held::Live { id, prog_id: now.slots[pos].prog_id, pos },
+                _ => Held::Off { id, prog_id, defunct },
+            },
+        }
+    }
+
+    /// Plans the removal of the pin of `key`, whose link `link_id` is off
+    /// its hook.
+    fn unpin(&self, plan: &mut Plan, key: LinkKey, hook: Hook, link_id: u32, defunct: bool, why: &str) {
+        let state = if defunct { off_hook(link_id) } else { format!("link {link_id} is on another hook") };
+        plan.steps.push(step(Action::Detach, key.to_string(), format!("{why}; {state}: unpinned")));
+        plan.work.unpins.push(Unpin { key, hook, link_id });
     }
 
     /// Programs on a pair's hooks that apply does not own, as words; None
@@ -587,23 +663,36 @@ impl<N: Node> Planner<'_, N> {
         };
         // Managed links on this hook now: name -> (link, prog, position).
         let mut current: BTreeMap<String, (u32, u32, usize)> = BTreeMap::new();
+        // Managed links pinned here but off the hook: name -> (link, its
+        // program, defunct).
+        let mut stale: BTreeMap<String, (u32, u32, bool)> = BTreeMap::new();
+        // Managed names with nothing pinned.
+        let mut gone: BTreeSet<String> = BTreeSet::new();
         let mut removals = Vec::new();
         let mut owned_links: BTreeSet<u32> = BTreeSet::new();
-        // A device about to be created again starts empty; its records are
-        // replaced as its programs are attached.
+        // A device about to be created (again) starts empty: its old pins
+        // hold links that will be defunct by then.
         let none = Vec::new();
         let records = self.by_hook.get(&(device.clone(), hook.name().to_string())).unwrap_or(&none);
-        let records = records.iter().filter(|_| !fresh);
         for key in records {
-            let live = self.live_link(key, hook);
-            let pos = live.and_then(|id| now.slots.iter().position(|s| s.link_id == Some(id)));
-            match (live, pos) {
-                (Some(id), Some(pos)) => {
+            match self.held(key, hook, &now) {
+                Held::Live { id, prog_id, pos } => {
                     owned_links.insert(id);
-                    current.insert(key.name.clone(), (id, now.slots[pos].prog_id, pos));
+                    current.insert(key.name.clone(), (id, prog_id, pos));
                 }
-                // A pin whose link is gone (defunct, or another hook's): stale.
-                _ => plan.work.forget_links.push(key.clone()),
+                Held::Off { id, prog_id, defunct } => {
+                    stale.insert(key.name.clone(), (id, prog_id, defunct));
+                }
+                Held::Gone => {
+                    gone.insert(key.name.clone());
+                }
+                Held::NotALink => {
+                    let path = self.layout.link_path(&self.netns, device, hook, &key.name);
+                    return Err(wrong(format!(
+                        "{key}: {} holds something that is not a link: remove it (apply pins that link there)",
+                        path.display()
+                    )));
+                }
             }
         }
         for (i, s) in now.slots.iter().enumerate() {
@@ -649,13 +738,20 @@ impl<N: Node> Planner<'_, N> {
                 _ => None,
             })
             .collect();
+        let key_of = |name: &str| LinkKey { device: device.clone(), hook: hook.name().into(), name: name.into() };
         for (name, (link_id, _, _)) in &current {
             if !wanted.contains(name.as_str()) && !referenced.contains(link_id) {
-                let key = LinkKey { device: device.clone(), hook: hook.name().into(), name: name.clone() };
+                let key = key_of(name);
                 plan.steps.push(step(Action::Detach, key.to_string(), "no longer in the chain".into()));
                 removals.push(Removal { key, link_id: *link_id });
             }
         }
+        for (name, &(link_id, _, defunct)) in &stale {
+            if !wanted.contains(name.as_str()) {
+                self.unpin(plan, key_of(name), hook, link_id, defunct, "no longer in the chain");
+            }
+        }
+        plan.work.forget_links.extend(gone.iter().filter(|n| !wanted.contains(n.as_str())).map(|n| key_of(n)));
         // Which of the programs already there can stay in place.
         let present: Vec<(usize, usize)> =
             managed.iter().enumerate().filter_map(|(i, m)| current.get(&m.name).map(|c| (i, c.2))).collect();
@@ -672,18 +768,64 @@ impl<N: Node> Planner<'_, N> {
             let how = match current.get(&m.name) {
                 None => {
                     let path = self.layout.link_path(&self.netns, device, hook, &m.name);
-                    if !fresh && self.node.pinned(&path) {
-                        return Err(Mistakes(vec![(
-                            m.place,
-                            format!(
-                                "{object}: a link is pinned at {} and apply did not attach it: give the entry another name, or detach that link (`netkit detach {device} {hook} {}`)",
-                                path.display(),
-                                m.name
-                            ),
-                        )]));
-                    }
-                    plan.steps.push(step(Action::Attach, object.clone(), attach_detail(m, &managed, i)));
-                    How::New
+                    let refuse = |why: String| Mistakes(vec![(m.place, format!("{object}: {why}"))]);
+                    // Apply's own name: whatever happened to its link, the
+                    // name is attached again (a repair when it was there).
+                    let mut reuse = None;
+                    let (stale, repair) = if let Some(&(id, prog_id, defunct)) = stale.get(&m.name) {
+                        let mut why = if defunct { off_hook(id) } else { format!("link {id} is on another hook") };
+                        // The program apply set is still there, held by the
+                        // link: it goes back on the hook with its state.
+                        let rec = self.owned.links.get(&key);
+                        if rec.is_some_and(|r| {
+                            r.link_id == Some(id) && r.prog_id == Some(prog_id) && r.fingerprint.as_deref() == Some(&fp)
+                        }) {
+                            why += &format!("; its program {prog_id} goes back");
+                            let (rules, entries) =
+                                (self.rules_to_write(m, prog_id), self.entries_to_write(m, prog_id).await);
+                            if rules.is_some() || entries.is_some() {
+                                let what = if rules.is_some() { "rules" } else { "redirect entries" };
+                                plan.steps.push(step(
+                                    Action::Edit,
+                                    object.clone(),
+                                    format!("{what} as the spec lists them"),
+                                ));
+                            }
+                            reuse = Some(Current { link_id: id, prog_id, replace: false, rules, entries });
+                        }
+                        (Some(id), Some(why))
+                    } else if gone.contains(&m.name) {
+                        let was = self.owned.links.get(&key).and_then(|r| r.link_id).filter(|_| !fresh);
+                        (None, was.map(|id| format!("link {id} and its pin are gone")))
+                    } else {
+                        match self.node.pin(&path) {
+                            PinState::Empty => (None, None),
+                            // A device apply creates now: what an older
+                            // device of that name left pinned does nothing.
+                            PinState::Link { id, defunct: true, .. } if fresh => (Some(id), None),
+                            PinState::Link { id, defunct: true, .. } => {
+                                return Err(refuse(format!(
+                                    "{} is pinned at {} and apply did not pin it: `netkit link prune` unpins defunct links, or give the entry another name",
+                                    off_hook(id),
+                                    path.display()
+                                )));
+                            }
+                            PinState::Link { .. } | PinState::Other => {
+                                return Err(refuse(format!(
+                                    "a link is pinned at {} and apply did not attach it: give the entry another name, or detach that link (`netkit detach {device} {hook} {}`)",
+                                    path.display(),
+                                    m.name
+                                )));
+                            }
+                        }
+                    };
+                    let detail = attach_detail(m, &managed, i);
+                    let detail = match repair {
+                        Some(r) => format!("repair: {r}; {detail}"),
+                        None => detail,
+                    };
+                    plan.steps.push(step(Action::Attach, object.clone(), detail));
+                    How::New { stale, reuse }
                 }
                 Some(&(link_id, prog_id, _)) => {
                     let rec = self.owned.links.get(&key);

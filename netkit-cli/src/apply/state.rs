@@ -11,8 +11,10 @@
 
 use std::{
     collections::BTreeMap,
-    io::Write as _,
+    io::{Read as _, Seek as _, Write as _},
+    os::fd::AsRawFd as _,
     path::{Path, PathBuf},
+    time::{Duration, Instant, SystemTime},
 };
 
 use serde::{Deserialize, Serialize};
@@ -33,6 +35,18 @@ pub enum StateError {
         /// What the system call answered.
         #[source]
         cause: std::io::Error,
+    },
+    /// Another writer holds the record's lock, and waiting for it ran out.
+    #[error(
+        "another writer is changing the objects of {path}: {holder}; gave up after {waited} s: run again when it is done (apply --wait SECONDS waits longer)"
+    )]
+    Busy {
+        /// The record.
+        path: String,
+        /// Who holds the lock, as it wrote itself into the lock file.
+        holder: String,
+        /// Seconds waited.
+        waited: u64,
     },
     /// The file is not a record this tool wrote.
     #[error(
@@ -122,6 +136,14 @@ mod link_map {
     }
 }
 
+/// Held while one writer plans and applies against a record: an exclusive
+/// flock(2) on `<record>.lock`, which the kernel releases when the process
+/// ends however it ends, so a killed apply never leaves it held.
+#[derive(Debug)]
+pub struct RecordLock {
+    _file: std::fs::File,
+}
+
 /// The record file of one namespace.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -147,6 +169,66 @@ impl Record {
         }
     }
 
+    /// The lock file beside the record.
+    pub fn lock_path(&self) -> PathBuf {
+        let mut name = self.path.file_name().unwrap_or_default().to_os_string();
+        name.push(".lock");
+        self.path.with_file_name(name)
+    }
+
+    /// Takes the record's lock: at once when it is free, else waiting up to
+    /// `wait` (None: for as long as it takes), calling `waiting` once with
+    /// who holds it. Who holds it is written into the lock file.
+    pub fn lock(&self, wait: Option<Duration>, mut waiting: impl FnMut(&str)) -> Result<RecordLock, StateError> {
+        let path = self.lock_path();
+        let shown = self.path.display().to_string();
+        let io = |what| {
+            let shown = path.display().to_string();
+            move |cause| StateError::Io { what, path: shown, cause }
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io("creating the directory of"))?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io("opening"))?;
+        let start = Instant::now();
+        let mut told = false;
+        loop {
+            // SAFETY: flock on a descriptor this function owns.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                break;
+            }
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(io("locking")(e));
+            }
+            let holder = holder_of(&mut file);
+            if wait.is_some_and(|w| start.elapsed() >= w) {
+                return Err(StateError::Busy { path: shown, holder, waited: start.elapsed().as_secs() });
+            }
+            if !told {
+                waiting(&holder);
+                told = true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let cmd = std::fs::read("/proc/self/cmdline")
+            .map(|b| String::from_utf8_lossy(&b).split('\0').filter(|a| !a.is_empty()).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default();
+        let me = format!("{}\t{now}\t{cmd}\n", std::process::id());
+        file.set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| file.write_all(me.as_bytes()))
+            .map_err(io("writing"))?;
+        Ok(RecordLock { _file: file })
+    }
+
     /// Replaces the record atomically.
     pub fn save(&self, owned: &Ownership) -> Result<(), StateError> {
         let shown = self.path.display().to_string();
@@ -163,6 +245,19 @@ impl Record {
         f.write_all(&text).and_then(|()| f.sync_all()).map_err(io("writing"))?;
         std::fs::rename(&tmp, &self.path).map_err(io("replacing"))
     }
+}
+
+/// Who holds a lock, from what it wrote into the file: `pid N (COMMAND),
+/// for S s`.
+fn holder_of(file: &mut std::fs::File) -> String {
+    let mut text = String::new();
+    let _ = file.rewind().and_then(|()| file.read_to_string(&mut text));
+    let mut it = text.trim_end().splitn(3, '\t');
+    let (Some(pid), Some(since), cmd) = (it.next(), it.next().and_then(|s| s.parse::<u64>().ok()), it.next()) else {
+        return "a process that has not said who it is yet".into();
+    };
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    format!("pid {pid} ({}), for {} s", cmd.unwrap_or("?"), now.saturating_sub(since))
 }
 
 #[cfg(test)]
@@ -182,6 +277,16 @@ mod tests {
         );
         rec.save(&o).unwrap();
         assert_eq!(rec.load().unwrap(), o);
+        // One writer at a time: a second lock waits, then gives up naming
+        // the holder.
+        let held = rec.lock(Some(Duration::ZERO), |_| {}).unwrap();
+        let mut told = None;
+        let e = rec.lock(Some(Duration::from_millis(120)), |h| told = Some(h.to_string())).unwrap_err();
+        let pid = format!("pid {}", std::process::id());
+        assert!(told.is_some_and(|h| h.contains(&pid)), "the waiter is told who holds it");
+        assert!(matches!(&e, StateError::Busy { holder, .. } if holder.contains(&pid)), "{e}");
+        drop(held);
+        rec.lock(Some(Duration::ZERO), |_| panic!("free again")).unwrap();
         std::fs::write(&rec.path, "{").unwrap();
         assert!(rec.load().unwrap_err().to_string().contains("move it aside"));
         std::fs::remove_dir_all(dir).unwrap();

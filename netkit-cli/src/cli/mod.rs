@@ -224,6 +224,10 @@ pub struct ApplyArgs {
     /// With --watch: seconds between drift checks.
     #[arg(long, default_value_t = 30, value_name = "SECONDS", requires = "watch")]
     pub interval: u64,
+    /// Seconds to wait for another writer of the namespace's record (another
+    /// apply) before giving up; --watch waits as long as it takes.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS", conflicts_with = "watch")]
+    pub wait: u64,
 }
 
 #[derive(Debug, Subcommand)]

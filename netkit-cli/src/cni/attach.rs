@@ -204,6 +204,15 @@ pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
     let spec = conf.spec(&host, &env.ifname, Path::new(&env.netns), Policy::Drop)?;
     fs::create_dir_all(&place.pins).map_err(|e| io_error("creating", &place.pins, e))?;
     let engine = place.engine(&nl);
+    // The runtime never runs two operations on one container at once (CNI
+    // spec): the lock is free unless that promise is broken.
+    let writer = engine.lock(Some(std::time::Duration::ZERO), |_| {}).map_err(|e| {
+        CniError::new(
+            Code::TryAgain,
+            format!("container {} is being changed by another call", env.container_id),
+            e.to_string(),
+        )
+    })?;
     let plan = match rt.block_on(engine.plan(&spec, PlanOptions::default())) {
         Ok(plan) => plan,
         Err(e) => {
@@ -216,7 +225,7 @@ pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
     let made = (|| {
         let allocated = ipam::exec(&conf.ipam.kind, "ADD", env, &conf.raw)?.unwrap_or_default();
         fault("ipam")?;
-        engine.apply(&plan, 1).map_err(|e| apply_error("creating the pair and its chains", e))?;
+        engine.apply(&plan, 1, &writer).map_err(|e| apply_error("creating the pair and its chains", e))?;
         fault("pair")?;
         rt.block_on(finish(&nl, conf, env, &host, allocated))
     })();

@@ -51,19 +51,26 @@ pub fn apply(cli: &Cli, a: &ApplyArgs, out: &mut impl Write, err: &mut impl Writ
     if a.watch {
         return watch(cli, a, out, err);
     }
-    let report = apply_once(cli, &a.spec, a.jobs)?;
+    let report = apply_once(cli, &a.spec, a.jobs, Some(Duration::from_secs(a.wait)), err)?;
     render::print(cli.json, out, &report, render::report)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn apply_once(cli: &Cli, a: &SpecArgs, jobs: u16) -> Result<Report> {
+/// Plans and applies under the record's lock: waiting up to `wait` for
+/// another writer (None: as long as it takes), saying once whom it waits for.
+fn apply_once(cli: &Cli, a: &SpecArgs, jobs: u16, wait: Option<Duration>, err: &mut impl Write) -> Result<Report> {
     let rt = runtime()?;
-    let (plan, nl) = plan(cli, a, &rt)?;
+    let spec = spec::read(&a.file)?;
+    let nl = rt.block_on(async { Netlink::connect() })?;
+    let engine = Engine::new(&nl, cli.bpffs.clone(), a.state.clone());
+    let writer = engine.lock(wait, |holder| {
+        let _ = writeln!(err, "apply: waiting for the other writer of {}: {holder}", engine.record.path.display());
+    })?;
+    let plan = rt.block_on(engine.plan(&spec, options(a)))?;
     if plan.is_empty() {
         return Ok(Report { steps: Vec::new() });
     }
-    let engine = Engine::new(&nl, cli.bpffs.clone(), a.state.clone());
-    Ok(engine.apply(&plan, usize::from(jobs))?)
+    Ok(engine.apply(&plan, usize::from(jobs), &writer)?)
 }
 
 /// What the file holds now (a ConfigMap update replaces it, often by
@@ -95,7 +102,7 @@ fn log_error(cli: &Cli, out: &mut impl Write, e: &anyhow::Error) -> Result<()> {
 
 /// `apply --watch`: applies, then again whenever the file's content changes
 /// and every --interval (repairing drift), until SIGTERM or SIGINT.
-fn watch(cli: &Cli, a: &ApplyArgs, out: &mut impl Write, _err: &mut impl Write) -> Result<ExitCode> {
+fn watch(cli: &Cli, a: &ApplyArgs, out: &mut impl Write, err: &mut impl Write) -> Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing the signal handler")?;
@@ -107,7 +114,9 @@ fn watch(cli: &Cli, a: &ApplyArgs, out: &mut impl Write, _err: &mut impl Write) 
         let now = content(&a.spec.file);
         if now != seen || last.elapsed() >= interval {
             last = Instant::now();
-            match apply_once(cli, &a.spec, a.jobs) {
+            // An agent waits for another writer (an operator's apply, the
+            // agent it replaces) for as long as it takes.
+            match apply_once(cli, &a.spec, a.jobs, None, err) {
                 Ok(report) => {
                     for s in &report.steps {
                         log_step(cli, out, s)?;

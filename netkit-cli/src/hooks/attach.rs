@@ -95,11 +95,13 @@ impl Hooks<'_> {
         let (link, outcome_action) = self.attach_link(&dev, hook, &loaded, position, req.expected_revision).await?;
         let info = bpf::link_info(link.as_fd())?;
         let name = pin.clone().unwrap_or_else(|| format!("{}-{}", loaded.info.name(), info.id));
-        let path = match layout.check_free(&dev.netns, &dev.name, hook, &name) {
-            Ok(p) => p,
-            // Taken since the early check: the link is released when dropped.
-            Err(e) => return Err(e.into()),
-        };
+        // Taken since the early check: the link is released when dropped.
+        let (path, defunct) = layout.check_free(&dev.netns, &dev.name, hook, &name)?;
+        let mut outcome_action = outcome_action;
+        if let Some(old) = defunct {
+            layout.unpin_defunct(&path, &name, old)?;
+            outcome_action += &format!("; the name held defunct link {old} (on no hook), whose pin was removed");
+        }
         // On failure the link is released when dropped.
         layout.pin(&link, &path).map_err(AttachError::PinFailed)?;
         Ok(Self::outcome(

@@ -111,13 +111,36 @@ impl Layout {
     }
 
     /// Fails when `name` is taken on that hook, before anything is attached.
-    pub(crate) fn check_free(&self, netns: &str, device: &str, hook: Hook, name: &str) -> Result<PathBuf, PinError> {
+    /// A defunct link (on no hook: detached by another tool, or its device
+    /// deleted) does not take it: its id comes back with the path, for the
+    /// caller to unpin it with [`Layout::unpin_defunct`] just before pinning.
+    pub(crate) fn check_free(
+        &self,
+        netns: &str,
+        device: &str,
+        hook: Hook,
+        name: &str,
+    ) -> Result<(PathBuf, Option<u32>), PinError> {
         check_name(name)?;
         let path = self.link_path(netns, device, hook, name);
-        if path.exists() {
-            return Err(PinError::Exists { name: name.into(), path: path.display().to_string() });
+        if fs::symlink_metadata(&path).is_err() {
+            return Ok((path, None));
         }
-        Ok(path)
+        match open_link(&path) {
+            Ok((_, info)) if info.ifindex == 0 => Ok((path, Some(info.id))),
+            _ => Err(PinError::Exists { name: name.into(), path: path.display().to_string() }),
+        }
+    }
+
+    /// Removes the pin at `path` if it still holds the defunct link
+    /// `link_id`; fails as [`Layout::check_free`] does when anything else
+    /// holds the name by now.
+    pub(crate) fn unpin_defunct(&self, path: &Path, name: &str, link_id: u32) -> Result<(), PinError> {
+        match open_link(path) {
+            Ok((_, info)) if info.id == link_id && info.ifindex == 0 => self.unpin(path),
+            Err(_) if fs::symlink_metadata(path).is_err() => Ok(()),
+            _ => Err(PinError::Exists { name: name.into(), path: path.display().to_string() }),
+        }
     }
 
     /// Pins `link` at `path`, creating the directories.

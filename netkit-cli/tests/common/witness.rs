@@ -83,3 +83,59 @@ pub fn chain(ns: &TestNs, dev: &str, attach_type: u32) -> Chain {
         Chain { revision: attr.revision, slots: (0..n).map(|i| (u64::from(progs[i]), u64::from(links[i]))).collect() }
     })
 }
+
+const BPF_LINK_GET_FD_BY_ID: libc::c_long = 30;
+const BPF_LINK_UPDATE: libc::c_long = 29;
+const BPF_LINK_DETACH: libc::c_long = 34;
+
+fn bpf(cmd: libc::c_long, attr: &mut [u32; 4]) -> std::io::Result<i64> {
+    // SAFETY: the attr is 16 bytes of plain integers that outlive the call,
+    // enough for the link commands used here (get_fd_by_id, update, detach).
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), size_of::<[u32; 4]>()) };
+    if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(rc) }
+}
+
+/// A link by id, as another tool opens it.
+fn link_fd(id: u64) -> std::os::fd::OwnedFd {
+    let mut attr = [id as u32, 0, 0, 0];
+    let fd = bpf(BPF_LINK_GET_FD_BY_ID, &mut attr).unwrap_or_else(|e| panic!("BPF_LINK_GET_FD_BY_ID {id}: {e}"));
+    // SAFETY: the kernel returned a new descriptor this process owns.
+    unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as i32) }
+}
+
+/// BPF_LINK_DETACH on link `id`, as another agent or an operator does it:
+/// the link goes off its hook and stays, defunct, while its pin holds it.
+pub fn detach_link(id: u64) {
+    use std::os::fd::AsRawFd as _;
+    let fd = link_fd(id);
+    let mut attr = [fd.as_raw_fd() as u32, 0, 0, 0];
+    bpf(BPF_LINK_DETACH, &mut attr).unwrap_or_else(|e| panic!("BPF_LINK_DETACH {id}: {e}"));
+}
+
+/// BPF_LINK_UPDATE of link `id` to the program `prog`, as another tool
+/// replaces what a link runs.
+pub fn update_link(id: u64, prog: &std::os::fd::OwnedFd) {
+    use std::os::fd::AsRawFd as _;
+    let fd = link_fd(id);
+    let mut attr = [fd.as_raw_fd() as u32, prog.as_raw_fd() as u32, 0, 0];
+    bpf(BPF_LINK_UPDATE, &mut attr).unwrap_or_else(|e| panic!("BPF_LINK_UPDATE {id}: {e}"));
+}
+
+/// Every pin under `dir` (a bpffs), as paths relative to it, sorted: read
+/// with the file system, not the tool.
+pub fn pins(dir: &std::path::Path) -> Vec<String> {
+    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(root, &p, out);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
