@@ -391,6 +391,16 @@ fn watch_follows_the_file_repairs_drift_and_stops_on_sigterm() {
     let l = next("the repair");
     assert_eq!((l["action"].as_str(), l["object"].as_str()), (Some("attach"), Some("dev0 ingress a")), "{l}");
 
+    // Another tool detaches one (BPF_LINK_DETACH; its pin stays, defunct):
+    // one line, the repair, and the program it ran is back in its place.
+    let before = t.slots(Hook::Ingress);
+    witness::detach_link(before[2].link.unwrap());
+    let l = next("the repair of a defunct link");
+    assert_eq!((l["action"].as_str(), l["object"].as_str()), (Some("attach"), Some("dev0 ingress c")), "{l}");
+    assert!(l["detail"].as_str().unwrap().contains("on no hook"), "{l}");
+    let now = t.slots(Hook::Ingress);
+    assert_eq!((now.len(), now[2].prog), (3, before[2].prog));
+
     let before = t.slots(Hook::Ingress);
     // SAFETY: signals a child this test started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };

@@ -1,12 +1,15 @@
 //! `netkit apply` with netkit pairs against a real kernel (VM): pods behind
 //! pairs whose peers live in their own namespaces, chains on the primary and
 //! peer hooks, live changes, fixed attributes refused or recreated, --prune,
-//! export | apply, and rollback at every pair step kind of a multi-device
-//! apply, checked by iproute2 (`ip -d -j link show`) and BPF_PROG_QUERY.
+//! export | apply, rollback at every pair step kind of a multi-device
+//! apply, and the faults a node meets: links detached and replaced by
+//! another tool, pairs deleted by `ip`, and apply killed (SIGKILL) right
+//! before or after a step, checked by iproute2 (`ip -d -j link show`),
+//! BPF_PROG_QUERY and the bpffs itself.
 
 mod common;
 
-use std::process::Output;
+use std::{os::unix::process::ExitStatusExt as _, process::Output};
 
 use common::{Bpffs, TestNs, apply::Files, stderr, stdout, witness};
 use serde_json::Value;
@@ -262,4 +265,116 @@ fn a_failure_at_any_pair_step_leaves_the_node_as_it_was() {
     }
     node.apply(&target, &["--prune"]);
     assert_eq!(node.diff(&target, &[]).0, 0);
+}
+
+/// The node: two pods, a firewall and a counter on nka's peer
+/// hook, a counter on its primary hook.
+fn node_spec(node: &Node, with_b: bool) -> String {
+    let b = if with_b {
+        format!("  - name: nkb\n    peer: {{name: eth0, netns: {}}}\n", node.pods[1].name)
+    } else {
+        String::new()
+    };
+    format!(
+        "pairs:\n  - name: nka\n    peer: {{name: eth0, netns: {}, policy: drop}}\n{b}chains:\n  - device: nka\n    hook: peer\n    programs:\n      - {{name: fw, program: firewall, rules: ['src 10.0.0.9 deny']}}\n      - {{name: count, program: counter}}\n  - device: nka\n    hook: primary\n    programs:\n      - {{name: count, program: counter}}\n",
+        node.pods[0].name
+    )
+}
+
+impl Node {
+    /// The pins in the node's bpffs, by the file system.
+    fn pins(&self) -> Vec<String> {
+        witness::pins(&self.bpffs.path.join("netkit"))
+    }
+
+    /// The node's netkit devices as `ip` lists them.
+    fn pairs(&self) -> Vec<String> {
+        let o = self.ns.ip(&["-j", "link", "show", "type", "netkit"]);
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+        let mut names: Vec<String> =
+            v.as_array().into_iter().flatten().map(|l| l["ifname"].as_str().unwrap().to_string()).collect();
+        names.sort();
+        names
+    }
+
+    /// Everything the spec promises, read by the witnesses.
+    fn converged(&self, spec: &str, pairs: &[&str], what: &str) {
+        assert_eq!(self.diff(spec, &[]), (0, vec![]), "{what}: nothing left to do");
+        assert_eq!(self.pairs(), pairs, "{what}: no second pair, none missing");
+        let ns = &self.ns.name;
+        assert_eq!(
+            self.pins(),
+            [
+                format!("links/{ns}/nka/peer/count"),
+                format!("links/{ns}/nka/peer/fw"),
+                format!("links/{ns}/nka/primary/count")
+            ],
+            "{what}: no stray pin"
+        );
+        for (hook, n) in [(witness::NETKIT_PEER, 2), (witness::NETKIT_PRIMARY, 1)] {
+            let c = witness::chain(&self.ns, "nka", hook);
+            let mut progs = c.progs();
+            progs.dedup();
+            assert_eq!((c.slots.len(), progs.len()), (n, n), "{what}: {c:?}");
+            assert!(c.links().iter().all(|l| *l != 0), "{what}: every program owned by a link: {c:?}");
+        }
+    }
+}
+
+#[test]
+fn drift_from_other_tools_and_kills_at_pair_steps_converge() {
+    require_netkit!();
+    let node = Node::new("apd", 2);
+    let spec = node_spec(&node, true);
+    node.apply(&spec, &[]);
+    node.converged(&spec, &["nka", "nkb"], "first apply");
+    let first = witness::chain(&node.ns, "nka", witness::NETKIT_PEER);
+
+    // Another tool detaches the counter's link (BPF_LINK_DETACH): a repair,
+    // the same program back on the hook, behind the firewall.
+    witness::detach_link(first.slots[1].1);
+    assert_eq!(witness::chain(&node.ns, "nka", witness::NETKIT_PEER).progs(), &first.progs()[..1]);
+    assert_eq!(node.diff(&spec, &[]), (2, vec!["attach nka peer count".to_string()]));
+    node.apply(&spec, &[]);
+    let now = witness::chain(&node.ns, "nka", witness::NETKIT_PEER);
+    assert_eq!((now.progs(), now.slots[0].1), (first.progs(), first.slots[0].1), "{now:?}");
+    node.converged(&spec, &["nka", "nkb"], "after the repair");
+
+    // Another tool makes the primary's counter run its own program.
+    let theirs = common::hooks::raw_program(2);
+    let primary = witness::chain(&node.ns, "nka", witness::NETKIT_PRIMARY);
+    witness::update_link(primary.slots[0].1, &theirs);
+    assert_eq!(node.diff(&spec, &[]), (2, vec!["update nka primary count".to_string()]));
+    node.apply(&spec, &[]);
+    let now = witness::chain(&node.ns, "nka", witness::NETKIT_PRIMARY);
+    assert_eq!(now.links(), primary.links(), "the same link");
+    assert_ne!(now.progs(), [common::hooks::prog_id(&theirs)]);
+    node.converged(&spec, &["nka", "nkb"], "after the update");
+
+    // Both pairs deleted by ip (their links go defunct, their pins stay),
+    // then apply killed at a chosen step; the next apply converges.
+    for fault in [
+        "apply:create:1:kill-after",
+        "apply:create:2:kill",
+        "apply:attach:1:kill-after",
+        "apply:pin:2:kill",
+        "apply:pin:2:kill-after",
+        "apply:record:2:kill",
+    ] {
+        for pair in ["nka", "nkb"] {
+            node.ns.ip_ok(&["link", "del", pair]);
+        }
+        let o = node.run("apply", &spec, &["--jobs", "1"], Some(fault));
+        assert_eq!(o.status.signal(), Some(libc::SIGKILL), "{fault}: {}", stderr(&o));
+        node.apply(&spec, &[]);
+        node.converged(&spec, &["nka", "nkb"], fault);
+    }
+
+    // nkb leaves the spec; --prune is killed right after deleting it.
+    let only_a = node_spec(&node, false);
+    let o = node.run("apply", &only_a, &["--prune"], Some("apply:delete:1:kill-after"));
+    assert_eq!(o.status.signal(), Some(libc::SIGKILL), "{}", stderr(&o));
+    node.apply(&only_a, &["--prune"]);
+    node.converged(&only_a, &["nka"], "after the killed prune");
+    assert!(!node.files.record().to_string().contains("nkb"), "{}", node.files.record());
 }

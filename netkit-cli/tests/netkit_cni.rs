@@ -315,7 +315,65 @@ fn check_names_what_differs() {
     assert!(details.contains("no route to 0.0.0.0/0"), "{details}");
     assert!(details.contains("attach") && details.contains("fw"), "{details}");
 
+    // Another tool detaches a pod's peer-hook link (its pin stays): CHECK
+    // names it, and DEL still removes everything.
+    let b = TestNs::pod("cnikb");
+    let rb = node.add(&list, "ctr-b", &b);
+    let chain = witness::chain(&node.ns, &Node::host_of(&rb), witness::NETKIT_PEER);
+    witness::detach_link(chain.slots[0].1);
+    let o = node.cmd("check", &list, "ctr-b", &b);
+    assert!(!o.status.success(), "CHECK passed with the firewall detached");
+    let e: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let details = e["details"].as_str().unwrap();
+    assert!(details.contains("fw") && details.contains("on no hook"), "{details}");
+
     assert!(node.cmd("del", &list, "ctr-a", &a).status.success());
+    assert!(node.cmd("del", &list, "ctr-b", &b).status.success());
+    assert_eq!(node.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn add_or_del_killed_at_any_step_is_cleaned_up_by_del() {
+    require_cni!();
+    let node = Node::new("cnix");
+    let conf = node.netkit_conf("1.1.0", json!({"chains": firewall_chain()}));
+    let pod = TestNs::pod("cnixa");
+    let pod_path = pod.path.display().to_string();
+    let env = [("CNI_CONTAINERID", "ctr-x"), ("CNI_NETNS", pod_path.as_str()), ("CNI_IFNAME", "eth0")];
+    let with = |command: &'static str, fault: Option<&'static str>| {
+        let mut v = vec![("CNI_COMMAND", command)];
+        v.extend(env);
+        if let Some(f) = fault {
+            v.push(("NETKIT_FAULT", f));
+        }
+        v
+    };
+    let killed = |command: &'static str, fault: &'static str| {
+        use std::os::unix::process::ExitStatusExt as _;
+        let o = node.spawn_plugin(&with(command, Some(fault)), &conf).wait_with_output().unwrap();
+        assert_eq!(o.status.signal(), Some(libc::SIGKILL), "{command} {fault}: {}", common::stderr(&o));
+    };
+    // An ADD killed at each step: the runtime's DEL leaves nothing.
+    for fault in [
+        "cni:ipam:kill",
+        "apply:record:1:kill-after",
+        "apply:create:1:kill-after",
+        "apply:attach:1:kill-after",
+        "apply:pin:1:kill-after",
+        "apply:record:2:kill",
+        "cni:pair:kill",
+    ] {
+        killed("ADD", fault);
+        let (ok, e) = node.plugin(&with("DEL", None), &conf);
+        assert!(ok, "DEL after ADD killed at {fault}: {e}");
+        assert_eq!(node.leftovers(), Vec::<String>::new(), "after ADD killed at {fault}");
+    }
+    // A DEL killed right after it deleted the pair: DEL again finishes.
+    let (ok, e) = node.plugin(&with("ADD", None), &conf);
+    assert!(ok, "{e}");
+    killed("DEL", "cni:del-pair:kill");
+    let (ok, e) = node.plugin(&with("DEL", None), &conf);
+    assert!(ok, "the second DEL: {e}");
     assert_eq!(node.leftovers(), Vec::<String>::new());
 }
 

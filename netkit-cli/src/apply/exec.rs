@@ -323,6 +323,9 @@ fn set_entries(prog_id: u32, want: &[(IpAddr, u32)]) -> Result<Vec<(IpAddr, u32)
 /// Runs `plan`. On failure everything done is undone; the error names the
 /// step and what was rolled back.
 pub(crate) fn run(plan: &Plan, record: &Record, opts: &ExecOptions, netns: String) -> Result<Report, ApplyError> {
+    if plan.is_noop() {
+        return Ok(Report { steps: Vec::new() });
+    }
     let work = &plan.work;
     let before = work.owned.clone();
     let layout = Layout::new(&opts.bpffs)?;
@@ -346,6 +349,9 @@ pub(crate) fn run(plan: &Plan, record: &Record, opts: &ExecOptions, netns: Strin
         }
         for n in &work.forget_pairs {
             o.pairs.remove(n);
+        }
+        for (n, ifindex) in &work.confirm_pairs {
+            o.pairs.insert(n.clone(), OwnedPair { ifindex: Some(*ifindex) });
         }
         for p in &work.pairs {
             let name = match p {
@@ -832,7 +838,8 @@ async fn chain_job(nl: &Netlink, sh: &Shared<'_>, c: &ChainWork, undo: &mut Vec<
                     edit(nl, sh, w, cur.prog_id, cur.rules.as_deref(), cur.entries.as_ref(), undo).await?;
                 }
                 sh.own_link(w, Some(info.id), Some(loaded.id()));
-                sh.record(action, w.key.to_string(), format!("link {} runs program {}", info.id, loaded.id()));
+                let repair = w.repair.as_ref().map(|r| format!(" (repair: {r})")).unwrap_or_default();
+                sh.record(action, w.key.to_string(), format!("link {} runs program {}{repair}", info.id, loaded.id()));
                 prev = Some(info.id);
             }
         }

@@ -50,14 +50,15 @@ pub(super) async fn export(engine: &Engine<'_>, devices: &[String]) -> Result<Sp
         }
         out
     };
-    // Managed links by id: where they are pinned, and how they were made.
+    // Managed links by id: the links pinned at apply's paths for the names
+    // it records (as the planner has it), and how they were made. One off
+    // its hook is on no chain, so no entry names it.
     let mut managed: BTreeMap<u32, (&LinkKey, &super::state::OwnedLink)> = BTreeMap::new();
     for (key, rec) in &owned.links {
         let Ok(hook) = key.hook.parse::<Hook>() else { continue };
         let path = layout.link_path(&here, &key.device, hook, &key.name);
         if let Ok((_, info)) = pins::open_link(&path)
             && info.ifindex != 0
-            && Some(info.id) == rec.link_id
         {
             managed.insert(info.id, (key, rec));
         }

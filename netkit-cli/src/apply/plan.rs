@@ -127,9 +127,16 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Whether applying would change nothing.
+    /// Whether applying would change nothing on the node.
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
+    }
+
+    /// Whether applying would change nothing, the record included (it
+    /// forgets objects that are gone and confirms pairs a killed run made).
+    pub(crate) fn is_noop(&self) -> bool {
+        let w = &self.work;
+        self.is_empty() && w.forget_links.is_empty() && w.forget_pairs.is_empty() && w.confirm_pairs.is_empty()
     }
 }
 
@@ -150,6 +157,9 @@ pub(crate) struct Work {
     /// Records of objects that are gone, dropped when the record is next written.
     pub(crate) forget_links: Vec<LinkKey>,
     pub(crate) forget_pairs: Vec<String>,
+    /// Pairs apply was creating when a run died, found made: their
+    /// ifindexes, recorded when the record is next written.
+    pub(crate) confirm_pairs: Vec<(String, u32)>,
 }
 
 #[derive(Debug, Clone)]
@@ -197,6 +207,8 @@ pub(crate) struct Removal {
 #[derive(Debug, Clone)]
 pub(crate) struct Want {
     pub(crate) key: LinkKey,
+    /// What happened to the link this one replaces (drift), for the log.
+    pub(crate) repair: Option<String>,
     pub(crate) entry: Managed,
     pub(crate) fingerprint: String,
     pub(crate) how: How,
@@ -380,6 +392,9 @@ impl<N: Node> Planner<'_, N> {
                             ),
                         ));
                         continue;
+                    }
+                    if owned.is_some_and(|o| o.ifindex.is_none()) {
+                        plan.work.confirm_pairs.push((name.clone(), ends.primary.index));
                     }
                     let fixed = fixed_differences(&p.spec, &ends);
                     if !fixed.is_empty() {
@@ -765,6 +780,7 @@ impl<N: Node> Planner<'_, N> {
             let key = LinkKey { device: device.clone(), hook: hook.name().into(), name: m.name.clone() };
             let object = key.to_string();
             let fp = self.fingerprint(m).map_err(|e| Mistakes(vec![(m.place, format!("{object}: {e}"))]))?;
+            let mut repaired = None;
             let how = match current.get(&m.name) {
                 None => {
                     let path = self.layout.link_path(&self.netns, device, hook, &m.name);
@@ -820,11 +836,12 @@ impl<N: Node> Planner<'_, N> {
                         }
                     };
                     let detail = attach_detail(m, &managed, i);
-                    let detail = match repair {
+                    let detail = match &repair {
                         Some(r) => format!("repair: {r}; {detail}"),
                         None => detail,
                     };
                     plan.steps.push(step(Action::Attach, object.clone(), detail));
+                    repaired = repair;
                     How::New { stale, reuse }
                 }
                 Some(&(link_id, prog_id, _)) => {
@@ -856,7 +873,7 @@ impl<N: Node> Planner<'_, N> {
                     }
                 }
             };
-            wants.push(Want { key, entry: (*m).clone(), fingerprint: fp, how });
+            wants.push(Want { key, repair: repaired, entry: (*m).clone(), fingerprint: fp, how });
         }
         let work = ChainWork { device: device.clone(), hook, removals, wants };
         Ok((!work.removals.is_empty() || work.wants.iter().any(Want::needs_work)).then_some(work))

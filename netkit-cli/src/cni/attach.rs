@@ -134,8 +134,20 @@ fn apply_error(what: &str, e: ApplyError) -> CniError {
 /// A failure injected at `step` (debug builds, `NETKIT_FAULT=cni:STEP`),
 /// for the tests of ADD's clean-up. (The apply engine's own seams,
 /// `NETKIT_FAULT=apply:...`, reach inside the pair and chain step.)
+/// A test seam: debug builds fail right after `step` when
+/// `NETKIT_FAULT=cni:STEP`, or die there with SIGKILL (as a node kills a
+/// plugin) with `cni:STEP:kill`. Steps: `ipam` (the address allocated),
+/// `pair` (pair and chains made), `del-pair` (DEL deleted the pair).
 fn fault(step: &str) -> Result<(), CniError> {
-    if cfg!(debug_assertions) && std::env::var("NETKIT_FAULT").is_ok_and(|v| v == format!("cni:{step}")) {
+    if !cfg!(debug_assertions) {
+        return Ok(());
+    }
+    let Ok(v) = std::env::var("NETKIT_FAULT") else { return Ok(()) };
+    if v == format!("cni:{step}:kill") {
+        // SAFETY: SIGKILL to this process; nothing runs after it.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+    if v == format!("cni:{step}") {
         return Err(CniError::new(Code::Plugin, format!("failure injected at {step}"), "NETKIT_FAULT"));
     }
     Ok(())
@@ -395,6 +407,9 @@ fn remove(rt: &tokio::runtime::Runtime, nl: &Netlink, place: &Place, record: Opt
         match rt.block_on(nl.delete_pair(&r.host)) {
             Ok(_) | Err(DeviceError::NotFound { .. }) => {}
             Err(e) => problems.push(format!("the pair {}: {e}", r.host)),
+        }
+        if let Err(e) = fault("del-pair") {
+            problems.push(e.msg);
         }
     }
     for dir in [&place.pins, &place.state] {

@@ -67,9 +67,8 @@ fn apply_once(cli: &Cli, a: &SpecArgs, jobs: u16, wait: Option<Duration>, err: &
         let _ = writeln!(err, "apply: waiting for the other writer of {}: {holder}", engine.record.path.display());
     })?;
     let plan = rt.block_on(engine.plan(&spec, options(a)))?;
-    if plan.is_empty() {
-        return Ok(Report { steps: Vec::new() });
-    }
+    // Also when the plan has no step: the record may still learn what a
+    // killed run left (apply returns at once when there is nothing at all).
     Ok(engine.apply(&plan, usize::from(jobs), &writer)?)
 }
 
