@@ -688,4 +688,15 @@ fn attach_takes_a_pin_name_a_defunct_link_holds() {
     let slots = t.slots(Hook::Ingress);
     assert_eq!(slots.iter().map(|s| s.link.unwrap()).collect::<Vec<_>>(), [again["link_id"].as_u64().unwrap()]);
     assert!(t.pin(Hook::Ingress, "c").exists());
+
+    // The device deleted by ip: update by name says the link is defunct,
+    // detach by name removes what is left, the pin.
+    t.env.ns.ip_ok(&["link", "del", "dev0"]);
+    let e = t.env.fails(&["update", "dev0", "ingress", "c", "pass"]);
+    assert!(e.contains("dev0"), "{e}");
+    let out = t.env.json(&["detach", "dev0", "ingress", "c"]);
+    assert!(out["action"].as_str().unwrap().contains("already defunct"), "{out}");
+    assert!(!t.pin(Hook::Ingress, "c").exists());
+    t.env.ok(&["detach", "dev0", "egress", "e"]);
+    assert_eq!(t.pins(), Vec::<String>::new(), "nothing left");
 }

@@ -324,7 +324,7 @@ impl Node {
 #[test]
 fn drift_from_other_tools_and_kills_at_pair_steps_converge() {
     require_netkit!();
-    let node = Node::new("apd", 2);
+    let node = Node::new("apd", 3);
     let spec = node_spec(&node, true);
     node.apply(&spec, &[]);
     node.converged(&spec, &["nka", "nkb"], "first apply");
@@ -350,6 +350,18 @@ fn drift_from_other_tools_and_kills_at_pair_steps_converge() {
     assert_eq!(now.links(), primary.links(), "the same link");
     assert_ne!(now.progs(), [common::hooks::prog_id(&theirs)]);
     node.converged(&spec, &["nka", "nkb"], "after the update");
+
+    // ip moves nkb's peer into another namespace: it goes back, and up.
+    node.pods[1].ip_ok(&["link", "set", "eth0", "netns", &node.pods[2].name]);
+    assert!(node.pods[2].ip(&["link", "show", "eth0"]).status.success());
+    let (code, steps) = node.diff(&spec, &[]);
+    assert_eq!((code, steps), (2, vec!["change pair nkb".to_string()]));
+    node.apply(&spec, &[]);
+    let eth0 = node.pods[1].ip_link("eth0");
+    assert_eq!(eth0["linkinfo"]["info_kind"], "netkit", "{eth0}");
+    assert!(eth0["flags"].as_array().unwrap().iter().any(|f| f == "UP"), "{eth0}");
+    assert!(!node.pods[2].ip(&["link", "show", "eth0"]).status.success(), "gone from where ip put it");
+    node.converged(&spec, &["nka", "nkb"], "after the move back");
 
     // Both pairs deleted by ip (their links go defunct, their pins stay),
     // then apply killed at a chosen step; the next apply converges.

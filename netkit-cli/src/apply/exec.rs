@@ -58,6 +58,8 @@ pub struct Report {
 enum Undo {
     /// A pair was created: delete it.
     DeletePair(String),
+    /// A pair's peer was moved: move it back.
+    MovePeer { name: String, to: crate::os::netns::NetnsRef },
     /// A pair's live attributes changed: set them back.
     ChangeBack {
         name: String,
@@ -531,9 +533,13 @@ async fn pair_steps(nl: &Netlink, sh: &Shared<'_>, p: &PairWork, undo: &mut Vec<
             sh.owned.lock().unwrap().pairs.insert(spec.name.clone(), OwnedPair { ifindex: Some(view.ifindex) });
             sh.record(Action::Create, format!("pair {}", spec.name), format!("ifindex {}", view.ifindex));
         }
-        PairWork::Change { name, change, mtu, up } => {
+        PairWork::Change { name, change, mtu, up, peer_move } => {
             sh.faults.check(Action::Change.name())?;
             let what = format!("changing pair {name}");
+            if let Some(m) = peer_move {
+                nl.move_peer(name, &m.to).await.map_err(|e| step_err(&what, e))?;
+                undo.push(Undo::MovePeer { name: name.clone(), to: m.from.clone() });
+            }
             let ends = nl.ends(name).await?.ok_or_else(|| step_err(&what, "the pair is gone"))?;
             let nk = ends.primary.netkit.clone().unwrap_or_default().settings;
             if !change.is_empty() {
@@ -878,6 +884,9 @@ async fn undo_one(nl: &Netlink, sh: &Shared<'_>, u: Undo) -> Result<(), ApplyErr
     match u {
         Undo::DeletePair(name) => {
             nl.delete_pair(&name).await.map_err(|e| step_err(format!("removing pair {name} again"), e))?;
+        }
+        Undo::MovePeer { name, to } => {
+            nl.move_peer(&name, &to).await.map_err(|e| step_err(format!("moving the peer of {name} back"), e))?;
         }
         Undo::ChangeBack { name, change, primary, peer } => {
             let what = format!("restoring pair {name}");

@@ -162,10 +162,18 @@ pub(crate) struct Work {
     pub(crate) confirm_pairs: Vec<(String, u32)>,
 }
 
+/// A peer to move back into the namespace the spec gives it.
+#[derive(Debug, Clone)]
+pub(crate) struct PeerMove {
+    pub(crate) to: netns::NetnsRef,
+    /// Where it is now (for the undo).
+    pub(crate) from: netns::NetnsRef,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) enum PairWork {
     Create(PairSpec),
-    Change { name: String, change: PairChange, mtu: Option<u32>, up: bool },
+    Change { name: String, change: PairChange, mtu: Option<u32>, up: bool, peer_move: Option<PeerMove> },
     Recreate { spec: Box<PairSpec>, old: Box<PairSpec> },
 }
 
@@ -421,10 +429,17 @@ impl<N: Node> Planner<'_, N> {
                         recreated.insert(name.clone());
                         continue;
                     }
-                    let (change, mtu, up, what) = live_differences(&p.spec, &ends);
+                    let (change, mtu, mut up, mut what) = live_differences(&p.spec, &ends);
+                    // A peer another tool moved elsewhere goes back (and up:
+                    // a move brings a device down).
+                    let peer_move = peer_elsewhere(&p.spec, &ends).map(|(now, m)| {
+                        what.insert(0, format!("peer back into {} from {now}", namespace_words(&p.spec.peer_netns)));
+                        up = p.spec.up;
+                        m
+                    });
                     if !what.is_empty() {
                         plan.steps.push(step(Action::Change, format!("pair {name}"), what.join(", ")));
-                        plan.work.pairs.push(PairWork::Change { name: name.clone(), change, mtu, up });
+                        plan.work.pairs.push(PairWork::Change { name: name.clone(), change, mtu, up, peer_move });
                     }
                 }
             }
@@ -973,23 +988,40 @@ fn fixed_differences(want: &PairSpec, ends: &Ends) -> Vec<String> {
         differs("peer.numrxqueues", q(want.peer_attrs.queues.num_rx_queues), q(peer.queues.num_rx_queues));
         differs("peer.numtxqueues", q(want.peer_attrs.queues.num_tx_queues), q(peer.queues.num_tx_queues));
     }
-    // The peer's namespace: compared by identity, not by name.
-    if !ends.peer_unreachable {
-        let here = ends.peer_netns.as_ref().map(|n| netns::identity(&n.path));
-        let want_ns = want.peer_netns.as_ref().map(|n| netns::identity(&n.path()));
-        let same = match (here, want_ns) {
-            (None, None) => true,
-            (Some(a), Some(b)) => a == b,
-            (None, Some(b)) => netns::identity(std::path::Path::new("/proc/thread-self/ns/net")) == b,
-            (Some(_), None) => false,
-        };
-        if !same {
-            let now = ends.peer_netns.as_ref().map(|n| n.name.clone()).unwrap_or_else(|| "this namespace".into());
-            let spec = want.peer_netns.as_ref().map(|n| n.to_string()).unwrap_or_else(|| "this namespace".into());
-            out.push(format!("the peer is in {now} (the spec says {spec})"));
-        }
-    }
+    // The peer's namespace is not fixed: a peer elsewhere is moved back.
     out
+}
+
+/// The calling thread's own namespace, as a path that names it.
+const HERE: &str = "/proc/thread-self/ns/net";
+
+fn namespace_words(ns: &Option<netns::NetnsRef>) -> String {
+    ns.as_ref().map(|n| n.to_string()).unwrap_or_else(|| "this namespace".into())
+}
+
+/// When the peer is in another namespace than the spec gives it (another
+/// tool moved it): where it is, in words, and the move back. Namespaces are
+/// compared by identity, not by name.
+fn peer_elsewhere(want: &PairSpec, ends: &Ends) -> Option<(String, PeerMove)> {
+    if ends.peer_unreachable || ends.peer.is_none() {
+        return None;
+    }
+    let here = ends.peer_netns.as_ref().map(|n| netns::identity(&n.path));
+    let want_ns = want.peer_netns.as_ref().map(|n| netns::identity(&n.path()));
+    let same = match (here, want_ns) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a == b,
+        (None, Some(b)) => netns::identity(std::path::Path::new(HERE)) == b,
+        (Some(_), None) => false,
+    };
+    if same {
+        return None;
+    }
+    let now = ends.peer_netns.as_ref().map(|n| n.name.clone()).unwrap_or_else(|| "this namespace".into());
+    let path = |p: &std::path::Path| netns::NetnsRef::Path(p.to_path_buf());
+    let to = want.peer_netns.clone().unwrap_or_else(|| path(std::path::Path::new(HERE)));
+    let from = ends.peer_netns.as_ref().map_or_else(|| path(std::path::Path::new(HERE)), |n| path(&n.path));
+    Some((now, PeerMove { to, from }))
 }
 
 /// The spec's live attributes that differ: the change to make, the MTU, up.

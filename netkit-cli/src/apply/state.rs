@@ -3,11 +3,27 @@
 //! The record is a JSON file, by default `/run/netkit/apply/<netns>.json`
 //! (one per network namespace, in /run because the objects it names, devices
 //! and pinned links, do not survive a reboot either). It is replaced
-//! atomically (write, fsync, rename). Before a step runs, the record already
-//! names what the step will make, marked as not confirmed; a crash between
-//! the two leaves an object the next apply recognises as its own (by its
-//! name and pin path) and brings to the spec, instead of an object nobody
-//! owns.
+//! atomically (write, fsync, rename).
+//!
+//! What it holds, and why: the *claims* (the pair names and the link names,
+//! by device and hook, that apply made), which nothing in the kernel can
+//! tell apart from what `netkit attach --pin` made under the same layout;
+//! and a *cache* of what the kernel and the bpffs can say without it (the
+//! pair's ifindex, the link and program ids) plus what they cannot (the
+//! fingerprint of what a program was made from, and the spec's words for
+//! `export`). A link is apply's when the pin at apply's path for a claimed
+//! name holds it, whatever id the cache last saw: the pin and the kernel's
+//! link info are the truth, the ids only save work.
+//!
+//! The claims are written before the first step of a run (pairs and links
+//! it will make, with no ids yet) and the outcome after the last, so a crash
+//! at any point leaves only objects some claim names. Writing after every
+//! step would buy only the ids of the steps already done (the next run reads
+//! them off the pins again) at the cost of rewriting the whole record per
+//! step, quadratic in a node's links.
+//!
+//! Writers take [`Record::lock`] first, so runs on one namespace never
+//! interleave.
 
 use std::{
     collections::BTreeMap,

@@ -123,10 +123,37 @@ impl Hooks<'_> {
         }
     }
 
+    /// `detach DEV HOOK NAME` where DEV is gone: removes the pin of NAME when
+    /// the link it holds is defunct; otherwise `gone`, the lookup's error.
+    fn unpin_defunct_of_gone(&self, req: &DetachRequest, gone: AttachError) -> Result<Outcome, AttachError> {
+        let DetachTarget::Ref(RefSpec::Name(name)) = &req.target else { return Err(gone) };
+        let layout = Layout::unchecked(&self.bpffs);
+        let dev = Device { name: req.device.clone(), ifindex: 0, netns: crate::os::netns::current_name() };
+        let path = layout.link_path(&dev.netns, &dev.name, req.hook, name);
+        match crate::pins::open_link(&path) {
+            Ok((_, info)) if info.ifindex == 0 => {
+                layout.unpin(&path)?;
+                let action = format!(
+                    "link {} ({}) was already defunct (its device is gone); removed its pin {}",
+                    info.id,
+                    prog_label(info.prog_id),
+                    path.display()
+                );
+                Ok(Self::outcome(&dev, req.hook, None, Some(info.id), Some(path.display().to_string()), action))
+            }
+            _ => Err(gone),
+        }
+    }
+
     /// `netkit detach`: a link (detached and unpinned) or a plain program.
     pub async fn detach(&self, req: &DetachRequest) -> Result<Outcome, AttachError> {
         let DetachRequest { hook, expected_revision, force, .. } = *req;
-        let dev = self.device(&req.device).await?;
+        let dev = match self.device(&req.device).await {
+            Ok(dev) => dev,
+            // The device is gone and its link with it (defunct, on no hook):
+            // the pin is all that is left to remove.
+            Err(e) => return self.unpin_defunct_of_gone(req, e),
+        };
         let layout = Layout::unchecked(&self.bpffs);
         let scope = Scope { layout: &layout, netns: &dev.netns, device: &dev.name, hook };
         let (target, position) = match &req.target {

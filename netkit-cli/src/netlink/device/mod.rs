@@ -526,6 +526,17 @@ impl Netlink {
         Ok(())
     }
 
+    /// Moves the peer of the pair `name` into the namespace `to`, from
+    /// wherever it is now; it keeps its name and, as every device moved
+    /// between namespaces, comes out down.
+    pub(crate) async fn move_peer(&self, name: &str, to: &netns::NetnsRef) -> Result<(), DeviceError> {
+        use std::os::fd::AsRawFd as _;
+        let link = self.netkit_by_name(name).await?;
+        let (conn, p) = self.reach_peer(&link).await?;
+        let fd = to.open()?;
+        conn.apply(LinkUnspec::new_with_index(p.index).setns_by_fd(fd.as_raw_fd()).build(), &p.name).await
+    }
+
     /// The peer of `primary`, with a connection in its namespace.
     pub(crate) async fn reach_peer(&self, primary: &Link) -> Result<(Netlink, Link), DeviceError> {
         let unreachable = || {
