@@ -79,6 +79,7 @@ fn stats_in_the_exposition_format_pass_promtool_and_count_the_traffic() {
     default.push("rule_id=\"0\"");
     assert!(sample(&text, "netkit_firewall_rule_hits_total", &default) >= sent as f64);
     assert_eq!(sample(&text, "netkit_hook_programs", &here), 2.0);
+    assert_eq!(sample(&text, "netkit_defunct_links", &[ns.as_str()]), 0.0);
 
     // -j and --format prometheus together are refused.
     let err = env.fails(&["-j", "stats", "--format", "prometheus"]);
@@ -153,6 +154,14 @@ fn the_http_endpoint_serves_the_same_series_and_counters_rise() {
     assert!(counted(&after) >= counted(&before) + 5.0, "the counter did not rise: {before} then {after}");
     // The same series as the command prints.
     assert_eq!(series(&after), series(&env.ok(&["stats", "--format", "prometheus"])));
+
+    // Another tool detaches the counter's link: its series go, the gauge
+    // of defunct links shows it.
+    let link = env.chain(Hook::Ingress).1[0].link.unwrap();
+    common::witness::detach_link(link);
+    let (_, now) = http(&env.ns, addr, get("/metrics"));
+    assert_eq!(sample(&now, "netkit_defunct_links", &[]), 1.0, "{now}");
+    assert!(!now.contains("netkit_program_packets_total"), "{now}");
 
     // Bad requests get an answer, and the server keeps serving.
     assert_eq!(http(&env.ns, addr, get("/nope")).0, 404);

@@ -84,9 +84,12 @@ async fn respond(req: Request<Incoming>, bpffs: PathBuf, netns: String) -> Resul
 /// Reads every hook of the namespace and its programs' numbers now.
 async fn scrape(bpffs: PathBuf, netns: String) -> Result<String> {
     let nl = Netlink::connect()?;
-    let views = Hooks { nl: &nl, bpffs }.query(None, None).await?;
-    let text = tokio::task::spawn_blocking(move || prometheus::exposition(&stats::hooks(&views, false), &netns))
-        .await
-        .context("reading the programs' maps")?;
+    let hooks = Hooks { nl: &nl, bpffs };
+    let views = hooks.query(None, None).await?;
+    let defunct = hooks.defunct_here();
+    let text =
+        tokio::task::spawn_blocking(move || prometheus::exposition(&stats::hooks(&views, false), &netns, defunct))
+            .await
+            .context("reading the programs' maps")?;
     Ok(text)
 }

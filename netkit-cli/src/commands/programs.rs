@@ -253,9 +253,10 @@ pub async fn stats(cli: &Cli, hooks: &Hooks<'_>, args: &StatsArgs, out: &mut imp
     }
     let json = cli.json || args.format == "json";
     let netns = netkit::os::netns::current_name();
+    let defunct = if args.format == "prometheus" { hooks.defunct_here() } else { 0 };
     let print = |out: &mut dyn Write, s: &[stats::HookStats]| -> Result<()> {
         if args.format == "prometheus" {
-            out.write_all(netkit::maps::prometheus::exposition(s, &netns).as_bytes())?;
+            out.write_all(netkit::maps::prometheus::exposition(s, &netns, defunct).as_bytes())?;
         } else {
             let mut out = out;
             render::print(json, &mut out, &s.to_vec(), |w, s| render::stats(w, s))?;

@@ -47,6 +47,12 @@ pub struct LinkView {
 }
 
 impl Hooks<'_> {
+    /// How many links this tool pinned in the current namespace are defunct.
+    pub fn defunct_here(&self) -> usize {
+        let here = crate::os::netns::current_name();
+        self.links().iter().filter(|l| l.netns == here && l.state == LinkState::Defunct).count()
+    }
+
     /// `netkit link list`: every link this tool pinned, and whether it is defunct.
     pub fn links(&self) -> Vec<LinkView> {
         Layout::unchecked(&self.bpffs)

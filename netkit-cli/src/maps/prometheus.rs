@@ -47,8 +47,16 @@ fn labels(pairs: &[(&str, &str)]) -> String {
     pairs.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect::<Vec<_>>().join(",")
 }
 
-/// The exposition text of `hooks` in namespace `netns`.
-pub fn exposition(hooks: &[HookStats], netns: &str) -> String {
+/// The exposition text of `hooks` in namespace `netns`, where `defunct`
+/// links this tool pinned are on no hook (their programs run nowhere and
+/// have no series: the gauge is what shows they went).
+pub fn exposition(hooks: &[HookStats], netns: &str, defunct: usize) -> String {
+    let mut gone = Family::new(
+        "netkit_defunct_links",
+        "gauge",
+        "Links this tool pinned that are on no hook (detached by another tool, or their device deleted); apply repairs its own, `netkit link prune` removes them.",
+    );
+    gone.add(&labels(&[("netns", netns)]), defunct);
     let mut programs = Family::new("netkit_hook_programs", "gauge", "Programs attached to the hook.");
     let mut stats_on = Family::new(
         "netkit_run_time_stats_enabled",
@@ -120,7 +128,7 @@ pub fn exposition(hooks: &[HookStats], netns: &str) -> String {
         }
     }
     let mut out = String::new();
-    for f in [&stats_on, &programs, &runs, &run_time, &packets, &bytes, &hits, &redirected, &unmatched] {
+    for f in [&stats_on, &programs, &runs, &run_time, &packets, &bytes, &hits, &redirected, &unmatched, &gone] {
         f.write(&mut out);
     }
     out
@@ -153,7 +161,8 @@ mod tests {
                 ..ProgStats::default()
             }],
         }];
-        let text = exposition(&hooks, "default");
+        let text = exposition(&hooks, "default", 1);
+        assert!(text.contains("netkit_defunct_links{netns=\"default\"} 1"), "{text}");
         assert!(text.contains("netkit_program_run_time_seconds_total{netns=\"default\",device=\"eth0\",hook=\"ingress\",position=\"1\",prog_id=\"7\",prog_name=\"firewall\"} 1.500000001"), "{text}");
         assert!(text.contains(r#"rule="src \"x\\y deny"} 2"#), "{text}");
         for line in text.lines().filter(|l| l.starts_with("# TYPE") && l.ends_with("counter")) {
