@@ -401,6 +401,19 @@ fn watch_follows_the_file_repairs_drift_and_stops_on_sigterm() {
     let now = t.slots(Hook::Ingress);
     assert_eq!((now.len(), now[2].prog), (3, before[2].prog));
 
+    // Another tool makes a link run its own program: one line, the update.
+    let theirs = common::hooks::raw_program(2);
+    witness::update_link(now[0].link.unwrap(), &theirs);
+    let l = next("the repair of a replaced program");
+    assert_eq!((l["action"].as_str(), l["object"].as_str()), (Some("update"), Some("dev0 ingress a")), "{l}");
+    assert_ne!(t.slots(Hook::Ingress)[0].prog, common::hooks::prog_id(&theirs));
+
+    // A pin removed by hand (its link goes with it): one line, the attach.
+    std::fs::remove_file(t.pin(Hook::Ingress, "c")).unwrap();
+    let l = next("the repair of a removed pin");
+    assert_eq!((l["action"].as_str(), l["object"].as_str()), (Some("attach"), Some("dev0 ingress c")), "{l}");
+    assert_eq!(t.slots(Hook::Ingress).len(), 3);
+
     let before = t.slots(Hook::Ingress);
     // SAFETY: signals a child this test started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -689,11 +702,11 @@ fn attach_takes_a_pin_name_a_defunct_link_holds() {
     assert_eq!(slots.iter().map(|s| s.link.unwrap()).collect::<Vec<_>>(), [again["link_id"].as_u64().unwrap()]);
     assert!(t.pin(Hook::Ingress, "c").exists());
 
-    // The device deleted by ip: update by name says the link is defunct,
+    // The device deleted by ip: update by name is refused (no device),
     // detach by name removes what is left, the pin.
     t.env.ns.ip_ok(&["link", "del", "dev0"]);
     let e = t.env.fails(&["update", "dev0", "ingress", "c", "pass"]);
-    assert!(e.contains("dev0"), "{e}");
+    assert!(e.contains("no device named `dev0`"), "{e}");
     let out = t.env.json(&["detach", "dev0", "ingress", "c"]);
     assert!(out["action"].as_str().unwrap().contains("already defunct"), "{out}");
     assert!(!t.pin(Hook::Ingress, "c").exists());

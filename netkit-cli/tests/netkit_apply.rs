@@ -382,11 +382,59 @@ fn drift_from_other_tools_and_kills_at_pair_steps_converge() {
         node.converged(&spec, &["nka", "nkb"], fault);
     }
 
-    // nkb leaves the spec; --prune is killed right after deleting it.
+    // nkb leaves the spec; --prune is killed right before, then right
+    // after, deleting it.
     let only_a = node_spec(&node, false);
-    let o = node.run("apply", &only_a, &["--prune"], Some("apply:delete:1:kill-after"));
-    assert_eq!(o.status.signal(), Some(libc::SIGKILL), "{}", stderr(&o));
-    node.apply(&only_a, &["--prune"]);
-    node.converged(&only_a, &["nka"], "after the killed prune");
-    assert!(!node.files.record().to_string().contains("nkb"), "{}", node.files.record());
+    for fault in ["apply:delete:1:kill", "apply:delete:1:kill-after"] {
+        node.apply(&spec, &[]);
+        node.converged(&spec, &["nka", "nkb"], fault);
+        let o = node.run("apply", &only_a, &["--prune"], Some(fault));
+        assert_eq!(o.status.signal(), Some(libc::SIGKILL), "{fault}: {}", stderr(&o));
+        node.apply(&only_a, &["--prune"]);
+        node.converged(&only_a, &["nka"], fault);
+        assert!(!node.files.record().to_string().contains("nkb"), "{fault}: {}", node.files.record());
+    }
+}
+
+#[test]
+fn watch_repairs_pairs_deleted_and_peers_moved_by_ip_one_line_each() {
+    require_netkit!();
+    use std::io::BufRead as _;
+    let node = Node::new("apw", 3);
+    let spec = node_spec(&node, true);
+    let path = node.files.spec(&spec);
+    let mut child = node
+        .command()
+        .args(["-j", "apply", "--watch", "--interval", "1", "-f", &path, "--state", &node.files.state()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")));
+        }
+    });
+    let next = |what: &str| {
+        let l =
+            rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap_or_else(|_| panic!("no log line for {what}"));
+        format!("{} {}", l["action"].as_str().unwrap_or("?"), l["object"].as_str().unwrap_or("?"))
+    };
+    let first: Vec<String> = (0..5).map(|_| next("the first apply")).collect();
+    assert_eq!(first.iter().filter(|l| l.starts_with("create pair")).count(), 2, "{first:?}");
+
+    node.ns.ip_ok(&["link", "del", "nkb"]);
+    assert_eq!(next("the deleted pair"), "create pair nkb");
+    node.pods[1].ip_ok(&["link", "set", "eth0", "netns", &node.pods[2].name]);
+    assert_eq!(next("the moved peer"), "change pair nkb");
+    witness::detach_link(witness::chain(&node.ns, "nka", witness::NETKIT_PRIMARY).slots[0].1);
+    assert_eq!(next("the detached link"), "attach nka primary count");
+
+    // SAFETY: signals a child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    assert!(rx.recv().is_err(), "one line for each repair, no more");
+    node.converged(&spec, &["nka", "nkb"], "after --watch");
 }

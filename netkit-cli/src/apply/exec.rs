@@ -58,8 +58,8 @@ pub struct Report {
 enum Undo {
     /// A pair was created: delete it.
     DeletePair(String),
-    /// A pair's peer was moved: move it back.
-    MovePeer { name: String, to: crate::os::netns::NetnsRef },
+    /// A pair's peer was moved: move it back (and up, if it was).
+    MovePeer { name: String, to: crate::os::netns::NetnsRef, up: bool },
     /// A pair's live attributes changed: set them back.
     ChangeBack {
         name: String,
@@ -115,7 +115,9 @@ struct Shared<'a> {
 /// record written: first the intentions, then the outcome). MODE: `fail`
 /// (the default: the step fails and apply rolls back), `hang` (it waits
 /// forever), `kill` (SIGKILL right before the step), `kill-after` (SIGKILL
-/// right after it). Release builds never look.
+/// right after it). With more than one job at once, N counts steps in the
+/// order the jobs reach them (tests pass `--jobs 1`). Release builds never
+/// look.
 struct Faults {
     spec: Option<(String, usize, FaultMode)>,
     seen: Mutex<HashMap<String, usize>>,
@@ -538,7 +540,7 @@ async fn pair_steps(nl: &Netlink, sh: &Shared<'_>, p: &PairWork, undo: &mut Vec<
             let what = format!("changing pair {name}");
             if let Some(m) = peer_move {
                 nl.move_peer(name, &m.to).await.map_err(|e| step_err(&what, e))?;
-                undo.push(Undo::MovePeer { name: name.clone(), to: m.from.clone() });
+                undo.push(Undo::MovePeer { name: name.clone(), to: m.from.clone(), up: m.was_up });
             }
             let ends = nl.ends(name).await?.ok_or_else(|| step_err(&what, "the pair is gone"))?;
             let nk = ends.primary.netkit.clone().unwrap_or_default().settings;
@@ -601,13 +603,18 @@ async fn capture(nl: &Netlink, sh: &Shared<'_>, name: &str) -> Result<Vec<Captur
         for slot in chain.slots {
             let prog = bpf::prog_fd_by_id(slot.prog_id)
                 .map_err(|e| step_err(format!("keeping program {}", slot.prog_id), e))?;
-            let pin = owned
-                .links
-                .iter()
-                .find(|(k, v)| {
-                    k.device == name && k.hook == hook.name() && v.link_id.is_some() && v.link_id == slot.link_id
+            // The pins are the truth: the record's cached link id may be
+            // one a killed run never confirmed.
+            let pin = slot
+                .link_id
+                .and_then(|id| {
+                    owned
+                        .links
+                        .keys()
+                        .filter(|k| k.device == name && k.hook == hook.name())
+                        .find(|k| pins::open_link(&sh.path(k, hook)).is_ok_and(|(_, info)| info.id == id))
                 })
-                .map(|(k, _)| sh.path(k, hook));
+                .map(|k| sh.path(k, hook));
             out.push(Captured { hook, prog, pin });
         }
     }
@@ -689,7 +696,7 @@ fn clear_pin(
         return Err(step_err(
             format!("attaching {key}"),
             format!(
-                "{} holds link {}, which is on a hook (another writer made it after this plan)",
+                "{} holds link {}, which is on a hook: another writer made it after this plan; run apply again, or detach that link",
                 path.display(),
                 info.id
             ),
@@ -885,8 +892,12 @@ async fn undo_one(nl: &Netlink, sh: &Shared<'_>, u: Undo) -> Result<(), ApplyErr
         Undo::DeletePair(name) => {
             nl.delete_pair(&name).await.map_err(|e| step_err(format!("removing pair {name} again"), e))?;
         }
-        Undo::MovePeer { name, to } => {
-            nl.move_peer(&name, &to).await.map_err(|e| step_err(format!("moving the peer of {name} back"), e))?;
+        Undo::MovePeer { name, to, up } => {
+            let what = format!("moving the peer of {name} back");
+            nl.move_peer(&name, &to).await.map_err(|e| step_err(&what, e))?;
+            if up {
+                nl.set_mtu_state(&name, (None, None), (None, Some(true))).await.map_err(|e| step_err(&what, e))?;
+            }
         }
         Undo::ChangeBack { name, change, primary, peer } => {
             let what = format!("restoring pair {name}");

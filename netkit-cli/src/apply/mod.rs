@@ -24,7 +24,7 @@ use crate::{
     programs::ProgramError,
 };
 use spec::{Spec, SpecDoc, SpecError};
-use state::{Record, RecordLock, StateError};
+use state::{Record, RecordLock, StateError, Wait};
 
 /// Why a spec could not be planned or applied.
 #[derive(Debug, thiserror::Error)]
@@ -129,12 +129,12 @@ impl<'a> Engine<'a> {
     }
 
     /// Takes the lock that makes this engine the record's only writer:
-    /// at once, or after waiting up to `wait` (None: as long as it takes),
-    /// with `waiting` told once who holds it. Take it before [`Engine::plan`]
+    /// at once, or after waiting as `wait` says, with `waiting` told once
+    /// who holds it. Take it before [`Engine::plan`]
     /// and keep it until [`Engine::apply`] returns, so that no other writer
     /// changes the node between the two and no rollback undoes another
     /// writer's objects.
-    pub fn lock(&self, wait: Option<std::time::Duration>, waiting: impl FnMut(&str)) -> Result<RecordLock, ApplyError> {
+    pub fn lock(&self, wait: Wait<'_>, waiting: impl FnMut(&str)) -> Result<RecordLock, ApplyError> {
         Ok(self.record.lock(wait, waiting)?)
     }
 

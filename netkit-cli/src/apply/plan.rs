@@ -168,6 +168,8 @@ pub(crate) struct PeerMove {
     pub(crate) to: netns::NetnsRef,
     /// Where it is now (for the undo).
     pub(crate) from: netns::NetnsRef,
+    /// Whether it is up there (a move brings it down; the undo brings it up).
+    pub(crate) was_up: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -824,7 +826,9 @@ impl<N: Node> Planner<'_, N> {
                             }
                             reuse = Some(Current { link_id: id, prog_id, replace: false, rules, entries });
                         }
-                        (Some(id), Some(why))
+                        // A device made now: its old links being off their
+                        // hooks is what recreating it means, not drift.
+                        (Some(id), Some(why).filter(|_| !fresh))
                     } else if gone.contains(&m.name) {
                         let was = self.owned.links.get(&key).and_then(|r| r.link_id).filter(|_| !fresh);
                         (None, was.map(|id| format!("link {id} and its pin are gone")))
@@ -1021,7 +1025,8 @@ fn peer_elsewhere(want: &PairSpec, ends: &Ends) -> Option<(String, PeerMove)> {
     let path = |p: &std::path::Path| netns::NetnsRef::Path(p.to_path_buf());
     let to = want.peer_netns.clone().unwrap_or_else(|| path(std::path::Path::new(HERE)));
     let from = ends.peer_netns.as_ref().map_or_else(|| path(std::path::Path::new(HERE)), |n| path(&n.path));
-    Some((now, PeerMove { to, from }))
+    let was_up = ends.peer.as_ref().is_some_and(|p| p.up);
+    Some((now, PeerMove { to, from, was_up }))
 }
 
 /// The spec's live attributes that differ: the change to make, the MTU, up.

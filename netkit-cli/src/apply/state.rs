@@ -160,6 +160,24 @@ pub struct RecordLock {
     _file: std::fs::File,
 }
 
+/// How long a writer waits for another to release the record's lock.
+#[derive(Debug, Clone, Copy)]
+pub enum Wait<'a> {
+    /// At most this long.
+    For(Duration),
+    /// Until the flag is set (an agent's SIGTERM), however long that is.
+    UntilStopped(&'a std::sync::atomic::AtomicBool),
+}
+
+impl Wait<'_> {
+    fn over(&self, waited: Duration) -> bool {
+        match self {
+            Self::For(d) => waited >= *d,
+            Self::UntilStopped(stop) => stop.load(std::sync::atomic::Ordering::SeqCst),
+        }
+    }
+}
+
 /// The record file of one namespace.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -192,10 +210,10 @@ impl Record {
         self.path.with_file_name(name)
     }
 
-    /// Takes the record's lock: at once when it is free, else waiting up to
-    /// `wait` (None: for as long as it takes), calling `waiting` once with
-    /// who holds it. Who holds it is written into the lock file.
-    pub fn lock(&self, wait: Option<Duration>, mut waiting: impl FnMut(&str)) -> Result<RecordLock, StateError> {
+    /// Takes the record's lock: at once when it is free, else waiting as
+    /// `wait` says, calling `waiting` once with who holds it. Who holds it is
+    /// written into the lock file.
+    pub fn lock(&self, wait: Wait<'_>, mut waiting: impl FnMut(&str)) -> Result<RecordLock, StateError> {
         let path = self.lock_path();
         let shown = self.path.display().to_string();
         let io = |what| {
@@ -224,7 +242,7 @@ impl Record {
                 return Err(io("locking")(e));
             }
             let holder = holder_of(&mut file);
-            if wait.is_some_and(|w| start.elapsed() >= w) {
+            if wait.over(start.elapsed()) {
                 return Err(StateError::Busy { path: shown, holder, waited: start.elapsed().as_secs() });
             }
             if !told {
@@ -295,14 +313,17 @@ mod tests {
         assert_eq!(rec.load().unwrap(), o);
         // One writer at a time: a second lock waits, then gives up naming
         // the holder.
-        let held = rec.lock(Some(Duration::ZERO), |_| {}).unwrap();
+        let held = rec.lock(Wait::For(Duration::ZERO), |_| {}).unwrap();
         let mut told = None;
-        let e = rec.lock(Some(Duration::from_millis(120)), |h| told = Some(h.to_string())).unwrap_err();
+        let e = rec.lock(Wait::For(Duration::from_millis(120)), |h| told = Some(h.to_string())).unwrap_err();
         let pid = format!("pid {}", std::process::id());
         assert!(told.is_some_and(|h| h.contains(&pid)), "the waiter is told who holds it");
         assert!(matches!(&e, StateError::Busy { holder, .. } if holder.contains(&pid)), "{e}");
         drop(held);
-        rec.lock(Some(Duration::ZERO), |_| panic!("free again")).unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(true);
+        let held = rec.lock(Wait::UntilStopped(&stop), |_| panic!("free again")).unwrap();
+        assert!(rec.lock(Wait::UntilStopped(&stop), |_| {}).is_err(), "a stopped waiter gives up");
+        drop(held);
         std::fs::write(&rec.path, "{").unwrap();
         assert!(rec.load().unwrap_err().to_string().contains("move it aside"));
         std::fs::remove_dir_all(dir).unwrap();

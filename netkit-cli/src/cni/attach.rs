@@ -30,7 +30,7 @@ use super::{
     result::{Cidr, CniResult, Interface, IpConfig, Route},
 };
 use crate::{
-    apply::{ApplyError, Engine, PlanOptions},
+    apply::{ApplyError, Engine, PlanOptions, state::Wait},
     netlink::{
         Netlink, NetlinkError,
         device::{DeviceError, PairChange},
@@ -218,7 +218,7 @@ pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
     let engine = place.engine(&nl);
     // The runtime never runs two operations on one container at once (CNI
     // spec): the lock is free unless that promise is broken.
-    let writer = engine.lock(Some(std::time::Duration::ZERO), |_| {}).map_err(|e| {
+    let writer = engine.lock(Wait::For(std::time::Duration::ZERO), |_| {}).map_err(|e| {
         CniError::new(
             Code::TryAgain,
             format!("container {} is being changed by another call", env.container_id),

@@ -12,7 +12,7 @@ use std::{
 use anyhow::{Context as _, Result};
 
 use netkit::{
-    apply::{Engine, Plan, PlanOptions, Report, StepView, spec},
+    apply::{Engine, Plan, PlanOptions, Report, StepView, spec, state::Wait},
     netlink::Netlink,
 };
 
@@ -51,14 +51,14 @@ pub fn apply(cli: &Cli, a: &ApplyArgs, out: &mut impl Write, err: &mut impl Writ
     if a.watch {
         return watch(cli, a, out, err);
     }
-    let report = apply_once(cli, &a.spec, a.jobs, Some(Duration::from_secs(a.wait)), err)?;
+    let report = apply_once(cli, &a.spec, a.jobs, Wait::For(Duration::from_secs(a.wait)), err)?;
     render::print(cli.json, out, &report, render::report)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Plans and applies under the record's lock: waiting up to `wait` for
-/// another writer (None: as long as it takes), saying once whom it waits for.
-fn apply_once(cli: &Cli, a: &SpecArgs, jobs: u16, wait: Option<Duration>, err: &mut impl Write) -> Result<Report> {
+/// Plans and applies under the record's lock: waiting for another writer as
+/// `wait` says, saying once whom it waits for.
+fn apply_once(cli: &Cli, a: &SpecArgs, jobs: u16, wait: Wait<'_>, err: &mut impl Write) -> Result<Report> {
     let rt = runtime()?;
     let spec = spec::read(&a.file)?;
     let nl = rt.block_on(async { Netlink::connect() })?;
@@ -114,8 +114,8 @@ fn watch(cli: &Cli, a: &ApplyArgs, out: &mut impl Write, err: &mut impl Write) -
         if now != seen || last.elapsed() >= interval {
             last = Instant::now();
             // An agent waits for another writer (an operator's apply, the
-            // agent it replaces) for as long as it takes.
-            match apply_once(cli, &a.spec, a.jobs, None, err) {
+            // agent it replaces) for as long as it takes, or until SIGTERM.
+            match apply_once(cli, &a.spec, a.jobs, Wait::UntilStopped(&stop), err) {
                 Ok(report) => {
                     for s in &report.steps {
                         log_step(cli, out, s)?;
@@ -124,6 +124,7 @@ fn watch(cli: &Cli, a: &ApplyArgs, out: &mut impl Write, err: &mut impl Write) -
                 }
                 // Keep running: the node is as it was, the next change or
                 // interval tries again.
+                Err(_) if stop.load(Ordering::SeqCst) => break,
                 Err(e) => {
                     log_error(cli, out, &e)?;
                     seen = now;
