@@ -557,8 +557,17 @@ fn a_namespace_made_again_under_its_name_converges() {
     // new one gets the same name, as a node's agent or a test rig does.
     let ns = t.env.ns.name.clone();
     let ip = common::ip_bin();
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(&ip).args(args).output().unwrap();
+        assert!(o.status.success(), "ip {args:?}: {}", stderr(&o));
+    };
+    run(&["netns", "del", ns.as_str()]);
+    // The kernel tears a namespace down in a work queue, after the last
+    // reference goes: the pair (its end in the pod too) lives until then.
+    t.env.eventually("the old namespace's veth pair to go", || {
+        !t.env.pod.ip(&["link", "show", "eth0"]).status.success()
+    });
     for args in [
-        vec!["netns", "del", ns.as_str()],
         vec!["netns", "add", ns.as_str()],
         vec![
             "-n",
@@ -575,8 +584,7 @@ fn a_namespace_made_again_under_its_name_converges() {
             &t.env.pod.name,
         ],
     ] {
-        let o = std::process::Command::new(&ip).args(&args).output().unwrap();
-        assert!(o.status.success(), "ip {args:?}: {}", stderr(&o));
+        run(&args);
     }
     assert_eq!(t.slots(Hook::Ingress), [], "a new device, an empty hook");
     t.apply(BASE, &[]);
