@@ -13,7 +13,7 @@ use std::{
     process::{Command, Output, Stdio},
 };
 
-use common::{Bpffs, TestNs, stdout, witness};
+use common::{Bpffs, TestNs, apply::Files, stdout, witness};
 use serde_json::{Value, json};
 
 /// Where the guest has the plugins and the runtime.
@@ -93,6 +93,10 @@ impl Node {
 
     /// Runs the libcni runtime in the node's namespace.
     fn runtime(&self, args: &[&str], fault: Option<&str>) -> Output {
+        self.runtime_cmd(args, fault).output().expect("the CNI runtime runs")
+    }
+
+    fn runtime_cmd(&self, args: &[&str], fault: Option<&str>) -> Command {
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net={}", self.ns.path.display()))
             .arg(runtime_bin())
@@ -103,7 +107,7 @@ impl Node {
             Some(f) => cmd.env("NETKIT_FAULT", f),
             None => cmd.env_remove("NETKIT_FAULT"),
         };
-        cmd.output().expect("the CNI runtime runs")
+        cmd
     }
 
     fn add(&self, list: &Path, id: &str, pod: &TestNs) -> Value {
@@ -120,7 +124,12 @@ impl Node {
     }
 
     fn cmd(&self, verb: &str, list: &Path, id: &str, pod: &TestNs) -> Output {
-        self.runtime(&[verb, &list.display().to_string(), id, &pod.path.display().to_string(), "eth0"], None)
+        self.cmd_of(verb, list, id, pod).output().expect("the CNI runtime runs")
+    }
+
+    /// The runtime's `VERB` of container `id`, to be started.
+    fn cmd_of(&self, verb: &str, list: &Path, id: &str, pod: &TestNs) -> Command {
+        self.runtime_cmd(&[verb, &list.display().to_string(), id, &pod.path.display().to_string(), "eth0"], None)
     }
 
     /// The plugin itself in the node's namespace, as a runtime runs it,
@@ -629,4 +638,120 @@ fn dual_stack_pods() {
         assert!(node.cmd("del", &list, id, pod).status.success());
     }
     assert_eq!(node.leftovers(), Vec::<String>::new());
+}
+
+/// `netkit apply` and the plugin on one node, started together: an apply
+/// stopped half-way and then killed, a second apply waiting for it, three
+/// ADDs meanwhile; then three DELs together with two pruning applies. Each
+/// writer keeps to its own objects (apply's record and pins, the plugin's
+/// per-attachment records and pins): nothing waits for the other kind,
+/// nothing is lost, nothing is left.
+#[test]
+fn applies_and_cni_calls_started_together_keep_to_their_own() {
+    use std::io::{BufRead as _, BufReader};
+    require_cni!();
+    let node = Node::new("cnic");
+    let list = node.conflist(json!({"chains": firewall_chain()}));
+    let pods: Vec<TestNs> = (0..3).map(|i| TestNs::pod(&format!("cnic{i}"))).collect();
+    let (pa, pb) = (TestNs::pod("cnica"), TestNs::pod("cnicb"));
+    let files = Files::new();
+    let spec = |with_b: bool| {
+        let b = if with_b {
+            format!("  - name: nkb\n    peer: {{name: eth0, netns: {}}}\n", pb.name)
+        } else {
+            String::new()
+        };
+        files.spec(&format!(
+            "pairs:\n  - name: nka\n    peer: {{name: eth0, netns: {}}}\n{b}chains:\n  - device: nka\n    hook: peer\n    programs:\n      - {{name: fw, program: firewall, rules: ['src 10.0.0.9 deny']}}\n      - {{name: count, program: counter}}\n  - device: nka\n    hook: primary\n    programs:\n      - {{name: count, program: counter}}\n",
+            pa.name
+        ))
+    };
+    let (both, only_a) = (spec(true), spec(false));
+    let netkit = |verb: &str, path: &str, extra: &[&str]| {
+        let mut c = common::netkit();
+        c.args(["-n", &node.ns.name, "--bpffs", &node.bpffs.arg(), verb, "-f", path, "--state", &files.state()])
+            .args(extra)
+            .env_remove("NETKIT_FAULT")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c
+    };
+    // Reads a child's stderr up to a line containing `what`.
+    let until = |child: &mut std::process::Child, what: &str| {
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        loop {
+            let mut line = String::new();
+            assert!(err.read_line(&mut line).unwrap() > 0, "no line with {what:?} in:\n{seen}");
+            seen += &line;
+            if line.contains(what) {
+                return err;
+            }
+        }
+    };
+    let finished = |child: std::process::Child, what: &str| {
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{what}: {}{}", stdout(&o), common::stderr(&o));
+    };
+    let apply_pins = || {
+        let ns = &node.ns.name;
+        let mut p = witness::pins(&node.bpffs.path.join("netkit").join("links"));
+        p.sort();
+        (p, [format!("{ns}/nka/peer/count"), format!("{ns}/nka/peer/fw"), format!("{ns}/nka/primary/count")])
+    };
+
+    // The first apply holds its record's lock, stopped after one link.
+    let mut first = netkit("apply", &both, &[]).env("NETKIT_FAULT", "apply:attach:2:hang").spawn().unwrap();
+    let _e1 = until(&mut first, "hanging");
+    let mut second = netkit("apply", &both, &[]).spawn().unwrap();
+    let e2 = until(&mut second, "waiting for the other writer");
+    // The plugin's ADDs, started together meanwhile, wait for no apply.
+    let adds: Vec<_> = pods
+        .iter()
+        .enumerate()
+        .map(|(i, p)| node.cmd_of("add", &list, &format!("ctr-{i}"), p).stdout(Stdio::piped()).spawn().unwrap())
+        .collect();
+    for (i, a) in adds.into_iter().enumerate() {
+        finished(a, &format!("ADD ctr-{i} while an apply held its lock"));
+    }
+    // The first apply dies at the worst moment; the second takes over.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    second.stderr = Some(e2.into_inner());
+    finished(second, "the waiting apply");
+
+    let diff = netkit("diff", &both, &[]).output().unwrap();
+    assert_eq!(diff.status.code(), Some(0), "{}", common::stderr(&diff));
+    let (got, want) = apply_pins();
+    assert_eq!(got, want, "apply's pins, no stray one");
+    for (hook, n) in [(witness::NETKIT_PEER, 2), (witness::NETKIT_PRIMARY, 1)] {
+        let c = witness::chain(&node.ns, "nka", hook);
+        assert_eq!(c.slots.len(), n, "{c:?}");
+        assert!(c.links().iter().all(|l| *l != 0), "every program owned by a link: {c:?}");
+    }
+    for (i, p) in pods.iter().enumerate() {
+        let id = format!("ctr-{i}");
+        let o = node.cmd("check", &list, &id, p);
+        assert!(o.status.success(), "CHECK {id}: {}", stdout(&o));
+        assert!(node.pin(&id, "fw").is_some(), "{id}'s firewall is pinned");
+    }
+
+    // DELs and two pruning applies, all started together.
+    let dels: Vec<_> = pods
+        .iter()
+        .enumerate()
+        .map(|(i, p)| node.cmd_of("del", &list, &format!("ctr-{i}"), p).stdout(Stdio::piped()).spawn().unwrap())
+        .collect();
+    let prunes: Vec<_> = (0..2).map(|_| netkit("apply", &only_a, &["--prune"]).spawn().unwrap()).collect();
+    for (i, d) in dels.into_iter().enumerate() {
+        finished(d, &format!("DEL ctr-{i}"));
+    }
+    for p in prunes {
+        finished(p, "a pruning apply");
+    }
+    let diff = netkit("diff", &only_a, &["--prune"]).output().unwrap();
+    assert_eq!(diff.status.code(), Some(0), "{}", common::stderr(&diff));
+    let (got, want) = apply_pins();
+    assert_eq!(got, want, "apply's pins survived the plugin's DELs");
+    assert_eq!(node.leftovers(), vec![r#"device "nka""#.to_string()], "only apply's pair is left");
 }
