@@ -9,10 +9,9 @@ use std::{
 
 use netkit::cni::{self, CniError, Code, Env};
 
-/// As for `netkit`: few pages touched per start (one process per CNI command).
+/// As for `netkit`.
 #[global_allocator]
-static ALLOCATOR: netkit::os::alloc::StartupHeap<mimalloc::MiMalloc> =
-    netkit::os::alloc::StartupHeap::new(mimalloc::MiMalloc);
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let env = Env::from_process();

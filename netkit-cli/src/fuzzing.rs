@@ -11,12 +11,7 @@ use crate::{
     hooks::refs::RefSpec,
     maps::firewall::Rule,
     mprog::Hook,
-    netlink::{
-        attrs::{Offload, Queues},
-        ifname,
-        links::{Counters, Link, Mode, NetkitAttrs, Pairing, Policy, Scrub},
-        wire,
-    },
+    netlink::{ifname, links::Policy},
     programs::{self, ProgSpec},
 };
 
@@ -25,7 +20,7 @@ pub type Check = fn(&[u8]);
 
 /// The fuzz targets, by name, as `cargo xtask fuzz` runs them.
 pub const TARGETS: &[(&str, Check)] =
-    &[("object", object), ("rule", rule), ("reference", reference), ("spec", spec), ("cni", cni), ("link", link)];
+    &[("object", object), ("rule", rule), ("reference", reference), ("spec", spec), ("cni", cni)];
 
 /// A user's object file: the ELF checks and the section rewrite, then aya's
 /// parse, the choice of function and of loader, and for the lean loader its
@@ -266,151 +261,6 @@ pub fn cni(data: &[u8]) {
     }
 }
 
-/// One device's RTM_NEWLINK as the kernel sends it, after the netlink
-/// header: struct ifinfomsg, then the attributes. The byte-level reader
-/// (`netlink::wire`) never panics on it, and when netlink-packet-route reads
-/// the message too, both read the same values. Not compared, as the kernel
-/// never sends them: messages with a string holding more than the one NUL
-/// the kernel ends it with, or with the link info, its kind or its data
-/// repeated; nor messages netlink-packet-route panics on. The same bytes are also read
-/// as a whole datagram of a reply, which must not panic either.
-pub fn link(data: &[u8]) {
-    use netlink_packet_core::Parseable as _;
-    use netlink_packet_route::link::LinkMessage;
-
-    let ours = wire::parse_link(data);
-    let seq = data.get(8..12).map_or(0, |b| u32::from_ne_bytes(b.try_into().expect("four bytes")));
-    let _ = wire::messages(data, seq, true, &mut Vec::new(), &mut false);
-    // netlink-packet-route panics on some malformed messages (the info
-    // data of a few kinds); those are not compared.
-    let Ok(Ok(msg)) = programs::elf::guarded(|| LinkMessage::parse(data)) else { return };
-    let Some(theirs) = link_of(&msg) else { return };
-    let ours = ours.unwrap_or_else(|e| panic!("netlink-packet-route reads the message, netkit refuses it: {e}"));
-    assert_eq!(format!("{ours:?}"), format!("{theirs:?}"), "the two readers disagree on {msg:?}");
-}
-
-/// What netlink-packet-route's decode of a link message says, in netkit's
-/// terms: the reference the byte-level reader is held to. None for a message
-/// whose strings the kernel could not have written.
-fn link_of(msg: &netlink_packet_route::link::LinkMessage) -> Option<Link> {
-    use netlink_packet_route::link::{InfoData, LinkAttribute as A, LinkFlags, LinkInfo, State};
-    // The kernel ends each string with one NUL, which both readers drop;
-    // netlink-packet-route keeps any further ones (a kind of "netkit\0" is
-    // then another kind to it), so such messages are not compared.
-    let odd = std::cell::Cell::new(false);
-    let cut = |s: &str| {
-        odd.set(odd.get() || s.contains('\0'));
-        s.to_string()
-    };
-    let (mut offload, mut queues) = (Offload::default(), Queues::default());
-    let mut link = Link {
-        index: msg.header.index,
-        operstate: "unknown".into(),
-        up: msg.header.flags.contains(LinkFlags::Up),
-        ..Default::default()
-    };
-    for attr in &msg.attributes {
-        match attr {
-            A::IfName(n) => link.name = cut(n),
-            A::Mtu(m) => link.mtu = Some(*m),
-            A::OperState(s) => {
-                link.operstate = match s {
-                    State::Unknown => "unknown".into(),
-                    State::NotPresent => "notpresent".into(),
-                    State::Down => "down".into(),
-                    State::LowerLayerDown => "lowerlayerdown".into(),
-                    State::Testing => "testing".into(),
-                    State::Dormant => "dormant".into(),
-                    State::Up => "up".into(),
-                    State::Other(v) => format!("state-{v}"),
-                    _ => "unknown".into(),
-                }
-            }
-            A::Address(a) => link.address = Some(a.clone()),
-            A::Link(l) => link.link = Some(*l),
-            A::LinkNetNsId(id) => link.link_netnsid = Some(*id),
-            A::GsoMaxSize(v) => offload.gso_max_size = Some(*v),
-            A::GsoIpv4MaxSize(v) => offload.gso_ipv4_max_size = Some(*v),
-            A::GroMaxSize(v) => offload.gro_max_size = Some(*v),
-            A::GroIpv4MaxSize(v) => offload.gro_ipv4_max_size = Some(*v),
-            A::GsoMaxSegs(v) => offload.gso_max_segs = Some(*v),
-            A::NumRxQueues(v) => queues.num_rx_queues = Some(*v),
-            A::NumTxQueues(v) => queues.num_tx_queues = Some(*v),
-            A::ParentDevName(p) => link.parent = Some(cut(p)),
-            A::Stats64(s) => {
-                link.counters = Counters {
-                    rx_packets: s.rx_packets,
-                    tx_packets: s.tx_packets,
-                    rx_bytes: s.rx_bytes,
-                    tx_bytes: s.tx_bytes,
-                    rx_dropped: s.rx_dropped,
-                    tx_dropped: s.tx_dropped,
-                }
-            }
-            A::LinkInfo(infos) => {
-                // The kernel writes the link info once, with one kind and
-                // at most one data; where these repeat, the two readers
-                // may pair a kind with another kind's data differently.
-                let kinds = infos.iter().filter(|i| matches!(i, LinkInfo::Kind(_))).count();
-                let data = infos.iter().filter(|i| matches!(i, LinkInfo::Data(_))).count();
-                odd.set(odd.get() || link.kind.is_some() || kinds > 1 || data > 1);
-                for info in infos {
-                    match info {
-                        LinkInfo::Kind(k) => link.kind = Some(cut(&k.to_string())),
-                        LinkInfo::Data(InfoData::Netkit(attrs)) => link.netkit = Some(netkit_of(attrs)),
-                        _ => {}
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    if link.kind.as_deref() == Some("netkit") && link.netkit.is_none() {
-        link.netkit = Some(NetkitAttrs::default());
-    }
-    (link.offload, link.queues) = (offload, queues);
-    (!odd.get()).then_some(link)
-}
-
-/// [`link_of`] for netkit's IFLA_INFO_DATA.
-fn netkit_of(attrs: &[netlink_packet_route::link::InfoNetkit]) -> NetkitAttrs {
-    use netlink_packet_core::Nla as _;
-    use netlink_packet_route::link::{InfoNetkit, NetkitMode, NetkitPolicy, NetkitScrub};
-    let mut n = NetkitAttrs::default();
-    let s = &mut n.settings;
-    let policy = |p: &NetkitPolicy| match p {
-        NetkitPolicy::Pass => Some(Policy::Pass),
-        NetkitPolicy::Drop => Some(Policy::Drop),
-        _ => None,
-    };
-    let scrub = |v: &NetkitScrub| Some(if *v == NetkitScrub::None { Scrub::None } else { Scrub::Default });
-    for a in attrs {
-        match a {
-            InfoNetkit::Primary(p) => n.primary = *p,
-            InfoNetkit::Mode(NetkitMode::L2) => s.mode = Some(Mode::L2),
-            InfoNetkit::Mode(NetkitMode::L3) => s.mode = Some(Mode::L3),
-            InfoNetkit::Mode(_) => s.mode = None,
-            InfoNetkit::Policy(p) => s.policy = policy(p),
-            InfoNetkit::PeerPolicy(p) => s.peer_policy = policy(p),
-            InfoNetkit::Scrub(v) => s.scrub = scrub(v),
-            InfoNetkit::PeerScrub(v) => s.peer_scrub = scrub(v),
-            InfoNetkit::Headroom(h) => s.headroom = Some(*h),
-            InfoNetkit::Tailroom(t) => s.tailroom = Some(*t),
-            // The flag bits are not part of the type, as for the attributes
-            // netlink-packet-route knows.
-            InfoNetkit::Other(nla)
-                if nla.kind() & 0x3fff == crate::netlink::links::IFLA_NETKIT_PAIRING && nla.value_len() == 4 =>
-            {
-                let mut value = [0u8; 4];
-                nla.emit_value(&mut value);
-                s.pairing = Pairing::from_nl(u32::from_ne_bytes(value));
-            }
-            _ => {}
-        }
-    }
-    n
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,22 +286,5 @@ mod tests {
             }
         }
         assert!(ran >= TARGETS.len(), "no seeds found under {}", root.display());
-    }
-
-    /// The link seeds the kernel sent (or that stand for a netkit device)
-    /// are read by both readers, so `link` compares them rather than
-    /// passing over them.
-    #[test]
-    fn link_seeds_are_compared() {
-        use netlink_packet_core::Parseable as _;
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/link");
-        for name in ["lo", "veth", "netkit-primary", "netkit-peer", "netkit-single"] {
-            let data = std::fs::read(dir.join(name)).unwrap();
-            let theirs = netlink_packet_route::link::LinkMessage::parse(&data[..]);
-            assert!(theirs.is_ok(), "{name}: {theirs:?}");
-            let ours = wire::parse_link(&data).unwrap();
-            assert_eq!(ours.kind.is_some(), name != "lo", "{name}");
-            assert_eq!(ours.netkit.as_ref().map(|n| n.primary), name.strip_prefix("netkit-").map(|r| r != "peer"));
-        }
     }
 }

@@ -8,29 +8,22 @@ mod cli;
 mod commands;
 mod render;
 
-/// A command's allocations (clap's command tree, netlink messages) are
-/// packed in order into a static region, so they touch as few pages as they
-/// fill, and each first touch of a page is a fault (see `cargo xtask bench
-/// --only startup`). What does not fit
-/// goes to mimalloc, built as v2 without transparent huge pages (see the
-/// workspace Cargo.toml).
+/// mimalloc, built as v2 without transparent huge pages (see the workspace
+/// Cargo.toml): musl's own allocator makes a long batch several times
+/// slower (`cargo xtask bench --only startup`).
 #[global_allocator]
-static ALLOCATOR: netkit::os::alloc::StartupHeap<mimalloc::MiMalloc> =
-    netkit::os::alloc::StartupHeap::new(mimalloc::MiMalloc);
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     // A shell asking for completions (COMPLETE=SHELL, set by the script
     // `netkit completions SHELL` prints) is answered here, and the process ends.
     clap_complete::CompleteEnv::with_factory(Cli::command).complete();
-    let cli = cli::fast::parse(std::env::args_os()).unwrap_or_else(|| {
-        let mut command = Cli::command();
-        let matches = command.get_matches_mut();
-        let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit());
-        // The command tree is large and the process short-lived: the exit
-        // frees it at no cost, where dropping it here frees every piece.
-        std::mem::forget((command, matches));
-        cli
-    });
+    let mut command = Cli::command();
+    let matches = command.get_matches_mut();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit());
+    // The command tree is large and the process short-lived: the exit
+    // frees it at no cost, where dropping it here frees every piece.
+    std::mem::forget((command, matches));
     match commands::run(&cli, &mut io::stdout().lock(), &mut io::stderr().lock()) {
         Ok(code) => code,
         // A closed pipe (`netkit query | head`) is the reader's choice, not an error.

@@ -36,9 +36,10 @@ const LIBRARY_VS_FLOOR: f64 = 1.2;
 const BUNDLED_VS_C: f64 = 1.1;
 /// Per-operation cost at 1000 hooks against 1 hook.
 const FLAT: f64 = 1.5;
-/// CPU time per process of `netkit device list` and `netkit query` against
-/// a static C process issuing the same requests.
-const STARTUP_VS_FLOOR: f64 = 2.0;
+/// CPU time per process of `netkit device list` and `netkit query`,
+/// natively, in ms: what a node's scripts feel. (The static C floor beside
+/// them is reported, not a target: no user notices a fraction of a ms.)
+const STARTUP_CPU_MS: f64 = 3.0;
 
 fn bench_executable(target: Option<&str>) -> Result<PathBuf> {
     let mut cmd = util::cargo();
@@ -533,12 +534,15 @@ pub fn markdown(report: &Value) -> (String, usize) {
                 f(&u[key]["ratio"])
             );
         }
-        for (what, ratio) in [("device list", f(&u["device_list"]["ratio"])), ("query", f(&u["query"]["ratio"]))] {
-            let ok = ratio <= STARTUP_VS_FLOOR;
+        for (what, ms) in [("device list", f(&u["device_list"]["netkit_ms"])), ("query", f(&u["query"]["netkit_ms"]))] {
+            if !host {
+                continue;
+            }
+            let ok = ms <= STARTUP_CPU_MS;
             missed += usize::from(!ok);
             let _ = writeln!(
                 s,
-                "- {what} within {STARTUP_VS_FLOOR}x of the floor: {} ({ratio:.2}x)",
+                "- {what} under {STARTUP_CPU_MS} ms of CPU per process: {} ({ms:.2} ms)",
                 if ok { "met" } else { "MISSED" }
             );
         }

@@ -3,7 +3,7 @@
 //! each for S seconds, from a corpus kept in target/fuzz/corpus/NAME and
 //! seeded with real inputs: the bundled eBPF objects and the C test objects
 //! (object), and fuzz/seeds/NAME (README examples, test specs, the example
-//! conflist, link messages a kernel sent), with a dictionary of each grammar's words (fuzz/dicts). An
+//! conflist), with a dictionary of each grammar's words (fuzz/dicts). An
 //! input that breaks a target is left in
 //! target/fuzz/artifacts/NAME; fuzz/regressions/NAME is where it goes once
 //! fixed, so the unit tests run it from then on.
@@ -21,7 +21,7 @@ use anyhow::{Context as _, Result, bail};
 use crate::{build, setup, util};
 
 /// The targets, as fuzz/Cargo.toml names them.
-pub const TARGETS: &[&str] = &["object", "rule", "reference", "spec", "cni", "link"];
+pub const TARGETS: &[&str] = &["object", "rule", "reference", "spec", "cni"];
 
 /// The bundled programs' object names (netkit-cli's build script).
 const BUNDLED: &[&str] = &["pass", "drop", "next", "order", "counter", "firewall", "redirect-peer", "log"];
@@ -31,7 +31,7 @@ pub struct Options {
     /// Seconds per target.
     #[arg(long, value_name = "S", default_value_t = 600)]
     pub time: u64,
-    /// Only this target (repeatable): object, rule, reference, spec, cni, link.
+    /// Only this target (repeatable): object, rule, reference, spec, cni.
     #[arg(long = "target", value_name = "NAME")]
     pub targets: Vec<String>,
 }

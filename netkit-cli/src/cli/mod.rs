@@ -14,7 +14,6 @@ use clap::{
 use clap_complete::engine::{ArgValueCompleter, CompletionCandidate};
 
 mod examples;
-pub mod fast;
 
 use netkit::{
     hooks::refs::RefSpec,

@@ -1,11 +1,14 @@
 //! Link dumps decoded into plain structs, with the netkit attributes of
-//! IFLA_INFO_DATA spelled out (read off the wire by `wire`).
+//! IFLA_INFO_DATA spelled out (read by `read`).
 
 use netlink_packet_core::DefaultNla;
 use netlink_packet_route::link::{InfoNetkit, NetkitMode, NetkitPolicy, NetkitScrub};
 use serde::Serialize;
 
-use super::{Netlink, NetlinkError, wire::Which};
+use super::{
+    Netlink, NetlinkError,
+    read::{Stats, Which},
+};
 
 /// Which end of a netkit pair a device is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -262,17 +265,27 @@ fn one(got: Result<Vec<Link>, NetlinkError>) -> Result<Option<Link>, NetlinkErro
 impl Netlink {
     /// Every device in this connection's namespace.
     pub async fn links(&self) -> Result<Vec<Link>, NetlinkError> {
-        self.links.get(Which::All, &|| "listing devices".into())
+        self.links.get(Which::All, Stats::With, &|| "listing devices".into())
     }
 
-    /// The device named `name`, if there is one.
+    /// The device named `name`, if there is one (its counters left zero).
     pub async fn link_by_name(&self, name: &str) -> Result<Option<Link>, NetlinkError> {
-        one(self.links.get(Which::Name(name), &|| format!("looking up device {name}")))
+        self.link_named(name, Stats::Without)
     }
 
-    /// The device with ifindex `index`, if there is one.
+    /// The device named `name` with its packet counters, if there is one.
+    pub(crate) fn link_named(&self, name: &str, stats: Stats) -> Result<Option<Link>, NetlinkError> {
+        one(self.links.get(Which::Name(name), stats, &|| format!("looking up device {name}")))
+    }
+
+    /// The device with ifindex `index`, if there is one (its counters left zero).
     pub async fn link_by_index(&self, index: u32) -> Result<Option<Link>, NetlinkError> {
-        one(self.links.get(Which::Index(index), &|| format!("looking up ifindex {index}")))
+        self.link_indexed(index, Stats::Without)
+    }
+
+    /// The device with ifindex `index` with its packet counters, if there is one.
+    pub(crate) fn link_indexed(&self, index: u32, stats: Stats) -> Result<Option<Link>, NetlinkError> {
+        one(self.links.get(Which::Index(index), stats, &|| format!("looking up ifindex {index}")))
     }
 
     /// The nsid this connection's namespace gives the namespace behind `ns`

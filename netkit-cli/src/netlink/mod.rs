@@ -7,7 +7,7 @@ pub mod device;
 pub mod ifname;
 pub mod leases;
 pub mod links;
-pub(crate) mod wire;
+pub(crate) mod read;
 
 use std::{io, os::fd::OwnedFd, sync::Arc};
 
@@ -66,13 +66,13 @@ impl NetlinkError {
 pub struct Netlink {
     pub(crate) handle: rtnetlink::Handle,
     /// Link reads, on a socket of their own in the same namespace.
-    links: Arc<wire::LinkSocket>,
+    links: Arc<read::LinkSocket>,
 }
 
 impl Netlink {
     /// A connection in the calling thread's namespace.
     pub fn connect() -> Result<Self, NetlinkError> {
-        let links = Arc::new(wire::LinkSocket::open().map_err(NetlinkError::Socket)?);
+        let links = Arc::new(read::LinkSocket::open().map_err(NetlinkError::Socket)?);
         let (conn, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
         tokio::spawn(conn);
         Ok(Self { handle, links })

@@ -24,6 +24,7 @@ use super::{
     attrs::{EndAttrs, Mac, Offload, Queues},
     ifname,
     links::{Counters, Link, Mode, NetkitAttrs, PairSettings, Pairing, Policy, Role},
+    read::Stats,
 };
 use crate::{
     os::netns,
@@ -405,7 +406,7 @@ impl Netlink {
         }
         // Bringing the ends up changed their state: read it again.
         let primary =
-            if spec.up { self.link_by_name(&spec.name).await.ok().flatten().unwrap_or(primary) } else { primary };
+            if spec.up { self.link_named(&spec.name, Stats::With).ok().flatten().unwrap_or(primary) } else { primary };
         self.view(&primary).await.map_err(|e| fail("describing the new pair", &e))
     }
     /// Changes a live pair, through its primary: the policies, and each
@@ -476,7 +477,7 @@ impl Netlink {
             }
             return Err(e);
         }
-        let link = self.link_by_index(link.index).await?.unwrap_or(link);
+        let link = self.link_indexed(link.index, Stats::With)?.unwrap_or(link);
         self.view(&link).await
     }
 

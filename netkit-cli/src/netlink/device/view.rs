@@ -206,8 +206,7 @@ impl Netlink {
     pub async fn show(&self, name: &str) -> Result<DeviceView, DeviceError> {
         ifname::check(name).map_err(DeviceError::Invalid)?;
         let link = self
-            .link_by_name(name)
-            .await?
+            .link_named(name, crate::netlink::read::Stats::With)?
             .ok_or_else(|| DeviceError::NotFound { name: name.into(), netns: netns::current_name() })?;
         self.view(&link).await
     }
