@@ -492,7 +492,7 @@ impl Validator {
         let hook = match d.hook.value.parse::<Hook>() {
             Ok(h) => Some(h),
             Err(e) => {
-                self.wrong(place(&d.hook), e);
+                self.wrong(place(&d.hook), e.to_string());
                 None
             }
         };

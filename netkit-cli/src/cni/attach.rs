@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use super::{
-    CniError, Code, Env,
+    CniError, Code, Env, Verb,
     config::NetConf,
     ipam,
     result::{Cidr, CniResult, Interface, IpConfig, Route},
@@ -200,7 +200,7 @@ pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
         // namespace and was never deleted. Clear what is left of it first,
         // its address included.
         remove(&rt, &nl, &place, Some(&old));
-        ipam::exec(&conf.ipam.kind, "DEL", env, &conf.raw)?;
+        ipam::exec(&conf.ipam.kind, Verb::Del, env, &conf.raw)?;
     }
     let host = rt.block_on(free_host_name(&nl, &env.container_id, &env.ifname))?;
     let record = Record {
@@ -235,7 +235,7 @@ pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
     place.save(&record)?;
 
     let made = (|| {
-        let allocated = ipam::exec(&conf.ipam.kind, "ADD", env, &conf.raw)?.unwrap_or_default();
+        let allocated = ipam::exec(&conf.ipam.kind, Verb::Add, env, &conf.raw)?.unwrap_or_default();
         fault("ipam")?;
         engine.apply(&plan, 1, &writer).map_err(|e| apply_error("creating the pair and its chains", e))?;
         fault("pair")?;
@@ -245,7 +245,7 @@ pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
         Ok(result) => Ok(result),
         Err(mut e) => {
             let problems = remove(&rt, &nl, &place, Some(&record));
-            let released = ipam::exec(&conf.ipam.kind, "DEL", env, &conf.raw);
+            let released = ipam::exec(&conf.ipam.kind, Verb::Del, env, &conf.raw);
             e.details += "; everything this ADD made was removed";
             if let Err(r) = released {
                 e.details += &format!(" except the IP allocation ({r})");
@@ -433,7 +433,7 @@ pub fn del(env: &Env, conf: &NetConf) -> Result<(), CniError> {
     let record = place.load()?;
     let (rt, nl) = connect()?;
     let problems = remove(&rt, &nl, &place, record.as_ref());
-    ipam::exec(&conf.ipam.kind, "DEL", env, &conf.raw)?;
+    ipam::exec(&conf.ipam.kind, Verb::Del, env, &conf.raw)?;
     if !problems.is_empty() {
         return Err(CniError::new(
             Code::TryAgain,
@@ -471,7 +471,7 @@ pub fn check(env: &Env, conf: &NetConf) -> Result<(), CniError> {
         }
         Err(e) => differences.push(e.to_string()),
     }
-    if let Err(e) = ipam::exec(&conf.ipam.kind, "CHECK", env, &conf.raw) {
+    if let Err(e) = ipam::exec(&conf.ipam.kind, Verb::Check, env, &conf.raw) {
         differences.push(e.to_string());
     }
     if differences.is_empty() {
@@ -601,7 +601,7 @@ pub fn gc(env: &Env, conf: &NetConf) -> Result<(), CniError> {
             problems.extend(remove(&rt, &nl, &place, record.as_ref()));
         }
     }
-    if let Err(e) = ipam::exec(&conf.ipam.kind, "GC", env, &conf.raw) {
+    if let Err(e) = ipam::exec(&conf.ipam.kind, Verb::Gc, env, &conf.raw) {
         problems.push(e.to_string());
     }
     if problems.is_empty() {
@@ -651,7 +651,7 @@ pub fn status(env: &Env, conf: &NetConf) -> Result<(), CniError> {
     if !probe::is_bpffs(&conf.bpffs) {
         missing.push(format!("no bpffs at {0}: mount one with `mount -t bpf bpf {0}`", conf.bpffs.display()));
     }
-    if let Err(e) = ipam::exec(&conf.ipam.kind, "STATUS", env, &conf.raw) {
+    if let Err(e) = ipam::exec(&conf.ipam.kind, Verb::Status, env, &conf.raw) {
         missing.push(e.to_string());
     }
     if missing.is_empty() {

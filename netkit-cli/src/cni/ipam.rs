@@ -10,7 +10,7 @@ use std::{
     process::{Command, Stdio},
 };
 
-use super::{CniError, Code, Env, result::CniResult};
+use super::{CniError, Code, Env, Verb, result::CniResult};
 
 /// Finds `kind` in the `CNI_PATH` directories.
 pub fn find(kind: &str, env: &Env) -> Result<PathBuf, CniError> {
@@ -30,10 +30,10 @@ pub fn find(kind: &str, env: &Env) -> Result<PathBuf, CniError> {
 
 /// Runs the IPAM plugin with `command` and returns its result (ADD) or
 /// nothing (the other commands).
-pub fn exec(kind: &str, command: &str, env: &Env, stdin: &[u8]) -> Result<Option<CniResult>, CniError> {
+pub fn exec(kind: &str, command: Verb, env: &Env, stdin: &[u8]) -> Result<Option<CniResult>, CniError> {
     let exe = find(kind, env)?;
     let mut child = Command::new(&exe)
-        .env("CNI_COMMAND", command)
+        .env("CNI_COMMAND", command.as_str())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -59,7 +59,7 @@ pub fn exec(kind: &str, command: &str, env: &Env, stdin: &[u8]) -> Result<Option
         }
         return Err(e);
     }
-    if command != "ADD" {
+    if command != Verb::Add {
         return Ok(None);
     }
     serde_json::from_slice(&out.stdout).map(Some).map_err(|e| {

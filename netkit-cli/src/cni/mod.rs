@@ -81,7 +81,7 @@ impl CniError {
 /// The parameters a runtime passes in the environment.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
-    /// CNI_COMMAND.
+    /// CNI_COMMAND, as given (see [`Verb`]).
     pub command: String,
     /// CNI_CONTAINERID.
     pub container_id: String,
@@ -169,7 +169,7 @@ pub fn run(env: &Env, stdin: &[u8]) -> Outcome {
             Outcome { stdout: serde_json::to_string(&e).unwrap_or_default(), ok: false }
         }
     };
-    if env.command == "VERSION" {
+    if env.command == Verb::Version.as_str() {
         let v = serde_json::json!({
             "cniVersion": version.clone().unwrap_or_else(|| SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.len() - 1].into()),
             "supportedVersions": SUPPORTED_VERSIONS,
@@ -179,26 +179,73 @@ pub fn run(env: &Env, stdin: &[u8]) -> Outcome {
     answer(dispatch(env, stdin))
 }
 
-fn dispatch(env: &Env, stdin: &[u8]) -> Result<Option<String>, CniError> {
-    let known = ["ADD", "DEL", "CHECK", "GC", "STATUS"];
-    if !known.contains(&env.command.as_str()) {
-        return Err(CniError::new(
-            Code::InvalidEnv,
-            format!("unknown CNI_COMMAND `{}`", env.command),
-            "CNI_COMMAND is one of ADD, DEL, CHECK, GC, STATUS, VERSION",
-        ));
+/// A CNI command (CNI_COMMAND).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Verb {
+    /// ADD: attach a container.
+    Add,
+    /// DEL: detach it (idempotent).
+    Del,
+    /// CHECK: is it still as ADD left it.
+    Check,
+    /// GC: drop attachments the runtime no longer knows (CNI 1.1).
+    Gc,
+    /// STATUS: can the plugin take ADDs (CNI 1.1).
+    Status,
+    /// VERSION: the versions this plugin speaks.
+    Version,
+}
+
+impl Verb {
+    const ALL: [Self; 6] = [Self::Add, Self::Del, Self::Check, Self::Gc, Self::Status, Self::Version];
+
+    /// The word, as in CNI_COMMAND.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Add => "ADD",
+            Self::Del => "DEL",
+            Self::Check => "CHECK",
+            Self::Gc => "GC",
+            Self::Status => "STATUS",
+            Self::Version => "VERSION",
+        }
     }
-    let conf = config::parse(stdin, matches!(env.command.as_str(), "ADD" | "CHECK"))?;
+}
+
+impl std::str::FromStr for Verb {
+    type Err = CniError;
+
+    fn from_str(s: &str) -> Result<Self, CniError> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or_else(|| {
+            CniError::new(
+                Code::InvalidEnv,
+                format!("unknown CNI_COMMAND `{s}`"),
+                "CNI_COMMAND is one of ADD, DEL, CHECK, GC, STATUS, VERSION",
+            )
+        })
+    }
+}
+
+impl std::fmt::Display for Verb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn dispatch(env: &Env, stdin: &[u8]) -> Result<Option<String>, CniError> {
+    let verb: Verb = env.command.parse()?;
+    let conf = config::parse(stdin, matches!(verb, Verb::Add | Verb::Check))?;
     let v = conf.cni_version.clone();
-    if matches!(env.command.as_str(), "GC" | "STATUS") && v == "1.0.0" {
+    if matches!(verb, Verb::Gc | Verb::Status) && v == "1.0.0" {
         return Err(CniError::new(
             Code::IncompatibleVersion,
             format!("{} needs CNI 1.1.0", env.command),
             format!("the configuration says cniVersion {v}; GC and STATUS came with 1.1.0"),
         ));
     }
-    let out = match env.command.as_str() {
-        "ADD" => {
+    let out = match verb {
+        Verb::Add => {
             env.require(true)?;
             let result = attach::add(env, &conf)?;
             Some(
@@ -206,24 +253,26 @@ fn dispatch(env: &Env, stdin: &[u8]) -> Result<Option<String>, CniError> {
                     .map_err(|e| CniError::new(Code::Io, "writing the result", e.to_string()))?,
             )
         }
-        "DEL" => {
+        Verb::Del => {
             env.require(false)?;
             attach::del(env, &conf)?;
             None
         }
-        "CHECK" => {
+        Verb::Check => {
             env.require(true)?;
             attach::check(env, &conf)?;
             None
         }
-        "GC" => {
+        Verb::Gc => {
             attach::gc(env, &conf)?;
             None
         }
-        _ => {
+        Verb::Status => {
             attach::status(env, &conf)?;
             None
         }
+        // Answered by `run` before any configuration is read.
+        Verb::Version => None,
     };
     Ok(out)
 }

@@ -56,13 +56,15 @@ impl std::fmt::Display for Hook {
     }
 }
 
-impl std::str::FromStr for Hook {
-    type Err = String;
+/// A hook name that is none of the four (the name as given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown hook `{0}`: expected ingress, egress (tcx) or primary, peer (netkit)")]
+pub struct UnknownHook(pub String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|h| h.name() == s)
-            .ok_or_else(|| format!("unknown hook `{s}`: expected ingress, egress (tcx) or primary, peer (netkit)"))
+impl std::str::FromStr for Hook {
+    type Err = UnknownHook;
+
+    fn from_str(s: &str) -> Result<Self, UnknownHook> {
+        Self::ALL.into_iter().find(|h| h.name() == s).ok_or_else(|| UnknownHook(s.to_string()))
     }
 }
