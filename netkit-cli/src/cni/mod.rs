@@ -169,14 +169,17 @@ pub fn run(env: &Env, stdin: &[u8]) -> Outcome {
             Outcome { stdout: serde_json::to_string(&e).unwrap_or_default(), ok: false }
         }
     };
-    if env.command == Verb::Version.as_str() {
-        let v = serde_json::json!({
-            "cniVersion": version.clone().unwrap_or_else(|| SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.len() - 1].into()),
-            "supportedVersions": SUPPORTED_VERSIONS,
-        });
-        return answer(Ok(Some(v.to_string())));
+    match env.command.parse::<Verb>() {
+        Ok(Verb::Version) => {
+            let v = serde_json::json!({
+                "cniVersion": version.clone().unwrap_or_else(|| SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.len() - 1].into()),
+                "supportedVersions": SUPPORTED_VERSIONS,
+            });
+            answer(Ok(Some(v.to_string())))
+        }
+        Ok(verb) => answer(dispatch(verb, env, stdin)),
+        Err(e) => answer(Err(e)),
     }
-    answer(dispatch(env, stdin))
 }
 
 /// A CNI command (CNI_COMMAND).
@@ -233,14 +236,13 @@ impl std::fmt::Display for Verb {
     }
 }
 
-fn dispatch(env: &Env, stdin: &[u8]) -> Result<Option<String>, CniError> {
-    let verb: Verb = env.command.parse()?;
+fn dispatch(verb: Verb, env: &Env, stdin: &[u8]) -> Result<Option<String>, CniError> {
     let conf = config::parse(stdin, matches!(verb, Verb::Add | Verb::Check))?;
     let v = conf.cni_version.clone();
     if matches!(verb, Verb::Gc | Verb::Status) && v == "1.0.0" {
         return Err(CniError::new(
             Code::IncompatibleVersion,
-            format!("{} needs CNI 1.1.0", env.command),
+            format!("{verb} needs CNI 1.1.0"),
             format!("the configuration says cniVersion {v}; GC and STATUS came with 1.1.0"),
         ));
     }

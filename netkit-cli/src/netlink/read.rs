@@ -153,7 +153,10 @@ fn read(sock: &Socket, seq: u32, which: Which<'_>, stats: Stats, buf_len: usize)
         if n > buf.len() {
             // The datagram was cut and is gone: ask again with room for it
             // once what is left of this reply is read.
-            while sock.recv(&mut Vec::with_capacity(buf_len), libc::MSG_DONTWAIT).is_ok_and(|n| n > 0) {}
+            buf.clear();
+            while sock.recv(&mut buf, libc::MSG_DONTWAIT).is_ok_and(|n| n > 0) {
+                buf.clear();
+            }
             return Err(Fail::Truncated(n.next_multiple_of(4096)));
         }
         if messages(&buf, seq, dump, &mut links, &mut interrupted)? {
