@@ -1,4 +1,4 @@
 #![no_main]
 
-// See netkit::fuzzing::cni for what it checks.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| netkit::fuzzing::cni(data));
+// See netkit_fuzz_checks::cni for what it checks.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| netkit_fuzz_checks::cni(data));

@@ -1,4 +1,4 @@
 #![no_main]
 
-// See netkit::fuzzing::object for what it checks.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| netkit::fuzzing::object(data));
+// See netkit_fuzz_checks::object for what it checks.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| netkit_fuzz_checks::object(data));

@@ -1,4 +1,4 @@
 #![no_main]
 
-// See netkit::fuzzing::reference for what it checks.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| netkit::fuzzing::reference(data));
+// See netkit_fuzz_checks::reference for what it checks.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| netkit_fuzz_checks::reference(data));

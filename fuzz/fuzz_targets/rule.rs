@@ -1,4 +1,4 @@
 #![no_main]
 
-// See netkit::fuzzing::rule for what it checks.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| netkit::fuzzing::rule(data));
+// See netkit_fuzz_checks::rule for what it checks.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| netkit_fuzz_checks::rule(data));

@@ -1,4 +1,4 @@
 #![no_main]
 
-// See netkit::fuzzing::spec for what it checks.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| netkit::fuzzing::spec(data));
+// See netkit_fuzz_checks::spec for what it checks.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| netkit_fuzz_checks::spec(data));

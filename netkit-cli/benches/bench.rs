@@ -402,7 +402,7 @@ fn ifindexes_of(rt: &tokio::runtime::Runtime, names: &[String]) -> Vec<u32> {
         let nl = Netlink::connect().unwrap();
         let mut out = Vec::new();
         for n in names {
-            out.push(nl.link_by_name(n).await.unwrap().unwrap().index);
+            out.push(nl.link_by_name(n).unwrap().unwrap().index);
         }
         out
     })
@@ -529,8 +529,8 @@ fn chain() -> Value {
     let rt = runtime();
     let (ca, cb_mac) = rt.block_on(async {
         let nl = Netlink::connect().unwrap();
-        let ca = nl.link_by_name("ca").await.unwrap().unwrap();
-        let cb = nl.link_by_name("cb").await.unwrap().unwrap();
+        let ca = nl.link_by_name("ca").unwrap().unwrap();
+        let cb = nl.link_by_name("cb").unwrap().unwrap();
         (ca.index, cb.mac().unwrap())
     });
     // Raw Ethernet frames with an unused ethertype, sent from an AF_PACKET
@@ -862,7 +862,7 @@ fn pods() -> Value {
                 let nl = Netlink::connect().unwrap();
                 let mut n = 0;
                 for i in 0..PODS {
-                    n += usize::from(nl.link_by_name(&format!("nk{i}")).await.unwrap().is_some());
+                    n += usize::from(nl.link_by_name(&format!("nk{i}")).unwrap().is_some());
                 }
                 n
             })
@@ -933,7 +933,7 @@ fn pods() -> Value {
             .await;
         let mut out = Vec::new();
         for i in 0..PODS {
-            out.push(nl.link_by_name(&format!("nk{i}")).await.unwrap().unwrap().index);
+            out.push(nl.link_by_name(&format!("nk{i}")).unwrap().unwrap().index);
         }
         out
     });
@@ -1074,7 +1074,7 @@ fn cni() -> Value {
                 ]))
                 .build();
             handle.link().add(msg).execute().await.unwrap();
-            let index = nl.link_by_name(&name).await.unwrap().unwrap().index;
+            let index = nl.link_by_name(&name).unwrap().unwrap().index;
             handle.link().change(LinkUnspec::new_with_index(index).up().build()).execute().await.unwrap();
             let fw = programs::load(&ProgSpec::Bundled("firewall".into()), &LoadOptions::default()).unwrap();
             Firewall::open(fw.id()).unwrap().add(&rule).unwrap();
@@ -1084,7 +1084,7 @@ fn cni() -> Value {
             floor::obj_pin(link.as_fd(), &pin);
             let pod_nl = Netlink::connect_to(&ns).unwrap();
             let pod_handle = pod_nl.handle();
-            let eth0 = pod_nl.link_by_name("eth0").await.unwrap().unwrap().index;
+            let eth0 = pod_nl.link_by_name("eth0").unwrap().unwrap().index;
             pod_handle.link().change(LinkUnspec::new_with_index(eth0).up().build()).execute().await.unwrap();
             let addr = std::net::Ipv4Addr::new(10, 41, (i / 250) as u8, (i % 250 + 2) as u8);
             pod_handle.address().add(eth0, addr.into(), 16).execute().await.unwrap();

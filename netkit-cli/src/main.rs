@@ -14,6 +14,14 @@ mod render;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The command's runtime: current-thread, on the main thread, so every
+/// socket and bpf(2) call stays on the thread that entered the namespace
+/// (`-n`). The library's async operations run on it; its plain functions
+/// that need threads of their own start them.
+fn runtime() -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()
+}
+
 fn main() -> ExitCode {
     // A shell asking for completions (COMPLETE=SHELL, set by the script
     // `netkit completions SHELL` prints) is answered here, and the process ends.

@@ -1,5 +1,5 @@
 //! Types and constants shared by the eBPF programs (netkit-ebpf) and the
-//! user-space tool (netkit-cli). Everything here is `repr(C)` so both sides
+//! user-space library (netkit). Everything here is `repr(C)` so both sides
 //! agree on the layout of map keys, values and read-only globals.
 #![no_std]
 

@@ -1,7 +1,7 @@
 //! Helpers shared by the bundled programs in `src/bin/`: the license and
 //! panic handler every program needs, and packet parsing with direct packet
 //! access (bounds-checked against data_end, as the verifier requires). This
-//! library is also compiled for the host (netkit-cli depends on it so cargo
+//! library is also compiled for the host (the netkit library depends on it so cargo
 //! rebuilds the programs when they change), so it holds no maps.
 #![no_std]
 

@@ -78,7 +78,7 @@ pub fn c_objects() -> Result<Vec<PathBuf>> {
 pub const CLANG: &str = "clang-22";
 
 /// Builds `netkit` for musl and, with `tests`, every integration test and
-/// example of netkit-cli (not run; their paths are collected from cargo's
+/// test of netkit-cli and example of netkit (not run; their paths are collected from cargo's
 /// JSON messages) and the C test objects.
 pub fn guest_binaries(tests: bool) -> Result<GuestBinaries> {
     println!("build: netkit and netkit-cni for {MUSL}");
@@ -110,7 +110,7 @@ pub fn guest_binaries(tests: bool) -> Result<GuestBinaries> {
     }
     println!("build: integration tests and examples for {MUSL}");
     let found = artifacts(&["test", "-p", "netkit-cli", "--tests", "--no-run"], "test")?;
-    let examples = artifacts(&["build", "-p", "netkit-cli", "--examples"], "example")?;
+    let examples = artifacts(&["build", "-p", "netkit", "--examples"], "example")?;
     let cni = CniParts {
         plugin: netkit.with_file_name("netkit-cni"),
         reference: crate::cni::plugins()?,

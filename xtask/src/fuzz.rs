@@ -23,7 +23,7 @@ use crate::{build, setup, util};
 /// The targets, as fuzz/Cargo.toml names them.
 pub const TARGETS: &[&str] = &["object", "rule", "reference", "spec", "cni"];
 
-/// The bundled programs' object names (netkit-cli's build script).
+/// The bundled programs' object names (the netkit library's build script).
 const BUNDLED: &[&str] = &["pass", "drop", "next", "order", "counter", "firewall", "redirect-peer", "log"];
 
 #[derive(Debug, clap::Args)]
@@ -119,7 +119,7 @@ fn seed(target: &str) -> Result<PathBuf> {
     Ok(corpus)
 }
 
-/// The bundled eBPF objects the fuzz build's netkit-cli embedded.
+/// The bundled eBPF objects the fuzz build's netkit library embedded.
 fn bundled_objects() -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     let mut dirs = vec![fuzz_target_dir()];
@@ -130,14 +130,16 @@ fn bundled_objects() -> Result<Vec<PathBuf>> {
                 continue;
             }
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("netkit-cli-") && path.join("out").is_dir() {
+            // The library's build directory, netkit-HASH, holds them in out/.
+            let library = name.strip_prefix("netkit-").is_some_and(|h| h.chars().all(|c| c.is_ascii_hexdigit()));
+            if library && path.join("out").is_dir() {
                 for b in BUNDLED {
                     let object = path.join("out").join(b);
                     if fs::metadata(&object).is_ok_and(|m| m.len() > 0) {
                         found.push(object);
                     }
                 }
-            } else if !name.starts_with("netkit-cli-") {
+            } else if !library {
                 dirs.push(path);
             }
         }

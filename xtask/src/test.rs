@@ -144,6 +144,54 @@ fn counted(cmd: &mut Command) -> (Verdict, String) {
     (verdict, counts.describe())
 }
 
+/// Crates a program depending on the library must not pull in: the
+/// command line's, the metrics server's, the binaries' allocator.
+const NOT_IN_LIBRARY: &[&str] =
+    &["clap", "clap_complete", "clap_mangen", "hyper", "hyper-util", "mimalloc", "signal-hook"];
+
+/// The library without its default feature builds, with its example, and
+/// needs no BPF toolchain; its dependency tree holds none of the binaries'
+/// crates.
+fn library_alone() -> (Verdict, String) {
+    if let Err(e) = util::run(cargo().args(["build", "-p", "netkit", "--no-default-features", "--examples"])) {
+        return (Verdict::Failed, format!("{e:#}"));
+    }
+    let tree = |features: &[&str]| -> Result<Vec<String>> {
+        let out = cargo()
+            .args(["tree", "-p", "netkit", "-e", "normal,build", "--prefix", "none", "--format", "{p}"])
+            .args(features)
+            .output()?;
+        anyhow::ensure!(out.status.success(), "cargo tree: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(text.lines().filter_map(|l| l.split(' ').next()).map(String::from).collect())
+    };
+    let (full, bare) = match (tree(&[]), tree(&["--no-default-features"])) {
+        (Ok(f), Ok(b)) => (f, b),
+        (Err(e), _) | (_, Err(e)) => return (Verdict::Failed, format!("{e:#}")),
+    };
+    let mut wrong: Vec<String> = full
+        .iter()
+        .filter(|n| NOT_IN_LIBRARY.contains(&n.as_str()))
+        .map(|n| format!("{n} in the library's tree"))
+        .collect();
+    wrong.extend(
+        bare.iter()
+            .filter(|n| ["aya-build", "netkit-ebpf"].contains(&n.as_str()))
+            .map(|n| format!("{n} without the bundled feature")),
+    );
+    wrong.sort();
+    wrong.dedup();
+    if wrong.is_empty() {
+        (Verdict::Passed, format!("{} crates with bundled programs, {} without", unique(&full), unique(&bare)))
+    } else {
+        (Verdict::Failed, wrong.join(", "))
+    }
+}
+
+fn unique(names: &[String]) -> usize {
+    names.iter().collect::<std::collections::BTreeSet<_>>().len()
+}
+
 /// Integration test targets that need a kernel with netkit run only in the VM.
 fn host_test_targets() -> Vec<String> {
     let dir = util::workspace_root().join("netkit-cli/tests");
@@ -208,6 +256,7 @@ pub fn run(opts: &Options) -> Result<ExitCode> {
         // Broken intra-doc links and bad HTML in rustdoc fail the build.
         simple(cargo().env("RUSTDOCFLAGS", "-D warnings").args(["doc", "--no-deps"]))
     });
+    stage(&mut stages, "library alone", library_alone);
     stage(&mut stages, "unit tests", || counted(cargo().args(["test", "--lib", "--bins"])));
     // A short pass of every fuzz target from its seeds and the corpus so far:
     // a parser that now panics on an input it once took shows up here.

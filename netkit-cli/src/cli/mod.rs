@@ -818,8 +818,8 @@ fn devices(current: &OsStr) -> Vec<CompletionCandidate> {
         .and_then(|i| args.get(i + 1))
         .and_then(|n| n.parse::<NetnsRef>().ok());
     let Ok(_visit) = netns.as_ref().map(netns::Visit::enter).transpose() else { return Vec::new() };
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return Vec::new() };
-    let links = rt.block_on(async { netkit::netlink::Netlink::connect().ok()?.links().await.ok() }).unwrap_or_default();
+    let Ok(rt) = crate::runtime() else { return Vec::new() };
+    let links = rt.block_on(async { netkit::netlink::Netlink::connect().ok()?.links().ok() }).unwrap_or_default();
     let mut names: Vec<String> = links.into_iter().map(|l| l.name).filter(|n| n.starts_with(&*prefix)).collect();
     names.sort();
     names.into_iter().map(CompletionCandidate::new).collect()

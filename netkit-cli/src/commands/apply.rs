@@ -22,7 +22,7 @@ use crate::{
 };
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
+    crate::runtime().context("starting the async runtime")
 }
 
 fn options(a: &SpecArgs) -> PlanOptions {

@@ -268,7 +268,7 @@ async fn hook_command(cli: &Cli, out: &mut impl Write) -> Result<()> {
 async fn queue_command(cli: &Cli, cmd: &QueueCommand, out: &mut impl Write) -> Result<()> {
     let nl = Netlink::connect()?;
     let here = |nl: Netlink, name: String| async move {
-        nl.link_by_name(&name).await?.with_context(|| format!("no device named `{name}` in this network namespace"))
+        nl.link_by_name(&name)?.with_context(|| format!("no device named `{name}` in this network namespace"))
     };
     match cmd {
         QueueCommand::List { dev } => {
@@ -309,11 +309,7 @@ async fn queue_command(cli: &Cli, cmd: &QueueCommand, out: &mut impl Write) -> R
 /// Runs `fut` on a current-thread runtime: every socket and bpf() call stays on
 /// this thread, which is the one that entered the namespace.
 fn block_on<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?
-        .block_on(fut)
+    crate::runtime().context("starting the async runtime")?.block_on(fut)
 }
 
 fn refuse_immutable(set: &DeviceSet) -> Result<(), device::DeviceError> {

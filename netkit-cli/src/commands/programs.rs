@@ -195,7 +195,7 @@ pub async fn redirect(cli: &Cli, hooks: &Hooks<'_>, cmd: &RedirectCommand, out: 
             let (target, rest) = split_ref(args, |_| args.len() == 2)?;
             let [ip, pair] = rest else { bail!("redirect add takes [REF] IP PAIR") };
             let ip = ip_of(ip)?;
-            let link = hooks.nl.link_by_name(pair).await?.ok_or_else(|| {
+            let link = hooks.nl.link_by_name(pair)?.ok_or_else(|| {
                 anyhow!(
                     "no device named `{pair}` here; PAIR is the primary of the netkit pair whose peer gets the packets"
                 )
@@ -236,7 +236,7 @@ pub async fn redirect(cli: &Cli, hooks: &Hooks<'_>, cmd: &RedirectCommand, out: 
             let r = Redirect::open(slot.prog_id)?;
             let mut entries = r.list()?;
             for e in &mut entries {
-                e.pair = hooks.nl.link_by_index(e.ifindex).await.ok().flatten().map(|l| l.name);
+                e.pair = hooks.nl.link_by_index(e.ifindex).ok().flatten().map(|l| l.name);
             }
             let list = RedirectList { entries, stats: r.stats()? };
             Ok(render::print(cli.json, out, &list, changes::redirect_list)?)

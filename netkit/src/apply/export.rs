@@ -1,0 +1,189 @@
+//! `netkit export`: the node as a spec that applies as a no-op. Pairs apply
+//! owns are written with the attributes they have; every chain with
+//! programs is written in order, programs apply owns by name and source,
+//! the others as `ref` entries apply leaves alone.
+
+use std::collections::BTreeMap;
+
+use super::{
+    ApplyError, Engine,
+    spec::{ChainDoc, EndDoc, EntryDoc, PairDoc, SpecDoc, unplaced},
+    state::LinkKey,
+};
+use crate::{
+    maps::{firewall::Firewall, redirect::Redirect},
+    mprog::{Hook, HookRef},
+    netlink::{
+        device::Ends,
+        links::{Link, Mode, Role, Scrub},
+    },
+    os::netns,
+    pins::{self, Layout},
+};
+
+pub(super) async fn export(engine: &Engine<'_>, devices: &[String]) -> Result<SpecDoc, ApplyError> {
+    let owned = engine.record.load()?;
+    let layout = Layout::unchecked(&engine.bpffs);
+    let here = netns::current_name();
+    let mut doc = SpecDoc::default();
+
+    for name in owned.pairs.keys() {
+        if !devices.is_empty() && !devices.contains(name) {
+            continue;
+        }
+        if let Some(ends) = engine.nl.ends(name).await? {
+            doc.pairs.push(pair_doc(&ends));
+        }
+    }
+
+    let links: Vec<Link> = if devices.is_empty() {
+        engine.nl.links()?
+    } else {
+        let mut out = Vec::new();
+        for d in devices {
+            match engine.nl.link_by_name(d)? {
+                Some(l) => out.push(l),
+                None => {
+                    return Err(ApplyError::Blocked(vec![format!("no device {d} in network namespace {here}")]));
+                }
+            }
+        }
+        out
+    };
+    // Managed links by id: the links pinned at apply's paths for the names
+    // it records (as the planner has it), and how they were made. One off
+    // its hook is on no chain, so no entry names it.
+    let mut managed: BTreeMap<u32, (&LinkKey, &super::state::OwnedLink)> = BTreeMap::new();
+    for (key, rec) in &owned.links {
+        let Ok(hook) = key.hook.parse::<Hook>() else { continue };
+        let path = layout.link_path(&here, &key.device, hook, &key.name);
+        if let Ok((_, info)) = pins::open_link(&path)
+            && info.ifindex != 0
+        {
+            managed.insert(info.id, (key, rec));
+        }
+    }
+    // Fingerprints by program and settings, computed once each.
+    let mut known = std::collections::HashMap::new();
+    for link in &links {
+        let hooks: &[Hook] = if link.role() == Some(Role::Primary) {
+            &[Hook::Ingress, Hook::Egress, Hook::Primary, Hook::Peer]
+        } else {
+            &[Hook::Ingress, Hook::Egress]
+        };
+        for &hook in hooks {
+            let Ok(chain) = HookRef::new(link.index, hook).query() else { continue };
+            if chain.slots.is_empty() {
+                continue;
+            }
+            let mut programs = Vec::new();
+            for slot in &chain.slots {
+                let entry = match slot.link_id.and_then(|id| managed.get(&id)) {
+                    Some((key, rec))
+                        if key.device == link.name
+                            && key.hook == hook.name()
+                            && still_made_from(rec, slot.prog_id, &mut known) =>
+                    {
+                        let rules = (rec.program == "firewall").then(|| {
+                            Firewall::open(slot.prog_id)
+                                .and_then(|f| f.list())
+                                .map(|l| l.into_iter().filter(|r| r.id != 0).map(|r| unplaced(r.rule)).collect())
+                                .unwrap_or_default()
+                        });
+                        let entries = if rec.program == "redirect-peer" {
+                            let mut out = BTreeMap::new();
+                            for e in Redirect::open(slot.prog_id).and_then(|r| r.list()).unwrap_or_default() {
+                                if let Ok(Some(l)) = engine.nl.link_by_index(e.ifindex) {
+                                    out.insert(e.ip.to_string(), l.name);
+                                }
+                            }
+                            Some(out)
+                        } else {
+                            None
+                        };
+                        EntryDoc {
+                            name: Some(unplaced(key.name.clone())),
+                            program: Some(unplaced(rec.program.clone())),
+                            set: rec.set.iter().cloned().map(unplaced).collect(),
+                            rules,
+                            entries,
+                            reference: None,
+                        }
+                    }
+                    _ => EntryDoc {
+                        name: None,
+                        program: None,
+                        set: Vec::new(),
+                        rules: None,
+                        entries: None,
+                        reference: Some(unplaced(match slot.link_id {
+                            Some(id) => format!("link:{id}"),
+                            None => format!("prog:{}", slot.prog_id),
+                        })),
+                    },
+                };
+                programs.push(entry);
+            }
+            doc.chains.push(ChainDoc {
+                device: unplaced(link.name.clone()),
+                hook: unplaced(hook.name().to_string()),
+                programs,
+            });
+        }
+    }
+    Ok(doc)
+}
+
+fn pair_doc(ends: &Ends) -> PairDoc {
+    let nk = ends.primary.netkit.clone().unwrap_or_default().settings;
+    let l2 = nk.mode == Some(Mode::L2);
+    let end = |l: &Link| EndDoc { address: if l2 { l.mac() } else { None }, ..Default::default() };
+    let mut primary = end(&ends.primary);
+    primary.policy = nk.policy;
+    primary.scrub = nk.scrub.filter(|s| *s != Scrub::Default);
+    let mut peer = ends.peer.as_ref().map(end).unwrap_or_default();
+    peer.name = ends.peer.as_ref().map(|p| p.name.clone());
+    peer.policy = nk.peer_policy;
+    peer.scrub = nk.peer_scrub.filter(|s| *s != Scrub::Default);
+    peer.netns =
+        ends.peer_netns.as_ref().map(|n| if n.is_init() { n.path.display().to_string() } else { n.name.clone() });
+    PairDoc {
+        name: unplaced(ends.primary.name.clone()),
+        mode: nk.mode,
+        pairing: nk.pairing.filter(|p| *p != crate::netlink::links::Pairing::Pair),
+        headroom: nk.headroom.filter(|h| *h != 0),
+        tailroom: nk.tailroom.filter(|t| *t != 0),
+        mtu: ends.primary.mtu,
+        up: Some(ends.primary.up),
+        primary,
+        peer,
+    }
+}
+
+/// Whether the link's program is still what its record names: the same
+/// program apply set, from a source that still gives the same fingerprint
+/// (a file that changed or went away does not).
+fn still_made_from(
+    rec: &super::state::OwnedLink,
+    prog_id: u32,
+    known: &mut std::collections::HashMap<(String, Vec<String>), Option<String>>,
+) -> bool {
+    if rec.prog_id != Some(prog_id) {
+        return false;
+    }
+    let key = (rec.program.clone(), rec.set.clone());
+    if let Some(fp) = known.get(&key) {
+        return fp.is_some() && *fp == rec.fingerprint;
+    }
+    let fp = fingerprint_of(rec);
+    let same = fp.is_some() && fp == rec.fingerprint;
+    known.insert(key, fp);
+    same
+}
+
+/// What the record's program and settings give now.
+fn fingerprint_of(rec: &super::state::OwnedLink) -> Option<String> {
+    let prog = rec.program.parse::<crate::programs::ProgSpec>().ok()?;
+    let globals = crate::programs::globals(&prog, &rec.set).ok()?;
+    super::plan::fingerprint(&prog, &globals, super::node::pinned_now).ok()
+}

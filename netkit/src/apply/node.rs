@@ -1,0 +1,158 @@
+//! What the planner reads of the node, behind one seam: [`Kernel`] asks the
+//! kernel (rtnetlink, BPF_PROG_QUERY, the bpffs, the programs' maps); the
+//! fuzz targets plan against a node with nothing on it.
+
+use std::{collections::BTreeMap, net::IpAddr, path::Path};
+
+use super::ApplyError;
+use crate::{
+    maps::{firewall::Firewall, redirect::Redirect},
+    mprog::{self, Hook, HookRef, MprogError},
+    netlink::{
+        Netlink, NetlinkError,
+        device::{DeviceError, Ends, PairSpec},
+        links::Link,
+    },
+    pins,
+    programs::{self, ProgSpec},
+};
+
+/// What a path of the pin layout holds, as the kernel reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PinState {
+    /// Nothing.
+    Empty,
+    /// A link: attached to some hook, or defunct (detached by another tool,
+    /// or its device deleted: the kernel reports ifindex 0, and the pin alone
+    /// keeps the object).
+    Link {
+        /// The link's id.
+        id: u32,
+        /// The program it runs.
+        prog_id: u32,
+        /// Whether it is on no hook.
+        defunct: bool,
+    },
+    /// Something that is not a link (or cannot be read).
+    Other,
+}
+
+/// The node as the planner sees it.
+#[allow(async_fn_in_trait)] // used with concrete types inside the crate
+pub(crate) trait Node {
+    /// A pair's ends by the primary's name; None when there is no such
+    /// device.
+    async fn ends(&self, name: &str) -> Result<Option<Ends>, ApplyError>;
+    /// A device by name.
+    async fn link(&self, name: &str) -> Result<Option<Link>, NetlinkError>;
+    /// Whether this kernel can create `spec`.
+    async fn check_pair(&self, spec: &PairSpec) -> Result<(), DeviceError>;
+    /// A hook's chain, in order.
+    fn chain(&self, ifindex: u32, hook: Hook) -> Result<mprog::Chain, MprogError>;
+    /// What is pinned at `path`.
+    fn pin(&self, path: &Path) -> PinState;
+    /// The id of the program a `pinned:PATH` spec names now.
+    fn pinned_program(&self, prog: &ProgSpec) -> Result<u32, ApplyError>;
+    /// The rules of the firewall program `prog_id`, as text, in order.
+    fn rules(&self, prog_id: u32) -> Vec<String>;
+    /// The entries of the redirect program `prog_id`.
+    fn entries(&self, prog_id: u32) -> BTreeMap<IpAddr, u32>;
+}
+
+/// The node as the kernel of the calling thread's namespace has it.
+pub(crate) struct Kernel<'a>(pub(crate) &'a Netlink);
+
+impl Node for Kernel<'_> {
+    async fn ends(&self, name: &str) -> Result<Option<Ends>, ApplyError> {
+        Ok(self.0.ends(name).await?)
+    }
+
+    async fn link(&self, name: &str) -> Result<Option<Link>, NetlinkError> {
+        self.0.link_by_name(name)
+    }
+
+    async fn check_pair(&self, spec: &PairSpec) -> Result<(), DeviceError> {
+        spec.validate_for_kernel().await
+    }
+
+    fn chain(&self, ifindex: u32, hook: Hook) -> Result<mprog::Chain, MprogError> {
+        HookRef::new(ifindex, hook).query()
+    }
+
+    fn pin(&self, path: &Path) -> PinState {
+        match pins::open_link(path) {
+            Ok((_, info)) => PinState::Link { id: info.id, prog_id: info.prog_id, defunct: info.ifindex == 0 },
+            Err(_) if std::fs::symlink_metadata(path).is_err() => PinState::Empty,
+            Err(_) => PinState::Other,
+        }
+    }
+
+    fn pinned_program(&self, prog: &ProgSpec) -> Result<u32, ApplyError> {
+        pinned_now(prog)
+    }
+
+    fn rules(&self, prog_id: u32) -> Vec<String> {
+        Firewall::open(prog_id)
+            .and_then(|f| f.list())
+            .map(|l| l.into_iter().filter(|r| r.id != 0).map(|r| r.rule).collect())
+            .unwrap_or_default()
+    }
+
+    fn entries(&self, prog_id: u32) -> BTreeMap<IpAddr, u32> {
+        Redirect::open(prog_id)
+            .and_then(|r| r.list())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| (e.ip, e.ifindex))
+            .collect()
+    }
+}
+
+/// The id of the program a `pinned:PATH` spec names now.
+pub(crate) fn pinned_now(prog: &ProgSpec) -> Result<u32, ApplyError> {
+    Ok(programs::load(prog, &Default::default())?.id())
+}
+
+/// A node with no devices, no pins, no programs and no network namespace
+/// but its own, on a kernel that has every netkit attribute: what a spec meets on a fresh machine.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) struct Empty;
+
+#[cfg(any(test, feature = "fuzzing"))]
+impl Node for Empty {
+    async fn ends(&self, _: &str) -> Result<Option<Ends>, ApplyError> {
+        Ok(None)
+    }
+
+    async fn link(&self, _: &str) -> Result<Option<Link>, NetlinkError> {
+        Ok(None)
+    }
+
+    async fn check_pair(&self, spec: &PairSpec) -> Result<(), DeviceError> {
+        spec.check_request()?;
+        if spec.peer_netns.is_some() {
+            return Err(DeviceError::Invalid("the empty node has no other network namespace".into()));
+        }
+        spec.check_support(&crate::netlink::device::AttrSupport::newest())
+    }
+
+    fn chain(&self, _: u32, _: Hook) -> Result<mprog::Chain, MprogError> {
+        Ok(Default::default())
+    }
+
+    fn pin(&self, _: &Path) -> PinState {
+        PinState::Empty
+    }
+
+    fn pinned_program(&self, prog: &ProgSpec) -> Result<u32, ApplyError> {
+        Err(ApplyError::Blocked(vec![format!("{prog}: nothing is pinned on an empty node")]))
+    }
+
+    fn rules(&self, _: u32) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn entries(&self, _: u32) -> BTreeMap<IpAddr, u32> {
+        BTreeMap::new()
+    }
+}

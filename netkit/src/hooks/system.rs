@@ -1,0 +1,179 @@
+//! Every tcx and netkit link on the system, not only this tool's: `link list
+//! --all` and `link prune --all`. Each link is placed by finding it on a
+//! hook's chain in one of the namespaces this tool can reach, and shown with
+//! what holds it (pins, processes) and whether this tool manages it.
+
+use super::*;
+
+/// A tcx or netkit link anywhere on the system.
+#[derive(Debug, Clone, Serialize)]
+pub struct SystemLinkView {
+    /// The link's id.
+    pub link_id: u32,
+    /// `tcx` or `netkit`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The hook it was attached to.
+    pub hook: Option<Hook>,
+    /// The device whose chain holds it (for netkit hooks, the pair's
+    /// primary), when one of the reachable namespaces has it.
+    pub device: Option<String>,
+    /// That device's namespace, the way `-n` takes it.
+    pub netns: Option<String>,
+    /// The ifindex the kernel keeps in the link (0: defunct; for a netkit
+    /// peer link, the peer's, in the peer's namespace).
+    pub ifindex: u32,
+    /// The program it runs.
+    pub prog_id: u32,
+    /// That program's name.
+    pub prog_name: String,
+    /// Attached or defunct.
+    pub state: LinkState,
+    /// Whether this tool pinned it (and so manages it).
+    pub managed: bool,
+    /// This tool's pin of it, if managed.
+    pub pin: Option<String>,
+    /// Everything holding it: pins anywhere, processes with an fd to it.
+    pub held_by: Vec<owners::Holder>,
+}
+
+impl SystemLinkView {
+    /// Whether a process holds it (then only that process can release it).
+    pub fn held_by_a_process(&self) -> bool {
+        self.held_by.iter().any(|h| matches!(h, owners::Holder::Process { .. }))
+    }
+
+    /// Its holders in words, `;`-separated.
+    pub fn holders_text(&self) -> String {
+        self.held_by.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    }
+}
+
+/// What `link prune --all` did and left.
+#[derive(Debug, Clone, Serialize)]
+pub struct PruneAll {
+    /// Defunct links whose pins were removed.
+    pub pruned: Vec<SystemLinkView>,
+    /// Defunct links left alone, with what still holds them.
+    pub left: Vec<SystemLinkView>,
+}
+
+impl Hooks<'_> {
+    /// `netkit link list --all`: every tcx and netkit link on the system.
+    pub async fn system_links(&self) -> Vec<SystemLinkView> {
+        let placed = placements(self.nl).await;
+        let holders = owners::Holders::scan();
+        let ours: HashMap<u32, pins::PinnedLink> = Layout::unchecked(&self.bpffs)
+            .links()
+            .into_iter()
+            .filter_map(|l| pins::open_link(&l.path).ok().map(|(_, info)| (info.id, l)))
+            .collect();
+        let mut out = Vec::new();
+        for info in aya::programs::loaded_links().flatten() {
+            let kind = match info.link_type() {
+                Ok(aya::programs::links::LinkType::Tcx) => "tcx",
+                Ok(aya::programs::links::LinkType::Netkit) => "netkit",
+                _ => continue,
+            };
+            // Gone since the listing, or not ours to read: skip it.
+            let Ok(fd) = bpf::link_fd_by_id(info.id()) else { continue };
+            let Ok(li) = bpf::link_info(fd.as_fd()) else { continue };
+            let place = placed.get(&li.id);
+            let pin = ours.get(&li.id);
+            out.push(SystemLinkView {
+                link_id: li.id,
+                kind,
+                hook: Hook::from_attach_type(li.attach_type),
+                device: place.map(|p| p.1.clone()),
+                netns: place.map(|p| p.0.clone()),
+                ifindex: li.ifindex,
+                prog_id: li.prog_id,
+                prog_name: prog_name(li.prog_id),
+                state: if li.ifindex == 0 { LinkState::Defunct } else { LinkState::Attached },
+                managed: pin.is_some(),
+                pin: pin.map(|p| p.path.display().to_string()),
+                held_by: holders.of(li.id),
+            });
+        }
+        out.sort_by_key(|l| l.link_id);
+        out
+    }
+
+    /// `netkit link prune --all`: unpins this tool's defunct links and, with
+    /// `force`, the pins others made of defunct links; says what it leaves
+    /// (links held by a process cannot be pruned: the process must close them).
+    pub async fn prune_all(&self, force: bool) -> Result<PruneAll, AttachError> {
+        let layout = Layout::unchecked(&self.bpffs);
+        let (mut pruned, mut left) = (Vec::new(), Vec::new());
+        for l in self.system_links().await.into_iter().filter(|l| l.state == LinkState::Defunct) {
+            let pins: Vec<PathBuf> = l
+                .held_by
+                .iter()
+                .filter_map(|h| match h {
+                    owners::Holder::Pin(p) => Some(p.clone()),
+                    owners::Holder::Process { .. } => None,
+                })
+                .collect();
+            let processes = l.held_by_a_process();
+            match (&l.pin, force) {
+                (Some(ours), _) if !force => {
+                    layout.unpin(&PathBuf::from(ours))?;
+                    pruned.push(l);
+                }
+                (_, true) if !pins.is_empty() => {
+                    for p in &pins {
+                        std::fs::remove_file(p).map_err(|cause| PinError::Io {
+                            what: "removing",
+                            path: p.display().to_string(),
+                            cause,
+                        })?;
+                    }
+                    if processes { left.push(l) } else { pruned.push(l) }
+                }
+                _ => left.push(l),
+            }
+        }
+        Ok(PruneAll { pruned, left })
+    }
+}
+
+/// Where each link sits: (namespace, device, hook) by link id, from the
+/// chains of every device's hooks in every namespace this tool can reach.
+async fn placements(here: &Netlink) -> HashMap<u32, (String, String, Hook)> {
+    let mut out = HashMap::new();
+    let mut spaces: Vec<(String, Option<OwnedFd>)> = vec![(netns::current_name(), None)];
+    spaces.extend(netns::others().into_iter().filter_map(|ns| Some((ns.name.clone(), Some(ns.open().ok()?)))));
+    for (name, fd) in spaces {
+        let conn = match &fd {
+            Some(fd) => match Netlink::connect_in(fd) {
+                Ok(c) => c,
+                Err(_) => continue,
+            },
+            None => here.clone(),
+        };
+        let Ok(devices) = conn.links() else { continue };
+        // BPF_PROG_QUERY reads ifindexes in the calling thread's namespace.
+        let _visit = match &fd {
+            Some(fd) => match netns::Visit::fd(fd) {
+                Ok(v) => Some(v),
+                Err(_) => continue,
+            },
+            None => None,
+        };
+        for dev in devices {
+            let hooks: &[Hook] = match dev.role() {
+                Some(Role::Primary) => &[Hook::Ingress, Hook::Egress, Hook::Primary, Hook::Peer],
+                _ => &[Hook::Ingress, Hook::Egress],
+            };
+            for &hook in hooks {
+                let Ok(chain) = HookRef::new(dev.index, hook).query() else { continue };
+                for slot in chain.slots {
+                    if let Some(link) = slot.link_id {
+                        out.entry(link).or_insert_with(|| (name.clone(), dev.name.clone(), hook));
+                    }
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,273 @@
+//! Devices as `device list`/`show` present them: role, the other end (in
+//! whichever namespace it lives) and where the pair's primary is, for
+//! counting the programs on its hooks and for naming it in messages.
+
+use super::*;
+
+/// The other end of a pair, as a dump of one end names it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerRef {
+    /// Its name, when its namespace can be reached.
+    pub name: Option<String>,
+    /// Its ifindex, in its own namespace.
+    pub ifindex: u32,
+    /// The namespace of the other end when it is not this one.
+    pub netns: Option<String>,
+}
+
+/// Programs on the pair's two netkit hooks (None: could not be queried).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct HookCounts {
+    /// Programs on the primary hook.
+    pub primary: Option<u32>,
+    /// Programs on the peer hook.
+    pub peer: Option<u32>,
+}
+
+/// A device as `device list`/`show` present it. Policies and scrub are in pair
+/// terms (`policy` is the primary's, `peer_policy` the peer's), whichever end
+/// is shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceView {
+    /// The device's name.
+    pub name: String,
+    /// The device's ifindex.
+    pub ifindex: u32,
+    /// The link kind (`netkit`, `veth`, ...), if it has one.
+    pub kind: Option<String>,
+    /// For netkit devices, which end this is.
+    pub role: Option<Role>,
+    /// For netkit devices, the other end, when it can be found.
+    pub peer: Option<PeerRef>,
+    /// For netkit devices, the pair's settings.
+    #[serde(flatten)]
+    pub settings: PairSettings,
+    /// The device's MTU.
+    pub mtu: Option<u32>,
+    /// The operational state (`up`, `down`, `unknown`, ...).
+    pub operstate: String,
+    /// The MAC address, if it has one.
+    pub address: Option<String>,
+    /// Its GSO/GRO limits, as the kernel reports them.
+    #[serde(flatten)]
+    pub offload: Offload,
+    /// Its queue counts.
+    #[serde(flatten)]
+    pub queues: Queues,
+    /// Filled by the hooks layer (`count_programs`), which can query hooks;
+    /// None for devices without netkit hooks.
+    pub programs: Option<HookCounts>,
+    /// Packet counters.
+    pub counters: Counters,
+    /// Where the pair's primary is, for counting the programs on its hooks.
+    #[serde(skip)]
+    pub(crate) primary_at: Option<PrimaryAt>,
+}
+
+/// Where the primary of a pair is, as the hooks layer needs it to query the
+/// pair's netkit hooks (they are reached only through the primary).
+#[derive(Debug, Clone)]
+pub(crate) enum PrimaryAt {
+    /// In the caller's namespace, with this ifindex.
+    Here(u32),
+    /// In another namespace this tool can enter.
+    There { ifindex: u32, netns: netns::NsRef },
+    /// In a namespace this tool cannot enter (no name for it).
+    Unreachable,
+}
+
+/// The other end of a pair, resolved across the namespaces this tool can name.
+pub(super) struct OtherEnd {
+    pub(super) link: Option<Link>,
+    pub(super) index: u32,
+    /// Where it lives when that is not here (`None`: unnamed, or here).
+    pub(super) netns: Option<netns::NsRef>,
+    /// How to show its namespace: a name, `nsid N`, or nothing when here.
+    pub(super) netns_label: Option<String>,
+}
+
+/// The primary of a pair, and how a command reaches it from the caller's
+/// namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrimaryRef {
+    pub(crate) name: String,
+    pub(crate) place: Place,
+}
+
+/// Where a device is, seen from the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// In the caller's namespace; `Some(name)` when that has a /run/netns
+    /// name (the caller came in with `-n name`).
+    Here(Option<String>),
+    /// In the named namespace.
+    Named(String),
+    /// In the initial namespace, while the caller is not: reached without -n.
+    Init,
+}
+
+impl PrimaryRef {
+    /// The primary in words: "h0", "h0 in network namespace pod", "h0 in the
+    /// initial network namespace".
+    pub(crate) fn describe(&self) -> String {
+        match &self.place {
+            Place::Here(_) => self.name.clone(),
+            Place::Named(ns) => format!("{} in network namespace {ns}", self.name),
+            Place::Init => format!("{} in the initial network namespace", self.name),
+        }
+    }
+
+    /// A complete command line that acts on the primary: `netkit [-n NS]
+    /// SUBCOMMAND PRIMARY REST`.
+    pub(crate) fn command(&self, subcommand: &str, rest: &str) -> String {
+        let ns = match &self.place {
+            Place::Here(Some(ns)) | Place::Named(ns) => format!("-n {ns} "),
+            Place::Here(None) | Place::Init => String::new(),
+        };
+        format!("netkit {ns}{subcommand} {} {rest}", self.name)
+    }
+}
+
+/// The namespaces this tool can name, matched to the nsids this namespace
+/// gives them as far as a search needed to go: `device list` asks for many
+/// devices' other ends, and walking /run/netns and /proc again and asking
+/// the kernel for each namespace's nsid once per device made it quadratic.
+#[derive(Default)]
+pub(super) struct Nsids {
+    /// Namespaces not asked about yet (`None` until the first search).
+    pending: Option<std::vec::IntoIter<netns::NsRef>>,
+    /// The ones asked about, with their nsid here if they have one.
+    known: Vec<(i32, netns::NsRef)>,
+}
+
+impl Nsids {
+    /// The namespace this namespace calls `nsid`, if this tool can name it.
+    async fn find(&mut self, here: &Netlink, nsid: i32) -> Option<netns::NsRef> {
+        if let Some((_, ns)) = self.known.iter().find(|(id, _)| *id == nsid) {
+            return Some(ns.clone());
+        }
+        let pending = self.pending.get_or_insert_with(|| netns::others().into_iter());
+        for ns in pending.by_ref() {
+            let Ok(fd) = ns.open() else { continue };
+            let Some(id) = here.nsid_of(&fd).await else { continue };
+            self.known.push((id, ns.clone()));
+            if id == nsid {
+                return Some(ns);
+            }
+        }
+        None
+    }
+}
+
+impl Netlink {
+    pub(super) async fn other_end(&self, link: &Link) -> Result<Option<OtherEnd>, DeviceError> {
+        self.other_end_among(link, &[], &mut Nsids::default()).await
+    }
+    /// As [`Self::other_end`], taking the other end from `here` (links of
+    /// this namespace already read) when it is among them, and other
+    /// namespaces from `nsids`.
+    async fn other_end_among(
+        &self,
+        link: &Link,
+        here: &[Link],
+        nsids: &mut Nsids,
+    ) -> Result<Option<OtherEnd>, DeviceError> {
+        let Some(index) = link.link.filter(|i| *i != 0) else { return Ok(None) };
+        let Some(nsid) = link.link_netnsid else {
+            let link = match here.iter().find(|l| l.index == index) {
+                Some(l) => Some(l.clone()),
+                None => self.link_by_index(index)?,
+            };
+            return Ok(Some(OtherEnd { link, index, netns: None, netns_label: None }));
+        };
+        if let Some(ns) = nsids.find(self, nsid).await
+            && let Ok(fd) = ns.open()
+        {
+            let there = Netlink::connect_in(&fd)?;
+            let link = there.link_by_index(index)?;
+            return Ok(Some(OtherEnd { link, index, netns_label: Some(ns.name.clone()), netns: Some(ns) }));
+        }
+        Ok(Some(OtherEnd { link: None, index, netns: None, netns_label: Some(format!("nsid {nsid}")) }))
+    }
+    /// The primary of the pair whose peer is `peer`, as a command here
+    /// reaches it; None when it cannot be found from here (its namespace has
+    /// no name this tool can open).
+    pub(crate) async fn primary_of(&self, peer: &Link) -> Option<PrimaryRef> {
+        let o = self.other_end(peer).await.ok().flatten()?;
+        let name = o.link?.name;
+        let place = match o.netns {
+            Some(ns) if ns.is_init() => Place::Init,
+            Some(ns) => Place::Named(ns.name),
+            None => Place::Here(netns::current_named()),
+        };
+        Some(PrimaryRef { name, place })
+    }
+    /// The view of one device, by name.
+    pub async fn show(&self, name: &str) -> Result<DeviceView, DeviceError> {
+        ifname::check(name).map_err(DeviceError::Invalid)?;
+        let link = self
+            .link_named(name, crate::netlink::read::Stats::With)?
+            .ok_or_else(|| DeviceError::NotFound { name: name.into(), netns: netns::current_name() })?;
+        self.view(&link).await
+    }
+    /// Views of the netkit devices here (every device with `all`).
+    pub async fn list(&self, all: bool) -> Result<Vec<DeviceView>, DeviceError> {
+        let links = self.links()?;
+        let mut nsids = Nsids::default();
+        let mut out = Vec::new();
+        for link in &links {
+            if all || link.is_netkit() {
+                out.push(self.view_among(link, &links, &mut nsids).await?);
+            }
+        }
+        Ok(out)
+    }
+    /// Describes `link`, resolving its peer and where the pair's primary is
+    /// ([`DeviceView::primary_at`]); the programs on the pair's hooks are
+    /// counted by the hooks layer.
+    pub(crate) async fn view(&self, link: &Link) -> Result<DeviceView, DeviceError> {
+        self.view_among(link, &[], &mut Nsids::default()).await
+    }
+    /// As [`Self::view`], with the links of this namespace already read.
+    async fn view_among(&self, link: &Link, here: &[Link], nsids: &mut Nsids) -> Result<DeviceView, DeviceError> {
+        let nk = link.netkit.clone();
+        let other = if nk.is_some() { self.other_end_among(link, here, nsids).await? } else { None };
+        let role = link.role();
+        let peer = other.as_ref().map(|o| PeerRef {
+            name: o.link.as_ref().map(|l| l.name.clone()),
+            ifindex: o.index,
+            netns: o.netns_label.clone(),
+        });
+        let primary_at = match role {
+            Some(Role::Primary) => Some(PrimaryAt::Here(link.index)),
+            Some(Role::Peer) => other.as_ref().map(|o| match (&o.netns, &o.netns_label) {
+                (None, None) => PrimaryAt::Here(o.index),
+                (Some(ns), _) => PrimaryAt::There { ifindex: o.index, netns: ns.clone() },
+                (None, Some(_)) => PrimaryAt::Unreachable,
+            }),
+            // No primary/peer hooks on a single device.
+            Some(Role::Single) | None => None,
+        };
+        let settings = match (&nk, role) {
+            (Some(n), Some(Role::Peer)) => n.settings.swapped(),
+            (Some(n), _) => n.settings,
+            (None, _) => PairSettings::default(),
+        };
+        Ok(DeviceView {
+            name: link.name.clone(),
+            ifindex: link.index,
+            kind: link.kind.clone(),
+            role,
+            peer: if nk.is_some() { peer } else { None },
+            settings,
+            mtu: link.mtu,
+            operstate: link.operstate.clone(),
+            address: link.mac(),
+            offload: link.offload,
+            queues: link.queues,
+            programs: None,
+            primary_at,
+            counters: link.counters,
+        })
+    }
+}
