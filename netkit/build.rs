@@ -23,7 +23,7 @@ fn main() -> anyhow::Result<()> {
     let skip = env::var("NETKIT_SKIP_EBPF").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
     if skip {
         println!(
-            "cargo:warning=NETKIT_SKIP_EBPF is set: bundled eBPF programs are NOT built; this binary cannot load them"
+            "cargo:warning=NETKIT_SKIP_EBPF is set: bundled eBPF programs are NOT built; this build of netkit cannot load them"
         );
     }
     #[cfg(feature = "bundled")]

@@ -508,7 +508,7 @@ fn a_pair_that_cannot_be_finished_is_removed_again() {
     // The primary is up and the peer sits in the pod's namespace when the
     // injected failure hits: both ends must go.
     let out = common::netkit()
-        .env("NETKIT_FAULT", "peer-up")
+        .env("NETKIT_FAULT", "device:peer-up")
         .args(["-n", &host.name, "device", "add", "nk0", "--peer", "eth0", "--peer-netns", &pod.name, "--up"])
         .output()
         .unwrap();
@@ -546,13 +546,13 @@ fn a_live_change_that_fails_part_way_is_undone() {
     // injected failure hits the peer's step, and both earlier steps are undone.
     #[rustfmt::skip]
     let out = common::netkit()
-        .env("NETKIT_FAULT", "set-peer")
+        .env("NETKIT_FAULT", "device:set-peer")
         .args(["-n", &host.name, "device", "set", "nk0", "--policy", "drop", "--peer-policy", "drop",
                "--address", "02:00:00:00:00:41", "--gso-max-size", "32768", "--peer-address", "02:00:00:00:00:42"])
         .output()
         .unwrap();
     assert!(!out.status.success(), "the injected failure must fail the set");
-    assert!(common::stderr(&out).contains("NETKIT_FAULT=set-peer"), "{}", common::stderr(&out));
+    assert!(common::stderr(&out).contains("NETKIT_FAULT=device:set-peer"), "{}", common::stderr(&out));
     let after = (witness(&host, "nk0"), witness(&pod, "eth0"));
     for key in ["address", "gso_max_size"] {
         assert_eq!(after.0[key], before.0[key], "primary {key} restored");

@@ -43,7 +43,9 @@
 //! two entry points that schedule their own work, [`apply::Engine::apply`]
 //! (chain changes spread over threads) and [`cni::run`] (one CNI command).
 //! Those two start their runtimes on threads of their own when called from
-//! inside one, so no function panics because of where it is called from.
+//! inside one, so none of them panics because of where it is called from
+//! (a runtime built without I/O is the one misuse Tokio itself reports by
+//! panicking, on the first connection).
 //! A plain function blocks its thread, as any system call does: from async
 //! code, call a long one (apply, a CNI command) through
 //! `tokio::task::spawn_blocking`.
@@ -56,6 +58,7 @@
 pub mod apply;
 pub mod bpf;
 pub mod cni;
+mod fault;
 
 /// The internal entry points the fuzz checks (`fuzz/checks`) call, with
 /// the `fuzzing` feature only. Not an interface.
@@ -70,6 +73,11 @@ pub mod fuzzing {
             lean::needs_aya,
         },
     };
+
+    /// `rule` written into the firewall map's entry format and read back.
+    pub fn rule_through_entry(rule: &crate::maps::firewall::Rule) -> crate::maps::firewall::Rule {
+        crate::maps::firewall::Rule::from_entry(&rule.entry())
+    }
 }
 pub mod hooks;
 pub mod maps;

@@ -33,16 +33,25 @@ mod tests {
     use super::*;
 
     /// Inside a runtime, where building and blocking on another would
-    /// panic, the work still runs, in the same network namespace.
+    /// panic, the work still runs, in the namespace of the calling thread:
+    /// one of its own, which the process's other threads are not in.
     #[test]
     fn a_runtime_of_its_own_works_inside_another() {
-        let ns = || std::fs::read_link("/proc/thread-self/ns/net").ok();
-        let outer = new().unwrap();
-        let here = ns();
-        let (value, there) = outer.block_on(async { own(|rt| (rt.block_on(async { 7 }), ns())).unwrap() });
-        assert_eq!(value, 7);
-        assert_eq!(there, here, "the thread of its own starts in the caller's namespace");
-        assert_eq!(own(|rt| rt.block_on(async { 8 })).unwrap(), 8, "outside a runtime, on the calling thread");
+        let ns = || std::fs::read_link("/proc/thread-self/ns/net").unwrap();
+        let process = std::fs::read_link("/proc/self/ns/net").unwrap();
+        std::thread::spawn(move || {
+            // SAFETY: affects only this test's own thread.
+            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare: {}", io::Error::last_os_error());
+            let here = ns();
+            assert_ne!(here, process);
+            let outer = new().unwrap();
+            let (value, there) = outer.block_on(async { own(|rt| (rt.block_on(async { 7 }), ns())).unwrap() });
+            assert_eq!(value, 7);
+            assert_eq!(there, here, "the thread of its own starts in the caller's namespace");
+            assert_eq!(own(|rt| rt.block_on(async { 8 })).unwrap(), 8, "outside a runtime, on the calling thread");
+        })
+        .join()
+        .unwrap();
     }
 
     /// A connection opened where nothing could drive it is refused, with

@@ -144,6 +144,10 @@ fn counted(cmd: &mut Command) -> (Verdict, String) {
     (verdict, counts.describe())
 }
 
+/// Every host crate of the workspace, the fuzz checks included (not a
+/// default member: they turn on the library's `fuzzing` feature).
+const ALL: &[&str] = &["--workspace", "--exclude", "netkit-ebpf"];
+
 /// Crates a program depending on the library must not pull in: the
 /// command line's, the metrics server's, the binaries' allocator.
 const NOT_IN_LIBRARY: &[&str] =
@@ -153,7 +157,9 @@ const NOT_IN_LIBRARY: &[&str] =
 /// needs no BPF toolchain; its dependency tree holds none of the binaries'
 /// crates.
 fn library_alone() -> (Verdict, String) {
-    if let Err(e) = util::run(cargo().args(["build", "-p", "netkit", "--no-default-features", "--examples"])) {
+    let bare = ["-p", "netkit", "--no-default-features"];
+    let lint = util::run(cargo().args(["clippy", "--all-targets"]).args(bare).args(["--", "-D", "warnings"]));
+    if let Err(e) = lint.and_then(|()| util::run(cargo().arg("build").args(bare).arg("--examples"))) {
         return (Verdict::Failed, format!("{e:#}"));
     }
     let tree = |features: &[&str]| -> Result<Vec<String>> {
@@ -251,13 +257,15 @@ pub fn run(opts: &Options) -> Result<ExitCode> {
     let mut stages = Vec::new();
 
     stage(&mut stages, "fmt", || simple(cargo().args(["fmt", "--all", "--", "--check"])));
-    stage(&mut stages, "clippy", || simple(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"])));
+    stage(&mut stages, "clippy", || {
+        simple(cargo().args(["clippy", "--all-targets"]).args(ALL).args(["--", "-D", "warnings"]))
+    });
     stage(&mut stages, "doc", || {
         // Broken intra-doc links and bad HTML in rustdoc fail the build.
-        simple(cargo().env("RUSTDOCFLAGS", "-D warnings").args(["doc", "--no-deps"]))
+        simple(cargo().env("RUSTDOCFLAGS", "-D warnings").args(["doc", "--no-deps"]).args(ALL))
     });
     stage(&mut stages, "library alone", library_alone);
-    stage(&mut stages, "unit tests", || counted(cargo().args(["test", "--lib", "--bins"])));
+    stage(&mut stages, "unit tests", || counted(cargo().args(["test", "--lib", "--bins"]).args(ALL)));
     // A short pass of every fuzz target from its seeds and the corpus so far:
     // a parser that now panics on an input it once took shows up here.
     stage(&mut stages, "fuzz smoke", || match crate::fuzz::fuzz(crate::fuzz::TARGETS, FUZZ_SMOKE_SECONDS) {

@@ -127,17 +127,17 @@ pub async fn run(
         None => EbpfLogger::init_from_id_with_logger(loaded.id(), StdoutLog).ok(),
     };
     let (link, action) = hooks.attach_link(&dev, hook, &loaded, &position, expected_revision).await?;
-    let info = netkit::bpf::link_info(std::os::fd::AsFd::as_fd(&link))?;
+    let link_id = link.id();
     let logging = if logger.is_some() { "; streaming its log" } else { "" };
     writeln!(
         out,
         "{action} on {} {hook} as link {} (not pinned: it is detached when this process ends){logging}; Ctrl-C or SIGTERM to stop",
-        dev.name, info.id
+        dev.name, link_id
     )
     .and_then(|()| out.flush())
     .map_err(AttachError::Output)?;
     stream_logs(logger, interrupted()).await.map_err(|source| AttachError::Log { prog_id: loaded.id(), source })?;
     drop(link);
-    writeln!(out, "detached link {} from {} {hook}", info.id, dev.name).map_err(AttachError::Output)?;
+    writeln!(out, "detached link {link_id} from {} {hook}", dev.name).map_err(AttachError::Output)?;
     Ok(())
 }

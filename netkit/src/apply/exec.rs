@@ -24,12 +24,17 @@ use super::{
 };
 use crate::{
     bpf,
-    hooks::{Device, Hooks, Position, refs::RefSpec},
+    fault::{self, Scope},
+    hooks::{
+        AttachError, Device, Hooks, Position,
+        link::{AtPin, Link, LinkError, Pinned, TakenOff},
+        refs::RefSpec,
+    },
     maps::{
         firewall::{Firewall, Rule},
         redirect::Redirect,
     },
-    mprog::{self, Hook, HookRef},
+    mprog::{Hook, HookRef},
     netlink::{
         Netlink,
         device::{PairChange, PairSpec},
@@ -71,14 +76,14 @@ enum Undo {
     /// A pair was deleted (or replaced by `new`): create it again with its programs.
     Restore { new: Option<String>, old: PairSpec, programs: Vec<Captured> },
     /// A link was attached and pinned: detach it.
-    Detach { path: PathBuf, link: OwnedFd },
+    Detach(Pinned),
     /// The pin of a link off its hook was removed: pin it again.
-    Repin { path: PathBuf, link: OwnedFd },
+    Repin { path: PathBuf, link: Link },
     /// A link's program was replaced: put the old one back.
-    Reprogram { link: OwnedFd, old: OwnedFd, new: OwnedFd },
-    /// A link was detached: attach its program again after `after`
-    /// (None: first), pinned at `path`.
-    Reattach { device: String, hook: Hook, prog: OwnedFd, after: Option<u32>, path: PathBuf },
+    Reprogram { link: Pinned, old: OwnedFd, new: OwnedFd },
+    /// A link was taken off its hook: attach its program again where it
+    /// was, pinned where it was.
+    Reattach { device: String, hook: Hook, off: TakenOff },
     /// A firewall's rules changed: write these back.
     Rules { prog_id: u32, rules: Vec<Rule> },
     /// A redirect table changed: write this back.
@@ -105,121 +110,24 @@ struct Shared<'a> {
     /// The record as it was before this apply.
     before: Ownership,
     done: Mutex<Vec<StepView>>,
-    faults: Faults,
-}
-
-/// A test seam: debug builds act at the Nth step of a kind when
-/// `NETKIT_FAULT=apply:KIND[:N[:MODE]]`, so that rollback and crash
-/// recovery are tested against a real kernel without timing. KIND is a
-/// plan action (create, change, recreate, attach, update, move, edit,
-/// detach, delete), `pin` (a new link pinned) or `record` (the ownership
-/// record written: first the intentions, then the outcome). MODE: `fail`
-/// (the default: the step fails and apply rolls back), `hang` (it waits
-/// forever), `kill` (SIGKILL right before the step), `kill-after` (SIGKILL
-/// right after it). With more than one job at once, N counts steps in the
-/// order the jobs reach them (tests pass `--jobs 1`). Release builds never
-/// look.
-struct Faults {
-    spec: Option<(String, usize, FaultMode)>,
-    seen: Mutex<HashMap<String, usize>>,
-    /// A `kill-after` whose step has started.
-    armed: AtomicBool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FaultMode {
-    Fail,
-    Hang,
-    Kill,
-    KillAfter,
-}
-
-/// Writes `msg` straight to fd 2 (the command's main thread may hold the
-/// stderr lock for the whole run).
-fn say(msg: &str) {
-    // SAFETY: writes a buffer this function owns to fd 2.
-    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
-}
-
-fn die(msg: &str) -> ! {
-    say(msg);
-    // SAFETY: SIGKILL to this process, as a node's OOM killer or an
-    // operator's kill -9 sends it; nothing runs after it.
-    unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
-    unreachable!("SIGKILL returned")
-}
-
-impl Faults {
-    fn from_env() -> Self {
-        let spec = if cfg!(debug_assertions) {
-            std::env::var("NETKIT_FAULT").ok().and_then(|v| {
-                let mut it = v.strip_prefix("apply:")?.split(':');
-                let kind = it.next()?.to_string();
-                let n = it.next().and_then(|n| n.parse().ok()).unwrap_or(1);
-                let mode = match it.next() {
-                    None | Some("fail") => FaultMode::Fail,
-                    Some("hang") => FaultMode::Hang,
-                    Some("kill") => FaultMode::Kill,
-                    Some("kill-after") => FaultMode::KillAfter,
-                    Some(_) => return None,
-                };
-                Some((kind, n, mode))
-            })
-        } else {
-            None
-        };
-        Self { spec, seen: Mutex::new(HashMap::new()), armed: AtomicBool::new(false) }
-    }
-
-    /// Before a step of `kind`.
-    fn check(&self, kind: &str) -> Result<(), ApplyError> {
-        let Some((want, n, mode)) = &self.spec else { return Ok(()) };
-        if want != kind {
-            return Ok(());
-        }
-        let mut seen = self.seen.lock().unwrap();
-        let count = seen.entry(kind.to_string()).or_default();
-        *count += 1;
-        if *count != *n {
-            return Ok(());
-        }
-        drop(seen);
-        match mode {
-            FaultMode::Fail => Err(ApplyError::Step {
-                what: format!("{kind} step {n}"),
-                why: "failure injected by NETKIT_FAULT".into(),
-            }),
-            FaultMode::Hang => {
-                say(&format!("apply: NETKIT_FAULT: hanging in {kind} step {n}\n"));
-                loop {
-                    std::thread::sleep(std::time::Duration::from_secs(3600));
-                }
-            }
-            FaultMode::Kill => die(&format!("apply: NETKIT_FAULT: killed before {kind} step {n}\n")),
-            FaultMode::KillAfter => {
-                self.armed.store(true, Ordering::SeqCst);
-                Ok(())
-            }
-        }
-    }
-
-    /// After a step of `kind` took effect.
-    fn after(&self, kind: &str) {
-        if let Some((want, n, FaultMode::KillAfter)) = &self.spec
-            && want == kind
-            && self.armed.swap(false, Ordering::SeqCst)
-        {
-            die(&format!("apply: NETKIT_FAULT: killed after {kind} step {n}\n"));
-        }
-    }
 }
 
 /// Writes the record, through the fault seam.
-fn save(faults: &Faults, record: &Record, owned: &Ownership) -> Result<(), ApplyError> {
-    faults.check("record")?;
+fn save(record: &Record, owned: &Ownership) -> Result<(), ApplyError> {
+    check("record")?;
     record.save(owned)?;
-    faults.after("record");
+    after("record");
     Ok(())
+}
+
+/// Before a step of `kind`, through the fault seam (`crate::fault`).
+fn check(kind: &str) -> Result<(), ApplyError> {
+    fault::check(Scope::Apply, kind).map_err(|e| step_err(format!("{kind} step"), e))
+}
+
+/// After a step of `kind` took effect.
+fn after(kind: &str) {
+    fault::after(Scope::Apply, kind);
 }
 
 fn step_err(what: impl Into<String>, e: impl std::fmt::Display) -> ApplyError {
@@ -353,7 +261,6 @@ fn run_on(
         owned: Mutex::new(before.clone()),
         before: before.clone(),
         done: Mutex::new(Vec::new()),
-        faults: Faults::from_env(),
     };
     // Intentions first: a crash from here on leaves objects the next apply
     // knows as its own.
@@ -389,7 +296,7 @@ fn run_on(
                 }
             }
         }
-        save(&shared.faults, record, &o)?;
+        save(record, &o)?;
     }
 
     // This runtime's own connection: one made on another runtime would not
@@ -459,7 +366,7 @@ fn run_on(
 
     let Some(failure) = failure else {
         let o = shared.owned.lock().unwrap().clone();
-        save(&shared.faults, record, &o)?;
+        save(record, &o)?;
         return Ok(Report { steps: shared.done.into_inner().unwrap() });
     };
     // Roll back, newest first.
@@ -533,15 +440,15 @@ async fn pair_job(nl: &Netlink, sh: &Shared<'_>, p: &PairWork) -> JobResult {
 async fn pair_steps(nl: &Netlink, sh: &Shared<'_>, p: &PairWork, undo: &mut Vec<Undo>) -> Result<(), ApplyError> {
     match p {
         PairWork::Create(spec) => {
-            sh.faults.check(Action::Create.name())?;
+            check(Action::Create.name())?;
             let view = nl.add_pair(spec).await.map_err(|e| step_err(format!("creating pair {}", spec.name), e))?;
             undo.push(Undo::DeletePair(spec.name.clone()));
-            sh.faults.after(Action::Create.name());
+            after(Action::Create.name());
             sh.owned.lock().unwrap().pairs.insert(spec.name.clone(), OwnedPair { ifindex: Some(view.ifindex) });
             sh.record(Action::Create, format!("pair {}", spec.name), format!("ifindex {}", view.ifindex));
         }
         PairWork::Change { name, change, mtu, up, peer_move } => {
-            sh.faults.check(Action::Change.name())?;
+            check(Action::Change.name())?;
             let what = format!("changing pair {name}");
             if let Some(m) = peer_move {
                 nl.move_peer(name, &m.to).await.map_err(|e| step_err(&what, e))?;
@@ -573,12 +480,12 @@ async fn pair_steps(nl: &Netlink, sh: &Shared<'_>, p: &PairWork, undo: &mut Vec<
                 let peer = if ends.peer.is_some() { want } else { (None, None) };
                 nl.set_mtu_state(name, want, peer).await.map_err(|e| step_err(&what, e))?;
             }
-            sh.faults.after(Action::Change.name());
+            after(Action::Change.name());
             sh.record(Action::Change, format!("pair {name}"), "live attributes set".into());
         }
         PairWork::Recreate { spec, old } => {
             let (spec, old) = (spec.as_ref(), old.as_ref());
-            sh.faults.check(Action::Recreate.name())?;
+            check(Action::Recreate.name())?;
             let what = format!("recreating pair {}", spec.name);
             let programs = capture(nl, sh, &spec.name).await?;
             nl.delete_pair(&spec.name).await.map_err(|e| step_err(&what, e))?;
@@ -588,7 +495,7 @@ async fn pair_steps(nl: &Netlink, sh: &Shared<'_>, p: &PairWork, undo: &mut Vec<
             let new = created.as_ref().ok().map(|_| spec.name.clone());
             undo.push(Undo::Restore { new, old: old.clone(), programs });
             let view = created.map_err(|e| step_err(&what, e))?;
-            sh.faults.after(Action::Recreate.name());
+            after(Action::Recreate.name());
             sh.owned.lock().unwrap().pairs.insert(spec.name.clone(), OwnedPair { ifindex: Some(view.ifindex) });
             sh.record(Action::Recreate, format!("pair {}", spec.name), format!("ifindex {}", view.ifindex));
         }
@@ -633,10 +540,10 @@ async fn delete_job(nl: &Netlink, sh: &Shared<'_>, d: &PairDeletion) -> JobResul
 }
 
 async fn delete_steps(nl: &Netlink, sh: &Shared<'_>, d: &PairDeletion, undo: &mut Vec<Undo>) -> Result<(), ApplyError> {
-    sh.faults.check(Action::Delete.name())?;
+    check(Action::Delete.name())?;
     let programs = capture(nl, sh, &d.name).await?;
     nl.delete_pair(&d.name).await.map_err(|e| step_err(format!("deleting pair {}", d.name), e))?;
-    sh.faults.after(Action::Delete.name());
+    after(Action::Delete.name());
     for (hook, key, _) in &d.links {
         let _ = sh.layout.unpin(&sh.path(key, *hook));
         sh.owned.lock().unwrap().links.remove(key);
@@ -647,16 +554,9 @@ async fn delete_steps(nl: &Netlink, sh: &Shared<'_>, d: &PairDeletion, undo: &mu
     Ok(())
 }
 
-/// The link pinned at `path` on `dev` `hook`, with the program before it.
-fn open_on(path: &std::path::Path, key: &LinkKey, link_id: u32) -> Result<OwnedFd, ApplyError> {
-    let (fd, info) = pins::open_link(path).map_err(|e| step_err(format!("opening {key}"), e))?;
-    if info.id != link_id {
-        return Err(step_err(
-            format!("opening {key}"),
-            format!("the pin now holds link {} (planned: {link_id})", info.id),
-        ));
-    }
-    Ok(fd)
+/// The link pinned at `path`, which the plan found there.
+fn open_on(path: &std::path::Path, key: &LinkKey, link_id: u32) -> Result<Pinned, ApplyError> {
+    Pinned::open(path, link_id).map_err(|e| step_err(format!("opening {key}"), e))
 }
 
 /// The program in front of `link_id` on the chain (None: it is first).
@@ -675,15 +575,11 @@ fn take_off(
     link_id: u32,
     undo: &mut Vec<Undo>,
 ) -> Result<OwnedFd, ApplyError> {
-    let path = sh.path(key, hook);
-    let link = open_on(&path, key, link_id)?;
-    let info = bpf::link_info(link.as_fd()).map_err(|e| step_err(format!("reading {key}"), e))?;
-    let prog = bpf::prog_fd_by_id(info.prog_id).map_err(|e| step_err(format!("keeping the program of {key}"), e))?;
+    let pinned = open_on(&sh.path(key, hook), key, link_id)?;
     let after = program_before(dev, hook, link_id);
-    mprog::detach_link(link.as_fd()).map_err(|e| step_err(format!("detaching {key}"), e))?;
-    let _ = sh.layout.unpin(&path);
-    let keep = prog.try_clone().map_err(|e| step_err("keeping a program", e))?;
-    undo.push(Undo::Reattach { device: dev.name.clone(), hook, prog, after, path });
+    let off = pinned.take_off(&sh.layout, after).map_err(|e| step_err(format!("detaching {key}"), e))?;
+    let keep = off.prog.try_clone().map_err(|e| step_err("keeping a program", e))?;
+    undo.push(Undo::Reattach { device: dev.name.clone(), hook, off });
     Ok(keep)
 }
 
@@ -696,18 +592,14 @@ fn clear_pin(
     stale: Option<u32>,
     undo: &mut Vec<Undo>,
 ) -> Result<(), ApplyError> {
-    let (link, info) = pins::open_link(path).map_err(|e| step_err(format!("opening {key}"), e))?;
-    if info.ifindex != 0 && Some(info.id) != stale {
-        return Err(step_err(
+    let at = AtPin::open(path).map_err(|e| step_err(format!("opening {key}"), e))?;
+    let link = at.clear(&sh.layout, stale).map_err(|e| match e {
+        LinkError::OnHook { .. } => step_err(
             format!("attaching {key}"),
-            format!(
-                "{} holds link {}, which is on a hook: another writer made it after this plan; run apply again, or detach that link",
-                path.display(),
-                info.id
-            ),
-        ));
-    }
-    sh.layout.unpin(path).map_err(|e| step_err(format!("unpinning {key}"), e))?;
+            format!("{e}: another writer made it after this plan; run apply again, or detach that link"),
+        ),
+        e => step_err(format!("unpinning {key}"), e),
+    })?;
     undo.push(Undo::Repin { path: path.to_path_buf(), link });
     Ok(())
 }
@@ -715,11 +607,11 @@ fn clear_pin(
 /// Removes the pins of managed links that are off their hooks.
 fn unpin_job(sh: &Shared<'_>, unpins: &[Unpin], undo: &mut Vec<Undo>) -> Result<(), ApplyError> {
     for u in unpins {
-        sh.faults.check(Action::Detach.name())?;
+        check(Action::Detach.name())?;
         let path = sh.path(&u.key, u.hook);
         clear_pin(sh, &path, &u.key, Some(u.link_id), undo)?;
         sh.owned.lock().unwrap().links.remove(&u.key);
-        sh.faults.after(Action::Detach.name());
+        after(Action::Detach.name());
         sh.record(Action::Detach, u.key.to_string(), format!("link {} unpinned", u.link_id));
     }
     Ok(())
@@ -731,9 +623,9 @@ async fn chain_job(nl: &Netlink, sh: &Shared<'_>, c: &ChainWork, undo: &mut Vec<
     let dev = hooks.device(&c.device).await.map_err(|e| step_err(format!("chain {} {hook}", c.device), e))?;
 
     for r in &c.removals {
-        sh.faults.check(Action::Detach.name())?;
+        check(Action::Detach.name())?;
         take_off(sh, &dev, hook, &r.key, r.link_id, undo)?;
-        sh.faults.after(Action::Detach.name());
+        after(Action::Detach.name());
         sh.owned.lock().unwrap().links.remove(&r.key);
         sh.record(Action::Detach, r.key.to_string(), format!("link {}", r.link_id));
     }
@@ -745,10 +637,10 @@ async fn chain_job(nl: &Netlink, sh: &Shared<'_>, c: &ChainWork, undo: &mut Vec<
             if sh.failed.load(Ordering::SeqCst) {
                 return Ok(());
             }
-            sh.faults.check(Action::Move.name())?;
+            check(Action::Move.name())?;
             let prog = take_off(sh, &dev, hook, &w.key, cur.link_id, undo)?;
             // The worst moment of a move: the program is off the chain.
-            sh.faults.after(Action::Move.name());
+            after(Action::Move.name());
             moving.insert(w.key.name.clone(), prog);
         }
     }
@@ -762,16 +654,17 @@ async fn chain_job(nl: &Netlink, sh: &Shared<'_>, c: &ChainWork, undo: &mut Vec<
             How::Keep(cur) => {
                 let path = sh.path(&w.key, hook);
                 if cur.replace {
-                    sh.faults.check(Action::Update.name())?;
+                    check(Action::Update.name())?;
                     let link = open_on(&path, &w.key, cur.link_id)?;
                     let old =
                         bpf::prog_fd_by_id(cur.prog_id).map_err(|e| step_err(format!("updating {}", w.key), e))?;
                     let new = sh.program(nl, w, HookRef::new(dev.ifindex, hook)).await?;
-                    mprog::update_link(link.as_fd(), new.fd.as_fd(), Some(old.as_fd()))
+                    link.link()
+                        .update(new.fd.as_fd(), Some(old.as_fd()))
                         .map_err(|e| step_err(format!("updating {}", w.key), e))?;
                     let keep = new.fd.try_clone().map_err(|e| step_err("keeping a program", e))?;
                     undo.push(Undo::Reprogram { link, old, new: keep });
-                    sh.faults.after(Action::Update.name());
+                    after(Action::Update.name());
                     sh.own_link(w, Some(cur.link_id), Some(new.id()));
                     sh.record(
                         Action::Update,
@@ -787,7 +680,7 @@ async fn chain_job(nl: &Netlink, sh: &Shared<'_>, c: &ChainWork, undo: &mut Vec<
             How::New { .. } | How::Move(_) => {
                 let action = if matches!(w.how, How::New { .. }) { Action::Attach } else { Action::Move };
                 if action == Action::Attach {
-                    sh.faults.check(Action::Attach.name())?;
+                    check(Action::Attach.name())?;
                 }
                 let (loaded, reused) = match (&w.how, moving.remove(&w.key.name)) {
                     (How::Move(cur), Some(fd)) if !cur.replace => {
@@ -831,34 +724,25 @@ async fn chain_job(nl: &Netlink, sh: &Shared<'_>, c: &ChainWork, undo: &mut Vec<
                     .attach_link(&dev, hook, &loaded, &position, None)
                     .await
                     .map_err(|e| step_err(format!("attaching {}", w.key), e))?;
-                let info = bpf::link_info(link.as_fd()).map_err(|e| step_err(format!("attaching {}", w.key), e))?;
+                let link_id = link.id();
                 if action == Action::Attach {
                     // Attached, not pinned: the link lives as long as this process.
-                    sh.faults.after(Action::Attach.name());
+                    after(Action::Attach.name());
                 }
-                sh.faults.check("pin").inspect_err(|_| {
-                    let _ = mprog::detach_link(link.as_fd());
+                check("pin").inspect_err(|_| {
+                    let _ = link.detach();
                 })?;
-                let pinned = sh.layout.pin(&link, &path);
-                let keep = link.try_clone().map_err(|e| step_err("keeping a link", e));
-                match (pinned, keep) {
-                    (Ok(()), Ok(keep)) => {
-                        undo.push(Undo::Detach { path: path.clone(), link: keep });
-                        sh.faults.after("pin");
-                    }
-                    (Err(e), _) => {
-                        let _ = mprog::detach_link(link.as_fd());
-                        return Err(step_err(format!("pinning {}", w.key), e));
-                    }
-                    (_, Err(e)) => return Err(e),
-                }
+                // A link that cannot be pinned is detached again.
+                let pinned = link.pin(&sh.layout, path).map_err(|(e, _)| step_err(format!("pinning {}", w.key), e))?;
+                undo.push(Undo::Detach(pinned));
+                after("pin");
                 if let Some(cur) = reused {
                     edit(nl, sh, w, cur.prog_id, cur.rules.as_deref(), cur.entries.as_ref(), undo).await?;
                 }
-                sh.own_link(w, Some(info.id), Some(loaded.id()));
+                sh.own_link(w, Some(link_id), Some(loaded.id()));
                 let repair = w.repair.as_ref().map(|r| format!(" (repair: {r})")).unwrap_or_default();
-                sh.record(action, w.key.to_string(), format!("link {} runs program {}{repair}", info.id, loaded.id()));
-                prev = Some(info.id);
+                sh.record(action, w.key.to_string(), format!("link {link_id} runs program {}{repair}", loaded.id()));
+                prev = Some(link_id);
             }
         }
     }
@@ -876,18 +760,43 @@ async fn edit(
     undo: &mut Vec<Undo>,
 ) -> Result<(), ApplyError> {
     if let Some(rules) = rules {
-        sh.faults.check(Action::Edit.name())?;
+        check(Action::Edit.name())?;
         let was = write_rules(prog_id, rules)?;
         undo.push(Undo::Rules { prog_id, rules: was });
-        sh.faults.after(Action::Edit.name());
+        after(Action::Edit.name());
         sh.record(Action::Edit, w.key.to_string(), format!("{} rules", rules.len()));
     }
     if let Some(entries) = entries {
-        sh.faults.check(Action::Edit.name())?;
+        check(Action::Edit.name())?;
         let was = write_entries(nl, prog_id, entries).await?;
         undo.push(Undo::Entries { prog_id, entries: was });
-        sh.faults.after(Action::Edit.name());
+        after(Action::Edit.name());
         sh.record(Action::Edit, w.key.to_string(), format!("{} redirect entries", entries.len()));
+    }
+    Ok(())
+}
+
+/// Attaches a program this run kept (taken off its hook, or captured before
+/// its pair went away) again as a link at `position`, pinned at `pin` in
+/// place of whatever that pin holds now. Without a pin the link lives as
+/// long as this process.
+async fn attach_again(
+    nl: &Netlink,
+    sh: &Shared<'_>,
+    device: &str,
+    hook: Hook,
+    prog: OwnedFd,
+    position: &Position,
+    pin: Option<PathBuf>,
+) -> Result<(), AttachError> {
+    let hooks = Hooks { nl, bpffs: sh.opts.bpffs.clone() };
+    let dev = hooks.device(device).await?;
+    let (info, _) = bpf::prog_info(prog.as_fd())?;
+    let loaded = Loaded { fd: prog, info, ebpf: None };
+    let (link, _) = hooks.attach_link(&dev, hook, &loaded, position, None).await?;
+    if let Some(path) = pin {
+        let _ = sh.layout.unpin(&path);
+        link.pin(&sh.layout, path).map_err(|(e, _)| AttachError::PinFailed(e))?;
     }
     Ok(())
 }
@@ -917,46 +826,34 @@ async fn undo_one(nl: &Netlink, sh: &Shared<'_>, u: Undo) -> Result<(), ApplyErr
                 nl.delete_pair(&new).await.map_err(|e| step_err(&what, e))?;
             }
             nl.add_pair(&old).await.map_err(|e| step_err(&what, e))?;
-            let hooks = Hooks { nl, bpffs: sh.opts.bpffs.clone() };
-            let dev = hooks.device(&old.name).await.map_err(|e| step_err(&what, e))?;
             for c in programs {
-                let (info, _) = bpf::prog_info(c.prog.as_fd()).map_err(|e| step_err(&what, e))?;
-                let loaded = Loaded { fd: c.prog, info, ebpf: None };
-                let (link, _) = hooks
-                    .attach_link(&dev, c.hook, &loaded, &Position::Last, None)
+                attach_again(nl, sh, &old.name, c.hook, c.prog, &Position::Last, c.pin)
                     .await
                     .map_err(|e| step_err(&what, e))?;
-                if let Some(path) = c.pin {
-                    let _ = sh.layout.unpin(&path);
-                    sh.layout.pin(&link, &path).map_err(|e| step_err(&what, e))?;
-                }
             }
         }
-        Undo::Detach { path, link } => {
-            mprog::detach_link(link.as_fd()).map_err(|e| step_err(format!("detaching {} again", path.display()), e))?;
-            let _ = sh.layout.unpin(&path);
+        Undo::Detach(pinned) => {
+            let what = format!("detaching {} again", pinned.path().display());
+            pinned.detach(&sh.layout).map_err(|e| step_err(what, e))?;
         }
         Undo::Repin { path, link } => {
-            sh.layout.pin(&link, &path).map_err(|e| step_err(format!("pinning {} again", path.display()), e))?;
+            link.pin(&sh.layout, path.clone())
+                .map_err(|(e, _)| step_err(format!("pinning {} again", path.display()), e))?;
         }
         Undo::Reprogram { link, old, new } => {
-            mprog::update_link(link.as_fd(), old.as_fd(), Some(new.as_fd()))
+            link.link()
+                .update(old.as_fd(), Some(new.as_fd()))
                 .map_err(|e| step_err("putting a link's program back", e))?;
         }
-        Undo::Reattach { device, hook, prog, after, path } => {
-            let what = format!("attaching {device} {hook} {} again", path.display());
-            let hooks = Hooks { nl, bpffs: sh.opts.bpffs.clone() };
-            let dev = hooks.device(&device).await.map_err(|e| step_err(&what, e))?;
-            let (info, _) = bpf::prog_info(prog.as_fd()).map_err(|e| step_err(&what, e))?;
-            let loaded = Loaded { fd: prog, info, ebpf: None };
-            let position = match after {
+        Undo::Reattach { device, hook, off } => {
+            let what = format!("attaching {device} {hook} {} again", off.path.display());
+            let position = match off.after {
                 Some(id) => Position::After(RefSpec::Prog(id)),
                 None => Position::First,
             };
-            let (link, _) =
-                hooks.attach_link(&dev, hook, &loaded, &position, None).await.map_err(|e| step_err(&what, e))?;
-            let _ = sh.layout.unpin(&path);
-            sh.layout.pin(&link, &path).map_err(|e| step_err(&what, e))?;
+            attach_again(nl, sh, &device, hook, off.prog, &position, Some(off.path))
+                .await
+                .map_err(|e| step_err(&what, e))?;
         }
         Undo::Rules { prog_id, rules } => {
             write_rules(prog_id, &rules)?;

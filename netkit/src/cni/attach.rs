@@ -129,26 +129,10 @@ fn apply_error(what: &str, e: ApplyError) -> CniError {
     CniError::new(code, what.to_string(), e.to_string())
 }
 
-/// A failure injected at `step` (debug builds, `NETKIT_FAULT=cni:STEP`),
-/// for the tests of ADD's clean-up. (The apply engine's own seams,
-/// `NETKIT_FAULT=apply:...`, reach inside the pair and chain step.)
-/// A test seam: debug builds fail right after `step` when
-/// `NETKIT_FAULT=cni:STEP`, or die there with SIGKILL (as a node kills a
-/// plugin) with `cni:STEP:kill`. Steps: `ipam` (the address allocated),
-/// `pair` (pair and chains made), `del-pair` (DEL deleted the pair).
+/// A step of an ADD or DEL, through the fault seam (`crate::fault`).
 fn fault(step: &str) -> Result<(), CniError> {
-    if !cfg!(debug_assertions) {
-        return Ok(());
-    }
-    let Ok(v) = std::env::var("NETKIT_FAULT") else { return Ok(()) };
-    if v == format!("cni:{step}:kill") {
-        // SAFETY: SIGKILL to this process; nothing runs after it.
-        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
-    }
-    if v == format!("cni:{step}") {
-        return Err(CniError::new(Code::Plugin, format!("failure injected at {step}"), "NETKIT_FAULT"));
-    }
-    Ok(())
+    crate::fault::check(crate::fault::Scope::Cni, step)
+        .map_err(|e| CniError::new(Code::Plugin, format!("failure injected at {step}"), e.to_string()))
 }
 
 /// The host side's name: `nk` and 13 hex digits of a hash of the container

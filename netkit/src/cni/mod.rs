@@ -107,7 +107,9 @@ impl Env {
         }
     }
 
-    /// Checks the variables `command` requires.
+    /// Checks the variables every command but VERSION needs: a valid
+    /// container id and interface name, and with `netns` (ADD and CHECK)
+    /// the container's network namespace path.
     pub fn require(&self, netns: bool) -> Result<(), CniError> {
         let mut bad = Vec::new();
         if !valid_container_id(&self.container_id) {

@@ -2,6 +2,7 @@
 //! a plain attachment, at a position resolved against a fresh revision.
 
 use super::*;
+use crate::hooks::link::Link;
 
 /// How a program goes on a chain.
 #[derive(Debug, Clone)]
@@ -93,8 +94,7 @@ impl Hooks<'_> {
         }
         let loaded = programs::load(&req.prog, &req.load)?;
         let (link, outcome_action) = self.attach_link(&dev, hook, &loaded, position, req.expected_revision).await?;
-        let info = bpf::link_info(link.as_fd())?;
-        let name = pin.clone().unwrap_or_else(|| format!("{}-{}", loaded.info.name(), info.id));
+        let name = pin.clone().unwrap_or_else(|| format!("{}-{}", loaded.info.name(), link.id()));
         // Taken since the early check: the link is released when dropped.
         let (path, defunct) = layout.check_free(&dev.netns, &dev.name, hook, &name)?;
         let mut outcome_action = outcome_action;
@@ -102,14 +102,14 @@ impl Hooks<'_> {
             layout.unpin_defunct(&path, &name, old)?;
             outcome_action += &format!("; the name held defunct link {old} (on no hook), whose pin was removed");
         }
-        // On failure the link is released when dropped.
-        layout.pin(&link, &path).map_err(AttachError::PinFailed)?;
+        // On failure the link is detached again.
+        let pinned = link.pin(&layout, path).map_err(|(e, _)| AttachError::PinFailed(e))?;
         Ok(Self::outcome(
             &dev,
             hook,
             Some(loaded.id()),
-            Some(info.id),
-            Some(path.display().to_string()),
+            Some(pinned.link().id()),
+            Some(pinned.path().display().to_string()),
             outcome_action,
         ))
     }
@@ -124,14 +124,16 @@ impl Hooks<'_> {
         loaded: &Loaded,
         position: &Position,
         expected_revision: Option<u64>,
-    ) -> Result<(OwnedFd, String), AttachError> {
+    ) -> Result<(Link, String), AttachError> {
         let href = HookRef::new(dev.ifindex, hook);
         let spot = self.spot_at(dev, hook, position)?;
         let prog = loaded.fd.as_fd();
-        self.place(dev, hook, loaded, &spot, expected_revision, Op::LinkCreate, |anchor, rev| {
-            href.attach_link(prog, anchor, rev)
-        })
-        .await
+        let (fd, action) = self
+            .place(dev, hook, loaded, &spot, expected_revision, Op::LinkCreate, |anchor, rev| {
+                href.attach_link(prog, anchor, rev)
+            })
+            .await?;
+        Ok((Link::from_fd(fd)?, action))
     }
 
     /// Attaches an already loaded program plainly (`attachment` is not a link).

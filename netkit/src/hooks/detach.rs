@@ -130,16 +130,16 @@ impl Hooks<'_> {
         let layout = Layout::unchecked(&self.bpffs);
         let dev = Device { name: req.device.clone(), ifindex: 0, netns: crate::os::netns::current_name() };
         let path = layout.link_path(&dev.netns, &dev.name, req.hook, name);
-        match crate::pins::open_link(&path) {
-            Ok((_, info)) if info.ifindex == 0 => {
-                layout.unpin(&path)?;
+        match link::AtPin::open(&path) {
+            Ok(link::AtPin::Defunct(defunct)) => {
+                let (id, prog_id) = (defunct.link().id(), defunct.link().prog_id());
+                defunct.unpin(&layout)?;
                 let action = format!(
-                    "link {} ({}) was already defunct (its device is gone); removed its pin {}",
-                    info.id,
-                    prog_label(info.prog_id),
+                    "link {id} ({}) was already defunct (its device is gone); removed its pin {}",
+                    prog_label(prog_id),
                     path.display()
                 );
-                Ok(Self::outcome(&dev, req.hook, None, Some(info.id), Some(path.display().to_string()), action))
+                Ok(Self::outcome(&dev, req.hook, None, Some(id), Some(path.display().to_string()), action))
             }
             _ => Err(gone),
         }

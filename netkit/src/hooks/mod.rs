@@ -10,6 +10,7 @@ mod attach;
 mod detach;
 mod guard;
 mod inventory;
+pub mod link;
 mod read;
 pub mod refs;
 mod retry;
@@ -89,6 +90,9 @@ pub enum AttachError {
     /// attached.
     #[error("pinning the link failed, so it was released again and nothing stays attached")]
     PinFailed(#[source] PinError),
+    /// An operation on a link (its pin, its fd) failed.
+    #[error(transparent)]
+    Link(#[from] link::LinkError),
     /// A bpf(2) call that has no refusal to explain failed (reading a new
     /// link's info).
     #[error(transparent)]

@@ -132,8 +132,7 @@ impl Rule {
         Ok(rule)
     }
 
-    /// The rule as the firewall program's map holds it.
-    pub fn entry(&self) -> RuleEntry {
+    pub(crate) fn entry(&self) -> RuleEntry {
         let mut addr = [0u8; 16];
         let family = match self.addr {
             IpAddr::V4(a) => {
@@ -159,8 +158,7 @@ impl Rule {
         }
     }
 
-    /// A rule read from the firewall program's map.
-    pub fn from_entry(e: &RuleEntry) -> Self {
+    pub(crate) fn from_entry(e: &RuleEntry) -> Self {
         let addr = if e.family == 4 {
             IpAddr::V4(Ipv4Addr::new(e.addr[0], e.addr[1], e.addr[2], e.addr[3]))
         } else {

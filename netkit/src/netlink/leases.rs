@@ -39,6 +39,9 @@ const QUEUE_TYPE_TX: u32 = 1;
 /// Why a queue could not be leased or listed.
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
+    /// Called outside a Tokio runtime (see the crate docs: concurrency).
+    #[error(transparent)]
+    NoRuntime(#[from] super::NetlinkError),
     /// The kernel has no queue leasing.
     #[error("this kernel has no queue leasing (the netdev family's queue-create came with Linux 7.1)")]
     Unsupported,
@@ -200,9 +203,10 @@ impl ParseableParametrized<[u8], GenlHeader> for Netdev {
 }
 
 fn connect(op: &str) -> Result<GenetlinkHandle, LeaseError> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| super::NetlinkError::NoRuntime)?;
     let (conn, handle, _) = genetlink::new_connection()
         .map_err(|e| LeaseError::Netlink { op: op.into(), cause: GenetlinkError::NetlinkError(e) })?;
-    tokio::spawn(conn);
+    runtime.spawn(conn);
     Ok(handle)
 }
 

@@ -186,6 +186,9 @@ pub(crate) fn current() -> io::Result<OwnedFd> {
 /// returns the thread to where it was.
 pub struct Visit {
     home: OwnedFd,
+    /// Not Send: dropped on another thread, it would return the wrong
+    /// thread and leave this one inside the other namespace.
+    _thread: std::marker::PhantomData<*const ()>,
 }
 
 impl Visit {
@@ -198,7 +201,7 @@ impl Visit {
     pub(crate) fn fd(target: &OwnedFd) -> io::Result<Self> {
         let home = current()?;
         setns(target)?;
-        Ok(Self { home })
+        Ok(Self { home, _thread: std::marker::PhantomData })
     }
 }
 

@@ -1,10 +1,10 @@
-//! The programs bundled into the binary (built from netkit-ebpf by the build
-//! script): their names, hooks and `--set` settings, and how settings become
+//! The programs bundled into the library (built from netkit-ebpf by the
+//! build script, with the `bundled` feature): their names, hooks and `--set` settings, and how settings become
 //! the load-time globals of an object.
 
 use super::*;
 
-/// A program that ships inside the binary.
+/// A program that ships inside the library.
 #[derive(Debug, Clone, Copy)]
 pub struct Bundled {
     pub name: &'static str,

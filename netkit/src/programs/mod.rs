@@ -39,7 +39,7 @@ use crate::bpf::{self, ProgInfo};
 /// Why a program could not be found, read, checked or loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ProgramError {
-    /// This binary was built without the bundled programs.
+    /// This build of the library carries no bundled programs.
     #[error(
         "this build of netkit carries no bundled eBPF programs (built without the `bundled` feature or with NETKIT_SKIP_EBPF=1): rebuild with the feature and without that variable, or name your own object with file:PATH[:FUNCTION]"
     )]

@@ -143,12 +143,11 @@ fn cap_error(op: &str) -> DeviceError {
     DeviceError::Permission { op: op.into(), missing }
 }
 
-/// A test seam: debug builds fail the named step when NETKIT_FAULT names it,
-/// so that the removal of a half-made pair is tested against a real kernel
-/// (no kernel refuses to bring a fresh netkit end up on demand). Release
-/// builds never look.
-fn injected_fault(step: &str) -> bool {
-    cfg!(debug_assertions) && std::env::var("NETKIT_FAULT").is_ok_and(|v| v == step)
+/// Through the fault seam (`crate::fault`): the removal of a half-made pair
+/// is tested against a real kernel, which never refuses to bring a fresh
+/// netkit end up on demand.
+fn injected_fault(step: &str) -> Result<(), crate::fault::Injected> {
+    crate::fault::check(crate::fault::Scope::Device, step)
 }
 
 /// Both ends of a pair as they are now.
@@ -391,9 +390,7 @@ impl Netlink {
         }
         if spec.up && !spec.is_single() {
             let peer_index = primary.link.ok_or_else(|| fail("finding the peer", &"the primary names no peer"))?;
-            if injected_fault("peer-up") {
-                return Err(fail("bringing the peer up", &"failure injected by NETKIT_FAULT=peer-up"));
-            }
+            injected_fault("peer-up").map_err(|e| fail("bringing the peer up", &e))?;
             peer_conn
                 .handle
                 .link()
@@ -458,12 +455,8 @@ impl Netlink {
                 undo.push((self.clone(), end_message(link.index, &current_of(&link, &change.this))));
             }
             if let Some((conn, peer)) = &peer {
-                if injected_fault("set-peer") {
-                    return Err(DeviceError::Invalid(format!(
-                        "changing {} failed: failure injected by NETKIT_FAULT=set-peer",
-                        peer.name
-                    )));
-                }
+                injected_fault("set-peer")
+                    .map_err(|e| DeviceError::Invalid(format!("changing {} failed: {e}", peer.name)))?;
                 conn.apply(end_message(peer.index, &change.peer), &peer.name).await?;
             }
             Ok::<(), DeviceError>(())
