@@ -18,7 +18,7 @@ use std::{
 use futures::StreamExt as _;
 
 use super::{
-    ApplyError,
+    ApplyError, StepCause,
     plan::{Action, ChainWork, How, PairDeletion, PairWork, Plan, StepView, Unpin, Want},
     state::{LinkKey, OwnedLink, OwnedPair, Ownership, Record},
 };
@@ -122,7 +122,7 @@ fn save(record: &Record, owned: &Ownership) -> Result<(), ApplyError> {
 
 /// Before a step of `kind`, through the fault seam (`crate::fault`).
 fn check(kind: &str) -> Result<(), ApplyError> {
-    fault::check(Scope::Apply, kind).map_err(|e| step_err(format!("{kind} step"), e))
+    fault::check(Scope::Apply, kind).map_err(|e| step_err(format!("{kind} step"), StepCause::Injected(e.to_string())))
 }
 
 /// After a step of `kind` took effect.
@@ -130,8 +130,13 @@ fn after(kind: &str) {
     fault::after(Scope::Apply, kind);
 }
 
-fn step_err(what: impl Into<String>, e: impl std::fmt::Display) -> ApplyError {
-    ApplyError::Step { what: what.into(), why: e.to_string() }
+fn step_err(what: impl Into<String>, e: impl Into<StepCause>) -> ApplyError {
+    ApplyError::Step { what: what.into(), cause: Box::new(e.into()) }
+}
+
+/// The node is not as the plan found it.
+fn changed(what: impl Into<String>, why: impl Into<String>) -> ApplyError {
+    step_err(what, StepCause::Changed(why.into()))
 }
 
 impl Shared<'_> {
@@ -211,7 +216,7 @@ async fn write_entries(
     for (ip, pair) in entries {
         let l = nl
             .link_by_name(pair)?
-            .ok_or_else(|| step_err(format!("redirect entry {ip}"), format!("no device {pair}")))?;
+            .ok_or_else(|| changed(format!("redirect entry {ip}"), format!("no device {pair}")))?;
         want.push((*ip, l.index));
     }
     set_entries(prog_id, &want)
@@ -380,7 +385,7 @@ fn run_on(
                 recreated.push(old.name.clone());
             }
             if let Err(e) = rt.block_on(undo_one(nl, &shared, u)) {
-                problems.push(e.to_string());
+                problems.push(crate::programs::error_chain(&e));
             }
         }
     }
@@ -454,7 +459,7 @@ async fn pair_steps(nl: &Netlink, sh: &Shared<'_>, p: &PairWork, undo: &mut Vec<
                 nl.move_peer(name, &m.to).await.map_err(|e| step_err(&what, e))?;
                 undo.push(Undo::MovePeer { name: name.clone(), to: m.from.clone(), up: m.was_up });
             }
-            let ends = nl.ends(name).await?.ok_or_else(|| step_err(&what, "the pair is gone"))?;
+            let ends = nl.ends(name).await?.ok_or_else(|| changed(&what, "the pair is gone"))?;
             let nk = ends.primary.netkit.clone().unwrap_or_default().settings;
             if !change.is_empty() {
                 nl.set(name, change).await.map_err(|e| step_err(&what, e))?;
@@ -594,7 +599,7 @@ fn clear_pin(
 ) -> Result<(), ApplyError> {
     let at = AtPin::open(path).map_err(|e| step_err(format!("opening {key}"), e))?;
     let link = at.clear(&sh.layout, stale).map_err(|e| match e {
-        LinkError::OnHook { .. } => step_err(
+        LinkError::OnHook { .. } => changed(
             format!("attaching {key}"),
             format!("{e}: another writer made it after this plan; run apply again, or detach that link"),
         ),

@@ -37,16 +37,18 @@ pub enum ApplyError {
     #[error("the spec cannot be applied; nothing was changed:{}", .0.iter().map(|m| format!("\n  {m}")).collect::<String>())]
     Blocked(Vec<String>),
     /// A step failed.
-    #[error("{what} failed: {why}")]
+    #[error("{what} failed")]
     Step {
         /// The step.
         what: String,
-        /// What failed.
-        why: String,
+        /// What failed, by kind.
+        #[source]
+        cause: Box<StepCause>,
     },
     /// A step failed and the steps before it were undone.
     #[error(
-        "{cause}; rolled back {undone} step{} so the node is as it was{}",
+        "{}; rolled back {undone} step{} so the node is as it was{}",
+        crate::programs::error_chain(cause),
         if *undone == 1 { "" } else { "s" },
         if problems.is_empty() { String::new() } else { format!(", except: {}", problems.join("; ")) }
     )]
@@ -73,6 +75,66 @@ pub enum ApplyError {
     /// The bpffs is not usable.
     #[error(transparent)]
     Pin(#[from] PinError),
+}
+
+/// Why a step of an apply failed, by kind; each kind carries the error of
+/// the layer that failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StepCause {
+    /// A pair could not be made, changed, read or deleted.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// A hook refused a link (explained in the hook's terms).
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::AttachError),
+    /// A link or its pin could not be opened, pinned, updated or detached.
+    #[error(transparent)]
+    Link(#[from] crate::hooks::link::LinkError),
+    /// A firewall's rules could not be read or written.
+    #[error(transparent)]
+    Firewall(#[from] crate::maps::firewall::FirewallError),
+    /// A redirect table could not be read or written.
+    #[error(transparent)]
+    Redirect(#[from] crate::maps::redirect::RedirectError),
+    /// A bpf(2) call on a program failed.
+    #[error(transparent)]
+    Syscall(#[from] crate::bpf::SyscallError),
+    /// The system refused a resource (a runtime, a duplicated fd).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The node changed under the plan (a device gone, a name taken): plan
+    /// and apply again.
+    #[error("{0}")]
+    Changed(String),
+    /// A failure injected by the test seam (NETKIT_FAULT, debug builds).
+    #[error("{0}")]
+    Injected(String),
+}
+
+impl ApplyError {
+    /// Whether it failed because the node changed under the plan (a device
+    /// gone, a pin taken by another writer): planning and applying again
+    /// may succeed.
+    pub fn node_changed(&self) -> bool {
+        match self {
+            Self::Step { cause, .. } => matches!(**cause, StepCause::Changed(_)),
+            Self::RolledBack { cause, .. } => cause.node_changed(),
+            _ => false,
+        }
+    }
+}
+
+impl From<crate::mprog::MprogError> for StepCause {
+    fn from(e: crate::mprog::MprogError) -> Self {
+        Self::Link(e.into())
+    }
+}
+
+impl From<PinError> for StepCause {
+    fn from(e: PinError) -> Self {
+        Self::Link(e.into())
+    }
 }
 
 /// Plans `spec` against a node with no devices, pins or programs on a
@@ -151,5 +213,31 @@ impl<'a> Engine<'a> {
     /// references.
     pub async fn export(&self, devices: &[String]) -> Result<SpecDoc, ApplyError> {
         export::export(self, devices).await
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    /// A step's cause is its source, said once in the chain, and its kind
+    /// survives a rollback.
+    #[test]
+    fn a_step_keeps_its_cause_by_kind_and_says_it_once() {
+        let e = ApplyError::Step {
+            what: "attaching na0/primary/fw".into(),
+            cause: Box::new(StepCause::Changed("the pair is gone".into())),
+        };
+        assert_eq!(crate::programs::error_chain(&e), "attaching na0/primary/fw failed: the pair is gone");
+        assert!(e.node_changed());
+        let rolled = ApplyError::RolledBack { cause: Box::new(e), undone: 2, problems: Vec::new() };
+        assert_eq!(
+            rolled.to_string(),
+            "attaching na0/primary/fw failed: the pair is gone; rolled back 2 steps so the node is as it was"
+        );
+        assert!(rolled.node_changed());
+        let injected =
+            ApplyError::Step { what: "attach step".into(), cause: Box::new(StepCause::Injected("x".into())) };
+        assert!(!injected.node_changed());
     }
 }

@@ -124,9 +124,10 @@ fn device_error(what: &str) -> impl Fn(DeviceError) -> CniError + '_ {
 fn apply_error(what: &str, e: ApplyError) -> CniError {
     let code = match &e {
         ApplyError::Spec(_) | ApplyError::Blocked(_) | ApplyError::Program(_) => Code::InvalidConfig,
+        e if e.node_changed() => Code::TryAgain,
         _ => Code::Plugin,
     };
-    CniError::new(code, what.to_string(), e.to_string())
+    CniError::new(code, what.to_string(), crate::programs::error_chain(&e))
 }
 
 /// A step of an ADD or DEL, through the fault seam (`crate::fault`).
@@ -449,7 +450,7 @@ pub fn check(env: &Env, conf: &NetConf) -> Result<(), CniError> {
         Ok(plan) => {
             differences.extend(plan.steps.iter().map(|s| format!("{} {} ({})", s.action.name(), s.object, s.detail)))
         }
-        Err(e) => differences.push(e.to_string()),
+        Err(e) => differences.push(crate::programs::error_chain(&e)),
     }
     if let Err(e) = ipam::exec(&conf.ipam.kind, Verb::Check, env, &conf.raw) {
         differences.push(e.to_string());
