@@ -29,7 +29,8 @@ use netkit::{
 
 use crate::{
     cli::{
-        AttachArgs, Cli, Command, DetachPositionArgs, DeviceCommand, DeviceSet, LinkCommand, PositionArgs, QueueCommand,
+        AttachArgs, Cli, Command, DetachPositionArgs, DeviceCommand, DeviceSet, HookPlace, LinkCommand, PositionArgs,
+        QueueCommand,
     },
     render,
 };
@@ -161,8 +162,8 @@ async fn hook_command(cli: &Cli, out: &mut impl Write) -> Result<()> {
     match cli.command.as_ref().expect("run() dispatched a command") {
         Command::Attach(a) => {
             let req = AttachRequest {
-                device: a.dev.clone(),
-                hook: a.hook,
+                device: a.at.dev.clone(),
+                hook: a.at.hook,
                 prog: a.prog.clone(),
                 attachment: attachment(a)?,
                 expected_revision: a.expected_revision,
@@ -181,8 +182,8 @@ async fn hook_command(cli: &Cli, out: &mut impl Write) -> Result<()> {
                 ),
             };
             let req = DetachRequest {
-                device: d.dev.clone(),
-                hook: d.hook,
+                device: d.at.dev.clone(),
+                hook: d.at.hook,
                 target,
                 expected_revision: d.expected_revision,
                 force: d.force,
@@ -193,8 +194,8 @@ async fn hook_command(cli: &Cli, out: &mut impl Write) -> Result<()> {
         Command::Update(u) => {
             let load = load_options(cli, &u.prog, &u.set)?;
             let req = UpdateRequest {
-                device: u.dev.clone(),
-                hook: u.hook,
+                device: u.at.dev.clone(),
+                hook: u.at.hook,
                 target: u.target.clone(),
                 prog: u.prog.clone(),
                 expected_old: u.expected_old.clone(),
@@ -235,8 +236,8 @@ async fn hook_command(cli: &Cli, out: &mut impl Write) -> Result<()> {
             let load = load_options(cli, &r.prog, &r.set)?;
             crate::commands::run::run(
                 &hooks,
-                &r.dev,
-                r.hook,
+                &r.at.dev,
+                r.at.hook,
                 &r.prog,
                 r.position.position(),
                 r.expected_revision,
@@ -250,7 +251,7 @@ async fn hook_command(cli: &Cli, out: &mut impl Write) -> Result<()> {
         Command::Firewall(cmd) => crate::commands::programs::firewall(cli, &hooks, cmd, out).await,
         Command::Redirect(cmd) => crate::commands::programs::redirect(cli, &hooks, cmd, out).await,
         Command::Stats(args) => crate::commands::programs::stats(cli, &hooks, args, out).await,
-        Command::Logs { dev, hook, target } => {
+        Command::Logs { at: HookPlace { dev, hook }, target } => {
             crate::commands::programs::logs(&hooks, dev, *hook, target.as_ref(), out).await
         }
         Command::Probe

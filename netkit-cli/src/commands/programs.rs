@@ -20,7 +20,7 @@ use netkit::{
 };
 
 use crate::{
-    cli::{Cli, FirewallCommand, ProgCommand, RedirectCommand, StatsArgs},
+    cli::{Cli, FirewallCommand, HookPlace, ProgCommand, RedirectCommand, StatsArgs},
     render,
     render::{
         MapView, ProgView,
@@ -158,7 +158,7 @@ pub async fn prog(cli: &Cli, hooks: &Hooks<'_>, cmd: &ProgCommand, out: &mut imp
 pub async fn firewall(cli: &Cli, hooks: &Hooks<'_>, cmd: &FirewallCommand, out: &mut impl Write) -> Result<()> {
     let fits = |_: u32, name: &str| name == function_of("firewall");
     let (action, id, rule, dev, slot, hook) = match cmd {
-        FirewallCommand::Add { dev, hook, words } => {
+        FirewallCommand::Add { at: HookPlace { dev, hook }, words } => {
             let (target, rule_words) = split_ref(words, is_rule_start)?;
             // A bad rule is refused before anything is looked up.
             let rule = Rule::parse(rule_words)?;
@@ -166,7 +166,7 @@ pub async fn firewall(cli: &Cli, hooks: &Hooks<'_>, cmd: &FirewallCommand, out: 
             let id = Firewall::open(slot.prog_id)?.add(&rule)?;
             (RuleAction::Added, id, rule, dev, slot, *hook)
         }
-        FirewallCommand::Del { dev, hook, args } => {
+        FirewallCommand::Del { at: HookPlace { dev, hook }, args } => {
             let (target, rest) = split_ref(args, |_| args.len() == 1)?;
             let id: u32 = match rest {
                 [id] => id.parse().map_err(|_| anyhow!("`{id}` is not a rule id (see `netkit firewall list`)"))?,
@@ -176,7 +176,7 @@ pub async fn firewall(cli: &Cli, hooks: &Hooks<'_>, cmd: &FirewallCommand, out: 
             let rule = Firewall::open(slot.prog_id)?.delete(id)?;
             (RuleAction::Removed, id, rule, dev, slot, *hook)
         }
-        FirewallCommand::List { dev, hook, target } => {
+        FirewallCommand::List { at: HookPlace { dev, hook }, target } => {
             let (_, slot) = hooks.program_on(dev, *hook, target.as_ref(), "firewall program", fits).await?;
             let rules = Firewall::open(slot.prog_id)?.list()?;
             return Ok(render::print(cli.json, out, &rules, |w, r| render::rules(w, r))?);
@@ -190,7 +190,7 @@ pub async fn redirect(cli: &Cli, hooks: &Hooks<'_>, cmd: &RedirectCommand, out: 
     let fits = |_: u32, name: &str| name == function_of("redirect-peer");
     let ip_of = |s: &str| IpAddr::from_str(s).map_err(|_| anyhow!("`{s}` is not an IPv4 or IPv6 address"));
     match cmd {
-        RedirectCommand::Add { dev, hook, args } => {
+        RedirectCommand::Add { at: HookPlace { dev, hook }, args } => {
             // IP PAIR, or REF IP PAIR: the count tells.
             let (target, rest) = split_ref(args, |_| args.len() == 2)?;
             let [ip, pair] = rest else { bail!("redirect add takes [REF] IP PAIR") };
@@ -222,7 +222,7 @@ pub async fn redirect(cli: &Cli, hooks: &Hooks<'_>, cmd: &RedirectCommand, out: 
             };
             Ok(render::print(cli.json, out, &added, changes::redirect_added)?)
         }
-        RedirectCommand::Del { dev, hook, args } => {
+        RedirectCommand::Del { at: HookPlace { dev, hook }, args } => {
             let (target, rest) = split_ref(args, |_| args.len() == 1)?;
             let [ip] = rest else { bail!("redirect del takes [REF] IP") };
             let ip = ip_of(ip)?;
@@ -231,7 +231,7 @@ pub async fn redirect(cli: &Cli, hooks: &Hooks<'_>, cmd: &RedirectCommand, out: 
             let removed = RedirectRemoved { ip, ifindex: old, device: dev.name, hook: *hook };
             Ok(render::print(cli.json, out, &removed, changes::redirect_removed)?)
         }
-        RedirectCommand::List { dev, hook, target } => {
+        RedirectCommand::List { at: HookPlace { dev, hook }, target } => {
             let (_, slot) = hooks.program_on(dev, *hook, target.as_ref(), "redirect-peer program", fits).await?;
             let r = Redirect::open(slot.prog_id)?;
             let mut entries = r.list()?;

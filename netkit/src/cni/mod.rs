@@ -12,8 +12,10 @@
 //! anything is made, so DEL, GC and a failed ADD remove exactly what it made.
 
 pub(crate) mod attach;
+mod check;
 pub mod config;
 mod ipam;
+mod network;
 pub mod result;
 
 use serde::{Deserialize, Serialize};
@@ -263,7 +265,7 @@ fn dispatch(verb: Verb, env: &Env, stdin: &[u8]) -> Result<Option<String>, CniEr
         }
         Verb::Check => {
             env.require(true)?;
-            attach::check(env, &conf)?;
+            check::check(env, &conf)?;
             None
         }
         Verb::Gc => {

@@ -1,0 +1,362 @@
+//! Carrying a plan out: pairs first (concurrently), then one job per hook
+//! (on a bounded set of threads, so that the kernel's waits on chain changes
+//! overlap), then deletions. Every step that succeeds leaves how to undo
+//! it; when any step fails, the jobs still running stop at their next step
+//! and everything done is undone in reverse, so the node is as it was.
+
+mod chains;
+mod pairs;
+mod undo;
+
+use chains::*;
+use pairs::*;
+use undo::*;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::IpAddr,
+    os::fd::{AsFd as _, OwnedFd},
+    path::PathBuf,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+};
+
+use futures::StreamExt as _;
+
+use super::{
+    ApplyError, StepCause,
+    plan::{Action, ChainWork, How, PairDeletion, PairWork, Plan, StepView, Unpin, Want},
+    state::{LinkKey, OwnedLink, OwnedPair, Ownership, Record},
+};
+use crate::{
+    bpf,
+    fault::{self, Scope},
+    hooks::{
+        AttachError, Device, Hooks, Position,
+        link::{AtPin, Link, LinkError, Pinned, TakenOff},
+        refs::RefSpec,
+    },
+    maps::{
+        firewall::{Firewall, Rule},
+        redirect::Redirect,
+    },
+    mprog::{Hook, HookRef},
+    netlink::{
+        Netlink,
+        device::{PairChange, PairSpec},
+    },
+    pins::{self, Layout},
+    programs::{self, LoadOptions, Loaded},
+    runtime,
+};
+
+/// How apply runs.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// The bpffs the links are pinned under.
+    pub bpffs: PathBuf,
+    /// At most this many jobs at once.
+    pub jobs: usize,
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    /// The steps made, in the order they finished.
+    pub steps: Vec<StepView>,
+}
+
+/// What the jobs share.
+struct Shared<'a> {
+    opts: &'a ExecOptions,
+    layout: Layout,
+    netns: String,
+    failed: AtomicBool,
+    /// Stateless programs loaded once per apply, by fingerprint.
+    cache: Mutex<HashMap<String, (OwnedFd, bpf::ProgInfo)>>,
+    owned: Mutex<Ownership>,
+    /// The record as it was before this apply.
+    before: Ownership,
+    done: Mutex<Vec<StepView>>,
+}
+
+/// Writes the record, through the fault seam.
+fn save(record: &Record, owned: &Ownership) -> Result<(), ApplyError> {
+    check("record")?;
+    record.save(owned)?;
+    after("record");
+    Ok(())
+}
+
+/// Before a step of `kind`, through the fault seam (`crate::fault`).
+fn check(kind: &str) -> Result<(), ApplyError> {
+    fault::check(Scope::Apply, kind).map_err(|e| step_err(format!("{kind} step"), StepCause::Injected(e.to_string())))
+}
+
+/// After a step of `kind` took effect.
+fn after(kind: &str) {
+    fault::after(Scope::Apply, kind);
+}
+
+fn step_err(what: impl Into<String>, e: impl Into<StepCause>) -> ApplyError {
+    ApplyError::Step { what: what.into(), cause: Box::new(e.into()) }
+}
+
+/// The node is not as the plan found it.
+fn changed(what: impl Into<String>, why: impl Into<String>) -> ApplyError {
+    step_err(what, StepCause::Changed(why.into()))
+}
+
+impl Shared<'_> {
+    fn record(&self, action: Action, object: String, detail: String) {
+        self.done.lock().unwrap().push(StepView { action, object, detail });
+    }
+
+    fn path(&self, key: &LinkKey, hook: Hook) -> PathBuf {
+        self.layout.link_path(&self.netns, &key.device, hook, &key.name)
+    }
+
+    /// The program of `want`, loaded (once per apply when it keeps no
+    /// state of its own) with its rules and entries written.
+    /// `on` is the hook the program goes to: the kernel runs a program at
+    /// most once per chain, so one already there is not shared again.
+    async fn program(&self, nl: &Netlink, want: &Want, on: HookRef) -> Result<Loaded, ApplyError> {
+        let m = &want.entry;
+        let there: Vec<u32> = on.query().map(|c| c.slots.iter().map(|s| s.prog_id).collect()).unwrap_or_default();
+        let stateless = m.rules.is_none() && m.entries.is_none();
+        if stateless
+            && let Some((fd, info)) = self.cache.lock().unwrap().get(&want.fingerprint)
+            && !there.contains(&info.id)
+        {
+            let fd = fd.try_clone().map_err(|e| step_err("sharing a loaded program", e))?;
+            return Ok(Loaded { fd, info: *info, ebpf: None });
+        }
+        let opts = LoadOptions { globals: m.globals.clone(), map_pin_dir: Some(self.layout.maps_dir()) };
+        let loaded = programs::load(&m.prog, &opts)?;
+        if let Some(rules) = &m.rules {
+            write_rules(loaded.id(), rules)?;
+        }
+        if let Some(entries) = &m.entries {
+            write_entries(nl, loaded.id(), entries).await?;
+        }
+        if stateless && !self.cache.lock().unwrap().contains_key(&want.fingerprint) {
+            let fd = loaded.fd.try_clone().map_err(|e| step_err("sharing a loaded program", e))?;
+            self.cache.lock().unwrap().insert(want.fingerprint.clone(), (fd, loaded.info));
+        }
+        Ok(loaded)
+    }
+
+    fn own_link(&self, want: &Want, link_id: Option<u32>, prog_id: Option<u32>) {
+        self.owned.lock().unwrap().links.insert(
+            want.key.clone(),
+            OwnedLink {
+                link_id,
+                prog_id,
+                fingerprint: link_id.map(|_| want.fingerprint.clone()),
+                program: want.entry.prog.to_string(),
+                set: want.entry.set.clone(),
+            },
+        );
+    }
+}
+
+/// Runs `plan`. On failure everything done is undone; the error names the
+/// step and what was rolled back. Its netlink work runs on runtimes of its
+/// own, outside the caller's (it may be called from inside one).
+pub(crate) fn run(plan: &Plan, record: &Record, opts: &ExecOptions, netns: String) -> Result<Report, ApplyError> {
+    runtime::own(|rt| run_on(rt, plan, record, opts, netns)).map_err(|e| step_err("starting the runtime", e))?
+}
+
+fn run_on(
+    rt: &tokio::runtime::Runtime,
+    plan: &Plan,
+    record: &Record,
+    opts: &ExecOptions,
+    netns: String,
+) -> Result<Report, ApplyError> {
+    if plan.is_noop() {
+        return Ok(Report { steps: Vec::new() });
+    }
+    let work = &plan.work;
+    let before = work.owned.clone();
+    let layout = Layout::new(&opts.bpffs)?;
+    let shared = Shared {
+        opts,
+        layout,
+        netns,
+        failed: AtomicBool::new(false),
+        cache: Mutex::new(HashMap::new()),
+        owned: Mutex::new(before.clone()),
+        before: before.clone(),
+        done: Mutex::new(Vec::new()),
+    };
+    // Intentions first: a crash from here on leaves objects the next apply
+    // knows as its own.
+    {
+        let mut o = shared.owned.lock().unwrap();
+        for k in &work.forget_links {
+            o.links.remove(k);
+        }
+        for n in &work.forget_pairs {
+            o.pairs.remove(n);
+        }
+        for (n, ifindex) in &work.confirm_pairs {
+            o.pairs.insert(n.clone(), OwnedPair { ifindex: Some(*ifindex) });
+        }
+        for p in &work.pairs {
+            let name = match p {
+                PairWork::Create(s) => Some(&s.name),
+                PairWork::Recreate { spec, .. } => Some(&spec.name),
+                PairWork::Change { .. } => None,
+            };
+            if let Some(name) = name {
+                o.pairs.insert(name.clone(), OwnedPair { ifindex: None });
+            }
+        }
+        for c in &work.chains {
+            for w in c.wants.iter().filter(|w| w.needs_work()) {
+                let rec = o.links.entry(w.key.clone()).or_default();
+                rec.fingerprint = None;
+                rec.program = w.entry.prog.to_string();
+                rec.set = w.entry.set.clone();
+                if matches!(w.how, How::New { .. } | How::Move(_)) {
+                    rec.link_id = None;
+                }
+            }
+        }
+        save(record, &o)?;
+    }
+
+    // This runtime's own connection: one made on another runtime would not
+    // be driven while this one blocks.
+    let nl = &rt.block_on(async { Netlink::connect() })?;
+    let mut undo: Vec<Vec<Undo>> = Vec::new();
+    let mut failure: Option<ApplyError> = None;
+
+    // Phase 1: pairs, concurrently on one connection.
+    let jobs = opts.jobs.max(1);
+    let results = rt.block_on(
+        futures::stream::iter(&work.pairs).map(|p| pair_job(nl, &shared, p)).buffer_unordered(jobs).collect(),
+    );
+    collect(results, &mut undo, &mut failure);
+
+    // Phase 2: the pins of managed links off their hooks go, then the
+    // chains, one job per hook, on threads.
+    if failure.is_none() && !work.unpins.is_empty() {
+        let mut u = Vec::new();
+        let r = unpin_job(&shared, &work.unpins, &mut u);
+        collect(vec![(r, u)], &mut undo, &mut failure);
+    }
+    if failure.is_none() && !work.chains.is_empty() {
+        let next = AtomicUsize::new(0);
+        let results: Mutex<Vec<JobResult>> = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..jobs.min(work.chains.len()) {
+                // Threads of their own, outside any runtime: each starts one.
+                s.spawn(|| {
+                    let connected = runtime::new().map_err(|e| step_err("starting the runtime", e)).and_then(|rt| {
+                        let nl = rt.block_on(async { Netlink::connect() })?;
+                        Ok((rt, nl))
+                    });
+                    let (rt, nl) = match connected {
+                        Ok(c) => c,
+                        Err(e) => {
+                            results.lock().unwrap().push((Err(e), Vec::new()));
+                            return;
+                        }
+                    };
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(c) = work.chains.get(i) else { break };
+                        if shared.failed.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let mut u = Vec::new();
+                        let r = rt.block_on(chain_job(&nl, &shared, c, &mut u));
+                        if r.is_err() {
+                            shared.failed.store(true, Ordering::SeqCst);
+                        }
+                        results.lock().unwrap().push((r, u));
+                    }
+                });
+            }
+        });
+        collect(results.into_inner().unwrap(), &mut undo, &mut failure);
+    }
+
+    // Phase 3: pairs the spec no longer has.
+    if failure.is_none() {
+        let results = rt.block_on(
+            futures::stream::iter(&work.deletions).map(|d| delete_job(nl, &shared, d)).buffer_unordered(jobs).collect(),
+        );
+        collect(results, &mut undo, &mut failure);
+    }
+
+    let Some(failure) = failure else {
+        let o = shared.owned.lock().unwrap().clone();
+        save(record, &o)?;
+        return Ok(Report { steps: shared.done.into_inner().unwrap() });
+    };
+    // Roll back, newest first.
+    let mut problems = Vec::new();
+    let mut undone = 0;
+    let mut recreated: Vec<String> = Vec::new();
+    for log in undo.into_iter().rev() {
+        for u in log.into_iter().rev() {
+            undone += 1;
+            if let Undo::Restore { old, .. } = &u {
+                recreated.push(old.name.clone());
+            }
+            if let Err(e) = rt.block_on(undo_one(nl, &shared, u)) {
+                problems.push(crate::programs::error_chain(&e));
+            }
+        }
+    }
+    let mut restored = before;
+    for k in &work.forget_links {
+        restored.links.remove(k);
+    }
+    // A pair created again on the way back is the same pair under a new
+    // ifindex, and links attached again run the same programs under new
+    // link ids: the record follows them.
+    for name in recreated {
+        if let (Some(rec), Ok(Some(l))) = (restored.pairs.get_mut(&name), nl.link_by_name(&name)) {
+            rec.ifindex = Some(l.index);
+        }
+    }
+    for (key, rec) in restored.links.iter_mut() {
+        let Ok(hook) = key.hook.parse::<Hook>() else { continue };
+        if let Ok((_, info)) = pins::open_link(&shared.path(key, hook))
+            && Some(info.prog_id) == rec.prog_id
+            && info.ifindex != 0
+        {
+            rec.link_id = Some(info.id);
+        }
+    }
+    let saved = record.save(&restored);
+    Err(ApplyError::RolledBack {
+        cause: Box::new(failure),
+        undone,
+        problems: problems.into_iter().chain(saved.err().map(|e| e.to_string())).collect(),
+    })
+}
+
+/// A job's outcome and how to undo what it did.
+type JobResult = (Result<(), ApplyError>, Vec<Undo>);
+
+fn collect(
+    results: Vec<(Result<(), ApplyError>, Vec<Undo>)>,
+    undo: &mut Vec<Vec<Undo>>,
+    failure: &mut Option<ApplyError>,
+) {
+    for (r, u) in results {
+        undo.push(u);
+        if let Err(e) = r
+            && failure.is_none()
+        {
+            *failure = Some(e);
+        }
+    }
+}
