@@ -206,6 +206,7 @@ impl HookEnv {
         match hook {
             Hook::Ingress | Hook::Peer => udp_delivers(&self.pod, &self.ns, HOST_IP),
             Hook::Egress | Hook::Primary => udp_delivers(&self.ns, &self.pod, POD_IP),
+            other => panic!("no traffic test for hook {other}"),
         }
     }
 
@@ -674,6 +675,7 @@ pub fn clang_object_runs(env: &HookEnv, hook: Hook) {
         Hook::Egress => "count_egress",
         Hook::Primary => "count_primary",
         Hook::Peer => "count_peer",
+        other => panic!("no C program for hook {other}"),
     };
     let o = env.attach(hook, &format!("file:{}:{func}", obj.display()), &[]);
     assert_eq!(o["prog_name"], func.chars().take(15).collect::<String>());

@@ -28,6 +28,7 @@ use state::{Record, RecordLock, StateError, Wait};
 
 /// Why a spec could not be planned or applied.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApplyError {
     /// The spec has mistakes.
     #[error(transparent)]

@@ -40,6 +40,7 @@ pub const STATE_DIR: &str = "/run/netkit/apply";
 
 /// Why the ownership record could not be read or written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StateError {
     /// Reading or writing the file failed.
     #[error("{what} the ownership record {path}")]

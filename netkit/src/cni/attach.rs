@@ -98,11 +98,11 @@ pub(super) fn connect() -> Result<(tokio::runtime::Runtime, Netlink), CniError> 
 }
 
 pub(super) fn nl_error(what: &str) -> impl Fn(NetlinkError) -> CniError + '_ {
-    move |e| CniError::new(Code::Plugin, what.to_string(), e.to_string())
+    move |e| CniError::new(Code::Plugin, what.to_string(), crate::programs::error_chain(&e))
 }
 
 pub(super) fn device_error(what: &str) -> impl Fn(DeviceError) -> CniError + '_ {
-    move |e| CniError::new(Code::Plugin, what.to_string(), e.to_string())
+    move |e| CniError::new(Code::Plugin, what.to_string(), crate::programs::error_chain(&e))
 }
 
 /// Plan-time failures are the configuration's; later ones the node's.

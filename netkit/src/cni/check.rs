@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-
 use super::{
     CniError, Code, Env, Verb,
     config::NetConf,

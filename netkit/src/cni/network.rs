@@ -2,14 +2,7 @@
 //! forwarding, the result the runtime gets, and the addresses and routes
 //! read back for CHECK.
 
-use std::{fs, net::IpAddr, path::Path};
-
-use futures::TryStreamExt as _;
-use netlink_packet_route::{
-    address::{AddressAttribute, AddressFlags},
-    route::{RouteAddress, RouteAttribute, RouteScope},
-};
-use rtnetlink::RouteMessageBuilder;
+use std::{fs, path::Path};
 
 use super::attach::*;
 use super::{
@@ -19,7 +12,7 @@ use super::{
 };
 use crate::{
     netlink::{
-        Netlink, NetlinkError,
+        Netlink,
         device::PairChange,
         links::{Link, Mode, Policy},
     },
@@ -46,15 +39,8 @@ pub(super) async fn finish(
         .ok_or_else(|| CniError::new(Code::Plugin, format!("{host} is gone"), ""))?;
 
     for ip in &allocated.ips {
-        let mut req = pod.handle.address().add(pod_link.index, ip.address.addr, ip.address.prefix);
-        if ip.address.addr.is_ipv6() {
-            // No duplicate detection: the pair has one peer, and a tentative
-            // address would keep the pod silent for a second.
-            req.message_mut().attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
-        }
-        req.execute()
+        pod.add_address(pod_link.index, ip.address.addr, ip.address.prefix)
             .await
-            .map_err(|e| NetlinkError::from_rtnetlink(format!("adding {} to {}", ip.address, env.ifname), e))
             .map_err(nl_error("configuring the container's address"))?;
     }
     fault("address")?;
@@ -69,9 +55,7 @@ pub(super) async fn finish(
         }
     }
     for dst in wanted {
-        let msg = device_route(dst, pod_link.index)?;
-        let added = pod.handle.route().add(msg).execute().await;
-        match added.map_err(|e| NetlinkError::from_rtnetlink(format!("adding the route to {dst}"), e)) {
+        match pod.add_device_route(dst.addr, dst.prefix, pod_link.index).await {
             Ok(()) => routes.push(Route { dst, gw: None, other: Default::default() }),
             // Another network of the pod owns the default route: keep it.
             Err(e) if dst.prefix == 0 && e.errno() == Some(libc::EEXIST) => {}
@@ -82,13 +66,8 @@ pub(super) async fn finish(
 
     for ip in &allocated.ips {
         let dst = Cidr::host(ip.address.addr);
-        let msg = device_route(dst, host_link.index)?;
-        nl.handle
-            .route()
-            .add(msg)
-            .execute()
+        nl.add_device_route(dst.addr, dst.prefix, host_link.index)
             .await
-            .map_err(|e| NetlinkError::from_rtnetlink(format!("adding the route to {dst} through {host}"), e))
             .map_err(nl_error("configuring the host's route to the pod"))?;
     }
     forwarding(&allocated, conf.mode, host)?;
@@ -102,16 +81,6 @@ pub(super) async fn finish(
     let host_link = nl.link_by_name(host).ok().flatten().unwrap_or(host_link);
     let pod_link = pod.link_by_name(&env.ifname).ok().flatten().unwrap_or(pod_link);
     Ok(result(conf, env, &host_link, &pod_link, allocated, routes))
-}
-
-/// A route to `dst` through device `index`, on the link (no next hop).
-pub(super) fn device_route(dst: Cidr, index: u32) -> Result<netlink_packet_route::route::RouteMessage, CniError> {
-    Ok(RouteMessageBuilder::<IpAddr>::new()
-        .destination_prefix(dst.addr, dst.prefix)
-        .map_err(|e| CniError::new(Code::Plugin, format!("route to {dst}"), e.to_string()))?
-        .output_interface(index)
-        .scope(RouteScope::Link)
-        .build())
 }
 
 /// The host forwards between pods; in L2 mode its side answers the pod's
@@ -172,44 +141,16 @@ pub(super) fn result(
 }
 
 pub(super) async fn addresses(nl: &Netlink, index: u32) -> Vec<Cidr> {
-    let mut out = Vec::new();
-    let mut stream = nl.handle.address().get().set_link_index_filter(index).execute();
-    while let Ok(Some(msg)) = stream.try_next().await {
-        for attr in &msg.attributes {
-            if let AddressAttribute::Address(addr) = attr {
-                out.push(Cidr { addr: *addr, prefix: msg.header.prefix_len });
-            }
-        }
-    }
-    out
+    let found = nl.addresses(index).await.unwrap_or_default();
+    found.into_iter().map(|(addr, prefix)| Cidr { addr, prefix }).collect()
 }
 
 /// The destinations of the main table's routes (through `oif` when given).
 pub(super) async fn route_dsts(nl: &Netlink, oif: Option<u32>) -> Vec<Cidr> {
-    let mut out = Vec::new();
-    for v4 in [true, false] {
-        let msg = if v4 {
-            RouteMessageBuilder::<std::net::Ipv4Addr>::new().build()
-        } else {
-            RouteMessageBuilder::<std::net::Ipv6Addr>::new().build()
-        };
-        let mut stream = nl.handle.route().get(msg).execute();
-        while let Ok(Some(route)) = stream.try_next().await {
-            let mut dst = Cidr::default_of(v4);
-            dst.prefix = route.header.destination_prefix_length;
-            let mut through = None;
-            for attr in &route.attributes {
-                match attr {
-                    RouteAttribute::Destination(RouteAddress::Inet(a)) => dst.addr = IpAddr::V4(*a),
-                    RouteAttribute::Destination(RouteAddress::Inet6(a)) => dst.addr = IpAddr::V6(*a),
-                    RouteAttribute::Oif(i) => through = Some(*i),
-                    _ => {}
-                }
-            }
-            if oif.is_none() || oif == through {
-                out.push(dst);
-            }
-        }
-    }
-    out
+    let routes = nl.routes().await.unwrap_or_default();
+    routes
+        .into_iter()
+        .filter(|r| oif.is_none() || oif == r.oif)
+        .map(|r| Cidr { addr: r.dst, prefix: r.prefix })
+        .collect()
 }

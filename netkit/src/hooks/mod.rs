@@ -55,6 +55,7 @@ use crate::{
 
 /// Why a hook operation (attach, detach, update, query, reading a program's maps or log) failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AttachError {
     /// The request itself is wrong (the message says what to change).
     #[error("{0}")]

@@ -30,6 +30,7 @@ pub enum RefSpec {
 
 /// Why a REF names nothing usable.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RefError {
     /// The text is no REF.
     #[error("`{0}` is not a valid REF: use prog:ID, link:ID, pin:PATH or the NAME of a link pinned on this hook")]

@@ -33,6 +33,7 @@ pub struct Rule {
 
 /// Why a firewall rule could not be parsed, added, found or removed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FirewallError {
     /// The rule does not parse.
     #[error(

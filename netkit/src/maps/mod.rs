@@ -12,6 +12,7 @@ use aya::maps::{Map, MapData, PerCpuArray, PerCpuValues};
 
 /// Why a program's maps could not be opened.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum MapsError {
     /// The program has no map of that name.
     #[error("program {prog} has no map {map} (is it the program you think it is?)")]

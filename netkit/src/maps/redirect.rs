@@ -12,6 +12,7 @@ use crate::maps::{MapsError, ProgMaps, aya_err};
 
 /// Why a redirect entry could not be added, found or removed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RedirectError {
     /// No entry for that address.
     #[error("no redirect entry for {0}")]

@@ -8,6 +8,8 @@ use crate::bpf;
 /// primary/peer program chain (both managed through the primary's ifindex).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
+// The kernel adds cases (hooks, modes, scrub and pairing values).
+#[non_exhaustive]
 pub enum Hook {
     /// tcx ingress of any device.
     Ingress,

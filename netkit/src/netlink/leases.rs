@@ -38,6 +38,7 @@ const QUEUE_TYPE_TX: u32 = 1;
 
 /// Why a queue could not be leased or listed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LeaseError {
     /// Called outside a Tokio runtime (see the crate docs: concurrency).
     #[error(transparent)]

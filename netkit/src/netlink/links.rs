@@ -25,6 +25,8 @@ pub enum Role {
 /// A device's default verdict when no program is attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+// The kernel adds cases (hooks, modes, scrub and pairing values).
+#[non_exhaustive]
 pub enum Policy {
     /// Let packets through.
     Pass,
@@ -35,6 +37,8 @@ pub enum Policy {
 /// Whether a netkit pair carries Ethernet frames or IP packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+// The kernel adds cases (hooks, modes, scrub and pairing values).
+#[non_exhaustive]
 pub enum Mode {
     /// Ethernet frames, with MAC addresses.
     L2,
@@ -45,6 +49,8 @@ pub enum Mode {
 /// Whether skb mark and priority are cleared when a packet crosses netns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+// The kernel adds cases (hooks, modes, scrub and pairing values).
+#[non_exhaustive]
 pub enum Scrub {
     /// Clear them (the kernel's default).
     Default,
@@ -58,6 +64,8 @@ pub(crate) const IFLA_NETKIT_PAIRING: u16 = 10;
 /// Whether netkit creates a pair or a single device (Linux 7.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+// The kernel adds cases (hooks, modes, scrub and pairing values).
+#[non_exhaustive]
 pub enum Pairing {
     /// A pair of devices (the default).
     Pair,

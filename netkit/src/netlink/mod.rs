@@ -2,6 +2,7 @@
 //! into plain structs (`links`), netkit pair management (`device`) and the
 //! interface-name rules the kernel enforces (`ifname`).
 
+pub mod addr;
 pub mod attrs;
 pub mod device;
 pub mod ifname;
@@ -37,12 +38,36 @@ pub enum NetlinkError {
         errno: i32,
     },
     /// The request failed otherwise.
-    #[error("{op} failed: {detail}")]
-    Other {
+    /// The kernel's reply could not be read (it is cut or malformed).
+    #[error("{op} failed: a malformed reply: {detail}")]
+    Malformed {
         /// The operation, for messages.
         op: String,
-        /// What went wrong.
+        /// What the decoder found wrong.
         detail: String,
+    },
+    /// The request cannot be made as asked (the message says why).
+    #[error("{op}: {why}")]
+    Invalid {
+        /// The operation, for messages.
+        op: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The kernel acknowledged a request where it should have answered.
+    #[error("{op} failed: an ACK where an error was expected")]
+    UnexpectedAck {
+        /// The operation, for messages.
+        op: String,
+    },
+    /// The rtnetlink connection failed (closed, or its messages unreadable).
+    #[error("{op} failed on the rtnetlink connection")]
+    Connection {
+        /// The operation, for messages.
+        op: String,
+        /// What rtnetlink answered.
+        #[source]
+        cause: rtnetlink::Error,
     },
 }
 
@@ -58,9 +83,9 @@ impl NetlinkError {
         match e {
             rtnetlink::Error::NetlinkError(msg) => match msg.code {
                 Some(code) => Self::Kernel { op: op.into(), errno: -code.get() },
-                None => Self::Other { op: op.into(), detail: "an ACK where an error was expected".into() },
+                None => Self::UnexpectedAck { op: op.into() },
             },
-            other => Self::Other { op: op.into(), detail: other.to_string() },
+            cause => Self::Connection { op: op.into(), cause },
         }
     }
 }

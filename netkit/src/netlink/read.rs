@@ -98,7 +98,7 @@ impl LinkSocket {
                 Err(Fail::Truncated(need)) => buf_len = need,
                 Err(Fail::Errno(errno)) => return Err(NetlinkError::Kernel { op: op(), errno }),
                 Err(Fail::Malformed(detail)) => {
-                    return Err(NetlinkError::Other { op: op(), detail: format!("a malformed reply: {detail}") });
+                    return Err(NetlinkError::Malformed { op: op(), detail });
                 }
             }
         }

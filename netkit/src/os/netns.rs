@@ -19,6 +19,7 @@ pub(crate) const NETNS_RUN_DIR: &str = "/run/netns";
 
 /// Why a network namespace could not be found, entered, created or removed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum NetnsError {
     /// No namespace of that name under /run/netns.
     #[error("network namespace `{0}` does not exist (no {NETNS_RUN_DIR}/{0}); create it with `ip netns add {0}`")]

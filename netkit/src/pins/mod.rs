@@ -21,6 +21,7 @@ use crate::{bpf, mprog::Hook, os::probe};
 
 /// Why a pin could not be made, found or removed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PinError {
     /// The directory is not on a bpffs.
     #[error(

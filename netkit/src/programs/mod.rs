@@ -38,6 +38,7 @@ use crate::bpf::{self, ProgInfo};
 
 /// Why a program could not be found, read, checked or loaded.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProgramError {
     /// This build of the library carries no bundled programs.
     #[error(

@@ -36,6 +36,7 @@ use crate::{
 
 /// Why a device could not be created, found, changed or deleted.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DeviceError {
     /// The request is wrong (the message says what to change); nothing was created.
     #[error("{0}")]
