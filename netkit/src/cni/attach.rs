@@ -16,11 +16,12 @@ use std::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use super::fail::*;
 use super::network::finish;
 use super::{CniError, Code, Env, Verb, config::NetConf, ipam, result::CniResult};
 use crate::{
-    apply::{ApplyError, Engine, PlanOptions, state::Wait},
-    netlink::{Netlink, NetlinkError, device::DeviceError, links::Policy},
+    apply::{Engine, PlanOptions, state::Wait},
+    netlink::{Netlink, device::DeviceError, links::Policy},
     os::{
         netns::NetnsRef,
         probe::{self, Feature},
@@ -85,40 +86,12 @@ impl Place {
     }
 }
 
-pub(super) fn io_error(what: &str, path: &Path, e: io::Error) -> CniError {
-    CniError::new(Code::Io, format!("{what} {}", path.display()), e.to_string())
-}
-
 /// A runtime and an rtnetlink connection of this namespace driven by it
 /// (the commands run outside any other runtime: `cni::run`).
 pub(super) fn connect() -> Result<(tokio::runtime::Runtime, Netlink), CniError> {
     let rt = crate::runtime::new().map_err(|e| CniError::new(Code::Io, "starting the async runtime", e.to_string()))?;
-    let nl = rt.block_on(async { Netlink::connect() }).map_err(nl_error("opening rtnetlink"))?;
+    let nl = rt.block_on(async { Netlink::connect() }).map_err(layer_error("opening rtnetlink"))?;
     Ok((rt, nl))
-}
-
-pub(super) fn nl_error(what: &str) -> impl Fn(NetlinkError) -> CniError + '_ {
-    move |e| CniError::new(Code::Plugin, what.to_string(), crate::programs::error_chain(&e))
-}
-
-pub(super) fn device_error(what: &str) -> impl Fn(DeviceError) -> CniError + '_ {
-    move |e| CniError::new(Code::Plugin, what.to_string(), crate::programs::error_chain(&e))
-}
-
-/// Plan-time failures are the configuration's; later ones the node's.
-pub(super) fn apply_error(what: &str, e: ApplyError) -> CniError {
-    let code = match &e {
-        ApplyError::Spec(_) | ApplyError::Blocked(_) | ApplyError::Program(_) => Code::InvalidConfig,
-        e if e.node_changed() => Code::TryAgain,
-        _ => Code::Plugin,
-    };
-    CniError::new(code, what.to_string(), crate::programs::error_chain(&e))
-}
-
-/// A step of an ADD or DEL, through the fault seam (`crate::fault`).
-pub(super) fn fault(step: &str) -> Result<(), CniError> {
-    crate::fault::check(crate::fault::Scope::Cni, step)
-        .map_err(|e| CniError::new(Code::Plugin, format!("failure injected at {step}"), e.to_string()))
 }
 
 /// The host side's name: `nk` and 13 hex digits of a hash of the container
@@ -133,7 +106,7 @@ pub fn host_name(id: &str, ifname: &str, salt: u32) -> String {
 pub(super) async fn free_host_name(nl: &Netlink, id: &str, ifname: &str) -> Result<String, CniError> {
     for salt in 0..16 {
         let name = host_name(id, ifname, salt);
-        if nl.link_by_name(&name).map_err(nl_error("reading the host's devices"))?.is_none() {
+        if nl.link_by_name(&name).map_err(layer_error("reading the host's devices"))?.is_none() {
             return Ok(name);
         }
     }

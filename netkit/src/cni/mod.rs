@@ -14,6 +14,7 @@
 pub(crate) mod attach;
 mod check;
 pub mod config;
+mod fail;
 mod ipam;
 mod network;
 pub mod result;

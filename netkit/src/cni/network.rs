@@ -4,7 +4,7 @@
 
 use std::{fs, path::Path};
 
-use super::attach::*;
+use super::fail::*;
 use super::{
     CniError, Code, Env,
     config::NetConf,
@@ -28,20 +28,20 @@ pub(super) async fn finish(
     allocated: CniResult,
 ) -> Result<CniResult, CniError> {
     let netns = NetnsRef::Path(env.netns.clone().into());
-    let pod = Netlink::connect_to(&netns).map_err(nl_error("reaching the container's namespace"))?;
+    let pod = Netlink::connect_to(&netns).map_err(layer_error("reaching the container's namespace"))?;
     let pod_link = pod
         .link_by_name(&env.ifname)
-        .map_err(nl_error("reading the container's devices"))?
+        .map_err(layer_error("reading the container's devices"))?
         .ok_or_else(|| CniError::new(Code::Plugin, format!("{} is not in the container", env.ifname), ""))?;
     let host_link = nl
         .link_by_name(host)
-        .map_err(nl_error("reading the host's devices"))?
+        .map_err(layer_error("reading the host's devices"))?
         .ok_or_else(|| CniError::new(Code::Plugin, format!("{host} is gone"), ""))?;
 
     for ip in &allocated.ips {
         pod.add_address(pod_link.index, ip.address.addr, ip.address.prefix)
             .await
-            .map_err(nl_error("configuring the container's address"))?;
+            .map_err(layer_error("configuring the container's address"))?;
     }
     fault("address")?;
 
@@ -59,7 +59,7 @@ pub(super) async fn finish(
             Ok(()) => routes.push(Route { dst, gw: None, other: Default::default() }),
             // Another network of the pod owns the default route: keep it.
             Err(e) if dst.prefix == 0 && e.errno() == Some(libc::EEXIST) => {}
-            Err(e) => return Err(nl_error("configuring the container's routes")(e)),
+            Err(e) => return Err(layer_error("configuring the container's routes")(e)),
         }
     }
     fault("route")?;
@@ -68,14 +68,14 @@ pub(super) async fn finish(
         let dst = Cidr::host(ip.address.addr);
         nl.add_device_route(dst.addr, dst.prefix, host_link.index)
             .await
-            .map_err(nl_error("configuring the host's route to the pod"))?;
+            .map_err(layer_error("configuring the host's route to the pod"))?;
     }
     forwarding(&allocated, conf.mode, host)?;
 
     fault("policy")?;
     if conf.policy != Policy::Drop {
         let change = PairChange { peer_policy: Some(conf.policy), ..PairChange::default() };
-        nl.set(host, &change).await.map_err(device_error("letting the pod's traffic through"))?;
+        nl.set(host, &change).await.map_err(layer_error("letting the pod's traffic through"))?;
     }
 
     let host_link = nl.link_by_name(host).ok().flatten().unwrap_or(host_link);

@@ -23,7 +23,7 @@ use netlink_packet_route::{
 use netlink_sys::{Socket, protocols::NETLINK_ROUTE};
 
 use super::{
-    NetlinkError,
+    Netlink, NetlinkError,
     attrs::{Offload, Queues},
     links::{Counters, IFLA_NETKIT_PAIRING, Link, Mode, NetkitAttrs, Pairing, Policy, Scrub},
 };
@@ -314,6 +314,70 @@ fn netkit(attrs: &[InfoNetkit]) -> NetkitAttrs {
         }
     }
     n
+}
+
+/// The one link a get returns; ENODEV is none.
+fn one(got: Result<Vec<Link>, NetlinkError>) -> Result<Option<Link>, NetlinkError> {
+    match got {
+        Ok(links) => Ok(links.into_iter().next()),
+        Err(NetlinkError::Kernel { errno, .. }) if errno == libc::ENODEV => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl Netlink {
+    /// Every device in this connection's namespace.
+    pub fn links(&self) -> Result<Vec<Link>, NetlinkError> {
+        self.links.get(Which::All, Stats::With, &|| "listing devices".into())
+    }
+
+    /// The device named `name`, if there is one (its counters left zero).
+    pub fn link_by_name(&self, name: &str) -> Result<Option<Link>, NetlinkError> {
+        self.link_named(name, Stats::Without)
+    }
+
+    /// The device named `name` with its packet counters, if there is one.
+    pub(crate) fn link_named(&self, name: &str, stats: Stats) -> Result<Option<Link>, NetlinkError> {
+        one(self.links.get(Which::Name(name), stats, &|| format!("looking up device {name}")))
+    }
+
+    /// The device with ifindex `index`, if there is one (its counters left zero).
+    pub fn link_by_index(&self, index: u32) -> Result<Option<Link>, NetlinkError> {
+        self.link_indexed(index, Stats::Without)
+    }
+
+    /// The device with ifindex `index` with its packet counters, if there is one.
+    pub(crate) fn link_indexed(&self, index: u32, stats: Stats) -> Result<Option<Link>, NetlinkError> {
+        one(self.links.get(Which::Index(index), stats, &|| format!("looking up ifindex {index}")))
+    }
+
+    /// The nsid this connection's namespace gives the namespace behind `ns`
+    /// (RTM_GETNSID), if one is assigned.
+    /// The id this namespace gives the namespace `ns` (IFLA_LINK_NETNSID and
+    /// leases name other namespaces by it), if it has given it one.
+    pub async fn nsid_of(&self, ns: &std::os::fd::OwnedFd) -> Option<i32> {
+        use std::os::fd::AsRawFd as _;
+
+        use netlink_packet_core::{NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+        use netlink_packet_route::{
+            RouteNetlinkMessage,
+            nsid::{NsidAttribute, NsidMessage},
+        };
+        let mut msg = NsidMessage::default();
+        msg.attributes = vec![NsidAttribute::Fd(ns.as_raw_fd() as u32)];
+        let mut req = NetlinkMessage::from(RouteNetlinkMessage::GetNsId(msg));
+        req.header.flags = NLM_F_REQUEST;
+        let mut responses = self.handle.clone().request(req).ok()?;
+        while let Some(resp) = futures::StreamExt::next(&mut responses).await {
+            if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNsId(m)) = resp.payload {
+                return m.attributes.iter().find_map(|a| match a {
+                    NsidAttribute::Id(id) if *id >= 0 => Some(*id),
+                    _ => None,
+                });
+            }
+        }
+        None
+    }
 }
 
 #[cfg(test)]
