@@ -8,6 +8,17 @@
 //! Objects with CO-RE relocations, pinned maps or map kinds that need more
 //! than a create (maps of maps, CPU and device maps, perf arrays sized by
 //! the CPU count) go to aya, which knows them all.
+//!
+//! Why this loader exists, and when it goes: it is a second loader beside
+//! aya's for one reason, aya 0.14 reading the kernel's BTF in its
+//! constructor. aya has since merged a BTF source read only when a CO-RE
+//! relocation or a typed kernel symbol needs it (aya-rs/aya#1644, July
+//! 2026; not reading the system's BTF by default is aya-rs/aya#1172). The
+//! aya releases after 0.14 need rustc 1.98, which this project's toolchain
+//! is not (see ENVIRONMENT.md), so the first aya release that carries that
+//! change and builds here makes this module unnecessary: load the bundled
+//! programs through aya with the lazy source, compare `cargo xtask bench
+//! --only startup` before and after, and remove it.
 
 use std::collections::{HashMap, HashSet};
 
