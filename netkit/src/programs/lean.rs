@@ -15,7 +15,7 @@
 //! relocation or a typed kernel symbol needs it (aya-rs/aya#1644, July
 //! 2026; not reading the system's BTF by default is aya-rs/aya#1172). The
 //! aya releases after 0.14 need rustc 1.98, which this project's toolchain
-//! is not (see ENVIRONMENT.md), so the first aya release that carries that
+//! (rustc 1.95) is not, so the first aya release that carries that
 //! change and builds here makes this module unnecessary: load the bundled
 //! programs through aya with the lazy source, compare `cargo xtask bench
 //! --only startup` before and after, and remove it.
