@@ -9,13 +9,14 @@
 //!   outcome); `cni:` ipam, pair, address, route, policy (each once that
 //!   part of an ADD is made), del-pair; `device:` peer-up (a new pair's
 //!   peer brought up), set-peer (a change reaching the peer).
-//! - N: the Nth time the process reaches that step (default 1). With more
-//!   than one apply job at once, steps count in the order the jobs reach
-//!   them (tests pass `--jobs 1`).
+//! - N: the Nth time the process reaches that step (default 1), counted
+//!   once per process: in `apply --watch` or a batch of applies only the
+//!   Nth of them all fails. With more than one apply job at once, steps
+//!   count in the order the jobs reach them (tests pass `--jobs 1`).
 //! - MODE: `fail` (default: the step fails, and what was done is undone),
 //!   `hang` (it waits forever, holding what it holds), `kill` (SIGKILL right
-//!   before the step), `kill-after` (SIGKILL right after it, where the caller
-//!   marks the step done).
+//!   before the step), `kill-after` (SIGKILL right after it; `apply:` steps
+//!   only, the others are checked at one point each).
 
 use std::{
     collections::HashMap,
@@ -83,7 +84,7 @@ impl Spec {
             [] | ["fail"] => Mode::Fail,
             ["hang"] => Mode::Hang,
             ["kill"] => Mode::Kill,
-            ["kill-after"] => Mode::KillAfter,
+            ["kill-after"] if scope == Scope::Apply => Mode::KillAfter,
             _ => return None,
         };
         Some(Self { scope, step, n, mode })
@@ -199,7 +200,16 @@ mod tests {
         assert_eq!(Spec::parse("apply:record:1:hang"), s(Scope::Apply, "record", 1, Mode::Hang));
         assert_eq!(Spec::parse("cni:ipam:kill"), s(Scope::Cni, "ipam", 1, Mode::Kill));
         assert_eq!(Spec::parse("device:set-peer"), s(Scope::Device, "set-peer", 1, Mode::Fail));
-        for bad in ["", "apply", "apply:", "attach:1", "apply:attach:0", "apply:attach:1:explode", "x:y"] {
+        for bad in [
+            "",
+            "apply",
+            "apply:",
+            "attach:1",
+            "apply:attach:0",
+            "apply:attach:1:explode",
+            "x:y",
+            "cni:ipam:kill-after",
+        ] {
             assert_eq!(Spec::parse(bad), None, "{bad:?}");
         }
     }

@@ -102,13 +102,19 @@ impl Link {
     /// Pins the link at `path`, creating the directories. When pinning
     /// fails the link is detached, so nothing stays on the hook.
     pub fn pin(self, layout: &Layout, path: PathBuf) -> Result<Pinned, (PinError, Self)> {
-        match layout.pin(&self.fd, &path) {
+        match layout.pin(self.fd.as_fd(), &path) {
             Ok(()) => Ok(Pinned { link: self, path }),
             Err(e) => {
                 let _ = mprog::detach_link(self.fd.as_fd());
                 Err((e, self))
             }
         }
+    }
+
+    /// Pins the link at `path` again (an undo), leaving it as it is when
+    /// that fails: another pin or process may hold it on its hook.
+    pub fn repin(&self, layout: &Layout, path: &Path) -> Result<(), PinError> {
+        layout.pin(self.fd.as_fd(), path)
     }
 
     /// Detaches the link: its hook no longer runs its program.
@@ -128,7 +134,8 @@ impl Link {
     }
 }
 
-/// A link pinned at a path, on its hook.
+/// A link pinned at a path, found on its hook (it may have gone defunct
+/// since: another tool may detach it at any moment).
 #[derive(Debug)]
 pub struct Pinned {
     link: Link,
@@ -146,14 +153,16 @@ impl Pinned {
         &self.path
     }
 
-    /// The pinned link at `path`, which must be link `expected`.
+    /// The pinned link at `path`, which must be link `expected`. A link
+    /// that went defunct since it was found (its device deleted, or detached
+    /// by another tool) is opened too: taking it off or detaching it again
+    /// is harmless, and the kernel answers both.
     pub fn open(path: &Path, expected: u32) -> Result<Self, LinkError> {
-        match AtPin::open(path)? {
-            AtPin::Live(p) if p.link.id() == expected => Ok(p),
-            AtPin::Live(Pinned { link, .. }) | AtPin::Defunct(Defunct { link, .. }) => {
-                Err(LinkError::Replaced { path: path.display().to_string(), expected, now: link.id() })
-            }
+        let (AtPin::Live(Pinned { link, path: at }) | AtPin::Defunct(Defunct { link, path: at })) = AtPin::open(path)?;
+        if link.id() != expected {
+            return Err(LinkError::Replaced { path: path.display().to_string(), expected, now: link.id() });
         }
+        Ok(Pinned { link, path: at })
     }
 
     /// Removes the pin; the link stays on its hook while the returned value

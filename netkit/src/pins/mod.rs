@@ -13,7 +13,7 @@ pub mod owners;
 
 use std::{
     fs, io,
-    os::fd::{AsFd as _, OwnedFd},
+    os::fd::{AsFd, OwnedFd},
     path::{Path, PathBuf},
 };
 
@@ -145,7 +145,7 @@ impl Layout {
     }
 
     /// Pins `link` at `path`, creating the directories.
-    pub(crate) fn pin(&self, link: &OwnedFd, path: &Path) -> Result<(), PinError> {
+    pub(crate) fn pin(&self, link: impl AsFd, path: &Path) -> Result<(), PinError> {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(io("creating", dir))?;
         }

@@ -5,7 +5,11 @@ use super::*;
 
 /// The link pinned at `path`, which the plan found there.
 pub(super) fn open_on(path: &std::path::Path, key: &LinkKey, link_id: u32) -> Result<Pinned, ApplyError> {
-    Pinned::open(path, link_id).map_err(|e| step_err(format!("opening {key}"), e))
+    Pinned::open(path, link_id).map_err(|e| match e {
+        // Another writer pinned another link there since the plan.
+        LinkError::Replaced { .. } => changed(format!("opening {key}"), e.to_string()),
+        e => step_err(format!("opening {key}"), e),
+    })
 }
 
 /// The program in front of `link_id` on the chain (None: it is first).

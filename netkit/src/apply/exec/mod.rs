@@ -339,7 +339,7 @@ fn run_on(
     Err(ApplyError::RolledBack {
         cause: Box::new(failure),
         undone,
-        problems: problems.into_iter().chain(saved.err().map(|e| e.to_string())).collect(),
+        problems: problems.into_iter().chain(saved.err().map(|e| crate::programs::error_chain(&e))).collect(),
     })
 }
 

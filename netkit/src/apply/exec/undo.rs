@@ -42,8 +42,9 @@ pub(super) struct Captured {
 
 /// Attaches a program this run kept (taken off its hook, or captured before
 /// its pair went away) again as a link at `position`, pinned at `pin` in
-/// place of whatever that pin holds now. Without a pin the link lives as
-/// long as this process.
+/// place of whatever that pin holds now. Without a pin the link is released
+/// when this returns, and the kernel detaches it: a captured program that
+/// was on no managed link is not put back to stay (a known gap).
 pub(super) async fn attach_again(
     nl: &Netlink,
     sh: &Shared<'_>,
@@ -101,8 +102,7 @@ pub(super) async fn undo_one(nl: &Netlink, sh: &Shared<'_>, u: Undo) -> Result<(
             pinned.detach(&sh.layout).map_err(|e| step_err(what, e))?;
         }
         Undo::Repin { path, link } => {
-            link.pin(&sh.layout, path.clone())
-                .map_err(|(e, _)| step_err(format!("pinning {} again", path.display()), e))?;
+            link.repin(&sh.layout, &path).map_err(|e| step_err(format!("pinning {} again", path.display()), e))?;
         }
         Undo::Reprogram { link, old, new } => {
             link.link()

@@ -144,6 +144,12 @@ fn cap_error(op: &str) -> DeviceError {
     DeviceError::Permission { op: op.into(), missing }
 }
 
+/// An rtnetlink failure of a step, its causes spelled out (the step names
+/// itself in the message it goes into).
+fn rt_error(e: rtnetlink::Error) -> String {
+    crate::programs::error_chain(&NetlinkError::from_rtnetlink("", e))
+}
+
 /// Through the fault seam (`crate::fault`): the removal of a half-made pair
 /// is tested against a real kernel, which never refuses to bring a fresh
 /// netkit end up on demand.
@@ -387,7 +393,7 @@ impl Netlink {
                 .change(up(primary.index))
                 .execute()
                 .await
-                .map_err(|e| fail(&format!("bringing {} up", spec.name), &NetlinkError::from_rtnetlink("", e)))?;
+                .map_err(|e| fail(&format!("bringing {} up", spec.name), &rt_error(e)))?;
         }
         if spec.up && !spec.is_single() {
             let peer_index = primary.link.ok_or_else(|| fail("finding the peer", &"the primary names no peer"))?;
@@ -398,7 +404,7 @@ impl Netlink {
                 .change(up(peer_index))
                 .execute()
                 .await
-                .map_err(|e| fail("bringing the peer up", &NetlinkError::from_rtnetlink("", e)))?;
+                .map_err(|e| fail("bringing the peer up", &rt_error(e)))?;
         }
         // Bringing the ends up changed their state: read it again.
         let primary =
