@@ -6,6 +6,8 @@
 
 mod chains;
 mod pairs;
+#[cfg(test)]
+mod tests;
 mod undo;
 
 use chains::*;
@@ -166,22 +168,149 @@ impl Shared<'_> {
 /// step and what was rolled back. Its netlink work runs on runtimes of its
 /// own, outside the caller's (it may be called from inside one).
 pub(crate) fn run(plan: &Plan, record: &Record, opts: &ExecOptions, netns: String) -> Result<Report, ApplyError> {
-    runtime::own(|rt| run_on(rt, plan, record, opts, netns)).map_err(|e| step_err("starting the runtime", e))?
-}
-
-fn run_on(
-    rt: &tokio::runtime::Runtime,
-    plan: &Plan,
-    record: &Record,
-    opts: &ExecOptions,
-    netns: String,
-) -> Result<Report, ApplyError> {
     if plan.is_noop() {
         return Ok(Report { steps: Vec::new() });
     }
+    let layout = Layout::new(&opts.bpffs)?;
+    let kernel = Kernel { record };
+    runtime::own(|rt| execute(&kernel, rt, plan, opts, layout, netns))
+        .map_err(|e| step_err("starting the runtime", e))?
+}
+
+/// What the executor does to the node, one job at a time, and how it takes
+/// each step back: the kernel's ([`Kernel`]), or a test's. The order of the
+/// phases, which jobs run after a failure, the rollback newest first and
+/// the record written before, after and on the way back are the
+/// executor's own ([`execute`]).
+trait Effects: Sync {
+    /// How one step is taken back.
+    type Undo: Send;
+    /// A connection, one per thread.
+    type Conn;
+
+    /// A connection of this thread (inside its runtime).
+    fn connect(&self) -> Result<Self::Conn, ApplyError>;
+    /// One pair's creation, change or replacement.
+    async fn pair(
+        &self,
+        c: &Self::Conn,
+        sh: &Shared<'_>,
+        p: &PairWork,
+        undo: &mut Vec<Self::Undo>,
+    ) -> Result<(), ApplyError>;
+    /// The pins of managed links off their hooks.
+    fn unpin(&self, sh: &Shared<'_>, unpins: &[Unpin], undo: &mut Vec<Self::Undo>) -> Result<(), ApplyError>;
+    /// One hook's chain.
+    async fn chain(
+        &self,
+        c: &Self::Conn,
+        sh: &Shared<'_>,
+        w: &ChainWork,
+        undo: &mut Vec<Self::Undo>,
+    ) -> Result<(), ApplyError>;
+    /// One pair the spec no longer has.
+    async fn delete(
+        &self,
+        c: &Self::Conn,
+        sh: &Shared<'_>,
+        d: &PairDeletion,
+        undo: &mut Vec<Self::Undo>,
+    ) -> Result<(), ApplyError>;
+    /// The pair `u` creates again, if it does.
+    fn recreates(u: &Self::Undo) -> Option<String>;
+    /// Takes one step back.
+    async fn undo(&self, c: &Self::Conn, sh: &Shared<'_>, u: Self::Undo) -> Result<(), ApplyError>;
+    /// After a rollback: the record follows what was made again on the way
+    /// back (pairs under new ifindexes, links under new ids).
+    fn follow(&self, c: &Self::Conn, sh: &Shared<'_>, restored: &mut Ownership, recreated: &[String]);
+    /// Writes the record (`seam`: through the fault seam).
+    fn save(&self, owned: &Ownership, seam: bool) -> Result<(), ApplyError>;
+}
+
+/// The kernel's effects, writing `record`.
+struct Kernel<'r> {
+    record: &'r Record,
+}
+
+impl Effects for Kernel<'_> {
+    type Undo = Undo;
+    type Conn = Netlink;
+
+    fn connect(&self) -> Result<Netlink, ApplyError> {
+        Ok(Netlink::connect()?)
+    }
+
+    async fn pair(&self, nl: &Netlink, sh: &Shared<'_>, p: &PairWork, undo: &mut Vec<Undo>) -> Result<(), ApplyError> {
+        pair_steps(nl, sh, p, undo).await
+    }
+
+    fn unpin(&self, sh: &Shared<'_>, unpins: &[Unpin], undo: &mut Vec<Undo>) -> Result<(), ApplyError> {
+        unpin_job(sh, unpins, undo)
+    }
+
+    async fn chain(
+        &self,
+        nl: &Netlink,
+        sh: &Shared<'_>,
+        w: &ChainWork,
+        undo: &mut Vec<Undo>,
+    ) -> Result<(), ApplyError> {
+        chain_job(nl, sh, w, undo).await
+    }
+
+    async fn delete(
+        &self,
+        nl: &Netlink,
+        sh: &Shared<'_>,
+        d: &PairDeletion,
+        undo: &mut Vec<Undo>,
+    ) -> Result<(), ApplyError> {
+        delete_steps(nl, sh, d, undo).await
+    }
+
+    fn recreates(u: &Undo) -> Option<String> {
+        match u {
+            Undo::Restore { old, .. } => Some(old.name.clone()),
+            _ => None,
+        }
+    }
+
+    async fn undo(&self, nl: &Netlink, sh: &Shared<'_>, u: Undo) -> Result<(), ApplyError> {
+        undo_one(nl, sh, u).await
+    }
+
+    fn follow(&self, nl: &Netlink, sh: &Shared<'_>, restored: &mut Ownership, recreated: &[String]) {
+        for name in recreated {
+            if let (Some(rec), Ok(Some(l))) = (restored.pairs.get_mut(name), nl.link_by_name(name)) {
+                rec.ifindex = Some(l.index);
+            }
+        }
+        for (key, rec) in restored.links.iter_mut() {
+            let Ok(hook) = key.hook.parse::<Hook>() else { continue };
+            if let Ok((_, info)) = pins::open_link(&sh.path(key, hook))
+                && Some(info.prog_id) == rec.prog_id
+                && info.ifindex != 0
+            {
+                rec.link_id = Some(info.id);
+            }
+        }
+    }
+
+    fn save(&self, owned: &Ownership, seam: bool) -> Result<(), ApplyError> {
+        if seam { save(self.record, owned) } else { Ok(self.record.save(owned)?) }
+    }
+}
+
+fn execute<E: Effects>(
+    fx: &E,
+    rt: &tokio::runtime::Runtime,
+    plan: &Plan,
+    opts: &ExecOptions,
+    layout: Layout,
+    netns: String,
+) -> Result<Report, ApplyError> {
     let work = &plan.work;
     let before = work.owned.clone();
-    let layout = Layout::new(&opts.bpffs)?;
     let shared = Shared {
         opts,
         layout,
@@ -226,19 +355,25 @@ fn run_on(
                 }
             }
         }
-        save(record, &o)?;
+        fx.save(&o, true)?;
     }
 
     // This runtime's own connection: one made on another runtime would not
     // be driven while this one blocks.
-    let nl = &rt.block_on(async { Netlink::connect() })?;
-    let mut undo: Vec<Vec<Undo>> = Vec::new();
+    let conn = &rt.block_on(async { fx.connect() })?;
+    let mut undo: Vec<Vec<E::Undo>> = Vec::new();
     let mut failure: Option<ApplyError> = None;
 
     // Phase 1: pairs, concurrently on one connection.
     let jobs = opts.jobs.max(1);
     let results = rt.block_on(
-        futures::stream::iter(&work.pairs).map(|p| pair_job(nl, &shared, p)).buffer_unordered(jobs).collect(),
+        futures::stream::iter(&work.pairs)
+            .map(|p| async {
+                let mut u = Vec::new();
+                (fx.pair(conn, &shared, p, &mut u).await, u)
+            })
+            .buffer_unordered(jobs)
+            .collect(),
     );
     collect(results, &mut undo, &mut failure);
 
@@ -246,21 +381,21 @@ fn run_on(
     // chains, one job per hook, on threads.
     if failure.is_none() && !work.unpins.is_empty() {
         let mut u = Vec::new();
-        let r = unpin_job(&shared, &work.unpins, &mut u);
+        let r = fx.unpin(&shared, &work.unpins, &mut u);
         collect(vec![(r, u)], &mut undo, &mut failure);
     }
     if failure.is_none() && !work.chains.is_empty() {
         let next = AtomicUsize::new(0);
-        let results: Mutex<Vec<JobResult>> = Mutex::new(Vec::new());
+        let results: Mutex<Vec<JobResult<E::Undo>>> = Mutex::new(Vec::new());
         std::thread::scope(|s| {
             for _ in 0..jobs.min(work.chains.len()) {
                 // Threads of their own, outside any runtime: each starts one.
                 s.spawn(|| {
                     let connected = runtime::new().map_err(|e| step_err("starting the runtime", e)).and_then(|rt| {
-                        let nl = rt.block_on(async { Netlink::connect() })?;
-                        Ok((rt, nl))
+                        let conn = rt.block_on(async { fx.connect() })?;
+                        Ok((rt, conn))
                     });
-                    let (rt, nl) = match connected {
+                    let (rt, conn) = match connected {
                         Ok(c) => c,
                         Err(e) => {
                             results.lock().unwrap().push((Err(e), Vec::new()));
@@ -274,7 +409,7 @@ fn run_on(
                             break;
                         }
                         let mut u = Vec::new();
-                        let r = rt.block_on(chain_job(&nl, &shared, c, &mut u));
+                        let r = rt.block_on(fx.chain(&conn, &shared, c, &mut u));
                         if r.is_err() {
                             shared.failed.store(true, Ordering::SeqCst);
                         }
@@ -289,14 +424,20 @@ fn run_on(
     // Phase 3: pairs the spec no longer has.
     if failure.is_none() {
         let results = rt.block_on(
-            futures::stream::iter(&work.deletions).map(|d| delete_job(nl, &shared, d)).buffer_unordered(jobs).collect(),
+            futures::stream::iter(&work.deletions)
+                .map(|d| async {
+                    let mut u = Vec::new();
+                    (fx.delete(conn, &shared, d, &mut u).await, u)
+                })
+                .buffer_unordered(jobs)
+                .collect(),
         );
         collect(results, &mut undo, &mut failure);
     }
 
     let Some(failure) = failure else {
         let o = shared.owned.lock().unwrap().clone();
-        save(record, &o)?;
+        fx.save(&o, true)?;
         return Ok(Report { steps: shared.done.into_inner().unwrap() });
     };
     // Roll back, newest first.
@@ -306,10 +447,8 @@ fn run_on(
     for log in undo.into_iter().rev() {
         for u in log.into_iter().rev() {
             undone += 1;
-            if let Undo::Restore { old, .. } = &u {
-                recreated.push(old.name.clone());
-            }
-            if let Err(e) = rt.block_on(undo_one(nl, &shared, u)) {
+            recreated.extend(E::recreates(&u));
+            if let Err(e) = rt.block_on(fx.undo(conn, &shared, u)) {
                 problems.push(crate::programs::error_chain(&e));
             }
         }
@@ -321,21 +460,8 @@ fn run_on(
     // A pair created again on the way back is the same pair under a new
     // ifindex, and links attached again run the same programs under new
     // link ids: the record follows them.
-    for name in recreated {
-        if let (Some(rec), Ok(Some(l))) = (restored.pairs.get_mut(&name), nl.link_by_name(&name)) {
-            rec.ifindex = Some(l.index);
-        }
-    }
-    for (key, rec) in restored.links.iter_mut() {
-        let Ok(hook) = key.hook.parse::<Hook>() else { continue };
-        if let Ok((_, info)) = pins::open_link(&shared.path(key, hook))
-            && Some(info.prog_id) == rec.prog_id
-            && info.ifindex != 0
-        {
-            rec.link_id = Some(info.id);
-        }
-    }
-    let saved = record.save(&restored);
+    fx.follow(conn, &shared, &mut restored, &recreated);
+    let saved = fx.save(&restored, false);
     Err(ApplyError::RolledBack {
         cause: Box::new(failure),
         undone,
@@ -344,13 +470,9 @@ fn run_on(
 }
 
 /// A job's outcome and how to undo what it did.
-type JobResult = (Result<(), ApplyError>, Vec<Undo>);
+type JobResult<U> = (Result<(), ApplyError>, Vec<U>);
 
-fn collect(
-    results: Vec<(Result<(), ApplyError>, Vec<Undo>)>,
-    undo: &mut Vec<Vec<Undo>>,
-    failure: &mut Option<ApplyError>,
-) {
+fn collect<U>(results: Vec<JobResult<U>>, undo: &mut Vec<Vec<U>>, failure: &mut Option<ApplyError>) {
     for (r, u) in results {
         undo.push(u);
         if let Err(e) = r

@@ -2,12 +2,6 @@
 
 use super::*;
 
-pub(super) async fn pair_job(nl: &Netlink, sh: &Shared<'_>, p: &PairWork) -> JobResult {
-    let mut undo = Vec::new();
-    let r = pair_steps(nl, sh, p, &mut undo).await;
-    (r, undo)
-}
-
 pub(super) async fn pair_steps(
     nl: &Netlink,
     sh: &Shared<'_>,
@@ -107,12 +101,6 @@ pub(super) async fn capture(nl: &Netlink, sh: &Shared<'_>, name: &str) -> Result
         }
     }
     Ok(out)
-}
-
-pub(super) async fn delete_job(nl: &Netlink, sh: &Shared<'_>, d: &PairDeletion) -> JobResult {
-    let mut undo = Vec::new();
-    let r = delete_steps(nl, sh, d, &mut undo).await;
-    (r, undo)
 }
 
 pub(super) async fn delete_steps(
