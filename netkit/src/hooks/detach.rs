@@ -197,7 +197,7 @@ impl Hooks<'_> {
         let action = if info.ifindex == 0 {
             format!("{label} was already defunct")
         } else {
-            if let Err(err) = crate::mprog::detach_link(resolved.fd.as_fd()) {
+            if let Err(err) = link::Link::from_parts(resolved.fd, info).detach() {
                 let ctx = Context { link: Some(label), ..Default::default() };
                 return Err(self.explain(err, &dev, hook, ctx).await);
             }

@@ -68,6 +68,11 @@ impl Link {
         Ok(Self { fd, info })
     }
 
+    /// A link opened by a REF, with the info already read.
+    pub(crate) fn from_parts(fd: OwnedFd, info: LinkInfo) -> Self {
+        Self { fd, info }
+    }
+
     /// The link's id.
     pub fn id(&self) -> u32 {
         self.info.id

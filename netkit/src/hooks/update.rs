@@ -47,9 +47,8 @@ impl Hooks<'_> {
         let ours = self.guard(&link, force)?;
         let old = expected_old.map(|r| refs::resolve(r, &scope)).transpose()?;
         let loaded = programs::load(prog, load)?;
-        if let Err(err) =
-            crate::mprog::update_link(link.fd.as_fd(), loaded.fd.as_fd(), old.as_ref().map(|o| o.fd.as_fd()))
-        {
+        let held = super::link::Link::from_parts(link.fd, info);
+        if let Err(err) = held.update(loaded.fd.as_fd(), old.as_ref().map(|o| o.fd.as_fd())) {
             let ctx = Context {
                 link: Some(format!("link {}", info.id)),
                 prog: Some(match &old {
