@@ -159,7 +159,11 @@ const NOT_IN_LIBRARY: &[&str] =
 fn library_alone() -> (Verdict, String) {
     let bare = ["-p", "netkit", "--no-default-features"];
     let lint = util::run(cargo().args(["clippy", "--all-targets"]).args(bare).args(["--", "-D", "warnings"]));
-    if let Err(e) = lint.and_then(|()| util::run(cargo().arg("build").args(bare).arg("--examples"))) {
+    let build = || -> Result<()> {
+        let path = toolchain_without_bpf_linker()?;
+        util::run(cargo().env("PATH", path).env("RUSTUP_TOOLCHAIN", "stable").arg("build").args(bare).arg("--examples"))
+    };
+    if let Err(e) = lint.and_then(|()| build()) {
         return (Verdict::Failed, format!("{e:#}"));
     }
     let tree = |features: &[&str]| -> Result<Vec<String>> {
@@ -192,6 +196,29 @@ fn library_alone() -> (Verdict, String) {
     } else {
         (Verdict::Failed, wrong.join(", "))
     }
+}
+
+/// A PATH with the stable toolchain's cargo and rustc and the system's
+/// tools (the C linker), but not the directory bpf-linker is installed in:
+/// the library without its default feature must build there.
+fn toolchain_without_bpf_linker() -> Result<std::ffi::OsString> {
+    let dir = util::target_dir().join("no-bpf-linker");
+    fs::create_dir_all(&dir)?;
+    for tool in ["cargo", "rustc", "rustup"] {
+        let Some(found) = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|d| d.join(tool))
+            .find(|p| p.is_file())
+        else {
+            anyhow::bail!("{tool} is not on PATH");
+        };
+        let link = dir.join(tool);
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(&found, &link)?;
+    }
+    let mut dirs = vec![dir];
+    dirs.extend(["/usr/local/bin", "/usr/bin", "/bin"].map(std::path::PathBuf::from));
+    anyhow::ensure!(!dirs.iter().any(|d| d.join("bpf-linker").exists()), "bpf-linker is in a system directory");
+    Ok(std::env::join_paths(dirs)?)
 }
 
 fn unique(names: &[String]) -> usize {
