@@ -49,7 +49,7 @@ pub enum ApplyError {
     /// A step failed and the steps before it were undone.
     #[error(
         "{}; rolled back {undone} step{} so the node is as it was{}",
-        crate::programs::error_chain(cause),
+        crate::os::errno::error_chain(cause),
         if *undone == 1 { "" } else { "s" },
         if problems.is_empty() { String::new() } else { format!(", except: {}", problems.join("; ")) }
     )]
@@ -229,7 +229,7 @@ mod error_tests {
             what: "attaching na0/primary/fw".into(),
             cause: Box::new(StepCause::Changed("the pair is gone".into())),
         };
-        assert_eq!(crate::programs::error_chain(&e), "attaching na0/primary/fw failed: the pair is gone");
+        assert_eq!(crate::os::errno::error_chain(&e), "attaching na0/primary/fw failed: the pair is gone");
         assert!(e.node_changed());
         let rolled = ApplyError::RolledBack { cause: Box::new(e), undone: 2, problems: Vec::new() };
         assert_eq!(

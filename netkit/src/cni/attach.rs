@@ -163,7 +163,7 @@ pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
         CniError::new(
             Code::TryAgain,
             format!("container {} is being changed by another call", env.container_id),
-            crate::programs::error_chain(&e),
+            crate::os::errno::error_chain(&e),
         )
     })?;
     let plan = match rt.block_on(engine.plan(&spec, PlanOptions::default())) {
@@ -212,7 +212,7 @@ pub(super) fn remove(
     if let Some(r) = record {
         match rt.block_on(nl.delete_pair(&r.host)) {
             Ok(_) | Err(DeviceError::NotFound { .. }) => {}
-            Err(e) => problems.push(format!("the pair {}: {}", r.host, crate::programs::error_chain(&e))),
+            Err(e) => problems.push(format!("the pair {}: {}", r.host, crate::os::errno::error_chain(&e))),
         }
         if let Err(e) = fault("del-pair") {
             problems.push(e.msg);

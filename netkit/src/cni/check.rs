@@ -36,7 +36,7 @@ pub fn check(env: &Env, conf: &NetConf) -> Result<(), CniError> {
         Ok(plan) => {
             differences.extend(plan.steps.iter().map(|s| format!("{} {} ({})", s.action.name(), s.object, s.detail)))
         }
-        Err(e) => differences.push(crate::programs::error_chain(&e)),
+        Err(e) => differences.push(crate::os::errno::error_chain(&e)),
     }
     if let Err(e) = ipam::exec(&conf.ipam.kind, Verb::Check, env, &conf.raw) {
         differences.push(e.to_string());

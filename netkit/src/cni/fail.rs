@@ -12,7 +12,7 @@ pub(super) fn io_error(what: &str, path: &Path, e: io::Error) -> CniError {
 
 /// A netlink or device failure while doing `what`, its causes spelled out.
 pub(super) fn layer_error<E: std::error::Error>(what: &str) -> impl Fn(E) -> CniError + '_ {
-    move |e| CniError::new(Code::Plugin, what.to_string(), crate::programs::error_chain(&e))
+    move |e| CniError::new(Code::Plugin, what.to_string(), crate::os::errno::error_chain(&e))
 }
 
 /// Plan-time failures are the configuration's; a node that changed under
@@ -23,7 +23,7 @@ pub(super) fn apply_error(what: &str, e: ApplyError) -> CniError {
         e if e.node_changed() => Code::TryAgain,
         _ => Code::Plugin,
     };
-    CniError::new(code, what.to_string(), crate::programs::error_chain(&e))
+    CniError::new(code, what.to_string(), crate::os::errno::error_chain(&e))
 }
 
 /// A step of an ADD or DEL, through the fault seam (`crate::fault`).

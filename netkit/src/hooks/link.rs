@@ -7,7 +7,6 @@
 //! commands, apply's executor and CNI alike.
 
 use std::{
-    fs,
     os::fd::{AsFd as _, BorrowedFd, OwnedFd},
     path::{Path, PathBuf},
 };
@@ -33,7 +32,9 @@ pub enum LinkError {
     Syscall(#[from] SyscallError),
     /// The pin holds another link than the one expected (another writer
     /// replaced it).
-    #[error("{path} now holds link {now}, not link {expected}")]
+    #[error(
+        "{path} now holds link {now}, not link {expected}: another writer replaced it; look again (netkit link show) and retry"
+    )]
     Replaced {
         /// The pin.
         path: String,
@@ -91,17 +92,6 @@ impl Link {
     /// The link's fd.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
-    }
-
-    /// A second handle on the same link (for an undo that needs it after
-    /// this value moved on).
-    pub fn try_clone(&self) -> Result<Self, LinkError> {
-        let fd = self.fd.try_clone().map_err(|e| PinError::Io {
-            what: "duplicating",
-            path: "a link fd".into(),
-            cause: e,
-        })?;
-        Ok(Self { fd, info: self.info })
     }
 
     /// Pins the link at `path`, creating the directories. When pinning
@@ -231,14 +221,6 @@ impl AtPin {
         let link = Link { fd, info };
         let path = path.to_path_buf();
         Ok(if link.on_hook() { Self::Live(Pinned { link, path }) } else { Self::Defunct(Defunct { link, path }) })
-    }
-
-    /// The pin at `path`, or none when nothing is there.
-    pub fn find(path: &Path) -> Result<Option<Self>, LinkError> {
-        if fs::symlink_metadata(path).is_err() {
-            return Ok(None);
-        }
-        Self::open(path).map(Some)
     }
 
     /// Clears the pin for a new link of that name: a defunct link's pin, or

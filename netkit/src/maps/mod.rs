@@ -47,7 +47,7 @@ pub struct ProgMaps {
 }
 
 pub(crate) fn aya_err(map: &str) -> impl Fn(aya::maps::MapError) -> MapsError + '_ {
-    move |e| MapsError::Aya { map: map.into(), why: crate::programs::error_chain(&e) }
+    move |e| MapsError::Aya { map: map.into(), why: crate::os::errno::error_chain(&e) }
 }
 
 impl ProgMaps {

@@ -7,6 +7,17 @@ pub(crate) fn errno_text(errno: i32) -> String {
     format!("{} ({})", io::Error::from_raw_os_error(errno), errno_name(errno))
 }
 
+/// An error with its sources, on one line.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s += &format!(": {c}");
+        cur = c.source();
+    }
+    s
+}
+
 /// The symbolic name of the errnos this tool explains.
 pub(crate) fn errno_name(errno: i32) -> &'static str {
     match errno {

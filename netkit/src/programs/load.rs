@@ -202,14 +202,3 @@ fn verifier_refusal(e: &(dyn std::error::Error + 'static)) -> Option<(std::io::E
     }
     None
 }
-
-/// An error with its sources, on one line.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s += &format!(": {c}");
-        cur = c.source();
-    }
-    s
-}

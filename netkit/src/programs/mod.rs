@@ -8,6 +8,7 @@ pub(crate) mod elf;
 pub(crate) mod lean;
 mod load;
 
+use crate::os::errno::error_chain;
 pub use bundled::BUNDLED;
 pub(crate) use bundled::Bundled;
 #[cfg(test)]
@@ -22,7 +23,7 @@ pub(crate) use elf::pick_function;
 pub use lean::{Image, image};
 use load::verifier_error;
 pub use load::{LoadOptions, Loaded, Prepared, load, prepare};
-pub(crate) use load::{ObjKind, error_chain, object_kind};
+pub(crate) use load::{ObjKind, object_kind};
 
 use std::{
     borrow::Cow,

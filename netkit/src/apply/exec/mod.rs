@@ -449,7 +449,7 @@ fn execute<E: Effects>(
             undone += 1;
             recreated.extend(E::recreates(&u));
             if let Err(e) = rt.block_on(fx.undo(conn, &shared, u)) {
-                problems.push(crate::programs::error_chain(&e));
+                problems.push(crate::os::errno::error_chain(&e));
             }
         }
     }
@@ -465,7 +465,7 @@ fn execute<E: Effects>(
     Err(ApplyError::RolledBack {
         cause: Box::new(failure),
         undone,
-        problems: problems.into_iter().chain(saved.err().map(|e| crate::programs::error_chain(&e))).collect(),
+        problems: problems.into_iter().chain(saved.err().map(|e| crate::os::errno::error_chain(&e))).collect(),
     })
 }
 

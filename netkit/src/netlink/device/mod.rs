@@ -147,7 +147,7 @@ fn cap_error(op: &str) -> DeviceError {
 /// An rtnetlink failure of a step, its causes spelled out (the step names
 /// itself in the message it goes into).
 fn rt_error(e: rtnetlink::Error) -> String {
-    crate::programs::error_chain(&NetlinkError::from_rtnetlink("", e))
+    crate::os::errno::error_chain(&NetlinkError::from_rtnetlink("", e))
 }
 
 /// Through the fault seam (`crate::fault`): the removal of a half-made pair
