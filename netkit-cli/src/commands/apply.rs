@@ -81,7 +81,8 @@ fn content(path: &Path) -> Option<Vec<u8>> {
 fn log_step(cli: &Cli, out: &mut impl Write, s: &StepView) -> Result<()> {
     let ts = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
     if cli.json {
-        let line = serde_json::json!({ "ts": ts, "action": s.action, "object": s.object, "detail": s.detail });
+        let mut line = serde_json::to_value(s)?;
+        line["ts"] = ts.into();
         writeln!(out, "{line}")?;
     } else {
         writeln!(out, "{ts:.3} {} {}: {}", s.action.name(), s.object, s.detail)?;

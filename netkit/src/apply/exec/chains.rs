@@ -63,9 +63,8 @@ pub(super) fn unpin_job(sh: &Shared<'_>, unpins: &[Unpin], undo: &mut Vec<Undo>)
         check(Action::Detach.name())?;
         let path = sh.path(&u.key, u.hook);
         clear_pin(sh, &path, &u.key, Some(u.link_id), undo)?;
-        sh.owned.lock().unwrap().links.remove(&u.key);
         after(Action::Detach.name());
-        sh.record(Action::Detach, u.key.to_string(), format!("link {} unpinned", u.link_id));
+        sh.did(Did::Detached { key: &u.key, link_id: u.link_id, unpinned: true });
     }
     Ok(())
 }
@@ -84,8 +83,7 @@ pub(super) async fn chain_job(
         check(Action::Detach.name())?;
         take_off(sh, &dev, hook, &r.key, r.link_id, undo)?;
         after(Action::Detach.name());
-        sh.owned.lock().unwrap().links.remove(&r.key);
-        sh.record(Action::Detach, r.key.to_string(), format!("link {}", r.link_id));
+        sh.did(Did::Detached { key: &r.key, link_id: r.link_id, unpinned: false });
     }
     // Moving programs leave first: the kernel keeps one instance of a
     // program per chain, and has no call that moves a link.
@@ -123,15 +121,15 @@ pub(super) async fn chain_job(
                     let keep = new.fd.try_clone().map_err(|e| step_err("keeping a program", e))?;
                     undo.push(Undo::Reprogram { link, old, new: keep });
                     after(Action::Update.name());
-                    sh.own_link(w, Some(cur.link_id), Some(new.id()));
-                    sh.record(
-                        Action::Update,
-                        w.key.to_string(),
-                        format!("link {} now runs program {}", cur.link_id, new.id()),
-                    );
+                    sh.did(Did::Runs {
+                        action: Some(Action::Update),
+                        want: w,
+                        link_id: cur.link_id,
+                        prog_id: new.id(),
+                    });
                 } else {
                     edit(nl, sh, w, cur.prog_id, cur.rules.as_deref(), cur.entries.as_ref(), undo).await?;
-                    sh.own_link(w, Some(cur.link_id), Some(cur.prog_id));
+                    sh.did(Did::Runs { action: None, want: w, link_id: cur.link_id, prog_id: cur.prog_id });
                 }
                 prev = Some(cur.link_id);
             }
@@ -197,9 +195,7 @@ pub(super) async fn chain_job(
                 if let Some(cur) = reused {
                     edit(nl, sh, w, cur.prog_id, cur.rules.as_deref(), cur.entries.as_ref(), undo).await?;
                 }
-                sh.own_link(w, Some(link_id), Some(loaded.id()));
-                let repair = w.repair.as_ref().map(|r| format!(" (repair: {r})")).unwrap_or_default();
-                sh.record(action, w.key.to_string(), format!("link {link_id} runs program {}{repair}", loaded.id()));
+                sh.did(Did::Runs { action: Some(action), want: w, link_id, prog_id: loaded.id() });
                 prev = Some(link_id);
             }
         }
@@ -222,14 +218,14 @@ pub(super) async fn edit(
         let was = write_rules(prog_id, rules)?;
         undo.push(Undo::Rules { prog_id, rules: was });
         after(Action::Edit.name());
-        sh.record(Action::Edit, w.key.to_string(), format!("{} rules", rules.len()));
+        sh.did(Did::Edited { key: &w.key, prog_id, what: "rules", count: rules.len() });
     }
     if let Some(entries) = entries {
         check(Action::Edit.name())?;
         let was = write_entries(nl, prog_id, entries).await?;
         undo.push(Undo::Entries { prog_id, entries: was });
         after(Action::Edit.name());
-        sh.record(Action::Edit, w.key.to_string(), format!("{} redirect entries", entries.len()));
+        sh.did(Did::Edited { key: &w.key, prog_id, what: "redirect entries", count: entries.len() });
     }
     Ok(())
 }

@@ -111,9 +111,75 @@ fn changed(what: impl Into<String>, why: impl Into<String>) -> ApplyError {
     step_err(what, StepCause::Changed(why.into()))
 }
 
+/// One step that took effect, as a job tells the executor ([`Shared::did`]).
+pub(super) enum Did<'w> {
+    /// A pair was created or recreated (`action`) and has `ifindex`.
+    Made { action: Action, name: &'w str, ifindex: u32 },
+    /// A pair's live attributes were set.
+    Changed { name: &'w str },
+    /// A pair was deleted, and its managed links with it.
+    Deleted { deletion: &'w PairDeletion },
+    /// A managed link runs `prog_id`: attached, moved or updated
+    /// (`action`), or found as the plan wants it (None, no step).
+    Runs { action: Option<Action>, want: &'w Want, link_id: u32, prog_id: u32 },
+    /// A managed link was detached (`unpinned`: it was already off its hook
+    /// and only its pin went).
+    Detached { key: &'w LinkKey, link_id: u32, unpinned: bool },
+    /// `count` rules or redirect entries (`what`) were written to `prog_id`.
+    Edited { key: &'w LinkKey, prog_id: u32, what: &'static str, count: usize },
+}
+
 impl Shared<'_> {
-    fn record(&self, action: Action, object: String, detail: String) {
-        self.done.lock().unwrap().push(StepView { action, object, detail });
+    /// What a job tells the executor after each step that took effect: the
+    /// record and the report follow it here, not in the jobs.
+    fn did(&self, d: Did<'_>) {
+        let mut o = self.owned.lock().unwrap();
+        let view = match d {
+            Did::Made { action, name, ifindex } => {
+                o.pairs.insert(name.into(), OwnedPair { ifindex: Some(ifindex) });
+                StepView::new(action, format!("pair {name}"), format!("ifindex {ifindex}")).ifindex(ifindex)
+            }
+            Did::Changed { name } => {
+                StepView::new(Action::Change, format!("pair {name}"), "live attributes set".into())
+            }
+            Did::Deleted { deletion } => {
+                for (_, key, _) in &deletion.links {
+                    o.links.remove(key);
+                }
+                o.pairs.remove(&deletion.name);
+                StepView::new(Action::Delete, format!("pair {}", deletion.name), String::new())
+            }
+            Did::Runs { action, want, link_id, prog_id } => {
+                o.links.insert(
+                    want.key.clone(),
+                    OwnedLink {
+                        link_id: Some(link_id),
+                        prog_id: Some(prog_id),
+                        fingerprint: Some(want.fingerprint.clone()),
+                        program: want.entry.prog.to_string(),
+                        set: want.entry.set.clone(),
+                    },
+                );
+                let Some(action) = action else { return };
+                let detail = if action == Action::Update {
+                    format!("link {link_id} now runs program {prog_id}")
+                } else {
+                    let repair = want.repair.as_ref().map(|r| format!(" (repair: {r})")).unwrap_or_default();
+                    format!("link {link_id} runs program {prog_id}{repair}")
+                };
+                StepView::new(action, want.key.to_string(), detail).with_link(link_id).with_prog(prog_id)
+            }
+            Did::Detached { key, link_id, unpinned } => {
+                o.links.remove(key);
+                let detail = if unpinned { format!("link {link_id} unpinned") } else { format!("link {link_id}") };
+                StepView::new(Action::Detach, key.to_string(), detail).with_link(link_id)
+            }
+            Did::Edited { key, prog_id, what, count } => {
+                StepView::new(Action::Edit, key.to_string(), format!("{count} {what}")).with_prog(prog_id)
+            }
+        };
+        drop(o);
+        self.done.lock().unwrap().push(view);
     }
 
     fn path(&self, key: &LinkKey, hook: Hook) -> PathBuf {
@@ -148,19 +214,6 @@ impl Shared<'_> {
             self.cache.lock().unwrap().insert(want.fingerprint.clone(), (fd, loaded.info));
         }
         Ok(loaded)
-    }
-
-    fn own_link(&self, want: &Want, link_id: Option<u32>, prog_id: Option<u32>) {
-        self.owned.lock().unwrap().links.insert(
-            want.key.clone(),
-            OwnedLink {
-                link_id,
-                prog_id,
-                fingerprint: link_id.map(|_| want.fingerprint.clone()),
-                program: want.entry.prog.to_string(),
-                set: want.entry.set.clone(),
-            },
-        );
     }
 }
 

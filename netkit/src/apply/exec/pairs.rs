@@ -14,8 +14,7 @@ pub(super) async fn pair_steps(
             let view = nl.add_pair(spec).await.map_err(|e| step_err(format!("creating pair {}", spec.name), e))?;
             undo.push(Undo::DeletePair(spec.name.clone()));
             after(Action::Create.name());
-            sh.owned.lock().unwrap().pairs.insert(spec.name.clone(), OwnedPair { ifindex: Some(view.ifindex) });
-            sh.record(Action::Create, format!("pair {}", spec.name), format!("ifindex {}", view.ifindex));
+            sh.did(Did::Made { action: Action::Create, name: &spec.name, ifindex: view.ifindex });
         }
         PairWork::Change { name, change, mtu, up, peer_move } => {
             check(Action::Change.name())?;
@@ -51,7 +50,7 @@ pub(super) async fn pair_steps(
                 nl.set_mtu_state(name, want, peer).await.map_err(|e| step_err(&what, e))?;
             }
             after(Action::Change.name());
-            sh.record(Action::Change, format!("pair {name}"), "live attributes set".into());
+            sh.did(Did::Changed { name });
         }
         PairWork::Recreate { spec, old } => {
             let (spec, old) = (spec.as_ref(), old.as_ref());
@@ -66,8 +65,7 @@ pub(super) async fn pair_steps(
             undo.push(Undo::Restore { new, old: old.clone(), programs });
             let view = created.map_err(|e| step_err(&what, e))?;
             after(Action::Recreate.name());
-            sh.owned.lock().unwrap().pairs.insert(spec.name.clone(), OwnedPair { ifindex: Some(view.ifindex) });
-            sh.record(Action::Recreate, format!("pair {}", spec.name), format!("ifindex {}", view.ifindex));
+            sh.did(Did::Made { action: Action::Recreate, name: &spec.name, ifindex: view.ifindex });
         }
     }
     Ok(())
@@ -115,10 +113,8 @@ pub(super) async fn delete_steps(
     after(Action::Delete.name());
     for (hook, key, _) in &d.links {
         let _ = sh.layout.unpin(&sh.path(key, *hook));
-        sh.owned.lock().unwrap().links.remove(key);
     }
-    sh.owned.lock().unwrap().pairs.remove(&d.name);
     undo.push(Undo::Restore { new: None, old: d.restore.clone(), programs });
-    sh.record(Action::Delete, format!("pair {}", d.name), String::new());
+    sh.did(Did::Deleted { deletion: d });
     Ok(())
 }

@@ -6,11 +6,14 @@ use super::*;
 use crate::apply::{PlanOptions, plan_on_empty, spec};
 
 /// Effects that succeed, except the step named `fail`, and an undo named
-/// `undo_fails`; every step, undo and record write is logged.
+/// `undo_fails`; every step, undo and record write is logged. At the step
+/// named `killed_after` the process dies once the step took effect, as
+/// `kill -9` would: no rollback, no last record write.
 #[derive(Default)]
 struct Fake {
     fail: Option<String>,
     undo_fails: Option<String>,
+    killed_after: Option<String>,
     log: Mutex<Vec<String>>,
     saved: Mutex<Vec<Ownership>>,
 }
@@ -22,6 +25,13 @@ impl Fake {
             return Err(changed(what, "failed as the test asked"));
         }
         Ok(())
+    }
+
+    /// After a step took effect.
+    fn took_effect(&self, what: &str) {
+        if self.killed_after.as_deref() == Some(what) {
+            std::panic::resume_unwind(Box::new(format!("killed after {what}")));
+        }
     }
 
     fn log(&self) -> Vec<String> {
@@ -41,8 +51,8 @@ impl Effects for Fake {
         let PairWork::Create(spec) = p else { panic!("only creations in these plans") };
         self.step(format!("create {}", spec.name))?;
         undo.push(format!("delete {}", spec.name));
-        sh.owned.lock().unwrap().pairs.insert(spec.name.clone(), OwnedPair { ifindex: Some(7) });
-        sh.record(Action::Create, format!("pair {}", spec.name), String::new());
+        self.took_effect(&format!("create {}", spec.name));
+        sh.did(Did::Made { action: Action::Create, name: &spec.name, ifindex: 7 });
         Ok(())
     }
 
@@ -58,8 +68,13 @@ impl Effects for Fake {
             }
             self.step(format!("attach {}", w.key))?;
             undo.push(format!("detach {}", w.key));
-            sh.own_link(w, Some(100 + i as u32), Some(200 + i as u32));
-            sh.record(Action::Attach, w.key.to_string(), String::new());
+            self.took_effect(&format!("attach {}", w.key));
+            sh.did(Did::Runs {
+                action: Some(Action::Attach),
+                want: w,
+                link_id: 100 + i as u32,
+                prog_id: 200 + i as u32,
+            });
         }
         Ok(())
     }
@@ -124,6 +139,8 @@ fn the_record_names_the_intentions_first_and_the_outcome_last() {
         ["create a0", "create b0", "attach a0 peer c1", "attach a0 peer p1", "attach b0 peer c2", "attach b0 peer p2"]
     );
     assert_eq!(report.steps.len(), 6);
+    assert_eq!(report.steps[0].ifindex, Some(7), "the report carries the ids: {:?}", report.steps[0]);
+    assert_eq!((report.steps[2].link_id, report.steps[2].prog_id), (Some(100), Some(200)));
     let saved = fx.saved.lock().unwrap();
     assert_eq!(saved.len(), 2, "before the first step and after the last");
     let (intent, outcome) = (&saved[0], &saved[1]);
@@ -182,4 +199,35 @@ fn a_failed_pair_stops_the_chains_and_the_pair_made_beside_it_is_undone() {
     assert_eq!(*undone, 1);
     assert_eq!(fx.log().last().map(String::as_str), Some("undo: delete b0"));
     assert_eq!(fx.saved.lock().unwrap().last(), Some(&Ownership::default()));
+}
+
+#[test]
+fn a_run_killed_after_any_step_leaves_a_record_naming_everything_it_made() {
+    let all = {
+        let fx = Fake::default();
+        run_with(&fx).unwrap();
+        fx.log()
+    };
+    for (n, step) in all.iter().enumerate() {
+        let fx = Fake { killed_after: Some(step.clone()), ..Default::default() };
+        let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_with(&fx)));
+        assert!(died.is_err(), "the run went on after {step}");
+        let log = fx.log();
+        assert_eq!(log, all[..=n], "steps up to the kill, in order, and no undo");
+        let saved = fx.saved.lock().unwrap();
+        assert_eq!(saved.len(), 1, "killed after {step}: only the intentions were written");
+        let record = &saved[0];
+        for made in &log {
+            let (verb, object) = made.split_once(' ').unwrap();
+            let named = match verb {
+                "create" => record.pairs.contains_key(object),
+                _ => record.links.keys().any(|k| k.to_string() == object),
+            };
+            assert!(named, "killed after {step}: {object} exists and the record does not name it: {record:?}");
+        }
+        // What the next run must check before trusting: nothing is taken as
+        // confirmed.
+        assert!(record.pairs.values().all(|p| p.ifindex.is_none()), "{record:?}");
+        assert!(record.links.values().all(|l| l.link_id.is_none() && l.fingerprint.is_none()), "{record:?}");
+    }
 }

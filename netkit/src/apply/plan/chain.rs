@@ -162,7 +162,8 @@ impl<N: Node> Planner<'_, N> {
         for (name, (link_id, _, _)) in &current {
             if !wanted.contains(name.as_str()) && !referenced.contains(link_id) {
                 let key = key_of(name);
-                plan.steps.push(step(Action::Detach, key.to_string(), "no longer in the chain".into()));
+                plan.steps
+                    .push(step(Action::Detach, key.to_string(), "no longer in the chain".into()).with_link(*link_id));
                 removals.push(Removal { key, link_id: *link_id });
             }
         }
@@ -266,7 +267,7 @@ impl<N: Node> Planner<'_, N> {
                     };
                     let cur = Current { link_id, prog_id, replace, rules, entries };
                     if replace {
-                        plan.steps.push(step(Action::Update, object.clone(), update_detail(m, rec)));
+                        plan.steps.push(step(Action::Update, object.clone(), update_detail(m, rec)).with_link(link_id));
                     }
                     if cur.rules.is_some() || cur.entries.is_some() {
                         let what = if cur.rules.is_some() { "rules" } else { "redirect entries" };
@@ -275,7 +276,8 @@ impl<N: Node> Planner<'_, N> {
                     if stay.contains(&i) {
                         How::Keep(cur)
                     } else {
-                        plan.steps.push(step(Action::Move, object.clone(), attach_detail(m, &managed, i)));
+                        plan.steps
+                            .push(step(Action::Move, object.clone(), attach_detail(m, &managed, i)).with_link(link_id));
                         How::Move(cur)
                     }
                 }

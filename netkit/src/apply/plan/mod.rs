@@ -151,7 +151,10 @@ impl<N: Node> Planner<'_, N> {
                             blocked.0.push((p.place, format!("pair {name}: recreating it would destroy programs apply does not own ({}); detach them first", f.join(", "))));
                             continue;
                         }
-                        plan.steps.push(step(Action::Recreate, format!("pair {name}"), fixed.join(", ")));
+                        plan.steps.push(
+                            step(Action::Recreate, format!("pair {name}"), fixed.join(", "))
+                                .ifindex(ends.primary.index),
+                        );
                         plan.work
                             .pairs
                             .push(PairWork::Recreate { spec: Box::new(p.spec.clone()), old: Box::new(spec_of(&ends)) });
@@ -167,7 +170,9 @@ impl<N: Node> Planner<'_, N> {
                         m
                     });
                     if !what.is_empty() {
-                        plan.steps.push(step(Action::Change, format!("pair {name}"), what.join(", ")));
+                        plan.steps.push(
+                            step(Action::Change, format!("pair {name}"), what.join(", ")).ifindex(ends.primary.index),
+                        );
                         plan.work.pairs.push(PairWork::Change { name: name.clone(), change, mtu, up, peer_move });
                     }
                 }
@@ -225,7 +230,9 @@ impl<N: Node> Planner<'_, N> {
                     continue;
                 }
                 if self.opts.prune {
-                    plan.steps.push(step(Action::Detach, key.to_string(), "not in the spec (--prune)".into()));
+                    plan.steps.push(
+                        step(Action::Detach, key.to_string(), "not in the spec (--prune)".into()).with_link(link_id),
+                    );
                     removals.push(Removal { key, link_id });
                 } else {
                     plan.notes.push(format!(
@@ -268,7 +275,10 @@ impl<N: Node> Planner<'_, N> {
                     Some((hook, k.clone(), self.live_link(k, hook)?))
                 })
                 .collect();
-            plan.steps.push(step(Action::Delete, format!("pair {name}"), "not in the spec (--prune)".into()));
+            plan.steps.push(
+                step(Action::Delete, format!("pair {name}"), "not in the spec (--prune)".into())
+                    .ifindex(ends.primary.index),
+            );
             plan.work.deletions.push(PairDeletion { name, restore: spec_of(&ends), links });
         }
 
@@ -313,7 +323,7 @@ impl<N: Node> Planner<'_, N> {
     /// its hook.
     fn unpin(&self, plan: &mut Plan, key: LinkKey, hook: Hook, link_id: u32, defunct: bool, why: &str) {
         let state = if defunct { off_hook(link_id) } else { format!("link {link_id} is on another hook") };
-        plan.steps.push(step(Action::Detach, key.to_string(), format!("{why}; {state}: unpinned")));
+        plan.steps.push(step(Action::Detach, key.to_string(), format!("{why}; {state}: unpinned")).with_link(link_id));
         plan.work.unpins.push(Unpin { key, hook, link_id });
     }
 
@@ -346,7 +356,7 @@ impl<N: Node> Planner<'_, N> {
 }
 
 fn step(action: Action, object: String, detail: String) -> StepView {
-    StepView { action, object, detail }
+    StepView::new(action, object, detail)
 }
 
 #[cfg(test)]

@@ -62,6 +62,33 @@ pub struct StepView {
     pub object: String,
     /// Why, or what changes.
     pub detail: String,
+    /// The pair's ifindex: the one it has (a plan's change, recreate or
+    /// delete), or the one it got (apply's report of a create or recreate).
+    pub ifindex: Option<u32>,
+    /// The link the step changes or detaches (a plan), or made, changed or
+    /// detached (apply's report).
+    pub link_id: Option<u32>,
+    /// In apply's report: the program the link runs after the step, or
+    /// whose rules or entries it wrote.
+    pub prog_id: Option<u32>,
+}
+
+impl StepView {
+    pub(crate) fn new(action: Action, object: String, detail: String) -> Self {
+        Self { action, object, detail, ifindex: None, link_id: None, prog_id: None }
+    }
+
+    pub(crate) fn ifindex(self, ifindex: u32) -> Self {
+        Self { ifindex: Some(ifindex), ..self }
+    }
+
+    pub(crate) fn with_link(self, link_id: u32) -> Self {
+        Self { link_id: Some(link_id), ..self }
+    }
+
+    pub(crate) fn with_prog(self, prog_id: u32) -> Self {
+        Self { prog_id: Some(prog_id), ..self }
+    }
 }
 
 /// A program on a hook apply does not own, shown so that the user knows it
