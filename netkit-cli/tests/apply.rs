@@ -170,13 +170,20 @@ chains:
     assert_ne!(moved[1].link, after[3].link, "c has a new link");
     assert_eq!(&moved[2..], &after[1..3], "a and fw did not move");
 
-    // export | apply changes nothing.
+    // export | apply changes nothing. The foreign link runs a bundled
+    // program under a pin of this tool's layout: the export names it, and
+    // only --adopt takes it; as a reference it is left alone.
     let exported = t.env.ok(&["export", "--state", &t.files.state()]);
-    assert!(exported.contains("ref: link:"), "the foreign link is a reference: {exported}");
+    assert!(exported.contains("  - name: theirs\n    program: pass\n"), "{exported}");
+    assert_eq!(t.diff(&exported, &[]).0, 1, "not adopted without --adopt: {exported}");
+    let reference = format!("  - ref: link:{}\n", foreign.link.unwrap());
+    let exported = exported.replace("  - name: theirs\n    program: pass\n", &reference);
     assert_eq!(t.diff(&exported, &[]).0, 0, "{exported}");
     assert!(t.apply(&exported, &[]).contains("no changes"));
-    let json = t.env.ok(&["-j", "export", "--state", &t.files.state()]);
-    assert_eq!(t.diff(&json, &[]).0, 0, "the JSON export applies as a no-op too: {json}");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&t.env.ok(&["-j", "export", "--state", &t.files.state()])).unwrap();
+    json["chains"][0]["programs"][0] = serde_json::json!({ "ref": format!("link:{}", foreign.link.unwrap()) });
+    assert_eq!(t.diff(&json.to_string(), &[]).0, 0, "the JSON export applies as a no-op too: {json}");
     assert_eq!(t.slots(Hook::Ingress), moved);
 
     // A spec without the ingress chain: kept without --prune, removed with it,
@@ -720,4 +727,161 @@ fn attach_takes_a_pin_name_a_defunct_link_holds() {
     assert!(!t.pin(Hook::Ingress, "c").exists());
     t.env.ok(&["detach", "dev0", "egress", "e"]);
     assert_eq!(t.pins(), Vec::<String>::new(), "nothing left");
+}
+
+#[test]
+fn a_chain_made_with_the_cli_is_exported_and_adopted_in_place() {
+    require_root!();
+    let t = T::new("apo");
+    let e = &t.env;
+    e.ok(&["attach", "dev0", "ingress", "firewall", "--set", "default=deny", "--pin", "fw"]);
+    e.ok(&["firewall", "add", "dev0", "ingress", "fw", "src", "10.9.0.0/16", "allow"]);
+    e.ok(&["attach", "dev0", "ingress", "counter", "--pin", "c"]);
+    e.ok(&["attach", "dev0", "ingress", "log", "--set", "sample=5", "--pin", "lg"]);
+    let made = e.chain(Hook::Ingress);
+    let state = t.files.state();
+
+    // The export names every program by its pin, program and settings.
+    let spec = e.ok(&["export", "--state", &state]);
+    let expected = "chains:
+- device: dev0
+  hook: ingress
+  programs:
+  - name: fw
+    program: firewall
+    set:
+    - default=deny
+    rules:
+    - src 10.9.0.0/16 allow
+  - name: c
+    program: counter
+  - name: lg
+    program: log
+    set:
+    - sample=5
+";
+    assert_eq!(spec, expected);
+
+    // Without --adopt the pins are refused as before, with the way out.
+    let o = t.run("diff", &spec, &[], None);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("apply --adopt takes it over"), "{}", stderr(&o));
+
+    // Whatever differs is refused, named, and nothing is taken over.
+    let differing = [
+        (spec.replace("default=deny", "default=allow"), "firewall with default=deny; the spec sets default=allow"),
+        (spec.replace("sample=5", "sample=6"), "log with sample=5; the spec sets sample=6"),
+        (
+            spec.replace("program: log", "program: counter").replace("    set:\n    - sample=5\n", ""),
+            "runs log, not counter",
+        ),
+        (spec.replace("10.9.0.0/16 allow", "10.9.0.0/16 deny"), "its rules are src 10.9.0.0/16 allow"),
+        (
+            spec.replace("  - name: c\n    program: counter\n", "")
+                .replace("    - sample=5\n", "    - sample=5\n  - name: c\n    program: counter\n"),
+            "is at position",
+        ),
+    ];
+    for (other, why) in &differing {
+        for verb in ["diff", "apply"] {
+            let o = t.run(verb, other, &["--adopt"], None);
+            assert_eq!(o.status.code(), Some(1), "{verb} --adopt of\n{other}");
+            assert!(stderr(&o).contains("not adopted") && stderr(&o).contains(why), "{why}: {}", stderr(&o));
+        }
+        assert_eq!(e.chain(Hook::Ingress), made, "a refused adoption touches nothing");
+        assert!(t.files.record()["links"].as_object().is_none_or(|l| l.is_empty()), "{}", t.files.record());
+    }
+
+    // The export as it is: adopted, nothing touched (same links, programs
+    // and revision), then managed like anything apply made.
+    let (code, plan) = t.diff(&spec, &["--adopt"]);
+    assert_eq!(
+        (code, steps(&plan)),
+        (2, vec!["adopt dev0 ingress fw".into(), "adopt dev0 ingress c".into(), "adopt dev0 ingress lg".into()])
+    );
+    assert_eq!(plan["steps"][1]["link_id"], made.1[1].link.unwrap(), "{plan}");
+    let o = t.run("apply", &spec, &["--adopt", "-j"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    common::json_shape::check("apply", &report);
+    assert_eq!(report["steps"].as_array().map(Vec::len), Some(3), "{report}");
+    assert_eq!(e.chain(Hook::Ingress), made, "adoption changes no id and no revision");
+    assert_eq!(t.diff(&spec, &[]).0, 0, "managed now: nothing to do, with or without --adopt");
+    assert_eq!(t.diff(&spec, &["--adopt"]).0, 0);
+
+    // Drift on an adopted chain is repaired: a link detached by another tool,
+    // a rule changed by hand.
+    let c = made.1[1].link.unwrap();
+    if bpftool(&["link", "detach", "id", &c.to_string()]).is_none() {
+        witness::detach_link(c);
+    }
+    e.ok(&["firewall", "add", "dev0", "ingress", "fw", "dst", "10.1.0.0/16", "deny"]);
+    let (code, plan) = t.diff(&spec, &[]);
+    assert_eq!((code, steps(&plan)), (2, vec!["edit dev0 ingress fw".into(), "attach dev0 ingress c".into()]));
+    t.apply(&spec, &[]);
+    let now = t.slots(Hook::Ingress);
+    assert_eq!(now.iter().map(|s| s.prog).collect::<Vec<_>>(), made.1.iter().map(|s| s.prog).collect::<Vec<_>>());
+    assert_eq!((now[0].link, now[2].link), (made.1[0].link, made.1[2].link));
+    assert_eq!(t.rules(Hook::Ingress, "fw"), ["src 10.9.0.0/16 allow"]);
+    assert_eq!(t.diff(&spec, &[]).0, 0);
+
+    // --prune applies to what was adopted.
+    let two = spec.replace("  - name: lg\n    program: log\n    set:\n    - sample=5\n", "");
+    t.apply(&two, &["--prune"]);
+    assert_eq!(t.slots(Hook::Ingress).len(), 2);
+    assert!(!t.pins().iter().any(|p| p.ends_with("/lg")), "{:?}", t.pins());
+}
+
+#[test]
+fn a_program_the_cli_attached_from_a_file_is_exported_by_its_path_and_adopted() {
+    require_root!();
+    let Some(object) = common::hooks::c_object() else {
+        common::skip("no C test object (clang)");
+        return;
+    };
+    let t = T::new("apf");
+    let e = &t.env;
+    let copy = t.files.dir.join("mine.o");
+    std::fs::copy(&object, &copy).unwrap();
+    e.ok(&["attach", "dev0", "ingress", &format!("file:{}:count_ingress", copy.display()), "--pin", "mine"]);
+    let made = e.chain(Hook::Ingress);
+    let state = t.files.state();
+    let link = made.1[0].link.unwrap();
+
+    // Without the object, export cannot say where the program came from.
+    assert!(e.ok(&["export", "--state", &state]).contains(&format!("ref: link:{link}")));
+    // With it, the program is named by the file's absolute path and function.
+    let spec = e.ok(&["export", "--state", &state, "--object", &copy.display().to_string()]);
+    let expected = format!(
+        "chains:\n- device: dev0\n  hook: ingress\n  programs:\n  - name: mine\n    program: file:{}:count_ingress\n",
+        copy.canonicalize().unwrap().display()
+    );
+    assert_eq!(spec, expected);
+    // An object that does not hold the running code leaves it a reference.
+    let other = t.files.dir.join("other.o");
+    std::fs::write(&other, b"not an object").unwrap();
+    let o = t.env.run(&["export", "--state", &state, "--object", &other.display().to_string()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("ref: link:{link}")));
+
+    // Another function of the same file is not what runs: refused, untouched.
+    let wrong = spec.replace(":count_ingress", ":count_egress");
+    let o = t.run("apply", &wrong, &["--adopt"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not adopted") && stderr(&o).contains("runs count_ingress"), "{}", stderr(&o));
+    assert_eq!(e.chain(Hook::Ingress), made);
+
+    // The export as it is is adopted in place, then managed.
+    let (code, plan) = t.diff(&spec, &["--adopt"]);
+    assert_eq!((code, steps(&plan)), (2, vec!["adopt dev0 ingress mine".into()]));
+    t.apply(&spec, &["--adopt"]);
+    assert_eq!(e.chain(Hook::Ingress), made, "adoption changes no id and no revision");
+    assert_eq!(t.diff(&spec, &[]).0, 0);
+    if bpftool(&["link", "detach", "id", &link.to_string()]).is_none() {
+        witness::detach_link(link);
+    }
+    assert_eq!(steps(&t.diff(&spec, &[]).1), vec!["attach dev0 ingress mine".to_string()]);
+    t.apply(&spec, &[]);
+    assert_eq!(t.slots(Hook::Ingress).len(), 1);
+    assert_eq!(t.diff(&spec, &[]).0, 0);
 }

@@ -438,3 +438,110 @@ fn watch_repairs_pairs_deleted_and_peers_moved_by_ip_one_line_each() {
     assert!(rx.recv().is_err(), "one line for each repair, no more");
     node.converged(&spec, &["nka", "nkb"], "after --watch");
 }
+
+#[test]
+fn a_node_made_with_the_cli_is_adopted_without_a_packet_lost_and_then_managed() {
+    require_netkit!();
+    let node = Node::new("apa", 1);
+    let pod = &node.pods[0];
+    node.ns.disable_ipv6();
+    pod.disable_ipv6();
+    let nk = |args: &[&str]| {
+        let mut a = vec!["--bpffs".to_string(), node.bpffs.arg()];
+        a.extend(args.iter().map(|s| s.to_string()));
+        node.ns.ok(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    // The node as a user's script made it: a pair, a firewall with a rule and
+    // a counter on its peer hook, a counter on its primary.
+    nk(&["device", "add", "na0", "--peer", "eth0", "--peer-netns", &pod.name, "--up"]);
+    node.ns.ip_ok(&["addr", "add", "10.61.0.1/24", "dev", "na0"]);
+    pod.ip_ok(&["addr", "add", "10.61.0.2/24", "dev", "eth0"]);
+    nk(&["attach", "na0", "peer", "firewall", "--pin", "fw"]);
+    nk(&["firewall", "add", "na0", "peer", "fw", "dst", "10.61.0.9/32", "deny"]);
+    nk(&["attach", "na0", "peer", "counter", "--pin", "sent"]);
+    nk(&["attach", "na0", "primary", "counter", "--pin", "received"]);
+    let made = node.state();
+    let ids = |hook: &str| witness::chain(&node.ns, "na0", witness::attach_type(hook)).slots;
+    let (peer, primary) = (ids("peer"), ids("primary"));
+
+    let spec = nk(&["export", "--state", &node.files.state()]);
+    assert!(spec.contains("- name: na0") && spec.contains("netns: ") && spec.contains("- name: fw"), "{spec}");
+    assert!(spec.contains("- dst 10.61.0.9/32 deny") && spec.contains("- name: received"), "{spec}");
+
+    // Whatever differs is refused, named, and nothing is taken over.
+    let other_mode = spec.replace("mode: l3", "mode: l2");
+    let other_settings = spec.replace(
+        "  - name: fw\n    program: firewall\n",
+        "  - name: fw\n    program: firewall\n    set:\n    - default=deny\n",
+    );
+    let other_order = spec.replace(
+        "  - name: fw\n    program: firewall\n    rules:\n    - dst 10.61.0.9/32 deny\n  - name: sent\n    program: counter\n",
+        "  - name: sent\n    program: counter\n  - name: fw\n    program: firewall\n    rules:\n    - dst 10.61.0.9/32 deny\n",
+    );
+    for (other, why) in [
+        (&other_mode, "pair na0: not adopted, it differs from the spec: mode is l3 (the spec says l2)"),
+        (&other_settings, "not adopted: program"),
+        (&other_order, "not adopted: link"),
+    ] {
+        assert_ne!(other, &spec, "the test changed the spec");
+        let o = node.run("apply", other, &["--adopt"], None);
+        assert_eq!(o.status.code(), Some(1), "{other}");
+        assert!(stderr(&o).contains(why), "{why}: {}", stderr(&o));
+        assert_eq!(node.state(), made, "a refused adoption touches nothing");
+        assert!(node.files.record()["pairs"].as_object().is_none_or(|p| p.is_empty()), "{}", node.files.record());
+    }
+
+    // Adopted while the pod pings the node: no id changes, no packet is lost,
+    // and the counters count every one.
+    let mut ping = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", pod.path.display()))
+        .args(["ping", "-q", "-n", "-c", "1000", "-i", "0.01", "-W", "5", "10.61.0.1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, steps) = node.diff(&spec, &["--adopt"]);
+    assert_eq!(
+        (code, steps),
+        (
+            2,
+            ["adopt pair na0", "adopt na0 primary received", "adopt na0 peer fw", "adopt na0 peer sent"]
+                .map(String::from)
+                .to_vec()
+        )
+    );
+    node.apply(&spec, &["--adopt"]);
+    assert!(ping.try_wait().unwrap().is_none(), "the adoption happened while the ping ran");
+    assert_eq!(node.state(), made, "adoption changes no device and no program");
+    assert_eq!((ids("peer"), ids("primary")), (peer.clone(), primary.clone()), "and no link");
+    let out = ping.wait_with_output().unwrap();
+    let summary = stdout(&out);
+    // iputils and busybox word the summary differently; both say this.
+    assert!(summary.contains("1000 packets transmitted, 1000 ") && summary.contains(", 0% packet loss"), "{summary}");
+    let stats = |hook: &str| nk(&["-j", "stats", "na0", hook]);
+    let count = |hook: &str, i: usize| {
+        let v: Value = serde_json::from_str(&stats(hook)).unwrap();
+        v[0]["programs"][i]["packets"].as_u64().unwrap()
+    };
+    assert_eq!((count("peer", 1), count("primary", 0)), (1000, 1000), "every request and every reply counted");
+    assert_eq!(node.diff(&spec, &[]), (0, vec![]), "managed now: nothing to do");
+
+    // Managed like anything apply made: a changed rule, a link detached by
+    // another tool and the pair deleted by ip are repaired from the spec.
+    nk(&["firewall", "add", "na0", "peer", "fw", "dst", "10.61.0.8/32", "deny"]);
+    witness::detach_link(peer[1].1);
+    let (code, steps) = node.diff(&spec, &[]);
+    assert_eq!((code, steps), (2, ["edit na0 peer fw", "attach na0 peer sent"].map(String::from).to_vec()));
+    node.apply(&spec, &[]);
+    let repaired = ids("peer");
+    assert_eq!(repaired.iter().map(|s| s.0).collect::<Vec<_>>(), peer.iter().map(|s| s.0).collect::<Vec<_>>());
+    assert_eq!(repaired[0], peer[0], "the firewall kept its link");
+    let rules = nk(&["-j", "firewall", "list", "na0", "peer", "fw"]);
+    assert!(!rules.contains("10.61.0.8"), "{rules}");
+    node.ns.ip_ok(&["link", "del", "na0"]);
+    assert_eq!(node.diff(&spec, &[]).0, 2);
+    node.apply(&spec, &[]);
+    assert_eq!(pod.ip_link("eth0")["linkinfo"]["info_kind"], "netkit");
+    assert_eq!(ids("peer").len(), 2);
+    assert_eq!(ids("primary").len(), 1);
+    assert_eq!(node.diff(&spec, &[]), (0, vec![]));
+}

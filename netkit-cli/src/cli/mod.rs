@@ -153,6 +153,11 @@ pub enum Command {
         /// The ownership record (default: /run/netkit/apply/<netns>.json).
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
+        /// An object file programs on pinned links may come from: a program
+        /// one of its functions still gives, unchanged, is written as
+        /// `file:PATH` (absolute) instead of a reference. Repeatable.
+        #[arg(long = "object", value_name = "PATH")]
+        objects: Vec<PathBuf>,
     },
     /// Print the shell completion script for bash, zsh or fish. Load it
     /// with `source <(netkit completions bash)` (zsh: the same; fish:
@@ -207,6 +212,11 @@ pub struct SpecArgs {
     /// spec, instead of refusing.
     #[arg(long)]
     pub recreate: bool,
+    /// Take over pairs and links pinned under this tool's layout that exist
+    /// exactly as the spec says, without touching them (their ids stay);
+    /// refuse, naming the difference, any that differ.
+    #[arg(long)]
+    pub adopt: bool,
     /// The ownership record (default: /run/netkit/apply/<netns>.json).
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,

@@ -3,7 +3,7 @@
 
 use std::{
     io::Write,
-    path::Path,
+    path::{Path, PathBuf},
     process::ExitCode,
     sync::{Arc, atomic::AtomicBool, atomic::Ordering},
     time::{Duration, Instant, SystemTime},
@@ -26,7 +26,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn options(a: &SpecArgs) -> PlanOptions {
-    PlanOptions { prune: a.prune, recreate: a.recreate }
+    PlanOptions { prune: a.prune, recreate: a.recreate, adopt: a.adopt }
 }
 
 /// Reads the spec and plans it.
@@ -138,11 +138,22 @@ fn watch(cli: &Cli, a: &ApplyArgs, out: &mut impl Write, err: &mut impl Write) -
 }
 
 /// `netkit export [DEV...]`.
-pub fn export(cli: &Cli, devices: &[String], state: Option<&Path>, out: &mut impl Write) -> Result<ExitCode> {
+pub fn export(
+    cli: &Cli,
+    devices: &[String],
+    state: Option<&Path>,
+    objects: &[PathBuf],
+    out: &mut impl Write,
+) -> Result<ExitCode> {
+    // Absolute, so the spec names the same files wherever it is applied from.
+    let objects = objects
+        .iter()
+        .map(|o| std::fs::canonicalize(o).with_context(|| format!("--object {}: cannot read it", o.display())))
+        .collect::<Result<Vec<_>>>()?;
     let rt = runtime()?;
     let nl = rt.block_on(async { Netlink::connect() })?;
     let engine = Engine::new(&nl, cli.bpffs.clone(), state.map(Path::to_path_buf));
-    let doc = rt.block_on(engine.export(devices))?;
+    let doc = rt.block_on(engine.export(devices, &objects))?;
     if cli.json {
         render::json(out, &doc)?;
     } else {

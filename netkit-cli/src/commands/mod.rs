@@ -69,7 +69,7 @@ pub fn run(cli: &Cli, out: &mut impl Write, err: &mut impl Write) -> Result<Exit
         }
         Command::Diff(a) => apply::diff(cli, a, out),
         Command::Apply(a) => apply::apply(cli, a, out, err),
-        Command::Export { devices, state } => apply::export(cli, devices, state.as_deref(), out),
+        Command::Export { devices, state, objects } => apply::export(cli, devices, state.as_deref(), objects, out),
         Command::Probe => {
             let mut report = probe::Report::collect(&cli.bpffs);
             report.queue_leasing = block_on(async { Ok(leases::supported().await) })?;

@@ -1,7 +1,13 @@
-//! `netkit export`: the node as a spec that applies as a no-op. Pairs apply
-//! owns are written with the attributes they have; every chain with
-//! programs is written in order, programs apply owns by name and source,
-//! the others as `ref` entries apply leaves alone.
+//! `netkit export`: the node as a spec. Every netkit pair whose primary is
+//! in this namespace is written with the attributes it has, whoever made
+//! it; every chain with programs is written in order: programs apply owns by
+//! name and source, bundled programs on links pinned under this tool's
+//! layout (`netkit attach --pin NAME`) by their pin's name, program and
+//! settings read back from the running program, programs on such links
+//! that a function of an object named with `--object PATH` still gives,
+//! unchanged, as `file:PATH`, and the others as `ref` entries apply leaves
+//! alone. Applied with `--adopt`, it takes the node
+//! over without touching it; what apply already owns applies as a no-op.
 
 use std::collections::BTreeMap;
 
@@ -21,20 +27,15 @@ use crate::{
     pins::{self, Layout},
 };
 
-pub(super) async fn export(engine: &Engine<'_>, devices: &[String]) -> Result<SpecDoc, ApplyError> {
+pub(super) async fn export(
+    engine: &Engine<'_>,
+    devices: &[String],
+    objects: &[std::path::PathBuf],
+) -> Result<SpecDoc, ApplyError> {
     let owned = engine.record.load()?;
     let layout = Layout::unchecked(&engine.bpffs);
     let here = netns::current_name();
     let mut doc = SpecDoc::default();
-
-    for name in owned.pairs.keys() {
-        if !devices.is_empty() && !devices.contains(name) {
-            continue;
-        }
-        if let Some(ends) = engine.nl.ends(name).await? {
-            doc.pairs.push(pair_doc(&ends));
-        }
-    }
 
     let links: Vec<Link> = if devices.is_empty() {
         engine.nl.links()?
@@ -50,6 +51,16 @@ pub(super) async fn export(engine: &Engine<'_>, devices: &[String]) -> Result<Sp
         }
         out
     };
+    // Pairs, but the CNI plugin's: its pods' pairs are its own.
+    let node = super::node::Kernel(engine.nl);
+    for link in &links {
+        if matches!(link.role(), Some(Role::Primary | Role::Single))
+            && super::node::cni_link_on(&node, &layout, link.index).is_none()
+            && let Some(ends) = engine.nl.ends(&link.name).await?
+        {
+            doc.pairs.push(pair_doc(&ends));
+        }
+    }
     // Managed links by id: the links pinned at apply's paths for the names
     // it records (as the planner has it), and how they were made. One off
     // its hook is on no chain, so no entry names it.
@@ -77,40 +88,43 @@ pub(super) async fn export(engine: &Engine<'_>, devices: &[String]) -> Result<Sp
                 continue;
             }
             let mut programs = Vec::new();
+            // The names of the links pinned for this hook, by link id.
+            let pinned: BTreeMap<u32, String> = layout
+                .links_on(&here, &link.name, hook)
+                .into_iter()
+                .filter_map(|p| Some((pins::open_link(&p.path).ok()?.1.id, p.name)))
+                .collect();
             for slot in &chain.slots {
-                let entry = match slot.link_id.and_then(|id| managed.get(&id)) {
+                let named = match slot.link_id.and_then(|id| managed.get(&id)) {
                     Some((key, rec))
                         if key.device == link.name
                             && key.hook == hook.name()
                             && still_made_from(rec, slot.prog_id, &mut known) =>
                     {
-                        let rules = (rec.program == "firewall").then(|| {
-                            Firewall::open(slot.prog_id)
-                                .and_then(|f| f.list())
-                                .map(|l| l.into_iter().filter(|r| r.id != 0).map(|r| unplaced(r.rule)).collect())
-                                .unwrap_or_default()
-                        });
-                        let entries = if rec.program == "redirect-peer" {
-                            let mut out = BTreeMap::new();
-                            for e in Redirect::open(slot.prog_id).and_then(|r| r.list()).unwrap_or_default() {
-                                if let Ok(Some(l)) = engine.nl.link_by_index(e.ifindex) {
-                                    out.insert(e.ip.to_string(), l.name);
-                                }
-                            }
-                            Some(out)
-                        } else {
-                            None
-                        };
-                        EntryDoc {
-                            name: Some(unplaced(key.name.clone())),
-                            program: Some(unplaced(rec.program.clone())),
-                            set: rec.set.iter().cloned().map(unplaced).collect(),
-                            rules,
-                            entries,
-                            reference: None,
-                        }
+                        Some((key.name.clone(), rec.program.clone(), rec.set.clone()))
                     }
-                    _ => EntryDoc {
+                    Some(_) => None,
+                    None => match slot.link_id.and_then(|id| pinned.get(&id)) {
+                        Some(name) => match crate::programs::identify(slot.prog_id).ok().flatten() {
+                            Some(i) => Some((name.clone(), i.name.to_string(), i.set)),
+                            None => objects
+                                .iter()
+                                .find_map(|o| crate::programs::file_match(slot.prog_id, o).ok().flatten())
+                                .map(|spec| (name.clone(), spec.to_string(), Vec::new())),
+                        },
+                        None => None,
+                    },
+                };
+                let entry = match named {
+                    Some((name, program, set)) => EntryDoc {
+                        rules: (program == "firewall").then(|| rules_of(slot.prog_id)),
+                        entries: (program == "redirect-peer").then(|| entries_of(engine, slot.prog_id)),
+                        name: Some(unplaced(name)),
+                        program: Some(unplaced(program)),
+                        set: set.into_iter().map(unplaced).collect(),
+                        reference: None,
+                    },
+                    None => EntryDoc {
                         name: None,
                         program: None,
                         set: Vec::new(),
@@ -132,6 +146,25 @@ pub(super) async fn export(engine: &Engine<'_>, devices: &[String]) -> Result<Sp
         }
     }
     Ok(doc)
+}
+
+/// A firewall's rules, in order.
+fn rules_of(prog_id: u32) -> Vec<serde_saphyr::Spanned<String>> {
+    Firewall::open(prog_id)
+        .and_then(|f| f.list())
+        .map(|l| l.into_iter().filter(|r| r.id != 0).map(|r| unplaced(r.rule)).collect())
+        .unwrap_or_default()
+}
+
+/// A redirect program's entries, by the name of the pair each leads to.
+fn entries_of(engine: &Engine<'_>, prog_id: u32) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for e in Redirect::open(prog_id).and_then(|r| r.list()).unwrap_or_default() {
+        if let Ok(Some(l)) = engine.nl.link_by_index(e.ifindex) {
+            out.insert(e.ip.to_string(), l.name);
+        }
+    }
+    out
 }
 
 fn pair_doc(ends: &Ends) -> PairDoc {

@@ -209,11 +209,12 @@ impl<'a> Engine<'a> {
         exec::run(plan, &self.record, &opts, netns::current_name())
     }
 
-    /// The node as a spec: the pairs apply owns, and the chains of `devices`
-    /// (every device when empty), with programs apply does not own as
-    /// references.
-    pub async fn export(&self, devices: &[String]) -> Result<SpecDoc, ApplyError> {
-        export::export(self, devices).await
+    /// The node as a spec: its pairs, and the chains of `devices` (every
+    /// device when empty), naming what can be named (see the `export`
+    /// module; `objects` are the object files a pinned program may come
+    /// from) and the rest as references.
+    pub async fn export(&self, devices: &[String], objects: &[std::path::PathBuf]) -> Result<SpecDoc, ApplyError> {
+        export::export(self, devices, objects).await
     }
 }
 

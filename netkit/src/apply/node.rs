@@ -2,7 +2,11 @@
 //! kernel (rtnetlink, BPF_PROG_QUERY, the bpffs, the programs' maps); the
 //! fuzz targets plan against a node with nothing on it.
 
-use std::{collections::BTreeMap, net::IpAddr, path::Path};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::IpAddr,
+    path::Path,
+};
 
 use super::ApplyError;
 use crate::{
@@ -57,6 +61,11 @@ pub(crate) trait Node {
     fn rules(&self, prog_id: u32) -> Vec<String>;
     /// The entries of the redirect program `prog_id`.
     fn entries(&self, prog_id: u32) -> BTreeMap<IpAddr, u32>;
+    /// None when `prog_id` runs the program `prog` loads with `set`, else
+    /// the difference in words.
+    fn differs(&self, prog_id: u32, prog: &ProgSpec, set: &[String]) -> Option<String>;
+    /// The ids of the links the CNI plugin pinned under `layout`.
+    fn cni_links(&self, layout: &pins::Layout) -> BTreeSet<u32>;
 }
 
 /// The node as the kernel of the calling thread's namespace has it.
@@ -106,6 +115,24 @@ impl Node for Kernel<'_> {
             .map(|e| (e.ip, e.ifindex))
             .collect()
     }
+
+    fn differs(&self, prog_id: u32, prog: &ProgSpec, set: &[String]) -> Option<String> {
+        programs::differs(prog_id, prog, set)
+    }
+
+    fn cni_links(&self, layout: &pins::Layout) -> BTreeSet<u32> {
+        layout.cni_links()
+    }
+}
+
+/// A link on the hooks of device `ifindex` that the CNI plugin pinned (its
+/// pods' pairs are its own), if any.
+pub(crate) fn cni_link_on(node: &(impl Node + ?Sized), layout: &pins::Layout, ifindex: u32) -> Option<u32> {
+    let cni = node.cni_links(layout);
+    [Hook::Ingress, Hook::Egress, Hook::Primary, Hook::Peer].into_iter().find_map(|hook| {
+        let chain = node.chain(ifindex, hook).ok()?;
+        chain.slots.iter().filter_map(|s| s.link_id).find(|l| cni.contains(l))
+    })
 }
 
 /// The id of the program a `pinned:PATH` spec names now.
@@ -154,5 +181,13 @@ impl Node for Empty {
 
     fn entries(&self, _: u32) -> BTreeMap<IpAddr, u32> {
         BTreeMap::new()
+    }
+
+    fn differs(&self, prog_id: u32, _: &ProgSpec, _: &[String]) -> Option<String> {
+        Some(format!("the empty node runs no program {prog_id}"))
+    }
+
+    fn cni_links(&self, _: &pins::Layout) -> BTreeSet<u32> {
+        BTreeSet::new()
     }
 }

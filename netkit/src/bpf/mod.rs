@@ -262,6 +262,21 @@ pub(crate) fn map_update(map: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> Resul
     unsafe { sys_bpf("BPF_MAP_UPDATE_ELEM", bpf_cmd::BPF_MAP_UPDATE_ELEM, &mut attr) }.map(drop)
 }
 
+/// Reads one element of a map into `value`; `key` and `value` must have the
+/// map's key and value sizes.
+pub(crate) fn map_lookup(map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> Result<()> {
+    let mut attr = zeroed();
+    // SAFETY: writing plain integers into the zeroed member for this command.
+    let u = unsafe { &mut attr.__bindgen_anon_2 };
+    u.map_fd = map.as_raw_fd() as u32;
+    u.key = key.as_ptr() as u64;
+    u.__bindgen_anon_1.value = value.as_mut_ptr() as u64;
+    // SAFETY: the kernel reads key_size bytes of `key` and writes value_size
+    // bytes to `value`; the caller passes buffers of those sizes, alive for
+    // the call.
+    unsafe { sys_bpf("BPF_MAP_LOOKUP_ELEM", bpf_cmd::BPF_MAP_LOOKUP_ELEM, &mut attr) }.map(drop)
+}
+
 /// Makes a map read-only for user space (BPF_MAP_FREEZE), as `.rodata` is.
 pub(crate) fn map_freeze(map: BorrowedFd<'_>) -> Result<()> {
     let mut attr = zeroed();

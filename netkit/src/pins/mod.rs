@@ -98,6 +98,29 @@ impl Layout {
         self.root.join("links")
     }
 
+    /// The ids of the links the CNI plugin pinned for its pods (under
+    /// `cni/` of this layout): their pairs are the plugin's.
+    pub(crate) fn cni_links(&self) -> std::collections::BTreeSet<u32> {
+        fn walk(dir: &Path, depth: usize, out: &mut std::collections::BTreeSet<u32>) {
+            for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() && depth > 0 => walk(&path, depth - 1, out),
+                    Ok(t) if t.is_file() => {
+                        if let Ok((_, info)) = open_link(&path) {
+                            out.insert(info.id);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut out = std::collections::BTreeSet::new();
+        // cni/<network>/<container>/<ifname>/netkit/links/<netns>/<dev>/<hook>/<name>
+        walk(&self.root.join("cni"), 9, &mut out);
+        out
+    }
+
     /// Where maps of loaded user objects are pinned (`--pin-maps`).
     pub fn maps_dir(&self) -> PathBuf {
         self.root.join("maps")

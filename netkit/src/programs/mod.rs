@@ -5,6 +5,7 @@
 
 mod bundled;
 pub(crate) mod elf;
+mod identity;
 pub(crate) mod lean;
 mod load;
 
@@ -19,6 +20,8 @@ pub use bundled::globals;
 pub(crate) use elf::inspect;
 pub(crate) use elf::normalize_object;
 pub(crate) use elf::pick_function;
+pub(crate) use identity::differs;
+pub use identity::{Identity, file_match, identify};
 #[doc(hidden)]
 pub use lean::{Image, image};
 use load::verifier_error;

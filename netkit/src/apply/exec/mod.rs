@@ -387,6 +387,11 @@ fn execute<E: Effects>(
         for (n, ifindex) in &work.confirm_pairs {
             o.pairs.insert(n.clone(), OwnedPair { ifindex: Some(*ifindex) });
         }
+        // Adopted links exist as recorded: nothing is done to them.
+        for (k, rec) in &work.adopt_links {
+            o.links.insert(k.clone(), rec.clone());
+        }
+        shared.done.lock().unwrap().extend(plan.steps.iter().filter(|s| s.action == Action::Adopt).cloned());
         for p in &work.pairs {
             let name = match p {
                 PairWork::Create(s) => Some(&s.name),

@@ -115,6 +115,43 @@ impl<N: Node> Planner<'_, N> {
                 }
             }
         }
+        // Links to adopt (`--adopt`): pinned at apply's path for an entry's
+        // name and on this hook, running the program the entry names with
+        // its settings, rules and entries; a difference is refused. One
+        // pinned there but off the hook is refused below as without it.
+        let mut adopted: BTreeSet<String> = BTreeSet::new();
+        if self.opts.adopt {
+            for e in &chain.entries {
+                let Entry::Managed(m) = e else { continue };
+                if current.contains_key(&m.name) || stale.contains_key(&m.name) || gone.contains(&m.name) {
+                    continue;
+                }
+                let path = self.layout.link_path(&self.netns, device, hook, &m.name);
+                let PinState::Link { id, prog_id, defunct: false } = self.node.pin(&path) else { continue };
+                let Some(pos) = now.slots.iter().position(|s| s.link_id == Some(id)) else { continue };
+                let refuse =
+                    |why: String| Mistakes(vec![(m.place, format!("{device} {hook} {}: not adopted: {why}", m.name))]);
+                if let Some(why) = self.node.differs(prog_id, &m.prog, &m.set) {
+                    return Err(refuse(why));
+                }
+                if let Some(want) = &m.rules
+                    && self.rules_to_write(m, prog_id).is_some()
+                {
+                    let words = |r: Vec<String>| if r.is_empty() { "none".to_string() } else { r.join("; ") };
+                    return Err(refuse(format!(
+                        "its rules are {}; the spec lists {}",
+                        words(self.node.rules(prog_id)),
+                        words(want.iter().map(ToString::to_string).collect())
+                    )));
+                }
+                if self.entries_to_write(m, prog_id).await.is_some() {
+                    return Err(refuse("its redirect entries are not the spec's".into()));
+                }
+                owned_links.insert(id);
+                current.insert(m.name.clone(), (id, prog_id, pos));
+                adopted.insert(m.name.clone());
+            }
+        }
         for (i, s) in now.slots.iter().enumerate() {
             if !s.link_id.is_some_and(|l| owned_links.contains(&l)) {
                 plan.foreign.push(ForeignView {
@@ -236,7 +273,7 @@ impl<N: Node> Planner<'_, N> {
                             }
                             PinState::Link { .. } | PinState::Other => {
                                 return Err(refuse(format!(
-                                    "a link is pinned at {} and apply did not attach it: give the entry another name, or detach that link (`netkit detach {device} {hook} {}`)",
+                                    "a link is pinned at {} and apply did not attach it: apply --adopt takes it over if it runs what the entry says, on this hook; or give the entry another name, or detach that link (`netkit detach {device} {hook} {}`)",
                                     path.display(),
                                     m.name
                                 )));
@@ -251,6 +288,34 @@ impl<N: Node> Planner<'_, N> {
                     plan.steps.push(step(Action::Attach, object.clone(), detail));
                     repaired = repair;
                     How::New { stale, reuse }
+                }
+                Some(&(link_id, prog_id, pos)) if adopted.contains(&m.name) => {
+                    if !stay.contains(&i) {
+                        let place = if i == 0 { "first".to_string() } else { format!("after {}", managed[i - 1].name) };
+                        return Err(Mistakes(vec![(
+                            m.place,
+                            format!(
+                                "{object}: not adopted: link {link_id} is at position {} of the chain; the spec puts it {place}",
+                                pos + 1
+                            ),
+                        )]));
+                    }
+                    plan.steps.push(
+                        step(Action::Adopt, object.clone(), format!("{}, as it is", attach_detail(m, &managed, i)))
+                            .with_link(link_id)
+                            .with_prog(prog_id),
+                    );
+                    plan.work.adopt_links.push((
+                        key.clone(),
+                        OwnedLink {
+                            link_id: Some(link_id),
+                            prog_id: Some(prog_id),
+                            fingerprint: Some(fp.clone()),
+                            program: m.prog.to_string(),
+                            set: m.set.clone(),
+                        },
+                    ));
+                    How::Keep(Current { link_id, prog_id, replace: false, rules: None, entries: None })
                 }
                 Some(&(link_id, prog_id, _)) => {
                     let rec = self.owned.links.get(&key);

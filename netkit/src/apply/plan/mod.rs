@@ -121,11 +121,42 @@ impl<N: Node> Planner<'_, N> {
                 }
                 Some(ends) => {
                     let ours = owned.is_some_and(|o| o.ifindex.is_none_or(|i| i == ends.primary.index));
+                    if !ours && self.opts.adopt {
+                        // Taken over only as it is: any difference is named
+                        // and nothing is adopted.
+                        if let Some(link) = super::node::cni_link_on(self.node, &self.layout, ends.primary.index) {
+                            blocked.0.push((
+                                p.place,
+                                format!("pair {name}: not adopted: it is the CNI plugin's (link {link} on its hooks is pinned under its directory)"),
+                            ));
+                            continue;
+                        }
+                        let mut differs = fixed_differences(&p.spec, &ends);
+                        differs.extend(live_differences(&p.spec, &ends).3);
+                        if let Some((now, _)) = peer_elsewhere(&p.spec, &ends) {
+                            differs.insert(
+                                0,
+                                format!("peer in {now}, the spec puts it in {}", namespace_words(&p.spec.peer_netns)),
+                            );
+                        }
+                        if !differs.is_empty() {
+                            blocked.0.push((
+                                p.place,
+                                format!("pair {name}: not adopted, it differs from the spec: {}", differs.join(", ")),
+                            ));
+                            continue;
+                        }
+                        plan.steps.push(
+                            step(Action::Adopt, format!("pair {name}"), "as it is".into()).ifindex(ends.primary.index),
+                        );
+                        plan.work.confirm_pairs.push((name.clone(), ends.primary.index));
+                        continue;
+                    }
                     if !ours {
                         blocked.0.push((
                             p.place,
                             format!(
-                                "pair {name}: a device named {name} exists and apply did not create it: delete it, or give the spec's pair another name (apply manages only what it created)"
+                                "pair {name}: a device named {name} exists and apply did not create it: apply --adopt takes it over if it is as the spec says; or delete it, or give the spec's pair another name"
                             ),
                         ));
                         continue;

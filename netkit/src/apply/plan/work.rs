@@ -10,6 +10,9 @@ pub struct PlanOptions {
     pub prune: bool,
     /// Replace pairs whose fixed attributes differ from the spec.
     pub recreate: bool,
+    /// Take over pairs and pinned links that exist exactly as the spec
+    /// says, without touching them; refuse any that differ.
+    pub adopt: bool,
 }
 
 /// The kind of a step, as `diff` shows it.
@@ -34,6 +37,9 @@ pub enum Action {
     Detach,
     /// A pair is deleted (`--prune`).
     Delete,
+    /// A pair or link that exists as the spec says is taken over as it is
+    /// (`--adopt`).
+    Adopt,
 }
 
 impl Action {
@@ -49,6 +55,7 @@ impl Action {
             Self::Edit => "edit",
             Self::Detach => "detach",
             Self::Delete => "delete",
+            Self::Adopt => "adopt",
         }
     }
 }
@@ -130,7 +137,11 @@ impl Plan {
     /// forgets objects that are gone and confirms pairs a killed run made).
     pub(crate) fn is_noop(&self) -> bool {
         let w = &self.work;
-        self.is_empty() && w.forget_links.is_empty() && w.forget_pairs.is_empty() && w.confirm_pairs.is_empty()
+        self.is_empty()
+            && w.forget_links.is_empty()
+            && w.forget_pairs.is_empty()
+            && w.confirm_pairs.is_empty()
+            && w.adopt_links.is_empty()
     }
 }
 
@@ -151,9 +162,11 @@ pub(crate) struct Work {
     /// Records of objects that are gone, dropped when the record is next written.
     pub(crate) forget_links: Vec<LinkKey>,
     pub(crate) forget_pairs: Vec<String>,
-    /// Pairs apply was creating when a run died, found made: their
-    /// ifindexes, recorded when the record is next written.
+    /// Pairs apply was creating when a run died, found made, and pairs
+    /// adopted: their ifindexes, recorded when the record is next written.
     pub(crate) confirm_pairs: Vec<(String, u32)>,
+    /// Links adopted as they are: recorded, not touched.
+    pub(crate) adopt_links: Vec<(LinkKey, OwnedLink)>,
 }
 
 /// A peer to move back into the namespace the spec gives it.
