@@ -755,3 +755,105 @@ fn applies_and_cni_calls_started_together_keep_to_their_own() {
     assert_eq!(got, want, "apply's pins survived the plugin's DELs");
     assert_eq!(node.leftovers(), vec![r#"device "nka""#.to_string()], "only apply's pair is left");
 }
+
+#[test]
+fn an_add_retried_after_the_plugin_was_killed_completes_with_what_it_made() {
+    require_cni!();
+    let node = Node::new("cnir");
+    node.ns.ip_ok(&["addr", "add", "10.99.0.1/32", "dev", "lo"]);
+    let chain = json!([{"hook": "peer", "programs": [
+        {"name": "fw", "program": "firewall", "rules": ["dst 10.99.0.9/32 deny"]},
+        {"name": "sent", "program": "counter"},
+    ]}]);
+    let conf = node.netkit_conf("1.1.0", json!({"chains": chain}));
+    let pod = TestNs::pod("cnira");
+    let pod_path = pod.path.display().to_string();
+    let env = [("CNI_CONTAINERID", "ctr-r"), ("CNI_NETNS", pod_path.as_str()), ("CNI_IFNAME", "eth0")];
+    let with = |command: &'static str, fault: Option<&'static str>| {
+        let mut v = vec![("CNI_COMMAND", command)];
+        v.extend(env);
+        if let Some(f) = fault {
+            v.push(("NETKIT_FAULT", f));
+        }
+        v
+    };
+    // The node's view of the attachment: the host side's ifindex and its
+    // peer chain's link ids, by ip and BPF_PROG_QUERY.
+    let seen = || -> Option<(String, u64, Vec<u64>)> {
+        let links = node.ns.ip(&["-j", "link", "show", "type", "netkit"]);
+        let links: Value = serde_json::from_slice(&links.stdout).ok()?;
+        let host = links.as_array()?.first()?;
+        let name = host["ifname"].as_str()?;
+        let chain = witness::chain(&node.ns, name, witness::NETKIT_PEER);
+        Some((name.to_string(), host["ifindex"].as_u64()?, chain.slots.iter().map(|s| s.1).collect()))
+    };
+    for fault in [
+        "cni:ipam:kill",
+        "apply:attach:2:kill-after",
+        "apply:record:2:kill",
+        "cni:pair:kill",
+        "cni:address:kill",
+        "cni:route:kill",
+        "cni:policy:kill",
+    ] {
+        use std::os::unix::process::ExitStatusExt as _;
+        let o = node.spawn_plugin(&with("ADD", Some(fault)), &conf).wait_with_output().unwrap();
+        assert_eq!(o.status.signal(), Some(libc::SIGKILL), "ADD {fault}: {}", common::stderr(&o));
+        let before = seen();
+        // The runtime retries: the ADD completes with what is there.
+        let (ok, result) = node.plugin(&with("ADD", None), &conf);
+        assert!(ok, "ADD retried after a kill at {fault}: {result}");
+        let after = seen().expect("the attachment exists");
+        if let Some((_, ifindex, links)) = before {
+            assert_eq!(after.1, ifindex, "the pair was re-created after a kill at {fault}");
+            assert_eq!(after.2[..links.len()], links[..], "a link was re-created after a kill at {fault}");
+        }
+        assert_eq!(after.2.len(), 2, "{fault}");
+        assert_eq!(Node::host_of(&result), after.0, "{fault}");
+        let ip = Node::ip_of(&result);
+        let on_pod = stdout(&pod.ip(&["-4", "-o", "addr", "show", "dev", "eth0"]));
+        assert_eq!(on_pod.matches(" inet ").count(), 1, "one address on the pod after {fault}: {on_pod}");
+        assert!(on_pod.contains(&format!("inet {ip}/24")), "{on_pod}");
+        assert_eq!(node.ns.ip_link(&Node::host_of(&result))["linkinfo"]["info_data"]["peer_policy"], "forward");
+        assert!(pings(&pod, "10.99.0.1"), "the pod cannot reach the node after the retry of {fault}");
+        let allocations = std::fs::read_dir(node.ipam_dir().join("pods")).unwrap().flatten();
+        let allocations: Vec<_> =
+            allocations.filter(|f| f.file_name().to_string_lossy().starts_with("10.")).map(|f| f.file_name()).collect();
+        assert_eq!(allocations.len(), 1, "one allocation after {fault}: {allocations:?}");
+        // CHECK agrees with the result the retry gave.
+        let mut checked = conf.clone();
+        checked["prevResult"] = result.clone();
+        let (ok, e) = node.plugin(&with("CHECK", None), &checked);
+        assert!(ok, "CHECK after the retry of {fault}: {e}");
+        let (ok, e) = node.plugin(&with("DEL", None), &conf);
+        assert!(ok, "DEL: {e}");
+        assert_eq!(node.leftovers(), Vec::<String>::new(), "after the retry of {fault}");
+    }
+
+    // Killed after it answered: the retry answers the same.
+    let (ok, first) = node.plugin(&with("ADD", None), &conf);
+    assert!(ok, "{first}");
+    let made = seen();
+    let (ok, again) = node.plugin(&with("ADD", None), &conf);
+    assert!(ok, "{again}");
+    assert_eq!((again, seen()), (first, made));
+    let (ok, e) = node.plugin(&with("DEL", None), &conf);
+    assert!(ok, "{e}");
+
+    // What is there but not as configured is refused and left to DEL.
+    use std::os::unix::process::ExitStatusExt as _;
+    let o = node.spawn_plugin(&with("ADD", Some("cni:pair:kill")), &conf).wait_with_output().unwrap();
+    assert_eq!(o.status.signal(), Some(libc::SIGKILL));
+    let made = seen();
+    let mut l2 = conf.clone();
+    l2["mode"] = json!("l2");
+    let (ok, e) = node.plugin(&with("ADD", None), &l2);
+    assert!(!ok);
+    assert_eq!(e["code"], 100, "{e}");
+    let details = e["details"].as_str().unwrap();
+    assert!(details.contains("not as configured") && details.contains("mode"), "{e}");
+    assert_eq!(seen(), made, "a refused retry touches nothing");
+    let (ok, e) = node.plugin(&with("DEL", None), &conf);
+    assert!(ok, "{e}");
+    assert_eq!(node.leftovers(), Vec::<String>::new());
+}

@@ -39,6 +39,11 @@ pub(super) struct Record {
     pub(super) netns: String,
     /// The host side's name.
     pub(super) host: String,
+    /// What the IPAM plugin allocated, recorded as soon as it answers, so
+    /// an ADD retried after the plugin was killed uses it again (IPAM
+    /// plugins refuse a second allocation for one container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) allocated: Option<CniResult>,
 }
 
 /// Where one attachment keeps its record and its pins.
@@ -117,7 +122,10 @@ pub(super) async fn free_host_name(nl: &Netlink, id: &str, ifname: &str) -> Resu
     ))
 }
 
-/// ADD: the pair, the addresses, the chains, then the traffic.
+/// ADD: the pair, the addresses, the chains, then the traffic. An ADD for
+/// an attachment whose pair still exists (the runtime retrying after the
+/// plugin was killed) takes over what is there as it is, when it is as
+/// configured, and completes the rest.
 pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
     let place = Place::of(conf, &env.container_id, &env.ifname);
     let (rt, nl) = connect()?;
@@ -129,32 +137,55 @@ pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
             e.to_string(),
         ));
     }
-    if let Some(old) = place.load()? {
-        if nl.link_by_name(&old.host).ok().flatten().is_some() {
-            return Err(CniError::new(
-                Code::Plugin,
-                format!("container {} already has {} on network {}", env.container_id, env.ifname, conf.name),
-                format!("its host side is {}; DEL the attachment before adding it again", old.host),
-            ));
-        }
-        // A record whose pair is gone: an attachment that died with its
-        // namespace and was never deleted. Clear what is left of it first,
-        // its address included.
-        remove(&rt, &nl, &place, Some(&old));
-        ipam::exec(&conf.ipam.kind, Verb::Del, env, &conf.raw)?;
-    }
-    let host = rt.block_on(free_host_name(&nl, &env.container_id, &env.ifname))?;
-    let record = Record {
-        network: conf.name.clone(),
-        container_id: env.container_id.clone(),
-        ifname: env.ifname.clone(),
-        netns: env.netns.clone(),
-        host: host.clone(),
+    let already = |why: String| {
+        CniError::new(
+            Code::Plugin,
+            format!("container {} already has {} on network {}", env.container_id, env.ifname, conf.name),
+            format!("{why}; DEL the attachment before adding it again"),
+        )
     };
+    let mut resumed = None;
+    if let Some(old) = place.load()? {
+        match nl.link_by_name(&old.host).map_err(layer_error("reading the host's devices"))? {
+            Some(_) if old.netns != env.netns => {
+                return Err(already(format!("its host side is {}, with its peer in {}", old.host, old.netns)));
+            }
+            Some(link) => resumed = Some((old, link)),
+            None => {
+                // A record whose pair is gone: an attachment that died with
+                // its namespace and was never deleted. Clear what is left of
+                // it first, its address included.
+                remove(&rt, &nl, &place, Some(&old));
+                ipam::exec(&conf.ipam.kind, Verb::Del, env, &conf.raw)?;
+            }
+        }
+    }
+    let resuming = resumed.is_some();
+    let (mut record, peer_policy) = match resumed {
+        // The peer keeps letting traffic through if the killed ADD got
+        // that far.
+        Some((old, link)) => {
+            let now = link.netkit.as_ref().and_then(|n| n.settings.peer_policy);
+            (old, if now == Some(conf.policy) { conf.policy } else { Policy::Drop })
+        }
+        None => {
+            let host = rt.block_on(free_host_name(&nl, &env.container_id, &env.ifname))?;
+            let record = Record {
+                network: conf.name.clone(),
+                container_id: env.container_id.clone(),
+                ifname: env.ifname.clone(),
+                netns: env.netns.clone(),
+                host,
+                allocated: None,
+            };
+            (record, Policy::Drop)
+        }
+    };
+    let host = record.host.clone();
 
     // Planned before anything is made: a program that cannot be read, a
     // name taken inside the container, is refused with nothing to undo.
-    let spec = conf.spec(&host, &env.ifname, Path::new(&env.netns), Policy::Drop)?;
+    let spec = conf.spec(&host, &env.ifname, Path::new(&env.netns), peer_policy)?;
     fs::create_dir_all(&place.pins).map_err(|e| io_error("creating", &place.pins, e))?;
     let engine = place.engine(&nl);
     // The runtime never runs two operations on one container at once (CNI
@@ -166,21 +197,44 @@ pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
             crate::os::errno::error_chain(&e),
         )
     })?;
-    let plan = match rt.block_on(engine.plan(&spec, PlanOptions::default())) {
+    let plan = match rt.block_on(engine.plan(&spec, PlanOptions { adopt: resuming, ..PlanOptions::default() })) {
         Ok(plan) => plan,
+        // What a killed ADD left is taken over only as configured; anything
+        // else stays as it is for the runtime's DEL.
+        Err(e) if resuming => {
+            return Err(already(format!(
+                "its host side is {host}, not as configured: {}",
+                crate::os::errno::error_chain(&e)
+            )));
+        }
         Err(e) => {
             remove(&rt, &nl, &place, None);
             return Err(apply_error("the attachment cannot be made", e));
         }
     };
-    place.save(&record)?;
+    if !resuming {
+        place.save(&record)?;
+    }
 
     let made = (|| {
-        let allocated = ipam::exec(&conf.ipam.kind, Verb::Add, env, &conf.raw)?.unwrap_or_default();
+        let allocated = match record.allocated.clone() {
+            Some(allocated) => allocated,
+            None => {
+                if resuming {
+                    // Killed before the allocation was recorded: release
+                    // whatever the IPAM plugin holds for the container.
+                    ipam::exec(&conf.ipam.kind, Verb::Del, env, &conf.raw)?;
+                }
+                let allocated = ipam::exec(&conf.ipam.kind, Verb::Add, env, &conf.raw)?.unwrap_or_default();
+                record.allocated = Some(allocated.clone());
+                place.save(&record)?;
+                allocated
+            }
+        };
         fault("ipam")?;
         engine.apply(&plan, 1, &writer).map_err(|e| apply_error("creating the pair and its chains", e))?;
         fault("pair")?;
-        rt.block_on(finish(&nl, conf, env, &host, allocated))
+        rt.block_on(finish(&nl, conf, env, &host, allocated, resuming))
     })();
     match made {
         Ok(result) => Ok(result),

@@ -20,12 +20,15 @@ use crate::{
 };
 
 /// Addresses and routes, the host's route back, then the peer's policy.
+/// `resuming` (an ADD retried after a killed one): those already made are
+/// kept.
 pub(super) async fn finish(
     nl: &Netlink,
     conf: &NetConf,
     env: &Env,
     host: &str,
     allocated: CniResult,
+    resuming: bool,
 ) -> Result<CniResult, CniError> {
     let netns = NetnsRef::Path(env.netns.clone().into());
     let pod = Netlink::connect_to(&netns).map_err(layer_error("reaching the container's namespace"))?;
@@ -38,7 +41,17 @@ pub(super) async fn finish(
         .map_err(layer_error("reading the host's devices"))?
         .ok_or_else(|| CniError::new(Code::Plugin, format!("{host} is gone"), ""))?;
 
-    for ip in &allocated.ips {
+    // What a killed ADD made already, on these two devices.
+    let (had_addresses, had_routes, had_host_routes) = if resuming {
+        (
+            addresses(&pod, pod_link.index).await,
+            route_dsts(&pod, Some(pod_link.index)).await,
+            route_dsts(nl, Some(host_link.index)).await,
+        )
+    } else {
+        Default::default()
+    };
+    for ip in allocated.ips.iter().filter(|ip| !had_addresses.contains(&ip.address)) {
         pod.add_address(pod_link.index, ip.address.addr, ip.address.prefix)
             .await
             .map_err(layer_error("configuring the container's address"))?;
@@ -55,6 +68,10 @@ pub(super) async fn finish(
         }
     }
     for dst in wanted {
+        if had_routes.contains(&dst) {
+            routes.push(Route { dst, gw: None, other: Default::default() });
+            continue;
+        }
         match pod.add_device_route(dst.addr, dst.prefix, pod_link.index).await {
             Ok(()) => routes.push(Route { dst, gw: None, other: Default::default() }),
             // Another network of the pod owns the default route: keep it.
@@ -66,6 +83,9 @@ pub(super) async fn finish(
 
     for ip in &allocated.ips {
         let dst = Cidr::host(ip.address.addr);
+        if had_host_routes.contains(&dst) {
+            continue;
+        }
         nl.add_device_route(dst.addr, dst.prefix, host_link.index)
             .await
             .map_err(layer_error("configuring the host's route to the pod"))?;
