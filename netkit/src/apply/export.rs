@@ -13,11 +13,11 @@ use std::collections::BTreeMap;
 
 use super::{
     ApplyError, Engine,
+    node::Node,
     spec::{ChainDoc, EndDoc, EntryDoc, PairDoc, SpecDoc, unplaced},
     state::LinkKey,
 };
 use crate::{
-    maps::{firewall::Firewall, redirect::Redirect},
     mprog::{Hook, HookRef},
     netlink::{
         device::Ends,
@@ -53,9 +53,10 @@ pub(super) async fn export(
     };
     // Pairs, but the CNI plugin's: its pods' pairs are its own.
     let node = super::node::Kernel(engine.nl);
+    let cni = node.cni_links(&layout);
     for link in &links {
         if matches!(link.role(), Some(Role::Primary | Role::Single))
-            && super::node::cni_link_on(&node, &layout, link.index).is_none()
+            && super::node::cni_link_on(&node, &cni, link).is_none()
             && let Some(ends) = engine.nl.ends(&link.name).await?
         {
             doc.pairs.push(pair_doc(&ends));
@@ -77,12 +78,7 @@ pub(super) async fn export(
     // Fingerprints by program and settings, computed once each.
     let mut known = std::collections::HashMap::new();
     for link in &links {
-        let hooks: &[Hook] = if link.role() == Some(Role::Primary) {
-            &[Hook::Ingress, Hook::Egress, Hook::Primary, Hook::Peer]
-        } else {
-            &[Hook::Ingress, Hook::Egress]
-        };
-        for &hook in hooks {
+        for &hook in super::node::hooks_of(link) {
             let Ok(chain) = HookRef::new(link.index, hook).query() else { continue };
             if chain.slots.is_empty() {
                 continue;
@@ -117,8 +113,9 @@ pub(super) async fn export(
                 };
                 let entry = match named {
                     Some((name, program, set)) => EntryDoc {
-                        rules: (program == "firewall").then(|| rules_of(slot.prog_id)),
-                        entries: (program == "redirect-peer").then(|| entries_of(engine, slot.prog_id)),
+                        rules: (program == "firewall")
+                            .then(|| node.rules(slot.prog_id).into_iter().map(unplaced).collect()),
+                        entries: (program == "redirect-peer").then(|| entries_of(engine, &node, slot.prog_id)),
                         name: Some(unplaced(name)),
                         program: Some(unplaced(program)),
                         set: set.into_iter().map(unplaced).collect(),
@@ -148,20 +145,12 @@ pub(super) async fn export(
     Ok(doc)
 }
 
-/// A firewall's rules, in order.
-fn rules_of(prog_id: u32) -> Vec<serde_saphyr::Spanned<String>> {
-    Firewall::open(prog_id)
-        .and_then(|f| f.list())
-        .map(|l| l.into_iter().filter(|r| r.id != 0).map(|r| unplaced(r.rule)).collect())
-        .unwrap_or_default()
-}
-
 /// A redirect program's entries, by the name of the pair each leads to.
-fn entries_of(engine: &Engine<'_>, prog_id: u32) -> BTreeMap<String, String> {
+fn entries_of(engine: &Engine<'_>, node: &impl Node, prog_id: u32) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for e in Redirect::open(prog_id).and_then(|r| r.list()).unwrap_or_default() {
-        if let Ok(Some(l)) = engine.nl.link_by_index(e.ifindex) {
-            out.insert(e.ip.to_string(), l.name);
+    for (ip, ifindex) in node.entries(prog_id) {
+        if let Ok(Some(l)) = engine.nl.link_by_index(ifindex) {
+            out.insert(ip.to_string(), l.name);
         }
     }
     out

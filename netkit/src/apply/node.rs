@@ -15,7 +15,7 @@ use crate::{
     netlink::{
         Netlink, NetlinkError,
         device::{DeviceError, Ends, PairSpec},
-        links::Link,
+        links::{Link, Role},
     },
     pins,
     programs::{self, ProgSpec},
@@ -125,12 +125,17 @@ impl Node for Kernel<'_> {
     }
 }
 
-/// A link on the hooks of device `ifindex` that the CNI plugin pinned (its
-/// pods' pairs are its own), if any.
-pub(crate) fn cni_link_on(node: &(impl Node + ?Sized), layout: &pins::Layout, ifindex: u32) -> Option<u32> {
-    let cni = node.cni_links(layout);
-    [Hook::Ingress, Hook::Egress, Hook::Primary, Hook::Peer].into_iter().find_map(|hook| {
-        let chain = node.chain(ifindex, hook).ok()?;
+/// The hooks a device has: tcx ingress and egress, and a netkit primary's
+/// two chains.
+pub(crate) fn hooks_of(link: &Link) -> &'static [Hook] {
+    if link.role() == Some(Role::Primary) { &Hook::ALL } else { &[Hook::Ingress, Hook::Egress] }
+}
+
+/// A link on the hooks of `link` among `cni` (the links the CNI plugin
+/// pinned, see [`Node::cni_links`]: its pods' pairs are its own), if any.
+pub(crate) fn cni_link_on(node: &(impl Node + ?Sized), cni: &BTreeSet<u32>, link: &Link) -> Option<u32> {
+    hooks_of(link).iter().find_map(|&hook| {
+        let chain = node.chain(link.index, hook).ok()?;
         chain.slots.iter().filter_map(|s| s.link_id).find(|l| cni.contains(l))
     })
 }

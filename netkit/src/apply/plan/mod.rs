@@ -104,6 +104,8 @@ impl<N: Node> Planner<'_, N> {
         let mut blocked = Mistakes(Vec::new());
         let mut recreated: BTreeSet<String> = BTreeSet::new();
         let mut created: BTreeSet<String> = BTreeSet::new();
+        // The CNI plugin's links, read once: its pairs are never adopted.
+        let cni = if self.opts.adopt { self.node.cni_links(&self.layout) } else { BTreeSet::new() };
 
         // Pairs.
         for p in &spec.pairs {
@@ -124,7 +126,7 @@ impl<N: Node> Planner<'_, N> {
                     if !ours && self.opts.adopt {
                         // Taken over only as it is: any difference is named
                         // and nothing is adopted.
-                        if let Some(link) = super::node::cni_link_on(self.node, &self.layout, ends.primary.index) {
+                        if let Some(link) = super::node::cni_link_on(self.node, &cni, &ends.primary) {
                             blocked.0.push((
                                 p.place,
                                 format!("pair {name}: not adopted: it is the CNI plugin's (link {link} on its hooks is pinned under its directory)"),
@@ -369,12 +371,7 @@ impl<N: Node> Planner<'_, N> {
             .filter_map(|(k, _)| self.live_link(k, k.hook.parse().ok()?))
             .collect();
         let mut out = Vec::new();
-        let hooks: &[Hook] = if ends.primary.role() == Some(Role::Primary) {
-            &[Hook::Ingress, Hook::Egress, Hook::Primary, Hook::Peer]
-        } else {
-            &[Hook::Ingress, Hook::Egress]
-        };
-        for &hook in hooks {
+        for &hook in super::node::hooks_of(&ends.primary) {
             let chain = self.node.chain(ends.primary.index, hook).ok()?;
             for s in chain.slots {
                 if !s.link_id.is_some_and(|l| owned.contains(&l)) {
