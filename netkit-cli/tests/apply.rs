@@ -851,7 +851,20 @@ fn a_program_the_cli_attached_from_a_file_is_exported_by_its_path_and_adopted() 
     // Without the object, export cannot say where the program came from.
     assert!(e.ok(&["export", "--state", &state]).contains(&format!("ref: link:{link}")));
     // With it, the program is named by the file's absolute path and function.
+    // Comparing loads the file again; the map it declares pinned is the
+    // running program's, and one it has to pin (its pin removed here) is
+    // unpinned again: the comparison leaves no pin anywhere.
+    let pins = t.pins();
+    assert!(pins.iter().any(|p| p == "maps/shared_packets"), "{pins:?}");
+    let stray = std::path::Path::new("/sys/fs/bpf/shared_packets");
+    let stray_before = stray.exists();
     let spec = e.ok(&["export", "--state", &state, "--object", &copy.display().to_string()]);
+    assert_eq!(t.pins(), pins);
+    std::fs::remove_file(t.env.bpffs.path.join("netkit/maps/shared_packets")).unwrap();
+    let without = t.pins();
+    assert_eq!(e.ok(&["export", "--state", &state, "--object", &copy.display().to_string()]), spec);
+    assert_eq!(t.pins(), without, "the comparison pinned nothing");
+    assert_eq!(stray.exists(), stray_before, "nor outside this bpffs");
     let expected = format!(
         "chains:\n- device: dev0\n  hook: ingress\n  programs:\n  - name: mine\n    program: file:{}:count_ingress\n",
         copy.canonicalize().unwrap().display()

@@ -105,7 +105,9 @@ pub(super) async fn export(
                             Some(i) => Some((name.clone(), i.name.to_string(), i.set)),
                             None => objects
                                 .iter()
-                                .find_map(|o| crate::programs::file_match(slot.prog_id, o).ok().flatten())
+                                .find_map(|o| {
+                                    crate::programs::file_match(slot.prog_id, o, &layout.maps_dir()).ok().flatten()
+                                })
                                 .map(|spec| (name.clone(), spec.to_string(), Vec::new())),
                         },
                         None => None,

@@ -61,9 +61,9 @@ pub(crate) trait Node {
     fn rules(&self, prog_id: u32) -> Vec<String>;
     /// The entries of the redirect program `prog_id`.
     fn entries(&self, prog_id: u32) -> BTreeMap<IpAddr, u32>;
-    /// None when `prog_id` runs the program `prog` loads with `set`, else
-    /// the difference in words.
-    fn differs(&self, prog_id: u32, prog: &ProgSpec, set: &[String]) -> Option<String>;
+    /// None when `prog_id` runs the program `prog` loads with `set` (its
+    /// pinned maps in `maps_dir`), else the difference in words.
+    fn differs(&self, prog_id: u32, prog: &ProgSpec, set: &[String], maps_dir: &std::path::Path) -> Option<String>;
     /// The ids of the links the CNI plugin pinned under `layout`.
     fn cni_links(&self, layout: &pins::Layout) -> BTreeSet<u32>;
 }
@@ -116,8 +116,8 @@ impl Node for Kernel<'_> {
             .collect()
     }
 
-    fn differs(&self, prog_id: u32, prog: &ProgSpec, set: &[String]) -> Option<String> {
-        programs::differs(prog_id, prog, set)
+    fn differs(&self, prog_id: u32, prog: &ProgSpec, set: &[String], maps_dir: &std::path::Path) -> Option<String> {
+        programs::differs(prog_id, prog, set, maps_dir)
     }
 
     fn cni_links(&self, layout: &pins::Layout) -> BTreeSet<u32> {
@@ -188,7 +188,7 @@ impl Node for Empty {
         BTreeMap::new()
     }
 
-    fn differs(&self, prog_id: u32, _: &ProgSpec, _: &[String]) -> Option<String> {
+    fn differs(&self, prog_id: u32, _: &ProgSpec, _: &[String], _: &std::path::Path) -> Option<String> {
         Some(format!("the empty node runs no program {prog_id}"))
     }
 

@@ -11,7 +11,11 @@
 //! maps: each setting's global is decoded, and the rest of the data must be
 //! the object's own.
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::{HashMap, HashSet},
+    path::Path,
+    sync::Mutex,
+};
 
 use aya_obj::EbpfSectionKind;
 
@@ -63,11 +67,11 @@ pub fn identify(prog_id: u32) -> Result<Option<Identity>, ProgramError> {
 /// Whether `prog_id` runs the program `spec` loads with `set`: None when
 /// it does, else the difference in words. Bundled programs and object
 /// files can be compared.
-pub(crate) fn differs(prog_id: u32, spec: &ProgSpec, set: &[String]) -> Option<String> {
+pub(crate) fn differs(prog_id: u32, spec: &ProgSpec, set: &[String], maps_dir: &Path) -> Option<String> {
     let name = match spec {
         ProgSpec::Bundled(name) => name,
         ProgSpec::File { .. } => {
-            return differs_from_file(prog_id, spec, set).unwrap_or_else(|e| Some(error_chain(&e)));
+            return differs_from_file(prog_id, spec, set, maps_dir).unwrap_or_else(|e| Some(error_chain(&e)));
         }
         ProgSpec::Id(_) | ProgSpec::Pinned(_) => {
             return Some(format!("{spec} is a program, not an object: only bundled programs and files are recognised"));
@@ -95,10 +99,16 @@ pub(crate) fn differs(prog_id: u32, spec: &ProgSpec, set: &[String]) -> Option<S
 
 /// Whether `prog_id` runs what `spec` (an object file) loads with `set`:
 /// the same function, the same code as the kernel tags it, and the same
-/// read-only data. The file is loaded afresh (and released) to ask.
-fn differs_from_file(prog_id: u32, spec: &ProgSpec, set: &[String]) -> Result<Option<String>, ProgramError> {
+/// read-only data. The file is loaded afresh (and released) to ask, its
+/// pinned maps taken from `maps_dir` as the loads of this tool pin them.
+fn differs_from_file(
+    prog_id: u32,
+    spec: &ProgSpec,
+    set: &[String],
+    maps_dir: &Path,
+) -> Result<Option<String>, ProgramError> {
     let running = bpf::prog_info_by_id(prog_id).ok_or(ProgramError::NoSuchId(prog_id))?;
-    let fresh = load(spec, &LoadOptions { globals: super::globals(spec, set)?, ..Default::default() })?;
+    let fresh = load_to_compare(spec, super::globals(spec, set)?, maps_dir)?;
     let name = running.name();
     if name != fresh.info.name() {
         return Ok(Some(format!("program {prog_id} runs {name}, not {spec}'s {}", fresh.info.name())));
@@ -113,11 +123,29 @@ fn differs_from_file(prog_id: u32, spec: &ProgSpec, set: &[String]) -> Result<Op
     Ok(None)
 }
 
+/// Loads `spec` to compare it with a running program. A pinned map the
+/// object declares is the one in `maps_dir` when there is one; one this
+/// load had to pin is unpinned again, so comparing leaves nothing behind.
+fn load_to_compare(spec: &ProgSpec, globals: Vec<(String, Vec<u8>)>, maps_dir: &Path) -> Result<Loaded, ProgramError> {
+    let names = || -> HashSet<std::ffi::OsString> {
+        std::fs::read_dir(maps_dir).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default()
+    };
+    let (existed, before) = (maps_dir.exists(), names());
+    let loaded = load(spec, &LoadOptions { globals, map_pin_dir: Some(maps_dir.into()) });
+    for made in names().difference(&before) {
+        let _ = std::fs::remove_file(maps_dir.join(made));
+    }
+    if !existed {
+        let _ = std::fs::remove_dir(maps_dir);
+    }
+    loaded
+}
+
 /// The function of the object at `path` that `prog_id` runs unchanged
 /// (loaded without settings), as a spec names it: `file:PATH` when the
 /// object holds one classifier, else `file:PATH:FUNCTION`. None when it
 /// runs none of them.
-pub fn file_match(prog_id: u32, path: &std::path::Path) -> Result<Option<ProgSpec>, ProgramError> {
+pub fn file_match(prog_id: u32, path: &Path, maps_dir: &Path) -> Result<Option<ProgSpec>, ProgramError> {
     let running = bpf::prog_info_by_id(prog_id).ok_or(ProgramError::NoSuchId(prog_id))?;
     let shown = path.display().to_string();
     let data = std::fs::read(path).map_err(|cause| ProgramError::Read { path: path.into(), cause })?;
@@ -128,7 +156,7 @@ pub fn file_match(prog_id: u32, path: &std::path::Path) -> Result<Option<ProgSpe
             continue;
         }
         let spec = ProgSpec::File { path: path.into(), function: (classifiers.len() > 1).then(|| function.clone()) };
-        if differs_from_file(prog_id, &spec, &[])?.is_none() {
+        if differs_from_file(prog_id, &spec, &[], maps_dir)?.is_none() {
             return Ok(Some(spec));
         }
     }

@@ -131,7 +131,7 @@ impl<N: Node> Planner<'_, N> {
                 let Some(pos) = now.slots.iter().position(|s| s.link_id == Some(id)) else { continue };
                 let refuse =
                     |why: String| Mistakes(vec![(m.place, format!("{device} {hook} {}: not adopted: {why}", m.name))]);
-                if let Some(why) = self.node.differs(prog_id, &m.prog, &m.set) {
+                if let Some(why) = self.node.differs(prog_id, &m.prog, &m.set, &self.layout.maps_dir()) {
                     return Err(refuse(why));
                 }
                 if let Some(want) = &m.rules
