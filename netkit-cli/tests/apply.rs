@@ -256,6 +256,11 @@ fn bad_specs_name_their_place_and_change_nothing() {
             "5:",
             "apply did not attach it",
         ),
+        (
+            "chains:\n  - device: dev0\n    hook: egress\n    programs:\n      - {name: ok, program: pass}\n      - {name: rp, program: redirect-peer}\n",
+            "6:",
+            "dev0 egress rp: redirect-peer calls bpf_redirect_peer, which the kernel honours only at tc ingress",
+        ),
     ];
     for (spec, line, words) in cases {
         let o = t.run("apply", spec, &[], None);

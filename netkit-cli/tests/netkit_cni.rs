@@ -409,6 +409,23 @@ fn a_failed_add_leaves_nothing() {
     assert_eq!(e["code"], 100, "{e}");
     assert_eq!(node.leftovers(), Vec::<String>::new());
 
+    // A program that cannot work on its hook (bpf_redirect_peer from the
+    // pair's transmit path): a configuration error, nothing made.
+    for hook in ["peer", "primary"] {
+        let misplaced = node.conflist(json!({"chains": [{"hook": hook, "programs": [
+            {"name": "rp", "program": "redirect-peer"}]}]}));
+        let e = node.add_fails(&misplaced, "ctr-a", &a, None);
+        assert_eq!(e["code"], 7, "{e}");
+        let details = e["details"].as_str().unwrap();
+        assert!(
+            details.contains(&format!(
+                "calls bpf_redirect_peer, which the kernel honours only at tc ingress: on the {hook} hook"
+            )),
+            "{e}"
+        );
+        assert_eq!(node.leftovers(), Vec::<String>::new());
+    }
+
     // The namespace is gone before ADD: container unknown, nothing made.
     let gone = TestNs::pod("cnifg");
     let path = gone.path.clone();

@@ -130,3 +130,9 @@ fn deleting_the_pair_makes_links_defunct() {
         assert!(out.status.success(), "{}", common::stderr(&out));
     });
 }
+
+#[test]
+fn a_peer_redirect_is_refused_on_the_primary_peer_and_egress_hooks() {
+    require_netkit!();
+    hooks::peer_redirects_only_at_tc_ingress(&HookEnv::netkit("nrp", &[]), &[Hook::Primary, Hook::Peer, Hook::Egress]);
+}

@@ -180,3 +180,9 @@ fn every_link_on_the_system_is_listed_with_what_holds_it() {
     let err = env.fails(&["link", "prune", "--force"]);
     assert!(err.contains("--all"), "{err}");
 }
+
+#[test]
+fn a_peer_redirect_is_refused_on_tcx_egress_and_taken_on_ingress() {
+    require_root!();
+    hooks::peer_redirects_only_at_tc_ingress(&HookEnv::tcx("trp"), &[Hook::Egress]);
+}

@@ -117,7 +117,7 @@ pub async fn run(
     load: &LoadOptions,
     out: &mut impl Write,
 ) -> Result<(), AttachError> {
-    programs::prepare(prog)?;
+    programs::check_hook(prog, hook)?;
     let dev = hooks.device(device).await?;
     let mut loaded = programs::load(prog, load)?;
     // A program with an aya-log buffer gets its log streamed (`log`, or a

@@ -770,3 +770,42 @@ macro_rules! hook_tests {
         }
     };
 }
+
+/// A program that calls bpf_redirect_peer (the bundled `redirect-peer`, and
+/// a user object calling it from a subprogram) is refused on each of
+/// `hooks` by attach, run and update, with the helper, the hook and where
+/// it works named, and the chain is left as it was; tcx ingress takes it.
+pub fn peer_redirects_only_at_tc_ingress(env: &HookEnv, hooks: &[Hook]) {
+    let dev = env.dev.as_str();
+    let mut progs = vec!["redirect-peer".to_string()];
+    match c_object_named("peer_redirect") {
+        Some(o) => progs.push(format!("file:{}", o.display())),
+        None => crate::common::skip("no C test object peer_redirect (clang): the bundled program only"),
+    }
+    let refused = |err: &str, hook: Hook| {
+        assert!(
+            err.contains("calls bpf_redirect_peer, which the kernel honours only at tc ingress")
+                && err.contains(&format!("on the {hook} hook every packet it redirects is dropped"))
+                && err.contains("attach it on the tcx ingress"),
+            "{err}"
+        );
+    };
+    for &hook in hooks {
+        let h = hook.name();
+        env.attach(hook, "pass", &["--pin", "p"]);
+        let before = env.chain(hook);
+        for prog in &progs {
+            refused(&env.fails(&["attach", dev, h, prog, "--pin", "rp"]), hook);
+            refused(&env.fails(&["attach", dev, h, prog, "--plain"]), hook);
+            refused(&env.fails(&["run", dev, h, prog]), hook);
+            refused(&env.fails(&["update", dev, h, "p", prog]), hook);
+            assert_eq!(env.chain(hook), before, "a refused program changes nothing on {h}");
+        }
+        env.ok(&["detach", dev, h, "p"]);
+    }
+    for prog in &progs {
+        env.ok(&["attach", dev, "ingress", prog, "--pin", "rp"]);
+        env.ok(&["detach", dev, "ingress", "rp"]);
+    }
+    assert!(env.json(&["link", "list"]).as_array().unwrap().is_empty(), "no pins left behind");
+}

@@ -74,7 +74,7 @@ impl Hooks<'_> {
         if let Attachment::Link { pin: Some(name), .. } = &req.attachment {
             pins::check_name(name)?;
         }
-        programs::prepare(&req.prog)?;
+        programs::check_hook(&req.prog, req.hook)?;
         Ok(())
     }
 

@@ -35,7 +35,7 @@ impl Hooks<'_> {
         if let Some(RefSpec::Link(_) | RefSpec::Name(_)) = expected_old {
             return Err(AttachError::Invalid("--expected-old takes the program the link runs now: prog:ID".into()));
         }
-        programs::prepare(prog)?;
+        programs::check_hook(prog, hook)?;
         let dev = self.device(device).await?;
         let layout = Layout::unchecked(&self.bpffs);
         let scope = Scope { layout: &layout, netns: &dev.netns, device: &dev.name, hook };

@@ -91,6 +91,44 @@ pub fn prepare(spec: &ProgSpec) -> Result<Option<Prepared>, ProgramError> {
     }
 }
 
+/// Helpers the kernel honours only when the program runs at tc ingress
+/// (`skb_do_redirect` drops a peer redirect anywhere else, netkit's
+/// transmit path and tcx egress included).
+const INGRESS_ONLY: &[(u32, &str)] =
+    &[(aya_obj::generated::bpf_func_id::BPF_FUNC_redirect_peer as u32, "bpf_redirect_peer")];
+
+/// Refuses `spec` for a hook that is not tc ingress when its code calls a
+/// helper that works only there. The code read is the program's function
+/// and the object's subprograms (a call through one counts). Programs
+/// already in the kernel (`id:`, `pinned:`) are not read: their
+/// instructions as the kernel keeps them no longer name helpers.
+pub fn check_hook(spec: &ProgSpec, hook: crate::mprog::Hook) -> Result<(), ProgramError> {
+    if hook == crate::mprog::Hook::Ingress {
+        return Ok(());
+    }
+    let Some(p) = prepare(spec)? else { return Ok(()) };
+    let obj =
+        super::elf::parse_object(&p.object).map_err(|why| ProgramError::Load { function: p.function.clone(), why })?;
+    let Some(program) = obj.programs.get(&p.function) else { return Ok(()) };
+    let entries: std::collections::HashSet<(usize, u64)> = obj.programs.values().map(|p| p.function_key()).collect();
+    let code = obj
+        .functions
+        .iter()
+        .filter(|(key, _)| **key == program.function_key() || !entries.contains(*key))
+        .flat_map(|(_, f)| f.instructions.iter());
+    // A helper call: BPF_JMP | BPF_CALL with src_reg 0 and the helper's number.
+    const CALL: u8 = 0x85;
+    for insn in code {
+        if insn.code == CALL
+            && insn.src_reg() == 0
+            && let Some((_, helper)) = INGRESS_ONLY.iter().find(|(id, _)| insn.imm as u32 == *id)
+        {
+            return Err(ProgramError::IngressOnly { program: spec.to_string(), helper, hook: hook.to_string() });
+        }
+    }
+    Ok(())
+}
+
 fn check_type(fd: OwnedFd, what: String) -> Result<Loaded, ProgramError> {
     let (info, _) = bpf::prog_info(fd.as_fd())
         .map_err(|cause| ProgramError::Kernel { what: format!("reading program {what}"), cause })?;

@@ -25,7 +25,7 @@ pub use identity::{Identity, file_match, identify};
 #[doc(hidden)]
 pub use lean::{Image, image};
 use load::verifier_error;
-pub use load::{LoadOptions, Loaded, Prepared, load, prepare};
+pub use load::{LoadOptions, Loaded, Prepared, check_hook, load, prepare};
 pub(crate) use load::{ObjKind, object_kind};
 
 use std::{
@@ -146,6 +146,19 @@ pub enum ProgramError {
         log_tail: String,
         /// How many earlier log lines were left out.
         omitted: usize,
+    },
+    /// The program calls a helper the kernel honours only at tc ingress,
+    /// and the hook is another: every packet it redirects would be dropped.
+    #[error(
+        "{program} calls {helper}, which the kernel honours only at tc ingress: on the {hook} hook every packet it redirects is dropped; attach it on the tcx ingress of the device the packets arrive on (the uplink, or a host-side device)"
+    )]
+    IngressOnly {
+        /// The program as given.
+        program: String,
+        /// The helper's name.
+        helper: &'static str,
+        /// The hook it was meant for.
+        hook: String,
     },
     /// A `--set` value is wrong (the message says which and why).
     #[error("{0}")]

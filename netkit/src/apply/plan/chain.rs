@@ -15,6 +15,20 @@ impl<N: Node> Planner<'_, N> {
     ) -> Result<Option<ChainWork>, Mistakes> {
         let wrong = |m: String| Mistakes(vec![(chain.place, m)]);
         let (device, hook) = (&chain.device, chain.hook);
+        // A program that cannot work on the hook is refused before the node is read.
+        let misfits: Vec<(Place, String)> = chain
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Managed(m) => {
+                    self.misfit(m, hook).map(|why| (m.place, format!("{device} {hook} {}: {why}", m.name)))
+                }
+                Entry::Foreign { .. } => None,
+            })
+            .collect();
+        if !misfits.is_empty() {
+            return Err(Mistakes(misfits));
+        }
         let declared = spec.pair(device);
         let link = if declared.is_some() && fresh {
             None

@@ -55,6 +55,9 @@ pub(crate) struct Planner<'a, N: Node> {
     /// Fingerprints computed so far, by program and settings: a node runs
     /// the same few programs on many hooks.
     pub(crate) fingerprints: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Programs checked against a hook so far (see `programs::check_hook`),
+    /// by program and hook: the refusal, if any.
+    pub(crate) fits: std::sync::Mutex<std::collections::HashMap<(String, crate::mprog::Hook), Option<String>>>,
 }
 
 impl<'a, N: Node> Planner<'a, N> {
@@ -63,7 +66,18 @@ impl<'a, N: Node> Planner<'a, N> {
         for key in owned.links.keys() {
             by_hook.entry((key.device.clone(), key.hook.clone())).or_default().push(key.clone());
         }
-        Self { node, layout, netns, opts, owned, by_hook, fingerprints: Default::default() }
+        Self { node, layout, netns, opts, owned, by_hook, fingerprints: Default::default(), fits: Default::default() }
+    }
+
+    /// Why `m`'s program cannot work on `hook`, if it cannot.
+    fn misfit(&self, m: &Managed, hook: crate::mprog::Hook) -> Option<String> {
+        let key = (m.prog.to_string(), hook);
+        if let Some(why) = self.fits.lock().unwrap().get(&key) {
+            return why.clone();
+        }
+        let why = programs::check_hook(&m.prog, hook).err().map(|e| e.to_string());
+        self.fits.lock().unwrap().insert(key, why.clone());
+        why
     }
 
     fn fingerprint(&self, m: &Managed) -> Result<String, ApplyError> {
