@@ -41,6 +41,8 @@ struct Node {
     ns: TestNs,
     bpffs: Bpffs,
     dir: PathBuf,
+    /// CNI_PATH for the runtime and the plugin.
+    path: String,
 }
 
 impl Node {
@@ -49,7 +51,18 @@ impl Node {
         std::fs::create_dir_all(&dir).unwrap();
         let ns = TestNs::new(tag);
         // A node forwards; the plugin turns it on when it is off (checked below).
-        Self { ns, bpffs: Bpffs::new(), dir }
+        Self { ns, bpffs: Bpffs::new(), dir, path: cni_path().unwrap() }
+    }
+
+    /// A node whose IPAM plugin is Debian 12's host-local (reference plugins
+    /// 1.1.1: CNI up to 1.0.0, no GC, no STATUS), found first in CNI_PATH;
+    /// None where the guest does not carry it.
+    fn with_bookworm_ipam(tag: &str) -> Option<Self> {
+        let old =
+            std::env::var("NETKIT_TEST_CNI_BOOKWORM").ok().filter(|d| Path::new(d).join("host-local").is_file())?;
+        let mut node = Self::new(tag);
+        node.path = format!("{old}:{}", node.path);
+        Some(node)
     }
 
     fn ipam_dir(&self) -> PathBuf {
@@ -101,7 +114,7 @@ impl Node {
         cmd.arg(format!("--net={}", self.ns.path.display()))
             .arg(runtime_bin())
             .args(args)
-            .env("CNI_PATH", cni_path().unwrap())
+            .env("CNI_PATH", &self.path)
             .env("CNI_CACHE_DIR", self.dir.join("cache"));
         match fault {
             Some(f) => cmd.env("NETKIT_FAULT", f),
@@ -138,7 +151,7 @@ impl Node {
         let mut child = Command::new("nsenter")
             .arg(format!("--net={}", self.ns.path.display()))
             .arg(Path::new(&cni_path().unwrap()).join("netkit-cni"))
-            .env("CNI_PATH", cni_path().unwrap())
+            .env("CNI_PATH", &self.path)
             .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -486,7 +499,26 @@ fn the_pod_is_cut_off_until_its_chain_is_attached_and_a_killed_add_is_deleted() 
 #[test]
 fn del_tolerates_a_vanished_pod_and_gc_collects_stale_attachments() {
     require_cni!();
-    let node = Node::new("cnid");
+    del_and_gc(&Node::new("cnid"));
+}
+
+/// The same with the IPAM plugin Debian 12 ships: the configuration (CNI
+/// 1.1.0) reaches it as 1.0.0, GC releases the stale attachments'
+/// addresses by DEL instead of passing GC on, and STATUS does not ask it.
+#[test]
+fn an_ipam_plugin_of_cni_1_0_0_serves_add_del_gc_and_status() {
+    require_cni!();
+    let Some(node) = Node::with_bookworm_ipam("cnio") else {
+        common::skip("no Debian 12 host-local (NETKIT_TEST_CNI_BOOKWORM): the VM suite carries it");
+        return;
+    };
+    let list = node.conflist(json!({}));
+    let o = node.runtime(&["status", &list.display().to_string()], None);
+    assert!(o.status.success(), "STATUS: {}{}", stdout(&o), common::stderr(&o));
+    del_and_gc(&node);
+}
+
+fn del_and_gc(node: &Node) {
     let list = node.conflist(json!({"chains": firewall_chain()}));
     let (a, b, c) = (TestNs::pod("cnida"), TestNs::pod("cnidb"), TestNs::pod("cnidc"));
     node.add(&list, "ctr-a", &a);

@@ -182,6 +182,7 @@ pub fn run(opts: &Options) -> Result<ExitCode> {
                 plugin: netkit.with_file_name("netkit-cni"),
                 reference: crate::cni::plugins()?,
                 runtime: crate::cni::runtime()?,
+                bookworm_host_local: crate::cni::bookworm_host_local()?,
             });
         }
         let mut text = String::new();

@@ -36,6 +36,8 @@ pub struct CniParts {
     pub reference: PathBuf,
     /// The libcni runtime, static.
     pub runtime: PathBuf,
+    /// Debian 12's host-local (CNI up to 1.0.0).
+    pub bookworm_host_local: PathBuf,
 }
 
 /// Where the C test programs are built.
@@ -115,6 +117,7 @@ pub fn guest_binaries(tests: bool) -> Result<GuestBinaries> {
         plugin: netkit.with_file_name("netkit-cni"),
         reference: crate::cni::plugins()?,
         runtime: crate::cni::runtime()?,
+        bookworm_host_local: crate::cni::bookworm_host_local()?,
     };
     Ok(GuestBinaries {
         netkit,

@@ -5,7 +5,9 @@
 //! of libcni (the library containerd, CRI-O and podman execute plugins
 //! with), built with Debian's Go from bookworm-backports against
 //! `golang-github-appc-cni-dev` from sid. Static, so the busybox guest
-//! runs it as it is. For the metrics tests: promtool.
+//! runs it as it is. Debian 12's own host-local (reference plugins 1.1.1,
+//! CNI up to 1.0.0), for the tests of an IPAM plugin older than 1.1.0.
+//! For the metrics tests: promtool.
 
 use std::{fs, path::PathBuf, process::Command};
 
@@ -16,8 +18,11 @@ use crate::{kernels::PrivateApt, util};
 /// Where the guest has the plugins (CNI_PATH) and the runtime.
 pub const GUEST_CNI_BIN: &str = "/opt/cni/bin";
 pub const GUEST_RUNTIME: &str = "/bin/cni-runtime";
+/// Where the guest has Debian 12's host-local, alone.
+pub const GUEST_BOOKWORM: &str = "/opt/cni/bookworm";
 
 const PLUGINS: &str = "containernetworking-plugins/sid";
+const BOOKWORM_PLUGINS: &str = "containernetworking-plugins/bookworm";
 const GO: &[&str] = &["golang-1.23-go/bookworm-backports", "golang-1.23-src/bookworm-backports"];
 const LIBCNI: &str = "golang-github-appc-cni-dev/sid";
 
@@ -34,6 +39,21 @@ pub fn plugins() -> Result<PathBuf> {
         bail!("{PLUGINS} holds no usr/lib/cni/host-local");
     }
     Ok(bin)
+}
+
+/// Debian 12's host-local.
+pub fn bookworm_host_local() -> Result<PathBuf> {
+    let root = util::cache_dir().join("cni-plugins-bookworm");
+    let exe = root.join("usr/lib/cni/host-local");
+    if exe.is_file() {
+        return Ok(exe);
+    }
+    let _ = fs::remove_dir_all(&root);
+    PrivateApt::unpack(&[BOOKWORM_PLUGINS], &root)?;
+    if !exe.is_file() {
+        bail!("{BOOKWORM_PLUGINS} holds no usr/lib/cni/host-local");
+    }
+    Ok(exe)
 }
 
 /// The libcni runtime, built when its source is newer than the binary.

@@ -67,6 +67,7 @@ pub struct Kernel {
 }
 
 const SOURCES: &str = "\
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-backports main
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie-backports main
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian sid main
@@ -114,7 +115,7 @@ impl PrivateApt {
     }
 
     pub(crate) fn update(&self) -> Result<()> {
-        println!("kernels: refreshing the package lists of bookworm-backports, trixie-backports and sid");
+        println!("apt: refreshing the package lists of bookworm, bookworm-backports, trixie-backports and sid");
         util::output(self.command("apt-get").args(["-q", "update"]))
             .context("apt-get update (private configuration) failed")?;
         Ok(())

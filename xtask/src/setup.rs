@@ -231,6 +231,8 @@ pub fn run(opts: &Options) -> Result<()> {
     } else {
         let plugins = crate::cni::plugins().context("fetching the CNI reference plugins")?;
         say("cni reference plugins", &plugins.display().to_string());
+        let old = crate::cni::bookworm_host_local().context("fetching Debian 12's host-local")?;
+        say("host-local of Debian 12", &old.display().to_string());
         let runtime = crate::cni::runtime().context("building the CNI runtime")?;
         say("cni runtime (libcni)", &runtime.display().to_string());
         let promtool = crate::cni::promtool().context("fetching promtool")?;

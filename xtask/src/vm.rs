@@ -105,7 +105,7 @@ const INIT: &str = r#"#!/bin/sh
 /bin/busybox mount -t devtmpfs dev /dev 2>/dev/null
 exec </dev/console >/dev/console 2>&1
 /bin/busybox --install -s /bin
-export PATH=/bin:/sbin HOME=/root TERM=dumb NETKIT_BIN=/bin/netkit NETKIT_IN_VM=1 NETKIT_TEST_C_DIR=/guest/c NETKIT_TEST_IP=/opt/iproute2/ip NETKIT_TEST_CNI_PATH=/opt/cni/bin NETKIT_TEST_CNI_RUNTIME=/bin/cni-runtime NETKIT_TEST_PROMTOOL=/opt/promtool/promtool
+export PATH=/bin:/sbin HOME=/root TERM=dumb NETKIT_BIN=/bin/netkit NETKIT_IN_VM=1 NETKIT_TEST_C_DIR=/guest/c NETKIT_TEST_IP=/opt/iproute2/ip NETKIT_TEST_CNI_PATH=/opt/cni/bin NETKIT_TEST_CNI_RUNTIME=/bin/cni-runtime NETKIT_TEST_CNI_BOOKWORM=/opt/cni/bookworm NETKIT_TEST_PROMTOOL=/opt/promtool/promtool
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t bpf bpf /sys/fs/bpf
@@ -174,6 +174,9 @@ impl Guest {
             // The reference plugins are glibc programs, as `ip` is.
             copy_libraries(&cni.reference.join("host-local"), &staging)?;
             copy_stripped(&cni.runtime, &staging.join(crate::cni::GUEST_RUNTIME.trim_start_matches('/')))?;
+            let old = staging.join(crate::cni::GUEST_BOOKWORM.trim_start_matches('/'));
+            fs::create_dir_all(&old)?;
+            fs::copy(&cni.bookworm_host_local, old.join("host-local"))?;
         }
         if let Some(promtool) = &bins.promtool {
             let to = staging.join("opt/promtool/promtool");

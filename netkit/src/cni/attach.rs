@@ -312,6 +312,7 @@ pub fn gc(env: &Env, conf: &NetConf) -> Result<(), CniError> {
     let (rt, nl) = connect()?;
     let mut problems = Vec::new();
     // Records first (they name the pairs), then pins without a record.
+    let mut stale = std::collections::BTreeSet::new();
     for root in [conf.state_dir.join(&conf.name), conf.bpffs.join("netkit/cni").join(&conf.name)] {
         for (id, ifname) in attachments_under(&root) {
             if is_valid(&id, &ifname) {
@@ -320,10 +321,27 @@ pub fn gc(env: &Env, conf: &NetConf) -> Result<(), CniError> {
             let place = Place::of(conf, &id, &ifname);
             let record = place.load().unwrap_or(None);
             problems.extend(remove(&rt, &nl, &place, record.as_ref()));
+            stale.insert((id, ifname));
         }
     }
-    if let Err(e) = ipam::exec(&conf.ipam.kind, Verb::Gc, env, &conf.raw) {
-        problems.push(e.to_string());
+    // The IPAM plugin collects its own. One older than CNI 1.1.0 has no GC:
+    // the allocations of the attachments removed here are released one by
+    // one, as their DELs would have.
+    match ipam::speaks_1_1(&conf.ipam.kind, env) {
+        Ok(true) => {
+            if let Err(e) = ipam::exec(&conf.ipam.kind, Verb::Gc, env, &conf.raw) {
+                problems.push(e.to_string());
+            }
+        }
+        Ok(false) => {
+            for (container_id, ifname) in stale {
+                let one = Env { container_id, ifname, netns: String::new(), ..env.clone() };
+                if let Err(e) = ipam::exec(&conf.ipam.kind, Verb::Del, &one, &conf.raw) {
+                    problems.push(e.to_string());
+                }
+            }
+        }
+        Err(e) => problems.push(e.to_string()),
     }
     if problems.is_empty() {
         Ok(())
@@ -372,8 +390,16 @@ pub fn status(env: &Env, conf: &NetConf) -> Result<(), CniError> {
     if !probe::is_bpffs(&conf.bpffs) {
         missing.push(format!("no bpffs at {0}: mount one with `mount -t bpf bpf {0}`", conf.bpffs.display()));
     }
-    if let Err(e) = ipam::exec(&conf.ipam.kind, Verb::Status, env, &conf.raw) {
-        missing.push(e.to_string());
+    // An IPAM plugin older than CNI 1.1.0 has no STATUS: found and
+    // answering VERSION is all it can say.
+    match ipam::speaks_1_1(&conf.ipam.kind, env) {
+        Ok(true) => {
+            if let Err(e) = ipam::exec(&conf.ipam.kind, Verb::Status, env, &conf.raw) {
+                missing.push(e.to_string());
+            }
+        }
+        Ok(false) => {}
+        Err(e) => missing.push(e.to_string()),
     }
     if missing.is_empty() {
         Ok(())
