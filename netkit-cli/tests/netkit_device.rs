@@ -294,7 +294,7 @@ fn set_changes_policies_live_and_only_policies() {
     let err = ns.fails(&["device", "set", "nk0"]);
     assert!(err.contains("nothing to change"), "{err}");
     let err = ns.fails(&["device", "set", "lo", "--policy", "drop"]);
-    assert!(err.contains("not a netkit device"), "{err}");
+    assert!(err.contains("not a netkit or veth device"), "{err}");
 }
 
 #[test]
@@ -591,7 +591,7 @@ fn del_removes_both_ends() {
     let err = ns.fails(&["device", "del", "nk0"]);
     assert!(err.contains("no device named `nk0`"), "{err}");
     let err = ns.fails(&["device", "del", "lo"]);
-    assert!(err.contains("not a netkit device"), "{err}");
+    assert!(err.contains("not a netkit or veth device"), "{err}");
 }
 
 /// Without --peer the peer gets the first free nk<N>, as the kernel would

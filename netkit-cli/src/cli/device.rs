@@ -6,23 +6,23 @@ use super::*;
 #[derive(Debug, Subcommand)]
 #[command(defer = true)]
 pub enum DeviceCommand {
-    /// Create a netkit pair (NAME is the primary).
+    /// Create a netkit pair, or a veth pair with --kind veth (NAME is the primary, the host's end).
     #[command(after_long_help = examples::DEVICE_ADD)]
     Add(DeviceAdd),
-    /// Change the default policies of a live pair (through its primary).
+    /// Change a live pair: a netkit pair's policies (through its primary), either kind's MACs and GSO/GRO limits.
     #[command(after_long_help = examples::DEVICE_SET)]
     Set(DeviceSet),
-    /// Delete a pair, named by either end (both ends go).
+    /// Delete a netkit or veth pair, named by either end (both ends go).
     #[command(after_long_help = examples::DEVICE_DEL)]
     Del {
         /// The primary or the peer.
         #[arg(add = ArgValueCompleter::new(devices))]
         name: String,
     },
-    /// List netkit devices in the namespace.
+    /// List the netkit and veth devices in the namespace.
     #[command(after_long_help = examples::DEVICE_LIST)]
     List {
-        /// List every device, not only netkit ones.
+        /// List every device, not only the ends of pairs.
         #[arg(long)]
         all: bool,
     },
@@ -39,9 +39,16 @@ pub enum DeviceCommand {
 pub struct DeviceAdd {
     /// Name of the primary device.
     pub name: String,
-    /// Name of the peer device (default: the first free nk<N> that is not the primary's name).
+    /// Name of the peer device (default: the first free nk<N>, veth<N> for
+    /// veth, that is not the primary's name).
     #[arg(long)]
     pub peer: Option<String>,
+    /// netkit (the default) or veth, for kernels without netkit. A veth
+    /// pair takes none of the netkit settings (--mode, --policy,
+    /// --peer-policy, --scrub, --peer-scrub, --headroom, --tailroom,
+    /// --pairing).
+    #[arg(long, value_parser = KINDS, default_value = "netkit")]
+    pub kind: PairKind,
     /// L3 (no MAC, no ARP; the kernel's default) or L2 (random MACs, ARP).
     #[arg(long, value_parser = MODES)]
     pub mode: Option<Mode>,

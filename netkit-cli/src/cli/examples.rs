@@ -8,7 +8,8 @@ pub const PROBE: &str = "Examples:
 pub const DEVICE_ADD: &str = "Examples:
   netkit device add nk-pod1 --peer eth0 --peer-netns pod1 --peer-policy drop --up
   netkit device add nk0 --mode l2 --scrub none --mtu 9000
-  netkit device add nk-xdp --pairing single --up      one device, no peer (Linux >= 7.1)";
+  netkit device add nk-xdp --pairing single --up      one device, no peer (Linux >= 7.1)
+  netkit device add pod3 --kind veth --peer eth0 --peer-netns pod3 --up   a veth pair";
 
 pub const DEVICE_SET: &str = "Examples:
   netkit device set nk-pod1 --peer-policy pass
@@ -19,7 +20,7 @@ pub const DEVICE_DEL: &str = "Examples:
   netkit -n pod1 device del eth0             named by the peer, from its namespace";
 
 pub const DEVICE_LIST: &str = "Examples:
-  netkit device list                         netkit devices of this namespace
+  netkit device list                         netkit and veth devices of this namespace
   netkit -n pod1 device list --all           every device of pod1";
 
 pub const DEVICE_SHOW: &str = "Examples:

@@ -27,7 +27,7 @@ use netkit::{
     mprog::Hook,
     netlink::{
         attrs::{EndAttrs, Mac, Offload, Queues},
-        links::{Mode, Pairing, Policy, Scrub},
+        links::{Mode, PairKind, Pairing, Policy, Scrub},
     },
     os::netns::{self, NetnsRef},
     programs::ProgSpec,

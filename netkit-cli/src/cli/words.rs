@@ -44,6 +44,11 @@ pub(super) const HOOKS: Closed<Hook> = Closed(&[
     (Hook::Peer, "peer", "netkit: programs run when the peer transmits (toward the primary)"),
 ]);
 
+pub(super) const KINDS: Closed<PairKind> = Closed(&[
+    (PairKind::Netkit, "netkit", "BPF in the device's transmit path, primary and peer hooks (Linux >= 6.7)"),
+    (PairKind::Veth, "veth", "any kernel; its programs go on tcx (Linux >= 6.6)"),
+]);
+
 pub(super) const POLICIES: Closed<Policy> = Closed(&[(Policy::Pass, "pass", ""), (Policy::Drop, "drop", "")]);
 
 pub(super) const MODES: Closed<Mode> = Closed(&[(Mode::L2, "l2", ""), (Mode::L3, "l3", "")]);

@@ -329,7 +329,7 @@ fn refuse_immutable(set: &DeviceSet) -> Result<(), device::DeviceError> {
     }
     if set.mtu.is_some() {
         return Err(device::DeviceError::Invalid(format!(
-            "--mtu is a generic device setting, not a netkit one: change it with `ip link set dev {} mtu N` (and on the peer)",
+            "--mtu is a generic device setting, not a pair's: change it with `ip link set dev {} mtu N` (and on the peer)",
             set.name
         )));
     }
@@ -342,6 +342,7 @@ async fn device_command(cli: &Cli, cmd: &DeviceCommand, out: &mut impl Write) ->
         DeviceCommand::Add(a) => {
             let spec = PairSpec {
                 name: a.name.clone(),
+                kind: a.kind,
                 peer: a.peer.clone(),
                 settings: PairSettings {
                     mode: a.mode,
@@ -376,8 +377,8 @@ async fn device_command(cli: &Cli, cmd: &DeviceCommand, out: &mut impl Write) ->
             render::print(cli.json, out, &view, render::device)?;
         }
         DeviceCommand::Del { name } => {
-            let (deleted, peer) = nl.delete_pair(name).await?;
-            let report = render::changes::DeviceDeleted { deleted, peer };
+            let (deleted, peer, kind) = nl.delete_pair(name).await?;
+            let report = render::changes::DeviceDeleted { deleted, peer, kind: kind.to_string() };
             render::print(cli.json, out, &report, render::changes::device_deleted)?;
         }
         DeviceCommand::List { all } => {

@@ -119,12 +119,14 @@ pub struct DeviceDeleted {
     pub deleted: String,
     /// The other end, when there was one.
     pub peer: Option<String>,
+    /// netkit or veth.
+    pub kind: String,
 }
 
 pub fn device_deleted(w: &mut impl Write, d: &DeviceDeleted) -> io::Result<()> {
     match &d.peer {
-        Some(o) => writeln!(w, "deleted netkit pair {} <-> {o}", d.deleted),
-        None => writeln!(w, "deleted netkit device {}", d.deleted),
+        Some(o) => writeln!(w, "deleted {} pair {} <-> {o}", d.kind, d.deleted),
+        None => writeln!(w, "deleted {} device {}", d.kind, d.deleted),
     }
 }
 

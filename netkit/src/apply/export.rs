@@ -1,6 +1,6 @@
 //! `netkit export`: the node as a spec. Every netkit pair whose primary is
 //! in this namespace is written with the attributes it has, whoever made
-//! it; every chain with programs is written in order: programs apply owns by
+//! it (a veth pair when apply made it); every chain with programs is written in order: programs apply owns by
 //! name and source, bundled programs on links pinned under this tool's
 //! layout (`netkit attach --pin NAME`) by their pin's name, program and
 //! settings read back from the running program, programs on such links
@@ -21,7 +21,7 @@ use crate::{
     mprog::{Hook, HookRef},
     netlink::{
         device::Ends,
-        links::{Link, Mode, Role, Scrub},
+        links::{Link, Mode, PairKind, Role, Scrub},
     },
     os::netns,
     pins::{self, Layout},
@@ -51,11 +51,18 @@ pub(super) async fn export(
         }
         out
     };
-    // Pairs, but the CNI plugin's: its pods' pairs are its own.
+    // Pairs, but the CNI plugin's: its pods' pairs are its own. Both ends
+    // of a veth pair are alike, and any veth may be another tool's: one is
+    // written when apply made it.
     let node = super::node::Kernel(engine.nl);
     let cni = node.cni_links(&layout);
     for link in &links {
-        if matches!(link.role(), Some(Role::Primary | Role::Single))
+        let pair = match PairKind::of(link) {
+            Some(PairKind::Netkit) => matches!(link.role(), Some(Role::Primary | Role::Single)),
+            Some(PairKind::Veth) => owned.pairs.get(&link.name).is_some_and(|p| p.ifindex == Some(link.index)),
+            None => false,
+        };
+        if pair
             && super::node::cni_link_on(&node, &cni, link).is_none()
             && let Some(ends) = engine.nl.ends(&link.name).await?
         {
@@ -160,7 +167,8 @@ fn entries_of(engine: &Engine<'_>, node: &impl Node, prog_id: u32) -> BTreeMap<S
 
 fn pair_doc(ends: &Ends) -> PairDoc {
     let nk = ends.primary.netkit.clone().unwrap_or_default().settings;
-    let l2 = nk.mode == Some(Mode::L2);
+    let kind = PairKind::of(&ends.primary).filter(|k| *k != PairKind::Netkit);
+    let l2 = kind.is_some() || nk.mode == Some(Mode::L2);
     let end = |l: &Link| EndDoc { address: if l2 { l.mac() } else { None }, ..Default::default() };
     let mut primary = end(&ends.primary);
     primary.policy = nk.policy;
@@ -173,6 +181,7 @@ fn pair_doc(ends: &Ends) -> PairDoc {
         ends.peer_netns.as_ref().map(|n| if n.is_init() { n.path.display().to_string() } else { n.name.clone() });
     PairDoc {
         name: unplaced(ends.primary.name.clone()),
+        kind,
         mode: nk.mode,
         pairing: nk.pairing.filter(|p| *p != crate::netlink::links::Pairing::Pair),
         headroom: nk.headroom.filter(|h| *h != 0),

@@ -16,7 +16,7 @@ use crate::{
         attrs::{EndAttrs, Mac, Offload, Queues},
         device::PairSpec,
         ifname,
-        links::{Mode, PairSettings, Pairing, Policy, Scrub},
+        links::{Mode, PairKind, PairSettings, Pairing, Policy, Scrub},
     },
     os::netns::NetnsRef,
     pins,
@@ -35,12 +35,17 @@ pub struct SpecDoc {
     pub chains: Vec<ChainDoc>,
 }
 
-/// One netkit pair.
+/// One pair: netkit, or veth.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PairDoc {
-    /// The primary's name.
+    /// The primary's name (for veth: the end apply makes here).
     pub name: Spanned<String>,
+    /// netkit (the default) or veth; fixed at creation. A veth pair takes
+    /// none of netkit's settings (mode, pairing, headroom, tailroom, the
+    /// ends' policy and scrub).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<PairKind>,
     /// l3 (the default) or l2; fixed at creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
@@ -71,7 +76,7 @@ pub struct PairDoc {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndDoc {
-    /// The peer's name (the first free `nk<N>` when absent); not for the primary.
+    /// The peer's name (the first free `nk<N>`, `veth<N>` for veth, when absent); not for the primary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// The peer's namespace: NAME, PATH or pid:PID; not for the primary.
@@ -402,6 +407,18 @@ impl Validator {
             }
             if chain.hook.is_netkit()
                 && let Some(p) = pairs.iter().find(|p| p.spec.name == chain.device)
+                && p.spec.kind == PairKind::Veth
+            {
+                self.wrong(
+                    chain.place,
+                    format!(
+                        "{} is a veth pair: it has no {} hook; its programs go on tcx (ingress: what the other end sends, egress: what is sent to it)",
+                        chain.device, chain.hook
+                    ),
+                );
+            }
+            if chain.hook.is_netkit()
+                && let Some(p) = pairs.iter().find(|p| p.spec.name == chain.device)
                 && p.spec.settings.pairing == Some(Pairing::Single)
             {
                 self.wrong(
@@ -459,6 +476,7 @@ impl Validator {
         });
         let spec = PairSpec {
             name: d.name.value.clone(),
+            kind: d.kind.unwrap_or_default(),
             peer: d.peer.name.clone(),
             settings: PairSettings {
                 mode: d.mode,
@@ -622,6 +640,10 @@ impl Validator {
 /// A `device add` message in the spec's words: flags become keys.
 fn spec_words(message: &str) -> String {
     message
+        .replace("--kind veth", "kind: veth")
+        .replace("--policy is", "primary.policy is")
+        .replace("--scrub is", "primary.scrub is")
+        .replace("--pairing is", "pairing is")
         .replace("--peer-netns", "peer.netns")
         .replace("--peer-policy", "peer.policy")
         .replace("--peer-scrub", "peer.scrub")
@@ -733,5 +755,36 @@ chains:
             body.lines().map(|l| l.strip_prefix("    ").unwrap_or(l)).map(|l| format!("{l}\n")).collect();
         let spec = parse("deploy/daemonset.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(spec.chains[0].entries.len(), 2);
+    }
+
+    #[test]
+    fn a_veth_pair_takes_no_netkit_setting_and_no_netkit_hook() {
+        let ok = "pairs:\n  - name: v0\n    kind: veth\n    mtu: 1400\n    peer: {name: eth0, address: '02:00:00:00:00:02'}\nchains:\n  - device: v0\n    hook: ingress\n    programs:\n      - {name: c, program: counter}\n";
+        let spec = parse("s", ok).unwrap();
+        assert_eq!(spec.pairs[0].spec.kind, PairKind::Veth);
+        for (setting, word) in [
+            ("mode: l2", "mode"),
+            ("pairing: single", "pairing"),
+            ("headroom: 64", "headroom"),
+            ("primary: {policy: drop}", "primary.policy"),
+            ("primary: {scrub: none}", "primary.scrub"),
+            ("peer: {name: eth0, policy: drop}", "peer.policy"),
+        ] {
+            let text = ok.replace("    mtu: 1400\n", &format!("    mtu: 1400\n    {setting}\n"));
+            let text = if setting.starts_with("peer:") {
+                text.replace("    peer: {name: eth0, address: '02:00:00:00:00:02'}\n", "")
+            } else {
+                text
+            };
+            let m = mistakes(&text);
+            assert_eq!(m.len(), 1, "{setting}: {m:?}");
+            assert!(
+                m[0].starts_with("2:")
+                    && m[0].contains(&format!("{word} is a netkit setting and does not apply to kind: veth")),
+                "{setting}: {m:?}"
+            );
+        }
+        let m = mistakes(&ok.replace("hook: ingress", "hook: primary"));
+        assert!(m[0].contains("v0 is a veth pair: it has no primary hook"), "{m:?}");
     }
 }

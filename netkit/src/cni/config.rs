@@ -309,6 +309,7 @@ impl NetConf {
     pub fn spec(&self, host: &str, ifname: &str, netns: &Path, peer_policy: Policy) -> Result<Spec, CniError> {
         let pair = PairDoc {
             name: spec::unplaced(host.to_string()),
+            kind: None,
             mode: Some(self.mode),
             pairing: None,
             headroom: self.headroom,

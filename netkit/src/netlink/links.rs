@@ -17,6 +17,39 @@ pub enum Role {
     Single,
 }
 
+/// The device a pair is made of: netkit (BPF in the device's transmit
+/// path, with its own primary and peer hooks) or veth (the kernel's oldest
+/// pair, for kernels without netkit; its programs go on tcx).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PairKind {
+    /// A netkit pair (the default).
+    #[default]
+    Netkit,
+    /// A veth pair.
+    Veth,
+}
+
+impl PairKind {
+    /// The kind of `link`, when it is one end of a pair of either kind.
+    pub(crate) fn of(link: &Link) -> Option<Self> {
+        match link.kind.as_deref() {
+            Some("netkit") => Some(Self::Netkit),
+            Some("veth") => Some(Self::Veth),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for PairKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Netkit => "netkit",
+            Self::Veth => "veth",
+        })
+    }
+}
+
 /// A device's default verdict when no program is attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -238,6 +271,11 @@ pub struct Link {
 impl Link {
     pub(crate) fn is_netkit(&self) -> bool {
         self.kind.as_deref() == Some("netkit")
+    }
+
+    /// Whether it is one end of a netkit or a veth pair.
+    pub(crate) fn is_pair(&self) -> bool {
+        PairKind::of(self).is_some()
     }
 
     /// For a netkit device, which end it is.

@@ -36,7 +36,7 @@ use crate::{
     netlink::{
         attrs::{EndAttrs, Mac, Offload},
         device::{Ends, PairChange, PairSpec},
-        links::{Link, PairSettings, Role},
+        links::{Link, PairKind, PairSettings, Role},
     },
     os::netns,
     pins::Layout,

@@ -6,6 +6,9 @@ use super::*;
 
 pub(super) fn describe_pair(p: &PairSpec) -> String {
     let mut parts = Vec::new();
+    if p.kind == PairKind::Veth {
+        parts.push("veth".to_string());
+    }
     if let Some(peer) = &p.peer {
         parts.push(format!("peer {peer}"));
     }
@@ -29,9 +32,16 @@ pub(super) fn fixed_differences(want: &PairSpec, ends: &Ends) -> Vec<String> {
             out.push(format!("{what} is {} (the spec says {w})", have.unwrap_or_else(|| "unknown".into())));
         }
     };
-    if !ends.primary.is_netkit() {
-        out.push(format!("{} is not a netkit device", ends.primary.name));
-        return out;
+    match PairKind::of(&ends.primary) {
+        Some(kind) if kind == want.kind => {}
+        Some(kind) => {
+            out.push(format!("kind is {kind} (the spec says {})", want.kind));
+            return out;
+        }
+        None => {
+            out.push(format!("{} is not a {} device", ends.primary.name, want.kind));
+            return out;
+        }
     }
     differs("mode", want.settings.mode.map(|m| m.to_string()), nk.mode.map(|m| m.to_string()));
     differs(
@@ -157,16 +167,20 @@ pub(crate) fn spec_of(ends: &Ends) -> PairSpec {
         offload: Offload::default(),
         queues: Default::default(),
     };
+    let kind = PairKind::of(&ends.primary).unwrap_or_default();
+    // veth carries Ethernet frames, as netkit does in L2 mode: its MACs are kept.
+    let l2 = kind == PairKind::Veth || nk.mode == Some(crate::netlink::links::Mode::L2);
     PairSpec {
         name: ends.primary.name.clone(),
+        kind,
         peer: ends.peer.as_ref().map(|p| p.name.clone()),
         settings: PairSettings { pairing: None, ..nk },
         mtu: ends.primary.mtu,
         peer_netns: ends.peer_netns.as_ref().map(|n| netns::NetnsRef::Path(n.path.clone())),
         up: ends.primary.up,
-        attrs: if nk.mode == Some(crate::netlink::links::Mode::L2) { end(&ends.primary) } else { EndAttrs::default() },
-        peer_attrs: match (&ends.peer, nk.mode) {
-            (Some(p), Some(crate::netlink::links::Mode::L2)) => end(p),
+        attrs: if l2 { end(&ends.primary) } else { EndAttrs::default() },
+        peer_attrs: match &ends.peer {
+            Some(p) if l2 => end(p),
             _ => EndAttrs::default(),
         },
     }

@@ -1,4 +1,4 @@
-//! netkit pairs: create, change policies, delete, and describe them. Every
+//! netkit and veth pairs: create, change, delete, and describe them. Every
 //! request is checked before the first netlink call, and a pair that cannot
 //! be completed is removed again, never left half-made. `spec` checks a
 //! request, `view` describes devices.
@@ -15,7 +15,7 @@ pub(crate) use view::PrimaryAt;
 pub(crate) use view::PrimaryRef;
 pub use view::{DeviceView, HookCounts, PeerRef};
 
-use netlink_packet_route::link::{InfoData, InfoKind, InfoNetkit, LinkMessage};
+use netlink_packet_route::link::{InfoData, InfoKind, InfoNetkit, InfoVeth, LinkMessage};
 use rtnetlink::{LinkMessageBuilder, LinkNetkit, LinkUnspec};
 use serde::Serialize;
 
@@ -23,7 +23,7 @@ use super::{
     Netlink, NetlinkError,
     attrs::{EndAttrs, Mac, Offload, Queues},
     ifname,
-    links::{Counters, Link, Mode, NetkitAttrs, PairSettings, Pairing, Policy, Role},
+    links::{Counters, Link, Mode, NetkitAttrs, PairKind, PairSettings, Pairing, Policy, Role},
     read::Stats,
 };
 use crate::{
@@ -42,8 +42,11 @@ pub enum DeviceError {
     #[error("{0}")]
     Invalid(String),
     /// The kernel has no netkit.
-    #[error("this kernel has no netkit (needs {})", Feature::Netkit.requirement())]
+    #[error("this kernel has no netkit (needs {}); veth pairs work without it (`device add --kind veth`, `kind: veth` in a spec)", Feature::Netkit.requirement())]
     NoNetkit,
+    /// The kernel has no veth.
+    #[error("this kernel has no veth (CONFIG_VETH, module veth); nothing was created")]
+    NoVeth,
     /// The kernel is older than an option needs.
     #[error("this kernel ({release}) does not support {option} (it came with Linux {}.{}); nothing was created", since.0, since.1)]
     TooOld {
@@ -70,8 +73,8 @@ pub enum DeviceError {
         /// The namespace, as shown to the user.
         netns: String,
     },
-    /// The device is not a netkit device.
-    #[error("`{name}` is not a netkit device (it is {kind}); this command only manages netkit pairs")]
+    /// The device is not one end of a netkit or veth pair.
+    #[error("`{name}` is not a netkit or veth device (it is {kind}); this command only manages pairs")]
     NotNetkit {
         /// The name as given.
         name: String,
@@ -233,13 +236,13 @@ pub fn immutable(option: &str) -> DeviceError {
 }
 
 impl Netlink {
-    /// A netkit device by name, or the reason it cannot be managed.
-    async fn netkit_by_name(&self, name: &str) -> Result<Link, DeviceError> {
+    /// One end of a netkit or veth pair by name, or the reason it cannot be managed.
+    async fn pair_by_name(&self, name: &str) -> Result<Link, DeviceError> {
         ifname::check(name).map_err(DeviceError::Invalid)?;
         let link = self
             .link_by_name(name)?
             .ok_or_else(|| DeviceError::NotFound { name: name.into(), netns: netns::current_name() })?;
-        if !link.is_netkit() {
+        if !link.is_pair() {
             return Err(DeviceError::NotNetkit {
                 name: name.into(),
                 kind: link
@@ -252,13 +255,17 @@ impl Netlink {
         Ok(link)
     }
     /// The name for a peer the caller did not name, in this namespace: the
-    /// first free `nk<N>`, as the kernel would pick it, but never `primary`.
-    /// Left to the kernel, a peer (registered first) takes the primary's own
-    /// name when that is the first free one (`device add nk0`), and the
-    /// primary's creation then fails.
-    async fn unnamed_peer(&self, primary: &str) -> Result<String, DeviceError> {
+    /// first free `nk<N>` (`veth<N>` for veth), as the kernel would pick
+    /// it, but never `primary`. Left to the kernel, a peer (registered
+    /// first) takes the primary's own name when that is the first free one
+    /// (`device add nk0`), and the primary's creation then fails.
+    async fn unnamed_peer(&self, primary: &str, kind: PairKind) -> Result<String, DeviceError> {
         let taken: std::collections::HashSet<String> = self.links()?.into_iter().map(|l| l.name).collect();
-        for name in (0u32..).map(|n| format!("nk{n}")).filter(|n| n != primary && !taken.contains(n)) {
+        let prefix = match kind {
+            PairKind::Netkit => "nk",
+            PairKind::Veth => "veth",
+        };
+        for name in (0u32..).map(|n| format!("{prefix}{n}")).filter(|n| n != primary && !taken.contains(n)) {
             // A lookup by name also finds alternative names (altname).
             if self.link_by_name(&name)?.is_none() {
                 return Ok(name);
@@ -266,7 +273,7 @@ impl Netlink {
         }
         unreachable!("the names nk<N> run out")
     }
-    /// Creates a netkit pair; returns the primary's view.
+    /// Creates a netkit or veth pair; returns the primary's view.
     pub async fn add_pair(&self, spec: &PairSpec) -> Result<DeviceView, DeviceError> {
         let support = if spec.wants_optional_attributes() { probe_attributes().await } else { AttrSupport::assumed() };
         spec.validate(&support)?;
@@ -277,7 +284,7 @@ impl Netlink {
         }
         let named;
         let spec = if spec.peer.is_none() && spec.peer_netns.is_none() && !spec.is_single() {
-            named = PairSpec { peer: Some(self.unnamed_peer(&spec.name).await?), ..spec.clone() };
+            named = PairSpec { peer: Some(self.unnamed_peer(&spec.name, spec.kind).await?), ..spec.clone() };
             &named
         } else {
             spec
@@ -299,8 +306,9 @@ impl Netlink {
 
         let msg = spec.message(peer_fd.as_ref());
         if let Err(e) = self.handle.link().add(msg).execute().await {
-            let e = NetlinkError::from_rtnetlink(format!("creating netkit pair {}", spec.name), e);
+            let e = NetlinkError::from_rtnetlink(format!("creating {} pair {}", spec.kind, spec.name), e);
             return Err(match e.errno() {
+                Some(libc::EOPNOTSUPP) if spec.kind == PairKind::Veth => DeviceError::NoVeth,
                 Some(libc::EOPNOTSUPP) if probe::probe(Feature::Netkit) == Support::Unsupported => {
                     DeviceError::NoNetkit
                 }
@@ -317,11 +325,13 @@ impl Netlink {
                 },
                 // Seen on 7.x kernels (netkit with queue leasing): several
                 // receive queues are fine, more than one transmit queue is not.
-                Some(libc::EOPNOTSUPP) if spec.wants_tx_queues() => DeviceError::Invalid(format!(
-                    "the kernel ({}) refused more than one transmit queue: its netkit takes one per device (--numtxqueues 1; receive queues may be several); nothing was created",
-                    probe::kernel_release()
-                )),
-                Some(libc::EPERM) => cap_error("creating a netkit pair"),
+                Some(libc::EOPNOTSUPP) if spec.wants_tx_queues() && spec.kind == PairKind::Netkit => {
+                    DeviceError::Invalid(format!(
+                        "the kernel ({}) refused more than one transmit queue: its netkit takes one per device (--numtxqueues 1; receive queues may be several); nothing was created",
+                        probe::kernel_release()
+                    ))
+                }
+                Some(libc::EPERM) => cap_error(&format!("creating a {} pair", spec.kind)),
                 _ => e.into(),
             });
         }
@@ -422,8 +432,13 @@ impl Netlink {
                     .into(),
             ));
         }
-        let link = self.netkit_by_name(name).await?;
+        let link = self.pair_by_name(name).await?;
         let nk = link.netkit.clone().unwrap_or_default();
+        if !link.is_netkit() && (change.policy.is_some() || change.peer_policy.is_some()) {
+            return Err(DeviceError::Invalid(format!(
+                "`{name}` is a veth device: a veth pair has no default verdicts (--policy and --peer-policy are netkit's); with no program on its tcx hooks, packets pass"
+            )));
+        }
         match link.role() {
             Some(Role::Peer) => {
                 let primary = self.primary_of(&link).await;
@@ -444,7 +459,7 @@ impl Netlink {
         if !change.this.queues.is_empty() || !change.peer.queues.is_empty() {
             return Err(immutable("the queue counts (--numrxqueues, --numtxqueues)"));
         }
-        let l2 = nk.settings.mode == Some(Mode::L2);
+        let l2 = !link.is_netkit() || nk.settings.mode == Some(Mode::L2);
         change.this.check(false, l2).map_err(DeviceError::Invalid)?;
         change.peer.check(true, l2).map_err(DeviceError::Invalid)?;
         let peer = if change.peer.is_empty() { None } else { Some(self.reach_peer(&link).await?) };
@@ -483,7 +498,7 @@ impl Netlink {
     /// them with a spec; None when no device has that name.
     pub(crate) async fn ends(&self, name: &str) -> Result<Option<Ends>, DeviceError> {
         let Some(primary) = self.link_by_name(name)? else { return Ok(None) };
-        let other = if primary.is_netkit() { self.other_end(&primary).await? } else { None };
+        let other = if primary.is_pair() { self.other_end(&primary).await? } else { None };
         let (peer, peer_netns, peer_unreachable) = match other {
             None => (None, None, false),
             Some(o) => {
@@ -502,7 +517,7 @@ impl Netlink {
         primary: (Option<u32>, Option<bool>),
         peer: (Option<u32>, Option<bool>),
     ) -> Result<(), DeviceError> {
-        let link = self.netkit_by_name(name).await?;
+        let link = self.pair_by_name(name).await?;
         let message = |index, (mtu, up): (Option<u32>, Option<bool>)| {
             let mut m = LinkUnspec::new_with_index(index);
             if let Some(mtu) = mtu {
@@ -530,7 +545,7 @@ impl Netlink {
     /// between namespaces, comes out down.
     pub(crate) async fn move_peer(&self, name: &str, to: &netns::NetnsRef) -> Result<(), DeviceError> {
         use std::os::fd::AsRawFd as _;
-        let link = self.netkit_by_name(name).await?;
+        let link = self.pair_by_name(name).await?;
         let (conn, p) = self.reach_peer(&link).await?;
         let fd = to.open()?;
         conn.apply(LinkUnspec::new_with_index(p.index).setns_by_fd(fd.as_raw_fd()).build(), &p.name).await
@@ -558,7 +573,7 @@ impl Netlink {
         self.handle.link().change(msg).execute().await.map_err(|e| {
             let e = NetlinkError::from_rtnetlink(format!("changing {name}"), e);
             match e.errno() {
-                Some(libc::EPERM) => cap_error("changing a netkit pair"),
+                Some(libc::EPERM) => cap_error("changing a pair"),
                 Some(libc::EACCES) => DeviceError::PeerNotPrimary { name: name.into(), primary: None },
                 Some(libc::EBUSY) => DeviceError::Invalid(format!(
                     "the kernel refused to change the MAC of `{name}` while it is up: bring it down first (`ip link set dev {name} down`)"
@@ -571,17 +586,19 @@ impl Netlink {
         })
     }
 
-    /// Deletes a pair, named by either end; returns the names removed.
-    pub async fn delete_pair(&self, name: &str) -> Result<(String, Option<String>), DeviceError> {
-        let link = self.netkit_by_name(name).await?;
+    /// Deletes a pair, named by either end; returns the names removed and
+    /// the pair's kind.
+    pub async fn delete_pair(&self, name: &str) -> Result<(String, Option<String>, PairKind), DeviceError> {
+        let link = self.pair_by_name(name).await?;
+        let kind = PairKind::of(&link).unwrap_or_default();
         let other = self.other_end(&link).await.ok().flatten().and_then(|o| o.link.map(|l| l.name));
         if let Err(e) = self.handle.link().del(link.index).execute().await {
             let e = NetlinkError::from_rtnetlink(format!("deleting {name}"), e);
             return Err(match e.errno() {
-                Some(libc::EPERM) => cap_error("deleting a netkit pair"),
+                Some(libc::EPERM) => cap_error("deleting a pair"),
                 _ => e.into(),
             });
         }
-        Ok((name.to_string(), other))
+        Ok((name.to_string(), other, kind))
     }
 }

@@ -13,14 +13,18 @@ pub(super) const PAIRING_SINCE: (u32, u32) = (7, 1);
 /// ETH_MIN_MTU and netkit's max_mtu (ETH_MAX_MTU).
 pub(super) const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
 
-/// A netkit pair to create.
+/// A pair to create: netkit (the default) or veth.
 #[derive(Debug, Clone, Default)]
 pub struct PairSpec {
-    /// The primary's name.
+    /// The primary's name (for veth: the end made here, the host's).
     pub name: String,
-    /// The peer's name. When absent: the first free `nk<N>` (never the
-    /// primary's own name) for a peer created beside the primary; the kernel's
-    /// pick, also `nk<N>`, for a peer created in another namespace.
+    /// Netkit or veth. A veth pair takes no netkit setting (`settings`
+    /// stays empty).
+    pub kind: PairKind,
+    /// The peer's name. When absent: the first free `nk<N>` (`veth<N>` for
+    /// veth; never the primary's own name) for a peer created beside the
+    /// primary; the kernel's pick, also `nk<N>` (`veth<N>`), for a peer
+    /// created in another namespace.
     pub peer: Option<String>,
     /// What to ask for; `None` leaves the kernel's default.
     pub settings: PairSettings,
@@ -86,10 +90,14 @@ impl PairSpec {
                 MTU_RANGE.end()
             )));
         }
+        if self.kind == PairKind::Veth {
+            self.check_veth()?;
+        }
         if self.is_single() {
             self.check_single()?;
         }
-        let l2 = self.settings.mode == Some(Mode::L2);
+        // veth carries Ethernet frames, as netkit does in L2 mode.
+        let l2 = self.kind == PairKind::Veth || self.settings.mode == Some(Mode::L2);
         self.attrs.check(false, l2).map_err(DeviceError::Invalid)?;
         self.peer_attrs.check(true, l2).map_err(DeviceError::Invalid)?;
         Ok(())
@@ -137,38 +145,86 @@ impl PairSpec {
         Ok(())
     }
 
+    /// The netkit settings a veth pair does not have are refused by name.
+    fn check_veth(&self) -> Result<(), DeviceError> {
+        let s = &self.settings;
+        let netkit_only = [
+            ("--mode", s.mode.is_some(), "a veth pair always carries Ethernet frames (netkit's l2)"),
+            (
+                "--policy",
+                s.policy.is_some(),
+                "a veth pair has no default verdict: with no program on tcx, packets pass",
+            ),
+            (
+                "--peer-policy",
+                s.peer_policy.is_some(),
+                "a veth pair has no default verdict: with no program on tcx, packets pass",
+            ),
+            ("--scrub", s.scrub.is_some(), "veth always scrubs a packet that crosses namespaces"),
+            ("--peer-scrub", s.peer_scrub.is_some(), "veth always scrubs a packet that crosses namespaces"),
+            ("--headroom", s.headroom.is_some(), "veth reserves no extra room"),
+            ("--tailroom", s.tailroom.is_some(), "veth reserves no extra room"),
+            ("--pairing", s.pairing.is_some(), "a veth device always has a peer"),
+        ];
+        match netkit_only.iter().find(|(_, given, _)| *given) {
+            Some((option, _, why)) => Err(DeviceError::Invalid(format!(
+                "{option} is a netkit setting and does not apply to --kind veth ({why}): leave it out, or make a netkit pair; nothing was created"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     pub(super) fn wants_tx_queues(&self) -> bool {
         [self.attrs.queues.num_tx_queues, self.peer_attrs.queues.num_tx_queues].into_iter().flatten().any(|n| n > 1)
     }
 
+    /// Whether the request needs the kernel probed for netkit attributes
+    /// (never for veth, which refuses them all).
     pub(super) fn wants_optional_attributes(&self) -> bool {
-        self.is_single()
-            || self.settings.scrub.is_some()
-            || self.settings.peer_scrub.is_some()
-            || self.settings.headroom.is_some()
-            || self.settings.tailroom.is_some()
+        self.kind == PairKind::Netkit
+            && (self.is_single()
+                || self.settings.scrub.is_some()
+                || self.settings.peer_scrub.is_some()
+                || self.settings.headroom.is_some()
+                || self.settings.tailroom.is_some())
+    }
+
+    /// The peer's half of the request: its name, MTU, namespace and attributes.
+    fn peer_message(&self, peer_ns: Option<&std::os::fd::OwnedFd>) -> LinkMessage {
+        use std::os::fd::AsRawFd as _;
+        let mut peer = LinkMessageBuilder::<LinkUnspec>::new();
+        if let Some(name) = &self.peer {
+            peer = peer.name(name.clone());
+        }
+        if let Some(mtu) = self.mtu {
+            peer = peer.mtu(mtu);
+        }
+        if let Some(fd) = peer_ns {
+            peer = peer.setns_by_fd(fd.as_raw_fd());
+        }
+        for attr in self.peer_attrs.attributes() {
+            peer = peer.append_extra_attribute(attr);
+        }
+        peer.build()
     }
 
     pub(super) fn message(&self, peer_ns: Option<&std::os::fd::OwnedFd>) -> LinkMessage {
-        use std::os::fd::AsRawFd as _;
+        if self.kind == PairKind::Veth {
+            let mut primary =
+                LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth).name(self.name.clone());
+            if let Some(mtu) = self.mtu {
+                primary = primary.mtu(mtu);
+            }
+            for attr in self.attrs.attributes() {
+                primary = primary.append_extra_attribute(attr);
+            }
+            return primary.set_info_data(InfoData::Veth(InfoVeth::Peer(self.peer_message(peer_ns)))).build();
+        }
         let mut data = vec![InfoNetkit::Mode(self.settings.mode.unwrap_or(Mode::L3).to_nl())];
         if self.is_single() {
             data.push(Pairing::Single.to_nl());
         } else {
-            let mut peer = LinkMessageBuilder::<LinkUnspec>::new();
-            if let Some(name) = &self.peer {
-                peer = peer.name(name.clone());
-            }
-            if let Some(mtu) = self.mtu {
-                peer = peer.mtu(mtu);
-            }
-            if let Some(fd) = peer_ns {
-                peer = peer.setns_by_fd(fd.as_raw_fd());
-            }
-            for attr in self.peer_attrs.attributes() {
-                peer = peer.append_extra_attribute(attr);
-            }
-            data.push(InfoNetkit::Peer(peer.build()));
+            data.push(InfoNetkit::Peer(self.peer_message(peer_ns)));
         }
         data.extend(self.settings.policy.map(|p| InfoNetkit::Policy(p.to_nl())));
         data.extend(self.settings.peer_policy.map(|p| InfoNetkit::PeerPolicy(p.to_nl())));

@@ -37,7 +37,7 @@ pub struct DeviceView {
     pub kind: Option<String>,
     /// For netkit devices, which end this is.
     pub role: Option<Role>,
-    /// For netkit devices, the other end, when it can be found.
+    /// For netkit and veth devices, the other end, when it can be found.
     pub peer: Option<PeerRef>,
     /// For netkit devices, the pair's settings.
     #[serde(flatten)]
@@ -210,13 +210,13 @@ impl Netlink {
             .ok_or_else(|| DeviceError::NotFound { name: name.into(), netns: netns::current_name() })?;
         self.view(&link).await
     }
-    /// Views of the netkit devices here (every device with `all`).
+    /// Views of the ends of netkit and veth pairs here (every device with `all`).
     pub async fn list(&self, all: bool) -> Result<Vec<DeviceView>, DeviceError> {
         let links = self.links()?;
         let mut nsids = Nsids::default();
         let mut out = Vec::new();
         for link in &links {
-            if all || link.is_netkit() {
+            if all || link.is_pair() {
                 out.push(self.view_among(link, &links, &mut nsids).await?);
             }
         }
@@ -231,7 +231,7 @@ impl Netlink {
     /// As [`Self::view`], with the links of this namespace already read.
     async fn view_among(&self, link: &Link, here: &[Link], nsids: &mut Nsids) -> Result<DeviceView, DeviceError> {
         let nk = link.netkit.clone();
-        let other = if nk.is_some() { self.other_end_among(link, here, nsids).await? } else { None };
+        let other = if link.is_pair() { self.other_end_among(link, here, nsids).await? } else { None };
         let role = link.role();
         let peer = other.as_ref().map(|o| PeerRef {
             name: o.link.as_ref().map(|l| l.name.clone()),
@@ -258,7 +258,7 @@ impl Netlink {
             ifindex: link.index,
             kind: link.kind.clone(),
             role,
-            peer: if nk.is_some() { peer } else { None },
+            peer: if link.is_pair() { peer } else { None },
             settings,
             mtu: link.mtu,
             operstate: link.operstate.clone(),

@@ -1,0 +1,201 @@
+//! veth as a pair kind, on any kernel with veth (the host, and the VM's
+//! three kernels): `device add --kind veth` and the device commands on
+//! veth pairs, netkit's settings refused before anything is made, a
+//! half-made pair removed again, and `apply` pairs with `kind: veth`. Every
+//! device fact is read back by iproute2, never by the tool.
+
+mod common;
+
+use common::{TestNs, apply::Files, stderr, stdout};
+use serde_json::Value;
+
+fn names(list: &Value) -> Vec<String> {
+    list.as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap().to_string()).collect()
+}
+
+/// The devices iproute2 sees in `ns`, but `lo`.
+fn devices(ns: &TestNs) -> Vec<String> {
+    let o = ns.ip(&["-j", "link", "show"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    v.as_array().unwrap().iter().map(|d| d["ifname"].as_str().unwrap().to_string()).filter(|n| n != "lo").collect()
+}
+
+#[test]
+fn a_veth_pair_is_made_shown_changed_and_deleted_like_a_netkit_pair() {
+    require_root!();
+    let host = TestNs::new("vethdev");
+    let pod = TestNs::pod("vethdevpod");
+    let v = host.json(&[
+        "device",
+        "add",
+        "pod0",
+        "--kind",
+        "veth",
+        "--peer",
+        "eth0",
+        "--peer-netns",
+        &pod.name,
+        "--mtu",
+        "1400",
+        "--address",
+        "02:00:00:00:00:01",
+        "--peer-address",
+        "02:00:00:00:00:02",
+        "--up",
+    ]);
+    assert_eq!(v["kind"], "veth", "{v}");
+    assert_eq!(v["peer"]["name"], "eth0", "{v}");
+    assert_eq!(v["peer"]["netns"], pod.name.as_str(), "{v}");
+    assert!(v["role"].is_null() && v["policy"].is_null() && v["mode"].is_null(), "no netkit settings: {v}");
+
+    // iproute2 sees what was asked, on both ends.
+    let here = host.ip_link("pod0");
+    assert_eq!(here["linkinfo"]["info_kind"], "veth", "{here}");
+    assert_eq!((here["mtu"].as_u64(), here["address"].as_str()), (Some(1400), Some("02:00:00:00:00:01")));
+    assert!(here["flags"].as_array().unwrap().iter().any(|f| f == "UP"), "{here}");
+    let there = pod.ip_link("eth0");
+    assert_eq!(there["linkinfo"]["info_kind"], "veth", "{there}");
+    assert_eq!((there["mtu"].as_u64(), there["address"].as_str()), (Some(1400), Some("02:00:00:00:00:02")));
+    assert!(there["flags"].as_array().unwrap().iter().any(|f| f == "UP"), "{there}");
+
+    // list shows both kinds' ends; show names the other end in the pod.
+    assert_eq!(names(&host.json(&["device", "list"])), ["pod0"]);
+    let shown = host.json(&["device", "show", "pod0"]);
+    assert_eq!((shown["kind"].as_str(), shown["peer"]["name"].as_str()), (Some("veth"), Some("eth0")));
+    let from_pod = pod.json(&["device", "show", "eth0"]);
+    assert_eq!(from_pod["peer"]["name"], "pod0", "{from_pod}");
+
+    // A live change of each end, reached in its namespace.
+    host.ok(&["device", "set", "pod0", "--gso-max-segs", "100", "--peer-gso-max-segs", "200"]);
+    assert_eq!(host.ip_link("pod0")["gso_max_segs"], 100);
+    assert_eq!(pod.ip_link("eth0")["gso_max_segs"], 200);
+    // netkit's policies are refused with the reason, and nothing changes.
+    let err = host.fails(&["device", "set", "pod0", "--peer-policy", "drop", "--gso-max-segs", "50"]);
+    assert!(err.contains("`pod0` is a veth device: a veth pair has no default verdicts"), "{err}");
+    assert_eq!(host.ip_link("pod0")["gso_max_segs"], 100);
+
+    // Deleted by the pod's end: both go.
+    pod.ok(&["device", "del", "eth0"]);
+    assert_eq!(devices(&host), Vec::<String>::new());
+    assert_eq!(devices(&pod), Vec::<String>::new());
+}
+
+#[test]
+fn netkit_settings_are_refused_for_veth_before_anything_is_made() {
+    require_root!();
+    let host = TestNs::new("vethbad");
+    for (option, value) in [
+        ("--mode", "l2"),
+        ("--policy", "drop"),
+        ("--peer-policy", "drop"),
+        ("--scrub", "none"),
+        ("--peer-scrub", "none"),
+        ("--headroom", "64"),
+        ("--tailroom", "64"),
+        ("--pairing", "single"),
+    ] {
+        let err = host.fails(&["device", "add", "pod0", "--kind", "veth", "--peer", "eth0", option, value]);
+        assert!(
+            err.contains(&format!("{option} is a netkit setting and does not apply to --kind veth (")),
+            "{option}: {err}"
+        );
+        assert!(err.contains("nothing was created"), "{err}");
+        assert_eq!(devices(&host), Vec::<String>::new(), "{option}");
+    }
+    // An unnamed peer gets the first free veth<N> that is not the primary's name.
+    let v = host.json(&["device", "add", "veth0", "--kind", "veth"]);
+    assert_eq!(v["peer"]["name"], "veth1", "{v}");
+    // A name taken on the peer's side: refused, nothing made.
+    let err = host.fails(&["device", "add", "pod1", "--kind", "veth", "--peer", "veth1"]);
+    assert!(err.contains("a device named `veth1` already exists"), "{err}");
+    let mut left = devices(&host);
+    left.sort();
+    assert_eq!(left, ["veth0", "veth1"]);
+}
+
+#[test]
+fn a_veth_pair_that_cannot_be_finished_is_removed_again() {
+    require_root!();
+    let host = TestNs::new("vethrb");
+    let pod = TestNs::pod("vethrbpod");
+    let out = common::netkit()
+        .env("NETKIT_FAULT", "device:peer-up")
+        .args(["-n", &host.name, "device", "add", "pod0", "--kind", "veth", "--peer", "eth0"])
+        .args(["--peer-netns", &pod.name, "--up"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the injected failure must fail the add");
+    let err = stderr(&out);
+    assert!(
+        err.contains("bringing the peer up failed") && err.contains("removed the half-made pair `pod0` again"),
+        "{err}"
+    );
+    assert_eq!((devices(&host), devices(&pod)), (Vec::new(), Vec::new()));
+}
+
+/// `netkit -n NS --bpffs DIR`.
+fn netkit_in(ns: &TestNs, bpffs: &common::Bpffs) -> std::process::Command {
+    let mut c = common::netkit();
+    c.args(["-n", &ns.name, "--bpffs", &bpffs.arg()]);
+    c
+}
+
+#[test]
+fn apply_makes_repairs_refuses_and_prunes_veth_pairs() {
+    require_root!();
+    let host = TestNs::new("vethap");
+    let pod = TestNs::pod("vethappod");
+    let (files, bpffs) = (Files::new(), common::Bpffs::new());
+    let spec = format!(
+        "pairs:\n  - name: pod0\n    kind: veth\n    mtu: 1400\n    peer: {{name: eth0, netns: {}}}\nchains:\n  - device: pod0\n    hook: ingress\n    programs:\n      - {{name: c, program: counter}}\n",
+        pod.name
+    );
+    files.apply(netkit_in(&host, &bpffs), &spec, &[]);
+    assert_eq!(host.ip_link("pod0")["linkinfo"]["info_kind"], "veth");
+    assert_eq!(pod.ip_link("eth0")["mtu"], 1400);
+    assert!(files.apply(netkit_in(&host, &bpffs), &spec, &[]).contains("no changes"));
+    // Exported as it is, its kind named; the export applies as a no-op.
+    let o = netkit_in(&host, &bpffs).args(["export", "--state", &files.state()]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let exported = stdout(&o);
+    assert!(exported.contains("- name: pod0\n  kind: veth\n"), "{exported}");
+    assert!(files.apply(netkit_in(&host, &bpffs), &exported, &[]).contains("no changes"), "{exported}");
+
+    // Deleted by ip: made again, with its chain.
+    host.ip_ok(&["link", "del", "pod0"]);
+    let out = files.apply(netkit_in(&host, &bpffs), &spec, &[]);
+    assert!(out.contains("pod0"), "{out}");
+    assert_eq!(pod.ip_link("eth0")["linkinfo"]["info_kind"], "veth");
+    let chain = common::witness::chain(&host, "pod0", common::witness::attach_type("ingress"));
+    assert_eq!(chain.slots.len(), 1, "the counter, on a link: {:?}", chain.slots);
+    assert_ne!(chain.slots[0].1, 0, "owned by a link");
+
+    // The kind is fixed at creation: a spec that says netkit is refused, untouched.
+    let index = host.ifindex_of("pod0");
+    let netkit = spec.replace("kind: veth", "kind: netkit");
+    let o = files.run(netkit_in(&host, &bpffs), "apply", &netkit, &[], None);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(stderr(&o).contains("kind is veth (the spec says netkit)"), "{}", stderr(&o));
+    assert_eq!(host.ifindex_of("pod0"), index);
+
+    // netkit's settings and hooks are mistakes in a veth pair's spec, by place.
+    let mode = spec.replace("kind: veth", "kind: veth\n    mode: l2");
+    let o = files.run(netkit_in(&host, &bpffs), "apply", &mode, &[], None);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains(".yaml:2:") && err.contains("mode is a netkit setting and does not apply to kind: veth"),
+        "{err}"
+    );
+    let peer_hook = spec.replace("hook: ingress", "hook: peer");
+    let o = files.run(netkit_in(&host, &bpffs), "apply", &peer_hook, &[], None);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("pod0 is a veth pair: it has no peer hook; its programs go on tcx"), "{}", stderr(&o));
+    assert_eq!(host.ifindex_of("pod0"), index);
+
+    // Pruned: the pair and its pins go.
+    files.apply(netkit_in(&host, &bpffs), "{}", &["--prune"]);
+    assert_eq!((devices(&host), devices(&pod)), (Vec::new(), Vec::new()));
+    assert_eq!(common::witness::pins(&bpffs.path.join("netkit")), Vec::<String>::new());
+}
