@@ -230,7 +230,8 @@ fn bad_specs_name_their_place_and_change_nothing() {
         ("chains:\n  - device: dev0\n    hook: ingress\n    colour: red\n", "4:", "colour"),
         ("chains:\n  - device: dev0\n    hook: sideways\n", "3:", "unknown hook"),
         ("chains:\n  - device: dev9\n    hook: ingress\n", "2:", "no device dev9"),
-        ("chains:\n  - device: dev0\n    hook: primary\n", "2:", "not a netkit primary"),
+        // (On dev0, a veth, primary is its tcx egress.)
+        ("chains:\n  - device: lo\n    hook: primary\n", "2:", "not a netkit primary"),
         (
             "chains:\n  - device: dev0\n    hook: ingress\n    programs:\n      - {name: x, program: pass}\n      - {name: x, program: pass}\n",
             "6:",

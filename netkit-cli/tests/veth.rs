@@ -6,7 +6,13 @@
 
 mod common;
 
-use common::{TestNs, apply::Files, stderr, stdout};
+use common::{
+    TestNs,
+    apply::Files,
+    hooks::{HookEnv, Pair},
+    stderr, stdout,
+};
+use netkit::mprog::Hook;
 use serde_json::Value;
 
 fn names(list: &Value) -> Vec<String> {
@@ -188,14 +194,71 @@ fn apply_makes_repairs_refuses_and_prunes_veth_pairs() {
         err.contains(".yaml:2:") && err.contains("mode is a netkit setting and does not apply to kind: veth"),
         "{err}"
     );
-    let peer_hook = spec.replace("hook: ingress", "hook: peer");
-    let o = files.run(netkit_in(&host, &bpffs), "apply", &peer_hook, &[], None);
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("pod0 is a veth pair: it has no peer hook; its programs go on tcx"), "{}", stderr(&o));
     assert_eq!(host.ifindex_of("pod0"), index);
+
+    // The pair's words name its tcx hooks: peer is its ingress, so the same
+    // chain said with `peer` changes nothing, and `primary` is its egress.
+    let peer_hook = spec.replace("hook: ingress", "hook: peer");
+    assert!(files.apply(netkit_in(&host, &bpffs), &peer_hook, &[]).contains("no changes"));
+    let both =
+        format!("{peer_hook}  - device: pod0\n    hook: ingress\n    programs:\n      - {{name: d, program: pass}}\n");
+    let o = files.run(netkit_in(&host, &bpffs), "apply", &both, &[], None);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("a second chain for pod0 ingress (the first is at"), "{}", stderr(&o));
+    let primary =
+        format!("{peer_hook}  - device: pod0\n    hook: primary\n    programs:\n      - {{name: d, program: pass}}\n");
+    files.apply(netkit_in(&host, &bpffs), &primary, &[]);
+    let egress = common::witness::chain(&host, "pod0", common::witness::attach_type("egress"));
+    assert_eq!(egress.slots.len(), 1, "{:?}", egress.slots);
+    assert!(bpffs.path.join(format!("netkit/links/{}/pod0/egress/d", host.name)).exists(), "pinned under the tcx hook");
 
     // Pruned: the pair and its pins go.
     files.apply(netkit_in(&host, &bpffs), "{}", &["--prune"]);
     assert_eq!((devices(&host), devices(&pod)), (Vec::new(), Vec::new()));
     assert_eq!(common::witness::pins(&bpffs.path.join("netkit")), Vec::<String>::new());
+}
+
+#[test]
+fn on_a_veth_device_peer_and_primary_are_its_tcx_ingress_and_egress() {
+    require_root!();
+    let env = HookEnv::tcx("vethhk");
+    if env.pair != Pair::Veth {
+        common::skip("this kernel has no veth");
+        return;
+    }
+    // peer: what the other end sends, arriving on the device's tcx ingress.
+    let o = env.attach(Hook::Peer, "drop", &["--pin", "d"]);
+    assert_eq!(o["hook"], "ingress", "{o}");
+    let ingress = common::witness::chain(&env.ns, "dev0", common::witness::attach_type("ingress"));
+    assert_eq!(ingress.slots.len(), 1, "{:?}", ingress.slots);
+    assert!(env.bpffs.path.join(format!("netkit/links/{}/dev0/ingress/d", env.ns.name)).exists());
+    // (Only one way: veth is L2, and a drop one way drops the ARP answers too.)
+    assert!(!env.traffic(Hook::Peer), "the pod's packets are dropped");
+    let q = env.json(&["query", "dev0", "peer"]);
+    assert_eq!((q[0]["hook"].as_str(), q[0]["programs"].as_array().map(Vec::len)), (Some("ingress"), Some(1)), "{q}");
+    env.ok(&["detach", "dev0", "peer", "d"]);
+    assert!(env.traffic(Hook::Peer));
+
+    // primary: what is sent to the other end, on the device's tcx egress.
+    let o = env.attach(Hook::Primary, "drop", &["--pin", "d"]);
+    assert_eq!(o["hook"], "egress", "{o}");
+    assert!(!env.traffic(Hook::Primary), "packets to the pod are dropped");
+    env.ok(&["detach", "dev0", "egress", "d"]);
+    assert!(env.traffic(Hook::Primary));
+
+    // A peer redirect works at tc ingress: taken on peer, refused on primary.
+    env.attach(Hook::Peer, "redirect-peer", &["--pin", "rp"]);
+    let err = env.fails(&["attach", "dev0", "primary", "redirect-peer"]);
+    assert!(err.contains("on the egress hook every packet it redirects is dropped"), "{err}");
+    env.ok(&["detach", "dev0", "peer", "rp"]);
+    assert_eq!(common::witness::pins(&env.bpffs.path.join("netkit")), Vec::<String>::new());
+
+    // The device deleted by ip: its link is defunct, and detach by the
+    // pair's word still finds the pin it left under the tcx hook.
+    env.attach(Hook::Peer, "pass", &["--pin", "g"]);
+    env.ns.ip_ok(&["link", "del", "dev0"]);
+    env.eventually("detach to remove the defunct link's pin", || {
+        env.run(&["detach", "dev0", "peer", "g"]).status.success()
+    });
+    assert_eq!(common::witness::pins(&env.bpffs.path.join("netkit")), Vec::<String>::new());
 }

@@ -40,8 +40,8 @@ impl<T> Closed<T> {
 pub(super) const HOOKS: Closed<Hook> = Closed(&[
     (Hook::Ingress, "ingress", "tcx ingress of any device"),
     (Hook::Egress, "egress", "tcx egress of any device"),
-    (Hook::Primary, "primary", "netkit: programs run when the primary transmits (toward the peer)"),
-    (Hook::Peer, "peer", "netkit: programs run when the peer transmits (toward the primary)"),
+    (Hook::Primary, "primary", "netkit: programs run when the primary transmits (toward the peer); veth: tcx egress"),
+    (Hook::Peer, "peer", "netkit: programs run when the peer transmits (toward the primary); veth: tcx ingress"),
 ]);
 
 pub(super) const KINDS: Closed<PairKind> = Closed(&[

@@ -298,7 +298,7 @@ pub async fn logs(
 ) -> Result<()> {
     let logs = |id: u32, _: &str| netkit::maps::ProgMaps::open(id).is_ok_and(|m| m.has("AYA_LOGS"));
     let (dev, slot) = hooks.program_on(dev, hook, target, "program that logs with aya-log", logs).await?;
-    let href = netkit::mprog::HookRef::new(dev.ifindex, hook);
+    let href = netkit::mprog::HookRef::new(dev.ifindex, dev.hook(hook));
     let prog = slot.prog_id;
     let still_there = move || href.query().is_ok_and(|c| c.slots.iter().any(|s| s.prog_id == prog));
     let how = crate::commands::run::follow_logs(prog, still_there, out).await?;

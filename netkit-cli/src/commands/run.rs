@@ -117,8 +117,9 @@ pub async fn run(
     load: &LoadOptions,
     out: &mut impl Write,
 ) -> Result<(), AttachError> {
-    programs::check_hook(prog, hook)?;
     let dev = hooks.device(device).await?;
+    let hook = dev.hook(hook);
+    programs::check_hook(prog, hook)?;
     let mut loaded = programs::load(prog, load)?;
     // A program with an aya-log buffer gets its log streamed (`log`, or a
     // user object built with aya-log); others have no such map.

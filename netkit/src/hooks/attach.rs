@@ -74,15 +74,15 @@ impl Hooks<'_> {
         if let Attachment::Link { pin: Some(name), .. } = &req.attachment {
             pins::check_name(name)?;
         }
-        programs::check_hook(&req.prog, req.hook)?;
         Ok(())
     }
 
     /// `netkit attach`: a pinned link (or a plain attachment with `plain`).
     pub async fn attach(&self, req: &AttachRequest) -> Result<Outcome, AttachError> {
         self.check_request(req)?;
-        let hook = req.hook;
         let dev = self.device(&req.device).await?;
+        let hook = dev.hook(req.hook);
+        programs::check_hook(&req.prog, hook)?;
         let Attachment::Link { position, pin } = &req.attachment else {
             let loaded = programs::load(&req.prog, &req.load)?;
             let action = self.attach_plain(&dev, hook, &loaded, &req.attachment, req.expected_revision).await?;

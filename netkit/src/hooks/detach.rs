@@ -128,8 +128,14 @@ impl Hooks<'_> {
     fn unpin_defunct_of_gone(&self, req: &DetachRequest, gone: AttachError) -> Result<Outcome, AttachError> {
         let DetachTarget::Ref(RefSpec::Name(name)) = &req.target else { return Err(gone) };
         let layout = Layout::unchecked(&self.bpffs);
-        let dev = Device { name: req.device.clone(), ifindex: 0, netns: crate::os::netns::current_name() };
-        let path = layout.link_path(&dev.netns, &dev.name, req.hook, name);
+        let dev = Device { name: req.device.clone(), ifindex: 0, netns: crate::os::netns::current_name(), veth: false };
+        // A gone device's kind is unknown: on a veth, peer and primary were
+        // pinned under its tcx hooks.
+        let hook = [req.hook, req.hook.on_veth()]
+            .into_iter()
+            .find(|h| layout.link_path(&dev.netns, &dev.name, *h, name).exists())
+            .unwrap_or(req.hook);
+        let path = layout.link_path(&dev.netns, &dev.name, hook, name);
         match link::AtPin::open(&path) {
             Ok(link::AtPin::Defunct(defunct)) => {
                 let (id, prog_id) = (defunct.link().id(), defunct.link().prog_id());
@@ -139,7 +145,7 @@ impl Hooks<'_> {
                     prog_label(prog_id),
                     path.display()
                 );
-                Ok(Self::outcome(&dev, req.hook, None, Some(id), Some(path.display().to_string()), action))
+                Ok(Self::outcome(&dev, hook, None, Some(id), Some(path.display().to_string()), action))
             }
             _ => Err(gone),
         }
@@ -154,6 +160,7 @@ impl Hooks<'_> {
             // the pin is all that is left to remove.
             Err(e) => return self.unpin_defunct_of_gone(req, e),
         };
+        let hook = dev.hook(hook);
         let layout = Layout::unchecked(&self.bpffs);
         let scope = Scope { layout: &layout, netns: &dev.netns, device: &dev.name, hook };
         let (target, position) = match &req.target {

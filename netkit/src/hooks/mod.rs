@@ -166,6 +166,15 @@ pub struct Device {
     pub ifindex: u32,
     /// The namespace's name in the pin layout.
     pub(crate) netns: String,
+    /// A veth device: `primary` and `peer` name its tcx hooks.
+    pub(crate) veth: bool,
+}
+
+impl Device {
+    /// The hook the kernel has for `hook` on this device (see [`Hook::on_veth`]).
+    pub fn hook(&self, hook: Hook) -> Hook {
+        if self.veth { hook.on_veth() } else { hook }
+    }
 }
 
 /// The context every hook operation works in.
@@ -227,7 +236,8 @@ impl Hooks<'_> {
             .nl
             .link_by_name(name)?
             .ok_or_else(|| DeviceError::NotFound { name: name.into(), netns: netns::current_name() })?;
-        Ok((Device { name: link.name.clone(), ifindex: link.index, netns: netns::current_name() }, link))
+        let veth = link.kind.as_deref() == Some("veth");
+        Ok((Device { name: link.name.clone(), ifindex: link.index, netns: netns::current_name(), veth }, link))
     }
 
     pub(super) fn layout(&self) -> Result<Layout, AttachError> {

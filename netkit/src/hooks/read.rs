@@ -83,7 +83,8 @@ impl Hooks<'_> {
                     .into_iter()
                     .map(|l| {
                         let primary = l.role() == Some(Role::Primary);
-                        (Device { name: l.name, ifindex: l.index, netns: here.clone() }, primary)
+                        let veth = l.kind.as_deref() == Some("veth");
+                        (Device { name: l.name, ifindex: l.index, netns: here.clone(), veth }, primary)
                     })
                     .collect()
             }
@@ -92,7 +93,7 @@ impl Hooks<'_> {
         let pins = self.pins_by_link(if all { None } else { devices.first().map(|(d, _)| d) });
         for (dev, primary) in devices {
             let hooks: Vec<Hook> = match hook {
-                Some(h) => vec![h],
+                Some(h) => vec![dev.hook(h)],
                 None if primary => Hook::ALL.to_vec(),
                 None => vec![Hook::Ingress, Hook::Egress],
             };
@@ -122,6 +123,7 @@ impl Hooks<'_> {
         fits: impl Fn(u32, &str) -> bool,
     ) -> Result<(Device, SlotView), AttachError> {
         let dev = self.device(device).await?;
+        let hook = dev.hook(hook);
         let chain = match HookRef::new(dev.ifindex, hook).query() {
             Ok(c) => c,
             Err(err) => return Err(self.explain(err, &dev, hook, Context::default()).await),

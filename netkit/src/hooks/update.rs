@@ -35,8 +35,9 @@ impl Hooks<'_> {
         if let Some(RefSpec::Link(_) | RefSpec::Name(_)) = expected_old {
             return Err(AttachError::Invalid("--expected-old takes the program the link runs now: prog:ID".into()));
         }
-        programs::check_hook(prog, hook)?;
         let dev = self.device(device).await?;
+        let hook = dev.hook(hook);
+        programs::check_hook(prog, hook)?;
         let layout = Layout::unchecked(&self.bpffs);
         let scope = Scope { layout: &layout, netns: &dev.netns, device: &dev.name, hook };
         let link = refs::resolve(target, &scope)?;

@@ -41,6 +41,19 @@ impl Hook {
         matches!(self, Self::Primary | Self::Peer)
     }
 
+    /// The hook this one names on a veth device, which has only tcx hooks:
+    /// a pair's words name the device's own, `peer` (what the other end
+    /// sends, arriving here) its ingress and `primary` (what is sent to the
+    /// other end) its egress, as a netkit primary's hooks see the same
+    /// packets.
+    pub fn on_veth(self) -> Hook {
+        match self {
+            Self::Peer => Self::Ingress,
+            Self::Primary => Self::Egress,
+            h => h,
+        }
+    }
+
     /// The hook's command-line name (`ingress`, `egress`, `primary`, `peer`).
     pub fn name(self) -> &'static str {
         match self {

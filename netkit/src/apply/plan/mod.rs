@@ -93,6 +93,16 @@ impl<'a, N: Node> Planner<'a, N> {
 
 struct Mistakes(Vec<(Place, String)>);
 
+impl Mistakes {
+    /// The refusal, in the order of the spec's lines.
+    fn blocked(mut self, file: &str) -> ApplyError {
+        self.0.sort_by_key(|(p, _)| (p.line, p.column));
+        ApplyError::Blocked(
+            self.0.into_iter().map(|(p, m)| if p.line > 0 { format!("{file}:{p}: {m}") } else { m }).collect(),
+        )
+    }
+}
+
 /// A managed link against its hook's chain.
 enum Held {
     /// On the hook, at `pos`.
@@ -113,6 +123,8 @@ fn off_hook(link_id: u32) -> String {
 impl<N: Node> Planner<'_, N> {
     /// Plans `spec` against the node.
     pub(crate) async fn plan(&self, spec: &Spec) -> Result<Plan, ApplyError> {
+        let on_tcx = self.on_tcx(spec).await.map_err(|m| m.blocked(&spec.file))?;
+        let spec = on_tcx.as_ref().unwrap_or(spec);
         let mut plan = Plan { steps: vec![], foreign: vec![], notes: vec![], work: Work::default() };
         plan.work.owned = self.owned.clone();
         let mut blocked = Mistakes(Vec::new());
@@ -330,14 +342,7 @@ impl<N: Node> Planner<'_, N> {
         }
 
         if !blocked.0.is_empty() {
-            blocked.0.sort_by_key(|(p, _)| (p.line, p.column));
-            return Err(ApplyError::Blocked(
-                blocked
-                    .0
-                    .into_iter()
-                    .map(|(p, m)| if p.line > 0 { format!("{}:{p}: {m}", spec.file) } else { m })
-                    .collect(),
-            ));
+            return Err(blocked.blocked(&spec.file));
         }
         Ok(plan)
     }
@@ -376,6 +381,42 @@ impl<N: Node> Planner<'_, N> {
 
     /// Programs on a pair's hooks that apply does not own, as words; None
     /// when the hooks cannot be read.
+    /// `spec` with each chain on a veth device given by its tcx hook (`peer`
+    /// is a veth's ingress, `primary` its egress: [`Hook::on_veth`]), when
+    /// any is named by a pair's word; a declared pair's kind tells, else the
+    /// device on the node. Two chains that name one hook are refused.
+    async fn on_tcx(&self, spec: &Spec) -> Result<Option<Spec>, Mistakes> {
+        let mut out: Option<Spec> = None;
+        for (i, c) in spec.chains.iter().enumerate() {
+            if !c.hook.is_netkit() {
+                continue;
+            }
+            let veth = match spec.pair(&c.device) {
+                Some(p) => p.spec.kind == PairKind::Veth,
+                None => {
+                    matches!(self.node.link(&c.device).await, Ok(Some(l)) if PairKind::of(&l) == Some(PairKind::Veth))
+                }
+            };
+            if veth {
+                out.get_or_insert_with(|| spec.clone()).chains[i].hook = c.hook.on_veth();
+            }
+        }
+        let Some(s) = &out else { return Ok(None) };
+        let mut twice = Vec::new();
+        for (i, c) in s.chains.iter().enumerate() {
+            if let Some(first) = s.chains[..i].iter().find(|o| o.device == c.device && o.hook == c.hook) {
+                twice.push((
+                    c.place,
+                    format!(
+                        "a second chain for {} {} (the first is at {}): on a veth device, peer is its ingress and primary its egress",
+                        c.device, c.hook, first.place
+                    ),
+                ));
+            }
+        }
+        if twice.is_empty() { Ok(out) } else { Err(Mistakes(twice)) }
+    }
+
     async fn foreign_on(&self, ends: &Ends) -> Option<Vec<String>> {
         let owned: BTreeSet<u32> = self
             .owned
