@@ -8,237 +8,15 @@
 
 mod common;
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+use std::process::Stdio;
+
+use common::{
+    TestNs,
+    apply::Files,
+    cni::{FIREWALL_DENIES, Node, firewall_chain, pings},
+    stdout, witness,
 };
-
-use common::{Bpffs, TestNs, apply::Files, stdout, witness};
 use serde_json::{Value, json};
-
-/// Where the guest has the plugins and the runtime.
-fn cni_path() -> Option<String> {
-    std::env::var("NETKIT_TEST_CNI_PATH").ok().filter(|p| Path::new(p).join("netkit-cni").is_file())
-}
-
-fn runtime_bin() -> String {
-    std::env::var("NETKIT_TEST_CNI_RUNTIME").expect("NETKIT_TEST_CNI_RUNTIME")
-}
-
-macro_rules! require_cni {
-    () => {
-        require_netkit!();
-        if cni_path().is_none() {
-            common::skip("no CNI plugins (NETKIT_TEST_CNI_PATH): the VM suite carries them");
-            return;
-        }
-    };
-}
-
-/// One node: its namespace, bpffs, and a directory for the plugin's state,
-/// host-local's allocations, libcni's cache and the conflists.
-struct Node {
-    ns: TestNs,
-    bpffs: Bpffs,
-    dir: PathBuf,
-    /// CNI_PATH for the runtime and the plugin.
-    path: String,
-}
-
-impl Node {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("netkit-cni-{tag}-{}-{}", std::process::id(), common::unique()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ns = TestNs::new(tag);
-        // A node forwards; the plugin turns it on when it is off (checked below).
-        Self { ns, bpffs: Bpffs::new(), dir, path: cni_path().unwrap() }
-    }
-
-    /// A node whose IPAM plugin is Debian 12's host-local (reference plugins
-    /// 1.1.1: CNI up to 1.0.0, no GC, no STATUS), found first in CNI_PATH;
-    /// None where the guest does not carry it.
-    fn with_bookworm_ipam(tag: &str) -> Option<Self> {
-        let old =
-            std::env::var("NETKIT_TEST_CNI_BOOKWORM").ok().filter(|d| Path::new(d).join("host-local").is_file())?;
-        let mut node = Self::new(tag);
-        node.path = format!("{old}:{}", node.path);
-        Some(node)
-    }
-
-    fn ipam_dir(&self) -> PathBuf {
-        self.dir.join("ipam")
-    }
-
-    fn state_dir(&self) -> PathBuf {
-        self.dir.join("state")
-    }
-
-    /// The netkit plugin's configuration with `extra` keys merged in.
-    fn netkit_conf(&self, version: &str, extra: Value) -> Value {
-        let mut conf = json!({
-            "cniVersion": version,
-            "name": "pods",
-            "type": "netkit-cni",
-            "bpffs": self.bpffs.arg(),
-            "stateDir": self.state_dir(),
-            "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.22.0.0/24"}]], "dataDir": self.ipam_dir()},
-        });
-        for (k, v) in extra.as_object().unwrap() {
-            conf[k] = v.clone();
-        }
-        conf
-    }
-
-    /// A conflist: netkit, then `tuning` reading its prevResult.
-    fn conflist(&self, extra: Value) -> PathBuf {
-        let list = json!({
-            "cniVersion": "1.1.0",
-            "name": "pods",
-            "plugins": [
-                self.netkit_conf("1.1.0", extra),
-                {"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.arp_ignore": "1"}},
-            ],
-        });
-        let path = self.dir.join(format!("net-{}.conflist", common::unique()));
-        std::fs::write(&path, serde_json::to_vec_pretty(&list).unwrap()).unwrap();
-        path
-    }
-
-    /// Runs the libcni runtime in the node's namespace.
-    fn runtime(&self, args: &[&str], fault: Option<&str>) -> Output {
-        self.runtime_cmd(args, fault).output().expect("the CNI runtime runs")
-    }
-
-    fn runtime_cmd(&self, args: &[&str], fault: Option<&str>) -> Command {
-        let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net={}", self.ns.path.display()))
-            .arg(runtime_bin())
-            .args(args)
-            .env("CNI_PATH", &self.path)
-            .env("CNI_CACHE_DIR", self.dir.join("cache"));
-        match fault {
-            Some(f) => cmd.env("NETKIT_FAULT", f),
-            None => cmd.env_remove("NETKIT_FAULT"),
-        };
-        cmd
-    }
-
-    fn add(&self, list: &Path, id: &str, pod: &TestNs) -> Value {
-        let o = self.runtime(&["add", &list.display().to_string(), id, &pod.path.display().to_string(), "eth0"], None);
-        assert!(o.status.success(), "ADD {id} failed: {}{}", stdout(&o), common::stderr(&o));
-        serde_json::from_slice(&o.stdout).unwrap()
-    }
-
-    /// The error object of a failed runtime command.
-    fn add_fails(&self, list: &Path, id: &str, pod: &TestNs, fault: Option<&str>) -> Value {
-        let o = self.runtime(&["add", &list.display().to_string(), id, &pod.path.display().to_string(), "eth0"], fault);
-        assert!(!o.status.success(), "ADD {id} should fail: {}", stdout(&o));
-        serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("no error object: {}", stdout(&o)))
-    }
-
-    fn cmd(&self, verb: &str, list: &Path, id: &str, pod: &TestNs) -> Output {
-        self.cmd_of(verb, list, id, pod).output().expect("the CNI runtime runs")
-    }
-
-    /// The runtime's `VERB` of container `id`, to be started.
-    fn cmd_of(&self, verb: &str, list: &Path, id: &str, pod: &TestNs) -> Command {
-        self.runtime_cmd(&[verb, &list.display().to_string(), id, &pod.path.display().to_string(), "eth0"], None)
-    }
-
-    /// The plugin itself in the node's namespace, as a runtime runs it,
-    /// with `env` and `conf` written to its standard input.
-    fn spawn_plugin(&self, env: &[(&str, &str)], conf: &Value) -> std::process::Child {
-        let mut child = Command::new("nsenter")
-            .arg(format!("--net={}", self.ns.path.display()))
-            .arg(Path::new(&cni_path().unwrap()).join("netkit-cni"))
-            .env("CNI_PATH", &self.path)
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write as _;
-        child.stdin.take().unwrap().write_all(conf.to_string().as_bytes()).unwrap();
-        child
-    }
-
-    /// Runs the plugin with `env` and `conf`: success and its answer.
-    fn plugin(&self, env: &[(&str, &str)], conf: &Value) -> (bool, Value) {
-        let o = self.spawn_plugin(env, conf).wait_with_output().unwrap();
-        let text = stdout(&o);
-        (o.status.success(), serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    /// Everything an attachment leaves: netkit devices of the node, pins
-    /// under the plugin's bpffs tree, records, host-local allocations.
-    fn leftovers(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let links = self.ns.ip(&["-j", "link", "show", "type", "netkit"]);
-        let links: Value = serde_json::from_slice(&links.stdout).unwrap_or(Value::Null);
-        for l in links.as_array().into_iter().flatten() {
-            out.push(format!("device {}", l["ifname"]));
-        }
-        let files = |root: &Path| -> Vec<String> {
-            let o = Command::new("find").arg(root).args(["-type", "f"]).output().unwrap();
-            stdout(&o).lines().map(str::to_string).collect()
-        };
-        out.extend(files(&self.bpffs.path.join("netkit/cni")).into_iter().map(|f| format!("pin {f}")));
-        out.extend(files(&self.state_dir()).into_iter().map(|f| format!("record {f}")));
-        // host-local keeps one file per allocated address (and a lock and
-        // its last reservation, which are not allocations).
-        out.extend(
-            files(&self.ipam_dir().join("pods"))
-                .into_iter()
-                .filter(|f| !f.ends_with("/lock") && !f.contains("last_reserved_ip"))
-                .map(|f| format!("allocation {f}")),
-        );
-        out
-    }
-
-    /// The pin of link `name` of container `id` (under its own directory).
-    fn pin(&self, id: &str, name: &str) -> Option<PathBuf> {
-        let dir = self.bpffs.path.join("netkit/cni/pods").join(id).join("eth0");
-        let o = Command::new("find").arg(&dir).args(["-type", "f", "-name", name]).output().unwrap();
-        stdout(&o).lines().next().map(PathBuf::from)
-    }
-
-    /// The node's side of pod `result`'s pair.
-    fn host_of(result: &Value) -> String {
-        result["interfaces"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|i| i.get("sandbox").is_none())
-            .map(|i| i["name"].as_str().unwrap().to_string())
-            .expect("a host interface in the result")
-    }
-
-    fn ip_of(result: &Value) -> String {
-        let cidr = result["ips"][0]["address"].as_str().unwrap();
-        cidr.split('/').next().unwrap().to_string()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn pings(from: &TestNs, to: &str) -> bool {
-    from.exec("ping", &["-c", "1", "-W", "2", to]).status.success()
-}
-
-const FIREWALL_DENIES: &str = "10.22.0.3";
-
-/// The chain every pod gets: a firewall that denies everything the pod at
-/// FIREWALL_DENIES sends, so that pod is cut off and the others are not.
-fn firewall_chain() -> Value {
-    json!([{"hook": "peer", "programs": [
-        {"name": "fw", "program": "firewall", "rules": [format!("src {FIREWALL_DENIES}/32 deny")]},
-    ]}])
-}
 
 #[test]
 fn pods_reach_each_other_and_the_host_and_the_firewall_cuts_one_off() {
@@ -499,7 +277,7 @@ fn the_pod_is_cut_off_until_its_chain_is_attached_and_a_killed_add_is_deleted() 
 #[test]
 fn del_tolerates_a_vanished_pod_and_gc_collects_stale_attachments() {
     require_cni!();
-    del_and_gc(&Node::new("cnid"));
+    common::cni::del_and_gc(&Node::new("cnid"), json!({}));
 }
 
 /// The same with the IPAM plugin Debian 12 ships: the configuration (CNI
@@ -515,53 +293,7 @@ fn an_ipam_plugin_of_cni_1_0_0_serves_add_del_gc_and_status() {
     let list = node.conflist(json!({}));
     let o = node.runtime(&["status", &list.display().to_string()], None);
     assert!(o.status.success(), "STATUS: {}{}", stdout(&o), common::stderr(&o));
-    del_and_gc(&node);
-}
-
-fn del_and_gc(node: &Node) {
-    let list = node.conflist(json!({"chains": firewall_chain()}));
-    let (a, b, c) = (TestNs::pod("cnida"), TestNs::pod("cnidb"), TestNs::pod("cnidc"));
-    node.add(&list, "ctr-a", &a);
-    node.add(&list, "ctr-b", &b);
-    let rc = node.add(&list, "ctr-c", &c);
-
-    // The pod's namespace goes first (its pair with it): DEL still succeeds
-    // and releases the address and the pins.
-    let a_path = a.path.clone();
-    drop(a);
-    let o = node.runtime(&["del", &list.display().to_string(), "ctr-a", &a_path.display().to_string(), "eth0"], None);
-    assert!(o.status.success(), "DEL of a vanished pod: {}", stdout(&o));
-    // DEL of something never added succeeds too.
-    let o = node.runtime(&["del", &list.display().to_string(), "ctr-never", "/run/netns/none", "eth0"], None);
-    assert!(o.status.success(), "DEL of an unknown container: {}", stdout(&o));
-
-    // GC with only c valid: b's pair, pins, record and address go.
-    let o = node.runtime(&["gc", &list.display().to_string(), "ctr-c/eth0"], None);
-    assert!(o.status.success(), "GC: {}", stdout(&o));
-    let left = node.leftovers();
-    assert!(left.iter().all(|l| !l.contains("ctr-b") && !l.contains("10.22.0.3")), "{left:?}");
-    assert_eq!(left.iter().filter(|l| l.starts_with("device")).count(), 1, "{left:?}");
-    assert!(node.cmd("check", &list, "ctr-c", &c).status.success(), "GC harmed the valid attachment");
-    assert_eq!(Node::ip_of(&rc), "10.22.0.4");
-
-    // A container whose namespace vanished without a DEL is added again (in
-    // a new namespace): the stale attachment, its address included, is
-    // cleared first, so one DEL leaves nothing.
-    let d = TestNs::pod("cnidd");
-    node.add(&list, "ctr-d", &d);
-    drop(d);
-    // The kernel removes a namespace's devices (and so the pair) a moment later.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while node.leftovers().iter().filter(|l| l.starts_with("device")).count() > 1 {
-        assert!(std::time::Instant::now() < deadline, "the vanished pod's pair stayed");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let d2 = TestNs::pod("cnidd2");
-    node.add(&list, "ctr-d", &d2);
-    assert!(node.cmd("del", &list, "ctr-d", &d2).status.success());
-
-    assert!(node.cmd("del", &list, "ctr-c", &c).status.success());
-    assert_eq!(node.leftovers(), Vec::<String>::new());
+    common::cni::del_and_gc(&node, json!({}));
 }
 
 #[test]

@@ -242,6 +242,21 @@ fn host_test_targets() -> Vec<String> {
     names
 }
 
+/// A CNI_PATH for the host suite (the netkit-cni just built, beside the
+/// reference plugins) and the libcni runtime.
+fn host_cni() -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let plugins = crate::cni::plugins()?;
+    let runtime = crate::cni::runtime()?;
+    let dir = util::target_dir().join("cni-host");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir)?;
+    std::os::unix::fs::symlink(util::target_dir().join("debug/netkit-cni"), dir.join("netkit-cni"))?;
+    for plugin in ["host-local", "tuning"] {
+        std::os::unix::fs::symlink(plugins.join(plugin), dir.join(plugin))?;
+    }
+    Ok((dir, runtime))
+}
+
 /// Why the host integration stage cannot run here, if it cannot.
 fn host_skip_reason() -> Option<String> {
     if !util::is_root() {
@@ -326,6 +341,11 @@ pub fn run(opts: &Options) -> Result<ExitCode> {
         match crate::cni::promtool() {
             Ok(p) => cmd.env("NETKIT_TEST_PROMTOOL", p),
             Err(e) => return (Verdict::Failed, format!("fetching promtool: {e:#}")),
+        };
+        // The CNI suite for veth pairs runs natively (this kernel has veth).
+        match host_cni() {
+            Ok((path, runtime)) => cmd.env("NETKIT_TEST_CNI_PATH", path).env("NETKIT_TEST_CNI_RUNTIME", runtime),
+            Err(e) => return (Verdict::Failed, format!("setting up the CNI plugins: {e:#}")),
         };
         // --no-fail-fast: a failing test binary must not hide the others' results.
         cmd.args(["test", "-p", "netkit-cli", "--no-fail-fast"]);

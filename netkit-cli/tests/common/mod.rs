@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod apply;
+pub mod cni;
 pub mod hooks;
 pub mod json_shape;
 pub mod witness;

@@ -21,7 +21,11 @@ use super::network::finish;
 use super::{CniError, Code, Env, Verb, config::NetConf, ipam, result::CniResult};
 use crate::{
     apply::{Engine, PlanOptions, state::Wait},
-    netlink::{Netlink, device::DeviceError, links::Policy},
+    netlink::{
+        Netlink,
+        device::DeviceError,
+        links::{PairKind, Policy},
+    },
     os::{
         netns::NetnsRef,
         probe::{self, Feature},
@@ -144,6 +148,16 @@ pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
             format!("{why}; DEL the attachment before adding it again"),
         )
     };
+    if conf.auto {
+        // The runtime keeps the plugin's standard error in its log.
+        eprintln!(
+            "netkit-cni: kind auto: container {} gets a {} pair (this kernel, {}, {})",
+            env.container_id,
+            conf.kind,
+            probe::kernel_release(),
+            if conf.kind == PairKind::Netkit { "has netkit" } else { "has no netkit" }
+        );
+    }
     let mut resumed = None;
     if let Some(old) = place.load()? {
         match nl.link_by_name(&old.host).map_err(layer_error("reading the host's devices"))? {
@@ -378,7 +392,9 @@ pub(super) fn attachments_under(root: &Path) -> Vec<(String, String)> {
 /// STATUS: can ADD work here?
 pub fn status(env: &Env, conf: &NetConf) -> Result<(), CniError> {
     let mut missing = Vec::new();
+    // veth (or auto, which falls back to it) needs no netkit.
     match probe::probe(Feature::Netkit) {
+        _ if conf.kind == PairKind::Veth || conf.auto => {}
         probe::Support::Supported => {}
         probe::Support::Unsupported => missing.push(format!(
             "this kernel ({}) has no netkit: needs {}",

@@ -9,7 +9,11 @@ use super::{
     result::{Cidr, CniResult},
 };
 use super::{attach::*, network::*};
-use crate::{apply::PlanOptions, netlink::Netlink, os::netns::NetnsRef};
+use crate::{
+    apply::PlanOptions,
+    netlink::{Netlink, links::PairKind},
+    os::netns::NetnsRef,
+};
 
 /// CHECK: the attachment as ADD made it, against `prevResult` and the
 /// configuration; every difference named.
@@ -30,7 +34,7 @@ pub fn check(env: &Env, conf: &NetConf) -> Result<(), CniError> {
         ));
     };
     let (rt, nl) = connect()?;
-    let mut differences = rt.block_on(differences(&nl, env, &record, prev));
+    let mut differences = rt.block_on(differences(&nl, env, &record, prev, conf.kind));
     let spec = conf.spec(&record.host, &env.ifname, Path::new(&env.netns), conf.policy)?;
     match rt.block_on(place.engine(&nl).plan(&spec, PlanOptions::default())) {
         Ok(plan) => {
@@ -52,7 +56,13 @@ pub fn check(env: &Env, conf: &NetConf) -> Result<(), CniError> {
     }
 }
 
-pub(super) async fn differences(nl: &Netlink, env: &Env, record: &Record, prev: &CniResult) -> Vec<String> {
+pub(super) async fn differences(
+    nl: &Netlink,
+    env: &Env,
+    record: &Record,
+    prev: &CniResult,
+    kind: PairKind,
+) -> Vec<String> {
     let mut out = Vec::new();
     let pod_index =
         prev.interfaces.iter().position(|i| i.name == env.ifname && i.sandbox.as_deref() == Some(&env.netns));
@@ -63,9 +73,9 @@ pub(super) async fn differences(nl: &Netlink, env: &Env, record: &Record, prev: 
         out.push(format!("prevResult lists no interface {} in {}", env.ifname, env.netns));
     }
     let host = match nl.link_by_name(&record.host) {
-        Ok(Some(l)) if l.is_netkit() => Some(l),
+        Ok(Some(l)) if PairKind::of(&l) == Some(kind) => Some(l),
         Ok(Some(l)) => {
-            out.push(format!("{} is a {} device, not netkit", record.host, l.kind.unwrap_or_default()));
+            out.push(format!("{} is a {} device, not {kind}", record.host, l.kind.unwrap_or_default()));
             None
         }
         _ => {

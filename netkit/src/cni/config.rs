@@ -16,7 +16,8 @@ use serde_saphyr::Spanned;
 use super::{CniError, Code, result::CniResult};
 use crate::{
     apply::spec::{self, ChainDoc, EndDoc, EntryDoc, PairDoc, Spec, SpecDoc},
-    netlink::links::{Mode, Policy, Scrub},
+    netlink::links::{Mode, PairKind, Policy, Scrub},
+    os::probe::{self, Feature},
 };
 
 /// The protocol versions this plugin speaks.
@@ -44,6 +45,7 @@ const PROTOCOL_KEYS: &[&str] = &[
 
 /// The keys of this plugin's own.
 const NETKIT_KEYS: &[&str] = &[
+    "kind",
     "mode",
     "mtu",
     "policy",
@@ -67,6 +69,16 @@ pub struct ChainConf {
     /// The programs, first to last.
     #[serde(default)]
     pub programs: Vec<EntryDoc>,
+}
+
+/// `kind`: the device pods get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum KindConf {
+    Netkit,
+    Veth,
+    /// netkit when the kernel has it, veth otherwise.
+    Auto,
 }
 
 /// `ipam`: the delegated plugin's section (the rest is its own business).
@@ -97,6 +109,8 @@ struct Doc {
     name: Option<String>,
     #[serde(default)]
     ipam: Option<IpamConf>,
+    #[serde(default)]
+    kind: Option<KindConf>,
     #[serde(default)]
     mode: Option<Mode>,
     #[serde(default)]
@@ -132,7 +146,12 @@ pub struct NetConf {
     pub ipam: IpamConf,
     /// The result of the plugins before this one (chaining, CHECK, DEL).
     pub prev_result: Option<CniResult>,
-    /// l3 (default) or l2.
+    /// The device pods get: netkit (the default) or veth, `auto` resolved
+    /// against this kernel.
+    pub kind: PairKind,
+    /// The configuration said `auto`.
+    pub auto: bool,
+    /// l3 (default) or l2; a veth pair is always l2.
     pub mode: Mode,
     /// MTU of both ends.
     pub mtu: Option<u32>,
@@ -260,12 +279,41 @@ pub fn parse(raw: &[u8], chains: bool) -> Result<NetConf, CniError> {
         }
         Some(ipam) => ipam,
     };
+    let kind = match doc.kind {
+        None | Some(KindConf::Netkit) => PairKind::Netkit,
+        Some(KindConf::Veth) => PairKind::Veth,
+        Some(KindConf::Auto) if probe::probe(Feature::Netkit).is_supported() => PairKind::Netkit,
+        Some(KindConf::Auto) => PairKind::Veth,
+    };
+    if kind == PairKind::Veth && chains {
+        let netkit_only = [
+            ("mode", doc.mode.is_some()),
+            ("policy", doc.policy.is_some()),
+            ("primaryPolicy", doc.primary_policy.is_some()),
+            ("scrub", doc.scrub.is_some()),
+            ("peerScrub", doc.peer_scrub.is_some()),
+            ("headroom", doc.headroom.is_some()),
+            ("tailroom", doc.tailroom.is_some()),
+        ];
+        if let Some((key, _)) = netkit_only.iter().find(|(_, given)| *given) {
+            let why = if doc.kind == Some(KindConf::Auto) {
+                format!("`kind` auto gives veth pairs here (this kernel, {}, has no netkit)", probe::kernel_release())
+            } else {
+                "`kind` is veth".to_string()
+            };
+            return Err(invalid(format!(
+                "`{key}` is a netkit setting and {why}: a veth pair always carries Ethernet frames, has no default verdicts (it is cut off until its chain is attached by staying down) and no scrub, headroom or tailroom settings; leave `{key}` out"
+            )));
+        }
+    }
     let conf = NetConf {
         cni_version: version,
         name,
         ipam,
         prev_result,
-        mode: doc.mode.unwrap_or(Mode::L3),
+        kind,
+        auto: doc.kind == Some(KindConf::Auto),
+        mode: if kind == PairKind::Veth { Mode::L2 } else { doc.mode.unwrap_or(Mode::L3) },
         mtu: doc.mtu,
         policy: doc.policy.unwrap_or(Policy::Pass),
         primary_policy: doc.primary_policy.unwrap_or(Policy::Pass),
@@ -307,7 +355,33 @@ impl NetConf {
     /// peer `ifname` inside `netns` with `peer_policy`) and the configured
     /// chains on its hooks.
     pub fn spec(&self, host: &str, ifname: &str, netns: &Path, peer_policy: Policy) -> Result<Spec, CniError> {
-        let pair = PairDoc {
+        let pair = if self.kind == PairKind::Veth {
+            // Made down: the pod is cut off until its chain is attached and
+            // its network configured, when both ends come up.
+            PairDoc {
+                name: spec::unplaced(host.to_string()),
+                kind: Some(PairKind::Veth),
+                mode: None,
+                pairing: None,
+                headroom: None,
+                tailroom: None,
+                mtu: self.mtu,
+                up: Some(false),
+                primary: EndDoc::default(),
+                peer: EndDoc {
+                    name: Some(ifname.to_string()),
+                    netns: Some(netns.display().to_string()),
+                    ..EndDoc::default()
+                },
+            }
+        } else {
+            self.netkit_pair(host, ifname, netns, peer_policy)
+        };
+        self.spec_with(pair, host)
+    }
+
+    fn netkit_pair(&self, host: &str, ifname: &str, netns: &Path, peer_policy: Policy) -> PairDoc {
+        PairDoc {
             name: spec::unplaced(host.to_string()),
             kind: None,
             mode: Some(self.mode),
@@ -324,7 +398,10 @@ impl NetConf {
                 scrub: self.peer_scrub,
                 ..EndDoc::default()
             },
-        };
+        }
+    }
+
+    fn spec_with(&self, pair: PairDoc, host: &str) -> Result<Spec, CniError> {
         let chains = self
             .chains
             .iter()
@@ -377,6 +454,30 @@ mod tests {
         assert_eq!((c.mode, c.policy, c.mtu), (Mode::L3, Policy::Pass, Some(1400)));
         assert_eq!(c.ipam.kind, "host-local");
         assert!(c.valid_set().is_empty());
+    }
+
+    #[test]
+    fn a_veth_configuration_takes_no_netkit_setting() {
+        let c = parse(conf(r#", "kind": "veth", "mtu": 1400"#).as_bytes(), true).unwrap();
+        assert_eq!((c.kind, c.mode, c.auto), (PairKind::Veth, Mode::L2, false));
+        let spec = c.spec("nk0", "eth0", Path::new("/proc/self/ns/net"), Policy::Drop).unwrap();
+        let pair = &spec.pairs[0].spec;
+        assert_eq!(
+            (pair.kind, pair.up, pair.settings.peer_policy),
+            (PairKind::Veth, false, None),
+            "made down, no policy"
+        );
+        for key in [r#""mode": "l2""#, r#""policy": "pass""#, r#""primaryPolicy": "drop""#, r#""headroom": 64"#] {
+            let e = parse(conf(&format!(r#", "kind": "veth", {key}"#)).as_bytes(), true).unwrap_err();
+            assert_eq!(e.code, Code::InvalidConfig as u32, "{key}");
+            assert!(e.details.contains("is a netkit setting and `kind` is veth"), "{key}: {}", e.details);
+        }
+        // DEL, GC and STATUS do not refuse what ADD would have.
+        assert!(parse(conf(r#", "kind": "veth", "mode": "l2""#).as_bytes(), false).is_ok());
+        let auto = parse(conf(r#", "kind": "auto""#).as_bytes(), true).unwrap();
+        let has = crate::os::probe::probe(Feature::Netkit).is_supported();
+        assert_eq!((auto.kind, auto.auto), (if has { PairKind::Netkit } else { PairKind::Veth }, true));
+        assert_eq!(parse(conf(r#", "kind": "tap""#).as_bytes(), true).unwrap_err().code, Code::InvalidConfig as u32);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::{
     netlink::{
         Netlink,
         device::PairChange,
-        links::{Link, Mode, Policy},
+        links::{Link, Mode, PairKind, Policy},
     },
     os::netns::NetnsRef,
 };
@@ -40,6 +40,15 @@ pub(super) async fn finish(
         .link_by_name(host)
         .map_err(layer_error("reading the host's devices"))?
         .ok_or_else(|| CniError::new(Code::Plugin, format!("{host} is gone"), ""))?;
+    if conf.kind == PairKind::Veth {
+        // A veth pair is made down, so the pod is cut off until its chain
+        // is attached (it is now): both ends come up, the pod's first, as
+        // its routes need it up.
+        fault("up")?;
+        nl.set_mtu_state(host, (None, Some(true)), (None, Some(true)))
+            .await
+            .map_err(layer_error("bringing the pair up"))?;
+    }
 
     // What a killed ADD made already, on these two devices.
     let (had_addresses, had_routes, had_host_routes) = if resuming {
@@ -93,7 +102,7 @@ pub(super) async fn finish(
     forwarding(&allocated, conf.mode, host)?;
 
     fault("policy")?;
-    if conf.policy != Policy::Drop {
+    if conf.kind == PairKind::Netkit && conf.policy != Policy::Drop {
         let change = PairChange { peer_policy: Some(conf.policy), ..PairChange::default() };
         nl.set(host, &change).await.map_err(layer_error("letting the pod's traffic through"))?;
     }
