@@ -10,7 +10,7 @@ use common::{
     TestNs,
     apply::Files,
     hooks::{HookEnv, Pair},
-    stderr, stdout,
+    send_udp, stderr, stdout,
 };
 use netkit::mprog::Hook;
 use serde_json::Value;
@@ -261,4 +261,38 @@ fn on_a_veth_device_peer_and_primary_are_its_tcx_ingress_and_egress() {
         env.run(&["detach", "dev0", "peer", "g"]).status.success()
     });
     assert_eq!(common::witness::pins(&env.bpffs.path.join("netkit")), Vec::<String>::new());
+}
+
+#[test]
+fn a_peer_redirect_delivers_from_one_veth_pod_into_another() {
+    require_root!();
+    let (host, a, b) = (TestNs::new("vethrd"), TestNs::pod("vethrda"), TestNs::pod("vethrdb"));
+    let bpffs = common::Bpffs::new();
+    let nk = |args: &[&str]| -> String {
+        let mut all = vec!["--bpffs", bpffs.path.to_str().unwrap()];
+        all.extend_from_slice(args);
+        host.ok(&all)
+    };
+    for (end, pod, ip) in [("ha", &a, "10.70.0.2"), ("hb", &b, "10.70.0.3")] {
+        nk(&["device", "add", end, "--kind", "veth", "--peer", "eth0", "--peer-netns", &pod.name, "--up"]);
+        pod.ip_ok(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+        pod.sysctl("net/ipv6/conf/all/disable_ipv6", "1");
+    }
+    // Pod a's packets for b leave towards a's host end (no ARP: the host
+    // has no route and no proxy for it), and only the redirect can carry them.
+    let ha_mac = host.ip_link("ha")["address"].as_str().unwrap().to_string();
+    a.ip_ok(&["neigh", "replace", "10.70.0.3", "lladdr", &ha_mac, "dev", "eth0"]);
+    a.ip_ok(&["route", "replace", "10.70.0.3/32", "dev", "eth0"]);
+    assert_eq!(send_udp(&a, &b, "10.70.0.3", 4000, 3), 0, "without the redirect nothing reaches b");
+
+    // redirect-peer on a's peer hook (the host end's tcx ingress), with an
+    // entry for b's address into the veth pair whose host end is hb.
+    nk(&["attach", "ha", "peer", "redirect-peer", "--pin", "rp"]);
+    nk(&["redirect", "add", "ha", "peer", "10.70.0.3", "hb"]);
+    assert_eq!(send_udp(&a, &b, "10.70.0.3", 4001, 20), 20, "every datagram redirected into pod b");
+    let list: Value = serde_json::from_str(&nk(&["-j", "redirect", "list", "ha", "peer"])).unwrap();
+    assert_eq!(list["stats"]["redirected"], 20, "{list}");
+    assert_eq!(list["entries"][0]["pair"], "hb", "{list}");
+    nk(&["detach", "ha", "peer", "rp"]);
+    assert_eq!(common::witness::pins(&bpffs.path.join("netkit")), Vec::<String>::new());
 }

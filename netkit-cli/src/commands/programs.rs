@@ -197,12 +197,13 @@ pub async fn redirect(cli: &Cli, hooks: &Hooks<'_>, cmd: &RedirectCommand, out: 
             let ip = ip_of(ip)?;
             let link = hooks.nl.link_by_name(pair)?.ok_or_else(|| {
                 anyhow!(
-                    "no device named `{pair}` here; PAIR is the primary of the netkit pair whose peer gets the packets"
+                    "no device named `{pair}` here; PAIR is the primary of the netkit pair (or the host end of the veth pair) whose peer gets the packets"
                 )
             })?;
-            if link.role() != Some(Role::Primary) {
+            // veth has a peer device for bpf_redirect_peer as netkit does.
+            if link.role() != Some(Role::Primary) && link.kind.as_deref() != Some("veth") {
                 bail!(
-                    "`{pair}` is not the primary of a netkit pair (it is {}); bpf_redirect_peer needs the primary, whose peer receives the packets",
+                    "`{pair}` is not the primary of a netkit pair or a veth device (it is {}); bpf_redirect_peer needs the device whose peer receives the packets",
                     match link.role() {
                         Some(Role::Peer) => "a netkit peer".to_string(),
                         Some(Role::Single) => "a single netkit device, without a peer".to_string(),
