@@ -904,3 +904,19 @@ fn a_program_the_cli_attached_from_a_file_is_exported_by_its_path_and_adopted() 
     assert_eq!(t.slots(Hook::Ingress).len(), 1);
     assert_eq!(t.diff(&spec, &[]).0, 0);
 }
+
+#[test]
+fn a_program_that_keeps_state_is_each_hooks_own() {
+    require_root!();
+    let t = T::new("apst");
+    let spec = "chains:\n  - device: dev0\n    hook: ingress\n    programs:\n      - {name: c, program: counter}\n      - {name: p, program: pass}\n  - device: dev0\n    hook: egress\n    programs:\n      - {name: c, program: counter}\n      - {name: p, program: pass}\n";
+    for jobs in ["1", "8"] {
+        t.apply(spec, &["--jobs", jobs]);
+        let (i, e) = (t.progs(Hook::Ingress), t.progs(Hook::Egress));
+        // A counter's counts are its hook's: two programs. A program that
+        // writes no map is loaded once and runs on both.
+        assert_ne!(i[0], e[0], "--jobs {jobs}: one counter on two hooks would mix their counts");
+        assert_eq!(i[1], e[1], "--jobs {jobs}: pass is shared");
+        t.apply("{}", &["--prune"]);
+    }
+}

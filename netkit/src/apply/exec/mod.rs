@@ -76,7 +76,8 @@ struct Shared<'a> {
     layout: Layout,
     netns: String,
     failed: AtomicBool,
-    /// Stateless programs loaded once per apply, by fingerprint.
+    /// Stateless programs (no rules or entries, and no map the program
+    /// writes: see [`writes_no_map`]) loaded once per apply, by fingerprint.
     cache: Mutex<HashMap<String, (OwnedFd, bpf::ProgInfo)>>,
     owned: Mutex<Ownership>,
     /// The record as it was before this apply.
@@ -209,7 +210,7 @@ impl Shared<'_> {
         if let Some(entries) = &m.entries {
             write_entries(nl, loaded.id(), entries).await?;
         }
-        if stateless && !self.cache.lock().unwrap().contains_key(&want.fingerprint) {
+        if stateless && writes_no_map(&loaded) && !self.cache.lock().unwrap().contains_key(&want.fingerprint) {
             let fd = loaded.fd.try_clone().map_err(|e| step_err("sharing a loaded program", e))?;
             self.cache.lock().unwrap().insert(want.fingerprint.clone(), (fd, loaded.info));
         }
@@ -539,4 +540,19 @@ fn collect<U>(results: Vec<JobResult<U>>, undo: &mut Vec<Vec<U>>, failure: &mut 
             *failure = Some(e);
         }
     }
+}
+
+/// Whether every map `loaded` uses is read-only to it (frozen read-only
+/// data): then one program can serve several hooks. A counter's counts, a
+/// firewall's hits and rules, a log's buffer are each hook's own, and a
+/// program shared by two hooks would mix them (and a rule added on one hook
+/// would hold on the other).
+fn writes_no_map(loaded: &Loaded) -> bool {
+    const BPF_F_RDONLY_PROG: u32 = 1 << 7;
+    let Ok((_, maps)) = crate::bpf::prog_info(loaded.fd.as_fd()) else { return false };
+    maps.into_iter().all(|id| {
+        crate::bpf::map_fd_by_id(id)
+            .and_then(|fd| crate::bpf::map_info(fd.as_fd()))
+            .is_ok_and(|info| info.map_flags & BPF_F_RDONLY_PROG != 0)
+    })
 }
