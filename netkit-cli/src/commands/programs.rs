@@ -201,7 +201,7 @@ pub async fn redirect(cli: &Cli, hooks: &Hooks<'_>, cmd: &RedirectCommand, out: 
                 )
             })?;
             // veth has a peer device for bpf_redirect_peer as netkit does.
-            if link.role() != Some(Role::Primary) && link.kind.as_deref() != Some("veth") {
+            if link.role() != Some(Role::Primary) && !link.is_veth() {
                 bail!(
                     "`{pair}` is not the primary of a netkit pair or a veth device (it is {}); bpf_redirect_peer needs the device whose peer receives the packets",
                     match link.role() {

@@ -171,6 +171,11 @@ pub struct Device {
 }
 
 impl Device {
+    /// `link`, in the namespace the layout names `netns`.
+    pub(crate) fn of(link: &crate::netlink::links::Link, netns: String) -> Self {
+        Self { name: link.name.clone(), ifindex: link.index, netns, veth: link.is_veth() }
+    }
+
     /// The hook the kernel has for `hook` on this device (see [`Hook::on_veth`]).
     pub fn hook(&self, hook: Hook) -> Hook {
         if self.veth { hook.on_veth() } else { hook }
@@ -236,8 +241,7 @@ impl Hooks<'_> {
             .nl
             .link_by_name(name)?
             .ok_or_else(|| DeviceError::NotFound { name: name.into(), netns: netns::current_name() })?;
-        let veth = link.kind.as_deref() == Some("veth");
-        Ok((Device { name: link.name.clone(), ifindex: link.index, netns: netns::current_name(), veth }, link))
+        Ok((Device::of(&link, netns::current_name()), link))
     }
 
     pub(super) fn layout(&self) -> Result<Layout, AttachError> {

@@ -83,8 +83,7 @@ impl Hooks<'_> {
                     .into_iter()
                     .map(|l| {
                         let primary = l.role() == Some(Role::Primary);
-                        let veth = l.kind.as_deref() == Some("veth");
-                        (Device { name: l.name, ifindex: l.index, netns: here.clone(), veth }, primary)
+                        (Device::of(&l, here.clone()), primary)
                     })
                     .collect()
             }

@@ -273,6 +273,11 @@ impl Link {
         self.kind.as_deref() == Some("netkit")
     }
 
+    /// Whether it is one end of a veth pair.
+    pub fn is_veth(&self) -> bool {
+        PairKind::of(self) == Some(PairKind::Veth)
+    }
+
     /// Whether it is one end of a netkit or a veth pair.
     pub(crate) fn is_pair(&self) -> bool {
         PairKind::of(self).is_some()

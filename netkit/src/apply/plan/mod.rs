@@ -394,7 +394,7 @@ impl<N: Node> Planner<'_, N> {
             let veth = match spec.pair(&c.device) {
                 Some(p) => p.spec.kind == PairKind::Veth,
                 None => {
-                    matches!(self.node.link(&c.device).await, Ok(Some(l)) if PairKind::of(&l) == Some(PairKind::Veth))
+                    matches!(self.node.link(&c.device).await, Ok(Some(l)) if l.is_veth())
                 }
             };
             if veth {
