@@ -164,3 +164,19 @@ fn veth_attachments_are_deleted_and_collected_like_netkit_ones() {
     require_cni_parts!();
     common::cni::del_and_gc(&Node::new("cnivd"), json!({"kind": "veth"}));
 }
+
+#[test]
+fn a_veth_add_or_del_killed_at_any_step_is_cleaned_up_by_del() {
+    require_cni_parts!();
+    common::cni::killed_at_any_step_then_del(&Node::new("cnivx"), json!({"kind": "veth"}));
+}
+
+#[test]
+fn a_veth_add_retried_after_the_plugin_was_killed_completes_with_what_it_made() {
+    require_cni_parts!();
+    // A pair's kind is fixed at creation: where the kernel has netkit, a
+    // retry configured for netkit finds the killed ADD's veth not as
+    // configured.
+    let mismatch = has_netkit().then(|| json!({"kind": "netkit"}));
+    common::cni::retried_after_a_kill(&Node::new("cnivr"), json!({"kind": "veth"}), mismatch);
+}

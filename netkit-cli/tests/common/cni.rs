@@ -11,7 +11,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use super::{Bpffs, TestNs, stdout};
+use super::{Bpffs, TestNs, stdout, udp_delivers, witness};
 
 /// Where the guest has the plugins and the runtime.
 pub fn cni_path() -> Option<String> {
@@ -304,5 +304,165 @@ pub fn del_and_gc(node: &Node, extra: Value) {
     assert!(node.cmd("del", &list, "ctr-d", &d2).status.success());
 
     assert!(node.cmd("del", &list, "ctr-c", &c).status.success());
+    assert_eq!(node.leftovers(), Vec::<String>::new());
+}
+
+/// The kind of pair `extra` asks for ("netkit" unless it says "veth"): the
+/// device type ip lists, and the attach type of its peer hook.
+fn kind_of(extra: &Value) -> (&'static str, u32) {
+    match extra["kind"].as_str() {
+        Some("veth") => ("veth", witness::TCX_INGRESS),
+        _ => ("netkit", witness::NETKIT_PEER),
+    }
+}
+
+/// The plugin's environment for one container, a command and maybe a fault.
+fn plugin_env<'a>(command: &'a str, fault: Option<&'a str>, env: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut v = vec![("CNI_COMMAND", command)];
+    v.extend_from_slice(env);
+    if let Some(f) = fault {
+        v.push(("NETKIT_FAULT", f));
+    }
+    v
+}
+
+/// The plugin killed (SIGKILL, by its own fault seam) at `fault`.
+fn killed(node: &Node, env: &[(&str, &str)], command: &str, fault: &str, conf: &Value) {
+    use std::os::unix::process::ExitStatusExt as _;
+    let o = node.spawn_plugin(&plugin_env(command, Some(fault), env), conf).wait_with_output().unwrap();
+    assert_eq!(o.status.signal(), Some(libc::SIGKILL), "{command} {fault}: {}", super::stderr(&o));
+}
+
+/// An ADD killed at each of its steps, then the runtime's DEL: nothing is
+/// left; a DEL killed right after it deleted the pair, then DEL again: the
+/// same. `extra` goes into the configuration beside the firewall chain.
+pub fn killed_at_any_step_then_del(node: &Node, extra: Value) {
+    let mut conf = node.netkit_conf("1.1.0", extra);
+    conf["chains"] = firewall_chain();
+    let pod = TestNs::pod("cnixa");
+    let pod_path = pod.path.display().to_string();
+    let env = [("CNI_CONTAINERID", "ctr-x"), ("CNI_NETNS", pod_path.as_str()), ("CNI_IFNAME", "eth0")];
+    for fault in [
+        "cni:ipam:kill",
+        "apply:record:1:kill-after",
+        "apply:create:1:kill-after",
+        "apply:attach:1:kill-after",
+        "apply:pin:1:kill-after",
+        "apply:record:2:kill",
+        "cni:pair:kill",
+    ] {
+        killed(node, &env, "ADD", fault, &conf);
+        let (ok, e) = node.plugin(&plugin_env("DEL", None, &env), &conf);
+        assert!(ok, "DEL after ADD killed at {fault}: {e}");
+        assert_eq!(node.leftovers(), Vec::<String>::new(), "after ADD killed at {fault}");
+    }
+    let (ok, e) = node.plugin(&plugin_env("ADD", None, &env), &conf);
+    assert!(ok, "{e}");
+    killed(node, &env, "DEL", "cni:del-pair:kill", &conf);
+    let (ok, e) = node.plugin(&plugin_env("DEL", None, &env), &conf);
+    assert!(ok, "the second DEL: {e}");
+    assert_eq!(node.leftovers(), Vec::<String>::new());
+}
+
+/// An ADD killed at each step and retried, as a runtime retries: it
+/// completes with what the killed one made (the same pair, the same links,
+/// one address), the pod reaches the node, CHECK agrees and DEL leaves
+/// nothing. An ADD killed after it answered answers the same again. What is
+/// there but not as `mismatch` configures is refused and left to DEL.
+pub fn retried_after_a_kill(node: &Node, extra: Value, mismatch: Option<Value>) {
+    let (kind, peer_hook) = kind_of(&extra);
+    node.ns.ip_ok(&["addr", "add", "10.99.0.1/32", "dev", "lo"]);
+    let mut conf = node.netkit_conf("1.1.0", extra);
+    conf["chains"] = json!([{"hook": "peer", "programs": [
+        {"name": "fw", "program": "firewall", "rules": ["dst 10.99.0.9/32 deny"]},
+        {"name": "sent", "program": "counter"},
+    ]}]);
+    let pod = TestNs::pod("cnira");
+    let pod_path = pod.path.display().to_string();
+    let env = [("CNI_CONTAINERID", "ctr-r"), ("CNI_NETNS", pod_path.as_str()), ("CNI_IFNAME", "eth0")];
+    let with = |command, fault| plugin_env(command, fault, &env);
+    // The node's view of the attachment: the host side's ifindex and its
+    // peer chain's link ids, by ip and BPF_PROG_QUERY.
+    let seen = || -> Option<(String, u64, Vec<u64>)> {
+        let links = node.ns.ip(&["-j", "link", "show", "type", kind]);
+        let links: Value = serde_json::from_slice(&links.stdout).ok()?;
+        let host = links.as_array()?.first()?;
+        let name = host["ifname"].as_str()?;
+        let chain = witness::chain(&node.ns, name, peer_hook);
+        Some((name.to_string(), host["ifindex"].as_u64()?, chain.slots.iter().map(|s| s.1).collect()))
+    };
+    for fault in [
+        "cni:ipam:kill",
+        "apply:attach:2:kill-after",
+        "apply:record:2:kill",
+        "cni:pair:kill",
+        "cni:address:kill",
+        "cni:route:kill",
+        "cni:policy:kill",
+    ] {
+        killed(node, &env, "ADD", fault, &conf);
+        let before = seen();
+        // The runtime retries: the ADD completes with what is there.
+        let (ok, result) = node.plugin(&with("ADD", None), &conf);
+        assert!(ok, "ADD retried after a kill at {fault}: {result}");
+        let after = seen().expect("the attachment exists");
+        if let Some((_, ifindex, links)) = before {
+            assert_eq!(after.1, ifindex, "the pair was re-created after a kill at {fault}");
+            assert_eq!(after.2[..links.len()], links[..], "a link was re-created after a kill at {fault}");
+        }
+        assert_eq!(after.2.len(), 2, "{fault}");
+        assert_eq!(Node::host_of(&result), after.0, "{fault}");
+        let ip = Node::ip_of(&result);
+        let on_pod = stdout(&pod.ip(&["-4", "-o", "addr", "show", "dev", "eth0"]));
+        assert_eq!(on_pod.matches(" inet ").count(), 1, "one address on the pod after {fault}: {on_pod}");
+        assert!(on_pod.contains(&format!("inet {ip}/24")), "{on_pod}");
+        // Open to traffic once its chain is attached: netkit's peer policy
+        // forwards, a veth's host end is up.
+        let host = node.ns.ip_link(&Node::host_of(&result));
+        match kind {
+            "netkit" => assert_eq!(host["linkinfo"]["info_data"]["peer_policy"], "forward", "{fault}: {host}"),
+            _ => assert!(host["flags"].as_array().unwrap().iter().any(|f| f == "UP"), "{fault}: {host}"),
+        }
+        assert!(udp_delivers(&pod, &node.ns, "10.99.0.1"), "the pod cannot reach the node after the retry of {fault}");
+        let allocations = std::fs::read_dir(node.ipam_dir().join("pods")).unwrap().flatten();
+        let allocations: Vec<_> =
+            allocations.filter(|f| f.file_name().to_string_lossy().starts_with("10.")).map(|f| f.file_name()).collect();
+        assert_eq!(allocations.len(), 1, "one allocation after {fault}: {allocations:?}");
+        // CHECK agrees with the result the retry gave.
+        let mut checked = conf.clone();
+        checked["prevResult"] = result.clone();
+        let (ok, e) = node.plugin(&with("CHECK", None), &checked);
+        assert!(ok, "CHECK after the retry of {fault}: {e}");
+        let (ok, e) = node.plugin(&with("DEL", None), &conf);
+        assert!(ok, "DEL: {e}");
+        assert_eq!(node.leftovers(), Vec::<String>::new(), "after the retry of {fault}");
+    }
+
+    // Killed after it answered: the retry answers the same.
+    let (ok, first) = node.plugin(&with("ADD", None), &conf);
+    assert!(ok, "{first}");
+    let made = seen();
+    let (ok, again) = node.plugin(&with("ADD", None), &conf);
+    assert!(ok, "{again}");
+    assert_eq!((again, seen()), (first, made));
+    let (ok, e) = node.plugin(&with("DEL", None), &conf);
+    assert!(ok, "{e}");
+
+    let Some(mismatch) = mismatch else { return };
+    killed(node, &env, "ADD", "cni:pair:kill", &conf);
+    let made = seen();
+    let mut other = conf.clone();
+    for (k, v) in mismatch.as_object().unwrap() {
+        other[k] = v.clone();
+    }
+    let (ok, e) = node.plugin(&with("ADD", None), &other);
+    assert!(!ok);
+    assert_eq!(e["code"], 100, "{e}");
+    let details = e["details"].as_str().unwrap();
+    let setting = mismatch.as_object().unwrap().keys().next().unwrap();
+    assert!(details.contains("not as configured") && details.contains(setting.as_str()), "{e}");
+    assert_eq!(seen(), made, "a refused retry touches nothing");
+    let (ok, e) = node.plugin(&with("DEL", None), &conf);
+    assert!(ok, "{e}");
     assert_eq!(node.leftovers(), Vec::<String>::new());
 }
