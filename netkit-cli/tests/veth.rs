@@ -67,6 +67,12 @@ fn a_veth_pair_is_made_shown_changed_and_deleted_like_a_netkit_pair() {
 
     // list shows both kinds' ends; show names the other end in the pod.
     assert_eq!(names(&host.json(&["device", "list"])), ["pod0"]);
+    // The table names the kind; netkit's columns are empty for a veth.
+    let table = host.ok(&["device", "list"]);
+    let (header, row) = (table.lines().next().unwrap(), table.lines().nth(1).unwrap());
+    // (Columns are left-aligned: a cell starts where its heading does.)
+    let cell = |col: &str| row[header.find(&format!("{col} ")).unwrap()..].split_whitespace().next().unwrap();
+    assert_eq!((cell("NAME"), cell("KIND"), cell("ROLE"), cell("MODE")), ("pod0", "veth", "-", "-"), "{table}");
     let shown = host.json(&["device", "show", "pod0"]);
     assert_eq!((shown["kind"].as_str(), shown["peer"]["name"].as_str()), (Some("veth"), Some("eth0")));
     let from_pod = pod.json(&["device", "show", "eth0"]);

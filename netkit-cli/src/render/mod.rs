@@ -115,7 +115,7 @@ fn role_cell(v: &DeviceView) -> String {
         Some(Role::Primary) => "primary".into(),
         Some(Role::Peer) => "peer".into(),
         Some(Role::Single) => "single".into(),
-        None => v.kind.clone().unwrap_or_else(|| "-".into()),
+        None => "-".into(),
     }
 }
 
@@ -131,6 +131,7 @@ pub fn devices(w: &mut impl Write, views: &[DeviceView]) -> io::Result<()> {
         [
             "NAME",
             "IFINDEX",
+            "KIND",
             "ROLE",
             "PEER",
             "MODE",
@@ -151,6 +152,7 @@ pub fn devices(w: &mut impl Write, views: &[DeviceView]) -> io::Result<()> {
         rows.push(vec![
             v.name.clone(),
             v.ifindex.to_string(),
+            opt(&v.kind),
             role_cell(v),
             peer_cell(v),
             opt(&v.settings.mode),
