@@ -16,16 +16,22 @@
 //!   `netkit apply` against one `netkit attach` process per attachment, and
 //!   against the bare calls from one process with the same parallelism; a
 //!   re-apply that changes nothing against `netkit export`.
-//! - `pods`: 100 pods (a netkit pair, the peer in the pod's own namespace, a
+//! - `apply-pods`: 100 pods (a netkit pair, the peer in the pod's own namespace, a
 //!   firewall with one rule and `pass` on the peer hook) by `netkit apply`,
 //!   by one `netkit` process per operation, and by the bare requests from one
 //!   process with the same parallelism (run in the VM).
+//! - `pods`: the data plane between two pods through their node, once on
+//!   netkit pairs and once on veth pairs made by the CNI plugin with the same
+//!   firewall + counter chains on the pod-facing hooks: TCP stream
+//!   throughput and TCP request/response rate with latency percentiles,
+//!   from a small client and server in this binary (run in the VM).
 //! - `cni`: the CNI plugin as a runtime runs it (one process per command,
 //!   host-local for addresses, a firewall with one rule on the peer hook):
 //!   ADD and DEL per pod against the same netlink and bpf requests issued
 //!   directly, host-local alone, and 50 ADDs run at once (run in the VM).
 //!
-//! All of it needs root; the first three need tcx, the last three netkit.
+//! All of it needs root; `control`, `dataplane`, `chain` and `apply` need
+//! tcx (natively), the rest netkit (in the VM).
 
 use std::{
     os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
@@ -55,13 +61,14 @@ fn main() {
         Some("chain") => chain(),
         Some("netlink") => netlink(),
         Some("apply") => apply(),
+        Some("apply-pods") => apply_pods(),
         Some("pods") => pods(),
         Some("cni") => cni(),
         Some("startup") => startup(false),
         Some("startup-host") => startup(true),
         _ => {
             eprintln!(
-                "usage: bench control | dataplane DIR | chain | netlink | apply | pods | cni | startup | startup-host"
+                "usage: bench control | dataplane DIR | chain | netlink | apply | apply-pods | pods | cni | startup | startup-host"
             );
             std::process::exit(2);
         }
@@ -829,13 +836,13 @@ fn netkit_bin() -> String {
     std::env::var("NETKIT_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_netkit").to_string())
 }
 
-fn pods() -> Value {
+fn apply_pods() -> Value {
     const PODS: usize = 100;
     const JOBS: usize = 8;
     const NETKIT_PEER: u32 = 55;
-    let node = BenchNs::new("pods");
+    let node = BenchNs::new("apods");
     let pod_names: Vec<String> = (0..PODS).map(|i| format!("{}-p{i}", node.0)).collect();
-    let bpffs = std::env::temp_dir().join(format!("nkbench-pods-{}", std::process::id()));
+    let bpffs = std::env::temp_dir().join(format!("nkbench-apods-{}", std::process::id()));
     std::fs::create_dir_all(&bpffs).unwrap();
     assert!(Command::new("mount").args(["-t", "bpf", "bpf"]).arg(&bpffs).status().unwrap().success());
     let state = bpffs.with_extension("state.json");
@@ -968,7 +975,7 @@ fn pods() -> Value {
     let _ = std::fs::remove_dir(&bpffs);
     let _ = std::fs::remove_file(&spec_path);
     json!({
-        "suite": "pods",
+        "suite": "apply-pods",
         "pods": PODS,
         "jobs": JOBS,
         "apply_ms": apply_ms,
@@ -979,6 +986,309 @@ fn pods() -> Value {
     })
 }
 
+/// The data plane between two pods through their node, on netkit pairs and
+/// on veth pairs side by side: the CNI plugin makes both kinds with the same
+/// chains (firewall + counter on the peer and the primary hook), then rounds
+/// alternate between the kinds so that drift of the machine hits both alike.
+fn pods() -> Value {
+    const ROUNDS: usize = 3;
+    const SECS: f64 = 2.0;
+    let node = BenchNs::new("pods");
+    // A node has an address, as every real one does: in a namespace without
+    // any IPv4 address the kernel has no local table yet and takes every
+    // neighbour for a broadcast one, so it would forward to veth pods with
+    // ff:ff:ff:ff:ff:ff, which their TCP drops (netkit's L3 mode has no
+    // neighbours and would not notice).
+    ip(&["addr", "add", "10.99.0.1/32", "dev", "lo"]);
+    let (plugins, plugin) = cni_plugins();
+    let dir = std::env::temp_dir().join(format!("nkbench-pods-{}", std::process::id()));
+    let bpffs = dir.join("bpffs");
+    std::fs::create_dir_all(&bpffs).unwrap();
+    assert!(Command::new("mount").args(["-t", "bpf", "bpf"]).arg(&bpffs).status().unwrap().success());
+    let bpffs_s = bpffs.display().to_string();
+    let chain = json!([
+        {"name": "fw", "program": "firewall", "rules": ["src 10.0.0.9 deny"]},
+        {"name": "count", "program": "counter"},
+    ]);
+    let kinds = ["netkit", "veth"];
+    let confs: Vec<String> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| {
+            json!({
+                "cniVersion": "1.1.0", "name": format!("bench-{kind}"), "type": "netkit-cni",
+                "kind": kind, "mtu": 1500, "bpffs": bpffs, "stateDir": dir.join(format!("state-{kind}")),
+                "chains": [{"hook": "peer", "programs": chain}, {"hook": "primary", "programs": chain}],
+                "ipam": {"type": "host-local", "ranges": [[{"subnet": format!("10.{}.0.0/24", 50 + i)}]],
+                         "dataDir": dir.join(format!("ipam-{kind}"))},
+            })
+            .to_string()
+        })
+        .collect();
+    // Two pods of each kind: (namespace, container id, address, host end).
+    let mut pods: Vec<Vec<(String, String, String, String)>> = Vec::new();
+    for (kind, conf) in kinds.iter().zip(&confs) {
+        let mut two = Vec::new();
+        for side in ["a", "b"] {
+            let (ns, id) = (format!("{}-{kind}-{side}", node.0), format!("{kind}-{side}"));
+            netns::create(&ns).unwrap();
+            let (_, out) = cni_exec(&plugin, &plugins, conf, "ADD", &id, &ns);
+            let result: Value = serde_json::from_str(&out).unwrap();
+            let ip = result["ips"][0]["address"].as_str().unwrap().split('/').next().unwrap().to_string();
+            let host = result["interfaces"][0]["name"].as_str().unwrap().to_string();
+            two.push((ns, id, ip, host));
+        }
+        pods.push(two);
+    }
+    let (mut stream, mut rr) = (vec![Vec::new(); kinds.len()], vec![traffic::Rr::default(); kinds.len()]);
+    for (k, kind) in kinds.iter().enumerate() {
+        // Neighbours resolved and connections warm before anything counts.
+        let (a, b) = (&pods[k][0], &pods[k][1]);
+        eprintln!("pods: {kind}: {} -> {} warming up", a.2, b.2);
+        traffic::rr(&a.0, &b.0, &b.2, 0.2);
+    }
+    for round in 0..ROUNDS {
+        for (k, kind) in kinds.iter().enumerate() {
+            let (a, b) = (&pods[k][0], &pods[k][1]);
+            eprintln!("pods: round {}, {kind}: stream and request/response", round + 1);
+            stream[k].push(traffic::stream(&a.0, &b.0, &b.2, SECS));
+            rr[k].add(traffic::rr(&a.0, &b.0, &b.2, SECS));
+        }
+    }
+    // The chains ran on every packet: pod a's peer hook counted at least one
+    // packet per transaction, and the firewall's rule matched none.
+    let netkit = |args: &[&str]| -> Value {
+        let out = Command::new(netkit_bin()).args(["-j", "--bpffs", &bpffs_s]).args(args).output().unwrap();
+        assert!(out.status.success(), "netkit {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let mut counted = Vec::new();
+    for (k, kind) in kinds.iter().enumerate() {
+        let stats = netkit(&["stats", &pods[k][0].3, "peer"]);
+        let progs = stats[0]["programs"].as_array().unwrap();
+        let packets = progs.iter().find_map(|p| p["packets"].as_u64()).expect("the counter's packets");
+        let hits: u64 = progs
+            .iter()
+            .filter_map(|p| p["rules"].as_array())
+            .flatten()
+            .filter(|r| r["id"] != 0)
+            .map(|r| r["hits"].as_u64().unwrap())
+            .sum();
+        assert!(
+            packets >= rr[k].transactions,
+            "{kind}: the counter on pod a's peer hook saw {packets} packets for {} transactions",
+            rr[k].transactions
+        );
+        assert_eq!(hits, 0, "{kind}: the firewall's rule matched pod traffic");
+        counted.push(packets);
+    }
+    for (k, conf) in confs.iter().enumerate() {
+        for (ns, id, _, _) in &pods[k] {
+            cni_exec(&plugin, &plugins, conf, "DEL", id, ns);
+        }
+    }
+    let links = Command::new("ip").args(["-o", "link", "show"]).output().unwrap();
+    let devices: Vec<String> = String::from_utf8_lossy(&links.stdout).lines().map(str::to_string).collect();
+    assert_eq!(devices.len(), 1, "DEL left devices on the node: {devices:?}");
+    let left = leftover_files(&bpffs, &kinds.map(|k| dir.join(format!("ipam-{k}"))));
+    assert_eq!(left, (0, 0), "the pods left (pins, address allocations) {left:?}");
+    for two in &pods {
+        for (ns, _, _, _) in two {
+            netns::delete(ns).unwrap();
+        }
+    }
+    let _ = Command::new("umount").arg(&bpffs).status();
+    let _ = std::fs::remove_dir_all(&dir);
+    let per_kind = |k: usize| {
+        let r = &rr[k];
+        json!({
+            "stream_mbit_s": median(stream[k].clone()),
+            "stream_rounds_mbit_s": stream[k],
+            "rr_per_s": r.transactions as f64 / r.secs,
+            "rr_transactions": r.transactions,
+            "latency_us": { "p50": r.percentile(0.50), "p90": r.percentile(0.90), "p99": r.percentile(0.99) },
+            "peer_counter_packets": counted[k],
+        })
+    };
+    let (nk, veth) = (per_kind(0), per_kind(1));
+    let ratio = |key: &str| f(&nk[key]) / f(&veth[key]);
+    let lat_ratio = |p: &str| f(&nk["latency_us"][p]) / f(&veth["latency_us"][p]);
+    json!({
+        "suite": "pods",
+        "rounds": ROUNDS,
+        "secs": SECS,
+        "netkit": nk,
+        "veth": veth,
+        "netkit_over_veth": {
+            "stream": ratio("stream_mbit_s"),
+            "rr": ratio("rr_per_s"),
+            "p50": lat_ratio("p50"),
+            "p90": lat_ratio("p90"),
+            "p99": lat_ratio("p99"),
+        },
+    })
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(f64::NAN)
+}
+
+/// Files left under bpffs/netkit (pins) and in the IPAM data directories
+/// (allocations; host-local's lock and last-reserved files are its own).
+fn leftover_files(bpffs: &std::path::Path, ipam: &[PathBuf]) -> (usize, usize) {
+    let files = |root: &std::path::Path| -> usize {
+        let o = Command::new("find").arg(root).args(["-type", "f"]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| !l.ends_with("/lock") && !l.contains("last_reserved_ip"))
+            .count()
+    };
+    (files(&bpffs.join("netkit")), ipam.iter().map(|d| files(d)).sum())
+}
+
+/// A TCP client and server for the pods suite, each socket made inside its
+/// pod's namespace (a socket keeps the namespace it was made in).
+mod traffic {
+    use std::{
+        io::{Read as _, Write as _},
+        net::{TcpListener, TcpStream},
+        time::{Duration, Instant},
+    };
+
+    use netkit::os::netns::{self, NetnsRef};
+
+    fn within<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                netns::enter(&NetnsRef::Name(ns.to_string())).expect("entering a pod's namespace");
+                f()
+            })
+            .join()
+            .unwrap()
+        })
+    }
+
+    fn pair(client_ns: &str, server_ns: &str, server_ip: &str) -> (TcpStream, std::thread::JoinHandle<TcpStream>) {
+        let listener = within(server_ns, || TcpListener::bind((server_ip, 0)).expect("binding in the server pod"));
+        let addr = listener.local_addr().unwrap();
+        let accept = std::thread::spawn(move || listener.accept().expect("accepting").0);
+        let client =
+            within(client_ns, || TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connecting"));
+        (client, accept)
+    }
+
+    /// Mbit/s of one TCP stream for `secs`, as the receiver counts it (from
+    /// its first byte to the sender's end: nothing left in a buffer counts).
+    pub fn stream(client_ns: &str, server_ns: &str, server_ip: &str, secs: f64) -> f64 {
+        let (mut client, accept) = pair(client_ns, server_ns, server_ip);
+        let receiver = std::thread::spawn(move || {
+            let mut s = accept.join().unwrap();
+            let mut buf = vec![0u8; 1 << 16];
+            let n = s.read(&mut buf).unwrap();
+            let t = Instant::now();
+            let mut total = 0usize;
+            loop {
+                match s.read(&mut buf).unwrap() {
+                    0 => break,
+                    m => total += m,
+                }
+            }
+            assert!(n > 0, "the stream carried nothing");
+            (total, t.elapsed().as_secs_f64())
+        });
+        let buf = vec![0x5au8; 1 << 16];
+        let end = Instant::now() + Duration::from_secs_f64(secs);
+        while Instant::now() < end {
+            client.write_all(&buf).unwrap();
+        }
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        let (bytes, took) = receiver.join().unwrap();
+        bytes as f64 * 8.0 / took / 1e6
+    }
+
+    /// Request/response: one byte each way, one transaction at a time, as
+    /// netperf's TCP_RR does.
+    #[derive(Default, Clone)]
+    pub struct Rr {
+        pub transactions: u64,
+        pub secs: f64,
+        latencies_us: Vec<f64>,
+    }
+
+    impl Rr {
+        pub fn add(&mut self, other: Rr) {
+            self.transactions += other.transactions;
+            self.secs += other.secs;
+            self.latencies_us.extend(other.latencies_us);
+        }
+
+        pub fn percentile(&self, p: f64) -> f64 {
+            let mut v = self.latencies_us.clone();
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            v[((v.len() - 1) as f64 * p).round() as usize]
+        }
+    }
+
+    pub fn rr(client_ns: &str, server_ns: &str, server_ip: &str, secs: f64) -> Rr {
+        let (mut client, accept) = pair(client_ns, server_ns, server_ip);
+        client.set_nodelay(true).unwrap();
+        let server = std::thread::spawn(move || {
+            let mut s = accept.join().unwrap();
+            s.set_nodelay(true).unwrap();
+            let mut b = [0u8; 1];
+            while s.read(&mut b).unwrap() == 1 {
+                s.write_all(&b).unwrap();
+            }
+        });
+        let mut out = Rr::default();
+        let start = Instant::now();
+        let end = start + Duration::from_secs_f64(secs);
+        let mut b = [1u8; 1];
+        while Instant::now() < end {
+            let t = Instant::now();
+            client.write_all(&b).unwrap();
+            client.read_exact(&mut b).unwrap();
+            out.latencies_us.push(t.elapsed().as_secs_f64() * 1e6);
+            out.transactions += 1;
+        }
+        out.secs = start.elapsed().as_secs_f64();
+        drop(client);
+        server.join().unwrap();
+        out
+    }
+}
+
+/// One CNI command as a runtime runs it: its own process, the configuration
+/// on stdin, the pod's namespace under /run/netns. Its time in ms and what it
+/// printed (the result, for ADD).
+fn cni_exec(exe: &str, plugins: &str, conf: &str, command: &str, id: &str, pod: &str) -> (f64, String) {
+    use std::io::Write as _;
+    let t = Instant::now();
+    let mut child = Command::new(exe)
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", id)
+        .env("CNI_NETNS", format!("/run/netns/{pod}"))
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", plugins)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(conf.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{exe} {command} {id}: {stdout}");
+    (t.elapsed().as_secs_f64() * 1e3, stdout)
+}
+
+/// The CNI plugin's reference plugins and the plugin itself, as the guest
+/// (or a node) has them.
+fn cni_plugins() -> (String, String) {
+    let plugins = std::env::var("NETKIT_TEST_CNI_PATH").unwrap_or_else(|_| "/opt/cni/bin".into());
+    let plugin = std::env::var("NETKIT_BENCH_CNI").unwrap_or_else(|_| format!("{plugins}/netkit-cni"));
+    (plugins, plugin)
+}
+
 /// The CNI plugin: per-pod ADD and DEL latency against the floor, and a
 /// concurrent ADD storm that must leave nothing behind after its DELs.
 fn cni() -> Value {
@@ -986,8 +1296,7 @@ fn cni() -> Value {
     const STORM: usize = 50;
     const NETKIT_PEER: u32 = 55;
     let node = BenchNs::new("cni");
-    let plugins = std::env::var("NETKIT_TEST_CNI_PATH").unwrap_or_else(|_| "/opt/cni/bin".into());
-    let plugin = std::env::var("NETKIT_BENCH_CNI").unwrap_or_else(|_| format!("{plugins}/netkit-cni"));
+    let (plugins, plugin) = cni_plugins();
     let dir = std::env::temp_dir().join(format!("nkbench-cni-{}", std::process::id()));
     let bpffs = dir.join("bpffs");
     std::fs::create_dir_all(&bpffs).unwrap();
@@ -1003,36 +1312,12 @@ fn cni() -> Value {
     for p in &pods {
         netns::create(p).unwrap();
     }
-    // One command as a runtime runs it: its own process, the configuration on stdin.
-    let exec = |exe: &str, command: &str, id: &str, pod: &str| -> f64 {
-        use std::io::Write as _;
-        let t = Instant::now();
-        let mut child = Command::new(exe)
-            .env("CNI_COMMAND", command)
-            .env("CNI_CONTAINERID", id)
-            .env("CNI_NETNS", format!("/run/netns/{pod}"))
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_PATH", &plugins)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(conf.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{exe} {command} {id}: {}", String::from_utf8_lossy(&out.stdout));
-        t.elapsed().as_secs_f64() * 1e3
-    };
+    let exec = |exe: &str, command: &str, id: &str, pod: &str| cni_exec(exe, &plugins, &conf, command, id, pod).0;
     let leftovers = || {
-        let files = |root: PathBuf| -> usize {
-            let o = Command::new("find").arg(root).args(["-type", "f"]).output().unwrap();
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .filter(|l| !l.ends_with("/lock") && !l.contains("last_reserved_ip"))
-                .count()
-        };
         let links = Command::new("ip").args(["-o", "link", "show"]).output().unwrap();
         let pairs = String::from_utf8_lossy(&links.stdout).lines().filter(|l| l.contains(": nk")).count();
-        (pairs, files(bpffs.join("netkit")), files(dir.join("ipam")))
+        let (pins, allocations) = leftover_files(&bpffs, &[dir.join("ipam")]);
+        (pairs, pins, allocations)
     };
 
     eprintln!("cni: ADD and DEL, one pod at a time");
