@@ -29,6 +29,13 @@
 //!   host-local for addresses, a firewall with one rule on the peer hook):
 //!   ADD and DEL per pod against the same netlink and bpf requests issued
 //!   directly, host-local alone, and 50 ADDs run at once (run in the VM).
+//! - `scale-host` (natively, veth pairs) and `scale` (in the VM, netkit
+//!   pairs): a node of N pods at two sizes, each pod a pair with its peer in
+//!   its own namespace and a firewall + counter chain on the peer hook, made
+//!   by `netkit apply` (then by the CNI plugin); wall time, CPU time and peak
+//!   RSS of every listing beside its ip or bpftool counterpart, stats, one
+//!   /metrics scrape, a no-op and a one-pod apply, export, and one CNI ADD
+//!   and DEL with N pods present.
 //!
 //! All of it needs root; `control`, `dataplane`, `chain` and `apply` need
 //! tcx (natively), the rest netkit (in the VM).
@@ -66,9 +73,11 @@ fn main() {
         Some("cni") => cni(),
         Some("startup") => startup(false),
         Some("startup-host") => startup(true),
+        Some("scale") => scale(false),
+        Some("scale-host") => scale(true),
         _ => {
             eprintln!(
-                "usage: bench control | dataplane DIR | chain | netlink | apply | apply-pods | pods | cni | startup | startup-host"
+                "usage: bench control | dataplane DIR | chain | netlink | apply | apply-pods | pods | cni | startup | startup-host | scale | scale-host"
             );
             std::process::exit(2);
         }
@@ -1087,9 +1096,7 @@ fn pods() -> Value {
             cni_exec(&plugin, &plugins, conf, "DEL", id, ns);
         }
     }
-    let links = Command::new("ip").args(["-o", "link", "show"]).output().unwrap();
-    let devices: Vec<String> = String::from_utf8_lossy(&links.stdout).lines().map(str::to_string).collect();
-    assert_eq!(devices.len(), 1, "DEL left devices on the node: {devices:?}");
+    assert_eq!(node_devices(), ["lo"], "DEL left devices on the node");
     let left = leftover_files(&bpffs, &kinds.map(|k| dir.join(format!("ipam-{k}"))));
     assert_eq!(left, (0, 0), "the pods left (pins, address allocations) {left:?}");
     for two in &pods {
@@ -1449,6 +1456,324 @@ fn cni() -> Value {
         "storm_del_ms": storm_del_ms,
         "storm_leftovers": 0,
     })
+}
+
+/// What one process cost: wall time, CPU time (user + system) and peak
+/// resident memory, as wait4(2) reports them for that process alone.
+#[derive(Clone, Copy, Default)]
+struct Cost {
+    wall_ms: f64,
+    cpu_ms: f64,
+    rss_kib: f64,
+}
+
+impl Cost {
+    // The child is reaped by wait4 below (std's wait gives no rusage).
+    #[allow(clippy::zombie_processes)]
+    fn of(cmd: &mut Command) -> Cost {
+        let err = std::env::temp_dir().join(format!("nkbench-stderr-{}", std::process::id()));
+        let t = Instant::now();
+        let child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        let mut status = 0;
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: the child is ours and not yet waited for; wait4 writes one
+        // status and one rusage into what it is given.
+        let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut ru) };
+        let wall_ms = t.elapsed().as_secs_f64() * 1e3;
+        assert_eq!(pid, child.id() as libc::pid_t);
+        let stderr = std::fs::read_to_string(&err).unwrap_or_default();
+        let _ = std::fs::remove_file(&err);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{cmd:?} failed ({status:#x}): {stderr}");
+        let tv = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
+        Cost { wall_ms, cpu_ms: tv(ru.ru_utime) + tv(ru.ru_stime), rss_kib: ru.ru_maxrss as f64 }
+    }
+
+    /// The median of each figure over `runs` runs of `make()`'s command.
+    fn median_of(runs: usize, mut make: impl FnMut(usize) -> Command) -> Cost {
+        let costs: Vec<Cost> = (0..runs).map(|i| Cost::of(&mut make(i))).collect();
+        Cost {
+            wall_ms: median(costs.iter().map(|c| c.wall_ms).collect()),
+            cpu_ms: median(costs.iter().map(|c| c.cpu_ms).collect()),
+            rss_kib: median(costs.iter().map(|c| c.rss_kib).collect()),
+        }
+    }
+
+    fn json(self) -> Value {
+        json!({ "wall_ms": self.wall_ms, "cpu_ms": self.cpu_ms, "rss_kib": self.rss_kib })
+    }
+}
+
+/// A node of `n` pods, made by `netkit apply` and measured, then made again
+/// by the CNI plugin for one more ADD and DEL. `host`: natively with veth
+/// pairs (tcx ingress is the peer hook); otherwise netkit pairs in the VM.
+fn scale_size(node: &BenchNs, host: bool, n: usize, bpftool: &str) -> Value {
+    const RUNS: usize = 5;
+    let kind = if host { "veth" } else { "netkit" };
+    let dir = std::env::temp_dir().join(format!("nkbench-scale-{}-{n}", std::process::id()));
+    let bpffs = dir.join("bpffs");
+    std::fs::create_dir_all(&bpffs).unwrap();
+    assert!(Command::new("mount").args(["-t", "bpf", "bpf"]).arg(&bpffs).status().unwrap().success());
+    let (bpffs_s, state) = (bpffs.display().to_string(), dir.join("state.json"));
+    let state_s = state.display().to_string();
+    let pods: Vec<String> = (0..n).map(|i| format!("{}-p{i}", node.0)).collect();
+    for p in &pods {
+        netns::create(p).unwrap();
+    }
+    let bin = netkit_bin();
+    let netkit = |args: &[&str]| {
+        let mut c = Command::new(&bin);
+        c.args(["--bpffs", &bpffs_s]).args(args);
+        c
+    };
+    // The spec: every pod's pair and chain; `rule` is pod 0's firewall rule,
+    // so that two specs differ in one pod's rule alone.
+    let spec = |rule: &str| {
+        let mut s = String::from("pairs:\n");
+        for (i, p) in pods.iter().enumerate() {
+            s += &format!("  - {{name: s{i}, kind: {kind}, peer: {{name: eth0, netns: {p}}}}}\n");
+        }
+        s += "chains:\n";
+        for i in 0..n {
+            let r = if i == 0 { rule } else { "src 10.0.0.9 deny" };
+            s += &format!(
+                "  - device: s{i}\n    hook: peer\n    programs:\n      - {{name: fw, program: firewall, rules: ['{r}']}}\n      - {{name: c, program: counter}}\n"
+            );
+        }
+        s
+    };
+    let specs: Vec<PathBuf> = ["src 10.0.0.9 deny", "src 10.0.0.10 deny"]
+        .iter()
+        .enumerate()
+        .map(|(k, rule)| {
+            let path = dir.join(format!("spec{k}.yaml"));
+            std::fs::write(&path, spec(rule)).unwrap();
+            path
+        })
+        .collect();
+    let spec_s: Vec<String> = specs.iter().map(|p| p.display().to_string()).collect();
+    eprintln!("scale: {n} pods by apply");
+    let t = Instant::now();
+    Cost::of(&mut netkit(&["apply", "-f", &spec_s[0], "--state", &state_s, "--jobs", "8"]));
+    let bring_up_ms = t.elapsed().as_secs_f64() * 1e3;
+
+    eprintln!("scale: {n} pods: listings");
+    let mut m = serde_json::Map::new();
+    let mut put = |k: &str, c: Cost| {
+        m.insert(k.into(), c.json());
+    };
+    let ip_bin = std::env::var("NETKIT_TEST_IP").unwrap_or_else(|_| "ip".into());
+    put("device_list_all", Cost::median_of(RUNS, |_| netkit(&["device", "list", "--all"])));
+    put("device_list", Cost::median_of(RUNS, |_| netkit(&["device", "list"])));
+    put(
+        "ip_link_show",
+        Cost::median_of(RUNS, |_| {
+            let mut c = Command::new(&ip_bin);
+            c.args(["-d", "-j", "link", "show"]);
+            c
+        }),
+    );
+    put("query", Cost::median_of(RUNS, |_| netkit(&["query"])));
+    put(
+        "bpftool_net_show",
+        Cost::median_of(RUNS, |_| {
+            let mut c = Command::new(bpftool);
+            c.args(["net", "show"]);
+            c
+        }),
+    );
+    put("link_list_all", Cost::median_of(RUNS, |_| netkit(&["link", "list", "--all"])));
+    put(
+        "bpftool_link_show",
+        Cost::median_of(RUNS, |_| {
+            let mut c = Command::new(bpftool);
+            c.args(["link", "show"]);
+            c
+        }),
+    );
+    put("stats", Cost::median_of(RUNS, |_| netkit(&["stats"])));
+    put("export", Cost::median_of(RUNS, |_| netkit(&["export", "--state", &state_s])));
+    eprintln!("scale: {n} pods: apply");
+    put("apply_noop", Cost::median_of(RUNS, |_| netkit(&["apply", "-f", &spec_s[0], "--state", &state_s])));
+    // Each run changes pod 0's rule, back and forth; the last run leaves spec 0.
+    put(
+        "apply_one_pod",
+        Cost::median_of(RUNS + 1, |i| netkit(&["apply", "-f", &spec_s[(i + 1) % 2], "--state", &state_s])),
+    );
+
+    eprintln!("scale: {n} pods: a /metrics scrape");
+    let port = 9475 + n as u16 % 1000;
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = netkit(&["metrics", "--listen", &listen])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let scrape = || -> usize {
+        use std::io::{Read as _, Write as _};
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut conn = loop {
+            match std::net::TcpStream::connect(&listen) {
+                Ok(c) => break c,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("the metrics server never listened: {e}"),
+            }
+        };
+        conn.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {listen}\r\nConnection: close\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut body = Vec::new();
+        conn.read_to_end(&mut body).unwrap();
+        assert!(body.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&body[..body.len().min(200)]));
+        body.len()
+    };
+    scrape(); // the server is up and has served once
+    // The server's CPU time in ms over all its threads, in ns resolution
+    // (schedstat's first field; /proc/PID/stat counts clock ticks).
+    let proc_cpu_ms = |pid: u32| -> f64 {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+        tasks
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+            .filter_map(|s| s.split_whitespace().next().and_then(|ns| ns.parse::<f64>().ok()))
+            .sum::<f64>()
+            / 1e6
+    };
+    let (mut walls, mut cpus) = (Vec::new(), Vec::new());
+    let mut bytes = 0;
+    for _ in 0..RUNS {
+        let (t, c) = (Instant::now(), proc_cpu_ms(server.id()));
+        bytes = scrape();
+        walls.push(t.elapsed().as_secs_f64() * 1e3);
+        cpus.push(proc_cpu_ms(server.id()) - c);
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.id())).unwrap();
+    let hwm: f64 =
+        status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap().trim().trim_end_matches(" kB").parse().unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    put("metrics_scrape", Cost { wall_ms: median(walls), cpu_ms: median(cpus), rss_kib: hwm });
+
+    // The same pods by the CNI plugin: N attachments present, then one more
+    // ADD and its DEL, each its own process as a runtime runs it.
+    eprintln!("scale: {n} pods: CNI");
+    let empty = dir.join("empty.yaml");
+    std::fs::write(&empty, "{}\n").unwrap();
+    Cost::of(&mut netkit(&["apply", "-f", &empty.display().to_string(), "--state", &state_s, "--prune"]));
+    assert_eq!(node_devices(), ["lo"], "apply --prune left devices");
+    let (plugins, plugin) = cni_plugins();
+    let conf = json!({
+        "cniVersion": "1.1.0", "name": "scale", "type": "netkit-cni", "kind": kind,
+        "bpffs": bpffs, "stateDir": dir.join("cni-state"),
+        "chains": [{"hook": "peer", "programs": [
+            {"name": "fw", "program": "firewall", "rules": ["src 10.0.0.9 deny"]},
+            {"name": "c", "program": "counter"},
+        ]}],
+        "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.60.0.0/16"}]], "dataDir": dir.join("ipam")},
+    })
+    .to_string();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(p) = pods.get(i) else { break };
+                    cni_exec(&plugin, &plugins, &conf, "ADD", &format!("c{i}"), p);
+                }
+            });
+        }
+    });
+    let extra = format!("{}-extra", node.0);
+    netns::create(&extra).unwrap();
+    let (mut adds, mut dels) = (Vec::new(), Vec::new());
+    let cni = |command: &str| {
+        let mut c = Command::new(&plugin);
+        c.env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", "extra")
+            .env("CNI_NETNS", format!("/run/netns/{extra}"))
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", &plugins);
+        c
+    };
+    for _ in 0..RUNS {
+        adds.push(cost_with_stdin(&mut cni("ADD"), &conf));
+        dels.push(cost_with_stdin(&mut cni("DEL"), &conf));
+    }
+    let med = |v: &[Cost]| Cost {
+        wall_ms: median(v.iter().map(|c| c.wall_ms).collect()),
+        cpu_ms: median(v.iter().map(|c| c.cpu_ms).collect()),
+        rss_kib: median(v.iter().map(|c| c.rss_kib).collect()),
+    };
+    put("cni_add", med(&adds));
+    put("cni_del", med(&dels));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(p) = pods.get(i) else { break };
+                    cni_exec(&plugin, &plugins, &conf, "DEL", &format!("c{i}"), p);
+                }
+            });
+        }
+    });
+    let left = leftover_files(&bpffs, &[dir.join("ipam")]);
+    assert_eq!(left, (0, 0), "the CNI pods left (pins, address allocations) {left:?}");
+    assert_eq!(node_devices(), ["lo"], "the CNI pods left devices");
+    netns::delete(&extra).unwrap();
+    for p in &pods {
+        netns::delete(p).unwrap();
+    }
+    let _ = Command::new("umount").arg(&bpffs).status();
+    let _ = std::fs::remove_dir_all(&dir);
+    json!({ "pods": n, "bring_up_ms": bring_up_ms, "metrics_bytes": bytes, "commands": Value::Object(m) })
+}
+
+/// The names of the devices in this thread's namespace, by ip.
+fn node_devices() -> Vec<String> {
+    let out = Command::new("ip").args(["-o", "link", "show"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap().to_string())
+        .collect()
+}
+
+/// `cmd` with `input` on its standard input, its cost as [`Cost::of`] reads it.
+fn cost_with_stdin(cmd: &mut Command, input: &str) -> Cost {
+    let path = std::env::temp_dir().join(format!("nkbench-stdin-{}", std::process::id()));
+    std::fs::write(&path, input).unwrap();
+    let c = Cost::of(cmd.stdin(std::fs::File::open(&path).unwrap()));
+    let _ = std::fs::remove_file(&path);
+    c
+}
+
+/// The scale suite: two node sizes in one run, so growth shows as a ratio.
+fn scale(host: bool) -> Value {
+    // NETKIT_BENCH_SCALE=SMALL,LARGE overrides the sizes (a quick try).
+    let sizes: Vec<usize> = match std::env::var("NETKIT_BENCH_SCALE") {
+        Ok(v) => v.split(',').map(|n| n.trim().parse().expect("NETKIT_BENCH_SCALE: two numbers")).collect(),
+        Err(_) if host => vec![10, 1000],
+        Err(_) => vec![10, 200],
+    };
+    let bpftool = std::env::var("NETKIT_BENCH_BPFTOOL").unwrap_or_else(|_| "bpftool".into());
+    let node = BenchNs::new("scale");
+    ip(&["link", "set", "lo", "up"]);
+    ip(&["addr", "add", "10.99.0.1/32", "dev", "lo"]);
+    let results: Vec<Value> = sizes.iter().map(|&n| scale_size(&node, host, n, &bpftool)).collect();
+    let version = Command::new(&bpftool)
+        .arg("version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string())
+        .unwrap_or_default();
+    json!({ "suite": "scale", "host": host, "kind": if host { "veth" } else { "netkit" }, "bpftool": version, "sizes": results })
 }
 
 /// CPU time (user + system, ms) of `cmd`'s process: the growth of this

@@ -18,7 +18,7 @@ use crate::{build, kernels, kernels::KernelSpec, setup, util, vm::Guest};
 
 #[derive(Debug, clap::Args)]
 pub struct Options {
-    /// Only these suites (control, dataplane, chain, apply, netlink, apply-pods, pods, cni, startup); default: all.
+    /// Only these suites (control, dataplane, chain, apply, netlink, apply-pods, pods, cni, startup, scale); default: all.
     #[arg(long)]
     pub only: Vec<String>,
     /// Kernel for the suites in the VM (netlink, apply-pods, pods, cni, startup).
@@ -165,6 +165,22 @@ pub fn run(opts: &Options) -> Result<ExitCode> {
         let floor = startup_floor()?;
         let env = [("NETKIT_BENCH_BIN", netkit.as_path()), ("NETKIT_BENCH_FLOOR", floor.as_path())];
         results.insert("startup_host".into(), run_suite_with(&exe, &["startup-host"], &env)?);
+    }
+    if want("scale") {
+        // Natively, veth pairs: the static binaries a node runs, beside ip
+        // and a bpftool that knows tcx.
+        let exe = bench_executable(Some(build::MUSL))?;
+        let release = util::target_dir().join(build::MUSL).join("release");
+        let (netkit, cni) = (release.join("netkit"), release.join("netkit-cni"));
+        let plugins = crate::cni::plugins()?;
+        let bpftool = crate::iproute2::bpftool()?;
+        let env = [
+            ("NETKIT_BENCH_BIN", netkit.as_path()),
+            ("NETKIT_BENCH_CNI", cni.as_path()),
+            ("NETKIT_TEST_CNI_PATH", plugins.as_path()),
+            ("NETKIT_BENCH_BPFTOOL", bpftool.as_path()),
+        ];
+        results.insert("scale_host".into(), run_suite_with(&exe, &["scale-host"], &env)?);
     }
     for suite in ["netlink", "apply-pods", "pods", "cni", "startup"] {
         if !want(suite) {
@@ -607,6 +623,9 @@ pub fn markdown(report: &Value) -> (String, usize) {
             f(&p["kernel_btf_ms"])
         );
     }
+    if let Some(sc) = r.get("scale_host") {
+        missed += scale_rows(&mut s, sc, "natively on the host");
+    }
     if let Some(n) = r.get("netlink") {
         let _ = writeln!(
             s,
@@ -632,4 +651,106 @@ pub fn markdown(report: &Value) -> (String, usize) {
         );
     }
     (s, missed)
+}
+
+/// Per command at two node sizes: wall time, growth, CPU and peak memory at
+/// the large size, and the ratio to its ip or bpftool counterpart; then the
+/// targets. Returns how many targets were missed.
+fn scale_rows(s: &mut String, sc: &Value, place: &str) -> usize {
+    const LISTING_VS_PEER: f64 = 1.5;
+    const FLAT: f64 = 1.2;
+    const NOOP_VS_EXPORT: f64 = 2.0;
+    const RSS_MIB: f64 = 64.0;
+    let sizes = sc["sizes"].as_array().cloned().unwrap_or_default();
+    let (Some(small), Some(large)) = (sizes.first(), sizes.last()) else { return 0 };
+    let (ns, nl) = (&small["pods"], &large["pods"]);
+    let (cs, cl) = (&small["commands"], &large["commands"]);
+    let _ = writeln!(
+        s,
+        "**A node of {ns} and of {nl} pods, {place}** ({} pairs, each peer in its own namespace, a firewall + counter chain on each peer hook; one process per command, median of 5; bring-up by `netkit apply --jobs 8`: {:.1} s and {:.1} s)\n",
+        sc["kind"].as_str().unwrap_or("?"),
+        f(&small["bring_up_ms"]) / 1e3,
+        f(&large["bring_up_ms"]) / 1e3
+    );
+    let _ = writeln!(
+        s,
+        "| command | wall at {ns} | wall at {nl} | growth | CPU at {nl} | peak RSS at {nl} | counterpart at {nl} | ratio |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---|---:|");
+    let rows: [(&str, &str, Option<(&str, &str)>); 12] = [
+        ("device list --all", "device_list_all", Some(("ip -d -j link show", "ip_link_show"))),
+        ("device list", "device_list", Some(("ip -d -j link show", "ip_link_show"))),
+        ("query", "query", Some(("bpftool net show", "bpftool_net_show"))),
+        ("link list --all", "link_list_all", Some(("bpftool link show", "bpftool_link_show"))),
+        ("stats", "stats", None),
+        ("one /metrics scrape", "metrics_scrape", None),
+        ("export", "export", None),
+        ("apply (no change)", "apply_noop", Some(("export", "export"))),
+        ("apply (one pod's rule)", "apply_one_pod", None),
+        ("CNI ADD", "cni_add", None),
+        ("CNI DEL", "cni_del", None),
+        ("ip -d -j link show", "ip_link_show", None),
+    ];
+    let mut missed = 0;
+    let mut notes = Vec::new();
+    let mut worst_rss = (0.0, String::new());
+    for (name, key, peer) in rows {
+        let (a, b) = (&cs[key], &cl[key]);
+        let growth = f(&b["wall_ms"]) / f(&a["wall_ms"]);
+        let rss = f(&b["rss_kib"]) / 1024.0;
+        if rss > worst_rss.0 && !key.starts_with("ip_") {
+            worst_rss = (rss, name.to_string());
+        }
+        let (peer_name, ratio) = match peer {
+            Some((pn, pk)) => (pn.to_string(), format!("{:.2}", f(&b["wall_ms"]) / f(&cl[pk]["wall_ms"]))),
+            None => (String::new(), String::new()),
+        };
+        let _ = writeln!(
+            s,
+            "| {name} | {:.1} ms | {:.1} ms | {growth:.2}x | {:.1} ms | {rss:.1} MiB | {peer_name} | {ratio} |",
+            f(&a["wall_ms"]),
+            f(&b["wall_ms"]),
+            f(&b["cpu_ms"])
+        );
+        if let Some((pn, pk)) = peer
+            && pk != "export"
+        {
+            let r = f(&b["wall_ms"]) / f(&cl[pk]["wall_ms"]);
+            let ok = r <= LISTING_VS_PEER;
+            missed += usize::from(!ok);
+            notes.push(format!(
+                "- {name} within {LISTING_VS_PEER}x of {pn} at {nl}: {} ({r:.2}x)",
+                if ok { "met" } else { "MISSED" }
+            ));
+        }
+    }
+    for (name, key) in [("CNI ADD", "cni_add"), ("CNI DEL", "cni_del"), ("a one-pod apply", "apply_one_pod")] {
+        let g = f(&cl[key]["wall_ms"]) / f(&cs[key]["wall_ms"]);
+        let ok = g <= FLAT;
+        missed += usize::from(!ok);
+        notes.push(format!(
+            "- {name} flat from {ns} to {nl} pods (within {FLAT}x): {} ({g:.2}x)",
+            if ok { "met" } else { "MISSED" }
+        ));
+    }
+    let r = f(&cl["apply_noop"]["wall_ms"]) / f(&cl["export"]["wall_ms"]);
+    let ok = r <= NOOP_VS_EXPORT;
+    missed += usize::from(!ok);
+    notes.push(format!(
+        "- a no-op apply within {NOOP_VS_EXPORT}x of export at {nl}: {} ({r:.2}x)",
+        if ok { "met" } else { "MISSED" }
+    ));
+    let ok = worst_rss.0 <= RSS_MIB;
+    missed += usize::from(!ok);
+    notes.push(format!(
+        "- no command above {RSS_MIB} MiB at {nl} pods: {} (largest {:.1} MiB, {})",
+        if ok { "met" } else { "MISSED" },
+        worst_rss.0,
+        worst_rss.1
+    ));
+    let _ = writeln!(s, "\n{}\n", notes.join("\n"));
+    if let Some(v) = sc["bpftool"].as_str() {
+        let _ = writeln!(s, "(bpftool: {v})\n");
+    }
+    missed
 }
