@@ -278,6 +278,8 @@ pub(super) fn remove(
 ) -> Vec<String> {
     let mut problems = Vec::new();
     if let Some(r) = record {
+        // The pod's namespace, known: deleting the pair need not walk them all.
+        rt.block_on(nl.remember_namespace(&crate::os::netns::NetnsRef::Path(r.netns.clone().into())));
         match rt.block_on(nl.delete_pair(&r.host)) {
             Ok(_) | Err(DeviceError::NotFound { .. }) => {}
             Err(e) => problems.push(format!("the pair {}: {}", r.host, crate::os::errno::error_chain(&e))),

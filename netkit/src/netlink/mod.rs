@@ -100,6 +100,8 @@ pub struct Netlink {
     pub(crate) handle: rtnetlink::Handle,
     /// Link reads, on a socket of their own in the same namespace.
     links: Arc<read::LinkSocket>,
+    /// Other namespaces by the nsids this one gives them, as far as known.
+    nsids: Arc<std::sync::Mutex<device::Nsids>>,
 }
 
 impl Netlink {
@@ -109,7 +111,7 @@ impl Netlink {
         let links = Arc::new(read::LinkSocket::open().map_err(NetlinkError::Socket)?);
         let (conn, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
         runtime.spawn(conn);
-        Ok(Self { handle, links })
+        Ok(Self { handle, links, nsids: Arc::default() })
     }
 
     /// A connection inside another namespace; the calling thread stays where it is.

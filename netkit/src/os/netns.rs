@@ -258,6 +258,33 @@ impl NsRef {
     }
 }
 
+impl NetnsRef {
+    /// What [`others`] would call this namespace, without walking them all:
+    /// its /run/netns name (given so, or as a path there), or `pid:PID`.
+    /// None for a bind mount elsewhere, which only a walk can name.
+    pub(crate) fn as_ns_ref(&self) -> Option<NsRef> {
+        let path = self.path();
+        let name = match self {
+            Self::Name(n) => n.clone(),
+            Self::Pid(pid) => format!("pid:{pid}"),
+            Self::Path(p) => {
+                let parent = p.parent()?;
+                let file = p.file_name()?.to_string_lossy().into_owned();
+                if parent == Path::new(NETNS_RUN_DIR) || parent == Path::new("/var/run/netns") {
+                    file
+                } else {
+                    let pid = p.strip_prefix("/proc").ok()?.to_str()?.strip_suffix("/ns/net")?;
+                    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+                        return None;
+                    }
+                    format!("pid:{pid}")
+                }
+            }
+        };
+        Some(NsRef { name, path })
+    }
+}
+
 /// Every namespace this tool can reach, other than the calling thread's own:
 /// the named ones, init's (`default`), then those only a process is in (as a
 /// container runtime's pods may be), named `pid:PID` after one of them, the
@@ -287,7 +314,23 @@ pub fn current_name() -> String {
 }
 
 /// The name of the namespace with nsfs identity `id` (see [`NetnsRef::layout_name`]).
+///
+/// Finding it stats every entry of /run/netns, and a command asks several
+/// times (messages, the pin layout): the answer is kept for the life of the
+/// process, which also keeps one process's pins under one directory should
+/// the namespace be named meanwhile.
 fn name_of(id: (u64, u64)) -> String {
+    static NAMES: std::sync::Mutex<Vec<((u64, u64), String)>> = std::sync::Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, name)) = names.iter().find(|(i, _)| *i == id) {
+        return name.clone();
+    }
+    let name = find_name_of(id);
+    names.push((id, name.clone()));
+    name
+}
+
+fn find_name_of(id: (u64, u64)) -> String {
     if let Some(name) = list_named().into_iter().find(|name| identity(&path_of(name)) == Some(id)) {
         return name;
     }
@@ -355,6 +398,22 @@ pub fn delete(name: &str) -> Result<(), NetnsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_namespace_given_by_name_path_or_pid_is_named_as_a_walk_names_it() {
+        let named = |r: NetnsRef| r.as_ns_ref().map(|n| (n.name, n.path));
+        let run = |n: &str| PathBuf::from(format!("/run/netns/{n}"));
+        assert_eq!(named(NetnsRef::Name("pod1".into())), Some(("pod1".into(), run("pod1"))));
+        assert_eq!(named(NetnsRef::Path(run("cni-1"))), Some(("cni-1".into(), run("cni-1"))));
+        let var = PathBuf::from("/var/run/netns/cni-2");
+        assert_eq!(named(NetnsRef::Path(var.clone())), Some(("cni-2".into(), var)));
+        let proc = PathBuf::from("/proc/42/ns/net");
+        assert_eq!(named(NetnsRef::Path(proc.clone())), Some(("pid:42".into(), proc.clone())));
+        assert_eq!(named(NetnsRef::Pid(42)), Some(("pid:42".into(), proc)));
+        // Only a walk can name a bind mount elsewhere.
+        assert_eq!(named(NetnsRef::Path("/var/lib/pods/x/netns".into())), None);
+        assert_eq!(named(NetnsRef::Path("/proc/self/ns/net".into())), None);
+    }
 
     #[test]
     fn names_are_checked() {

@@ -11,9 +11,9 @@ pub(crate) use spec::AttrSupport;
 pub use spec::PairSpec;
 
 pub(crate) use spec::probe_attributes;
-pub(crate) use view::PrimaryAt;
 pub(crate) use view::PrimaryRef;
 pub use view::{DeviceView, HookCounts, PeerRef};
+pub(crate) use view::{Nsids, PrimaryAt};
 
 use netlink_packet_route::link::{InfoData, InfoKind, InfoNetkit, InfoVeth, LinkMessage};
 use rtnetlink::{LinkMessageBuilder, LinkNetkit, LinkUnspec};
@@ -383,7 +383,10 @@ impl Netlink {
             return Err(fail(&format!("applying {flag}"), &not_taken));
         }
         let peer_conn = match &spec.peer_netns {
-            Some(ns) => Netlink::connect_to(ns).map_err(|e| fail("reaching the peer's namespace", &e))?,
+            Some(ns) => {
+                self.remember_namespace(ns).await;
+                Netlink::connect_to(ns).map_err(|e| fail("reaching the peer's namespace", &e))?
+            }
             None => self.clone(),
         };
         if !spec.peer_attrs.is_empty() {

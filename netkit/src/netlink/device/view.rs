@@ -129,30 +129,67 @@ impl PrimaryRef {
 }
 
 /// The namespaces this tool can name, matched to the nsids this namespace
-/// gives them as far as a search needed to go: `device list` asks for many
-/// devices' other ends, and walking /run/netns and /proc again and asking
-/// the kernel for each namespace's nsid once per device made it quadratic.
+/// gives them: asking for a pair's other end in another namespace means
+/// walking /run/netns and /proc and asking the kernel for each namespace's
+/// nsid until one matches. Done once per device, that made `device list`,
+/// `apply` and `export` quadratic in the number of pods; so one connection
+/// keeps what it learnt ([`Netlink`] holds one of these, shared by its
+/// clones: nsids are relative to the connection's namespace).
+///
+/// An nsid is freed when its namespace goes and may be given to a new one,
+/// so a remembered match is checked again before it is used, and a miss
+/// walks the namespaces again (those not asked about yet first).
 #[derive(Default)]
-pub(super) struct Nsids {
-    /// Namespaces not asked about yet (`None` until the first search).
-    pending: Option<std::vec::IntoIter<netns::NsRef>>,
-    /// The ones asked about, with their nsid here if they have one.
-    known: Vec<(i32, netns::NsRef)>,
+pub(crate) struct Nsids {
+    /// Namespaces found by the last walk and not asked about yet.
+    pending: Vec<netns::NsRef>,
+    /// The ones asked about, by the nsid this namespace gives them.
+    known: std::collections::HashMap<i32, netns::NsRef>,
 }
 
-impl Nsids {
-    /// The namespace this namespace calls `nsid`, if this tool can name it.
-    async fn find(&mut self, here: &Netlink, nsid: i32) -> Option<netns::NsRef> {
-        if let Some((_, ns)) = self.known.iter().find(|(id, _)| *id == nsid) {
-            return Some(ns.clone());
+impl Netlink {
+    /// Remembers the nsid of a namespace the caller already knows (a pair's
+    /// peer namespace as it was asked for), so that describing the pair does
+    /// not walk every namespace to find it.
+    pub(crate) async fn remember_namespace(&self, ns: &netns::NetnsRef) {
+        let Some(r) = ns.as_ns_ref() else { return };
+        let Ok(fd) = r.open() else { return };
+        if let Some(id) = self.nsid_of(&fd).await {
+            self.nsids.lock().unwrap_or_else(|e| e.into_inner()).known.insert(id, r);
         }
-        let pending = self.pending.get_or_insert_with(|| netns::others().into_iter());
-        for ns in pending.by_ref() {
-            let Ok(fd) = ns.open() else { continue };
-            let Some(id) = here.nsid_of(&fd).await else { continue };
-            self.known.push((id, ns.clone()));
-            if id == nsid {
+    }
+
+    /// The namespace this namespace calls `nsid`, if this tool can name it.
+    async fn namespace_of(&self, nsid: i32) -> Option<netns::NsRef> {
+        let lock = || self.nsids.lock().unwrap_or_else(|e| e.into_inner());
+        let remembered = lock().known.get(&nsid).cloned();
+        if let Some(ns) = remembered {
+            if let Ok(fd) = ns.open()
+                && self.nsid_of(&fd).await == Some(nsid)
+            {
                 return Some(ns);
+            }
+            lock().known.remove(&nsid);
+        }
+        // The rest of the last walk, then (once) a new walk.
+        for fresh in [false, true] {
+            let candidates = {
+                let mut n = lock();
+                if fresh {
+                    n.pending = netns::others();
+                }
+                std::mem::take(&mut n.pending)
+            };
+            let mut rest = candidates.into_iter();
+            while let Some(ns) = rest.next() {
+                let Ok(fd) = ns.open() else { continue };
+                let Some(id) = self.nsid_of(&fd).await else { continue };
+                let mut n = lock();
+                n.known.insert(id, ns.clone());
+                if id == nsid {
+                    n.pending.extend(rest);
+                    return Some(ns);
+                }
             }
         }
         None
@@ -161,17 +198,11 @@ impl Nsids {
 
 impl Netlink {
     pub(super) async fn other_end(&self, link: &Link) -> Result<Option<OtherEnd>, DeviceError> {
-        self.other_end_among(link, &[], &mut Nsids::default()).await
+        self.other_end_among(link, &[]).await
     }
     /// As [`Self::other_end`], taking the other end from `here` (links of
-    /// this namespace already read) when it is among them, and other
-    /// namespaces from `nsids`.
-    async fn other_end_among(
-        &self,
-        link: &Link,
-        here: &[Link],
-        nsids: &mut Nsids,
-    ) -> Result<Option<OtherEnd>, DeviceError> {
+    /// this namespace already read) when it is among them.
+    async fn other_end_among(&self, link: &Link, here: &[Link]) -> Result<Option<OtherEnd>, DeviceError> {
         let Some(index) = link.link.filter(|i| *i != 0) else { return Ok(None) };
         let Some(nsid) = link.link_netnsid else {
             let link = match here.iter().find(|l| l.index == index) {
@@ -180,7 +211,7 @@ impl Netlink {
             };
             return Ok(Some(OtherEnd { link, index, netns: None, netns_label: None }));
         };
-        if let Some(ns) = nsids.find(self, nsid).await
+        if let Some(ns) = self.namespace_of(nsid).await
             && let Ok(fd) = ns.open()
         {
             let there = Netlink::connect_in(&fd)?;
@@ -213,11 +244,10 @@ impl Netlink {
     /// Views of the ends of netkit and veth pairs here (every device with `all`).
     pub async fn list(&self, all: bool) -> Result<Vec<DeviceView>, DeviceError> {
         let links = self.links()?;
-        let mut nsids = Nsids::default();
         let mut out = Vec::new();
         for link in &links {
             if all || link.is_pair() {
-                out.push(self.view_among(link, &links, &mut nsids).await?);
+                out.push(self.view_among(link, &links).await?);
             }
         }
         Ok(out)
@@ -226,12 +256,12 @@ impl Netlink {
     /// ([`DeviceView::primary_at`]); the programs on the pair's hooks are
     /// counted by the hooks layer.
     pub(crate) async fn view(&self, link: &Link) -> Result<DeviceView, DeviceError> {
-        self.view_among(link, &[], &mut Nsids::default()).await
+        self.view_among(link, &[]).await
     }
     /// As [`Self::view`], with the links of this namespace already read.
-    async fn view_among(&self, link: &Link, here: &[Link], nsids: &mut Nsids) -> Result<DeviceView, DeviceError> {
+    async fn view_among(&self, link: &Link, here: &[Link]) -> Result<DeviceView, DeviceError> {
         let nk = link.netkit.clone();
-        let other = if link.is_pair() { self.other_end_among(link, here, nsids).await? } else { None };
+        let other = if link.is_pair() { self.other_end_among(link, here).await? } else { None };
         let role = link.role();
         let peer = other.as_ref().map(|o| PeerRef {
             name: o.link.as_ref().map(|l| l.name.clone()),
