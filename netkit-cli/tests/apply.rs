@@ -365,6 +365,53 @@ fn apply_killed_mid_way_converges_on_the_next_run() {
     }
 }
 
+/// The kernel's knob, as the file system shows it.
+fn rcu_expedited() -> String {
+    std::fs::read_to_string(netkit::os::rcu::KNOB).unwrap().trim().to_string()
+}
+
+#[test]
+fn expedite_holds_the_knob_for_the_change_and_the_next_run_undoes_a_killed_one() {
+    require_root!();
+    let found = rcu_expedited();
+    std::fs::write(netkit::os::rcu::KNOB, "0").unwrap();
+    let (a, b) = (T::new("apxa"), T::new("apxb"));
+    let (base, target) = base_and_target();
+    a.apply(&base, &[]);
+    assert_eq!(rcu_expedited(), "0", "apply without --expedite leaves it alone");
+    // Stopped half-way through its changes, it holds the knob.
+    let (path, state) = (a.files.spec(&target), a.files.state());
+    let mut child = a
+        .env
+        .command(&["apply", "-f", &path, "--state", &state, "--jobs", "1", "--expedite"])
+        .env("NETKIT_FAULT", "apply:attach:2:hang")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.contains("hanging"), "{line}");
+    assert_eq!(rcu_expedited(), "1", "expedited while the changes are made");
+    // Another expedited apply, done while the first still holds it.
+    b.apply(&target, &["--expedite"]);
+    assert_eq!(rcu_expedited(), "1", "the first holder still holds it");
+    // SIGKILL at that step: nothing of the first run puts it back...
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(rcu_expedited(), "1", "a killed run cannot put it back");
+    // ...until the next run, expedited or not, which says so.
+    let o = a.run("apply", &target, &[], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("put back to 0"), "{}", stderr(&o));
+    assert_eq!(rcu_expedited(), "0");
+    assert_eq!(a.diff(&target, &[]).0, 0, "converged");
+    // An expedited run that finishes leaves it as it found it.
+    a.apply(&base, &["--expedite"]);
+    assert_eq!(rcu_expedited(), "0");
+    std::fs::write(netkit::os::rcu::KNOB, found).unwrap();
+}
+
 #[test]
 fn watch_follows_the_file_repairs_drift_and_stops_on_sigterm() {
     require_root!();

@@ -180,3 +180,42 @@ fn a_veth_add_retried_after_the_plugin_was_killed_completes_with_what_it_made() 
     let mismatch = has_netkit().then(|| json!({"kind": "netkit"}));
     common::cni::retried_after_a_kill(&Node::new("cnivr"), json!({"kind": "veth"}), mismatch);
 }
+
+#[test]
+fn an_expedited_add_killed_while_it_attaches_is_put_back_by_del() {
+    require_cni_parts!();
+    let knob = netkit::os::rcu::KNOB;
+    let read = || std::fs::read_to_string(knob).unwrap().trim().to_string();
+    let found = read();
+    std::fs::write(knob, "0").unwrap();
+    let node = Node::new("cnive");
+    let conf = node.netkit_conf("1.1.0", json!({"kind": "auto", "expedite": true, "chains": firewall_chain()}));
+    let pod = TestNs::pod("cnivea");
+    let pod_path = pod.path.display().to_string();
+    let env = [("CNI_CONTAINERID", "ctr-e"), ("CNI_NETNS", pod_path.as_str()), ("CNI_IFNAME", "eth0")];
+    let mut add = vec![("CNI_COMMAND", "ADD"), ("NETKIT_FAULT", "apply:attach:1:hang")];
+    add.extend(env);
+    let mut child = node.spawn_plugin(&add, &conf);
+    use std::io::BufRead as _;
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    assert!(lines.any(|l| l.unwrap().contains("hanging in attach")), "the plugin never reached the attach step");
+    assert_eq!(read(), "1", "expedited while the ADD attaches");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(read(), "1", "a killed plugin cannot put it back");
+    let mut del = vec![("CNI_COMMAND", "DEL")];
+    del.extend(env);
+    let (ok, e) = node.plugin(&del, &conf);
+    assert!(ok, "DEL after a killed ADD: {e}");
+    assert_eq!(read(), "0", "the runtime's DEL put it back");
+    assert_eq!(node.leftovers(), Vec::<String>::new());
+    // A whole expedited ADD leaves it as it found it.
+    let mut add = vec![("CNI_COMMAND", "ADD")];
+    add.extend(env);
+    let (ok, e) = node.plugin(&add, &conf);
+    assert!(ok, "{e}");
+    assert_eq!(read(), "0");
+    let (ok, e) = node.plugin(&del, &conf);
+    assert!(ok, "{e}");
+    std::fs::write(knob, found).unwrap();
+}

@@ -677,7 +677,7 @@ fn scale_rows(s: &mut String, sc: &Value, place: &str) -> usize {
         "| command | wall at {ns} | wall at {nl} | growth | CPU at {nl} | peak RSS at {nl} | counterpart at {nl} | ratio |"
     );
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---|---:|");
-    let rows: [(&str, &str, Option<(&str, &str)>); 12] = [
+    let rows = [
         ("device list --all", "device_list_all", Some(("ip -d -j link show", "ip_link_show"))),
         ("device list", "device_list", Some(("ip -d -j link show", "ip_link_show"))),
         ("query", "query", Some(("bpftool net show", "bpftool_net_show"))),
@@ -749,6 +749,28 @@ fn scale_rows(s: &mut String, sc: &Value, place: &str) -> usize {
         worst_rss.1
     ));
     let _ = writeln!(s, "\n{}\n", notes.join("\n"));
+    let _ = writeln!(
+        s,
+        "| `apply` with the kernel's grace periods | pods | changes (pairs + links) | normal | `--expedite` | ratio |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
+    for size in [small, large] {
+        for (what, normal, fast) in
+            [("bring-up", "bring_up_ms", "bring_up_expedited_ms"), ("--prune of all", "prune_ms", "prune_expedited_ms")]
+        {
+            let (a, b) = (f(&size[normal]), f(&size[fast]));
+            let _ = writeln!(
+                s,
+                "| {what} | {} | {} | {:.2} s | {:.2} s | {:.1}x |",
+                size["pods"],
+                size["changes"],
+                a / 1e3,
+                b / 1e3,
+                a / b
+            );
+        }
+    }
+    let _ = writeln!(s);
     if let Some(v) = sc["bpftool"].as_str() {
         let _ = writeln!(s, "(bpftool: {v})\n");
     }

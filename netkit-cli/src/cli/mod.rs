@@ -236,6 +236,14 @@ pub struct ApplyArgs {
     /// With --watch: seconds between drift checks.
     #[arg(long, default_value_t = 30, value_name = "SECONDS", requires = "watch")]
     pub interval: u64,
+    /// Expedite the kernel's RCU grace periods while changes are made: every
+    /// chain change waits for one under RTNL, so bulk changes go many times
+    /// faster. System-wide, at a cost to everything else on the machine (an
+    /// expedited grace period interrupts every CPU); the previous value of
+    /// /sys/kernel/rcu_expedited is put back afterwards, and by the next run
+    /// if this one is killed.
+    #[arg(long)]
+    pub expedite: bool,
     /// Seconds to wait for another writer of the namespace's record (another
     /// apply) before giving up; --watch waits as long as it takes.
     #[arg(long, default_value_t = 60, value_name = "SECONDS", conflicts_with = "watch")]

@@ -14,6 +14,7 @@ use anyhow::{Context as _, Result};
 use netkit::{
     apply::{Engine, Plan, PlanOptions, Report, StepView, spec, state::Wait},
     netlink::Netlink,
+    os::rcu::{self, Recovery},
 };
 
 use crate::{
@@ -51,14 +52,23 @@ pub fn apply(cli: &Cli, a: &ApplyArgs, out: &mut impl Write, err: &mut impl Writ
     if a.watch {
         return watch(cli, a, out, err);
     }
-    let report = apply_once(cli, &a.spec, a.jobs, Wait::For(Duration::from_secs(a.wait)), err)?;
+    let report = apply_once(cli, &a.spec, a, Wait::For(Duration::from_secs(a.wait)), err)?;
     render::print(cli.json, out, &report, render::report)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Plans and applies under the record's lock: waiting for another writer as
 /// `wait` says, saying once whom it waits for.
-fn apply_once(cli: &Cli, a: &SpecArgs, jobs: u16, wait: Wait<'_>, err: &mut impl Write) -> Result<Report> {
+fn apply_once(cli: &Cli, a: &SpecArgs, how: &ApplyArgs, wait: Wait<'_>, err: &mut impl Write) -> Result<Report> {
+    // A run killed while it expedited grace periods left the knob set.
+    let rcu_dir = Path::new(rcu::DEFAULT_DIR);
+    if let Recovery::Restored(v) = rcu::recover(rcu_dir)? {
+        let _ = writeln!(
+            err,
+            "apply: a run that ended while it expedited RCU grace periods left {} at 1; put back to {v}",
+            rcu::KNOB
+        );
+    }
     let rt = runtime()?;
     let spec = spec::read(&a.file)?;
     let nl = rt.block_on(async { Netlink::connect() })?;
@@ -67,9 +77,16 @@ fn apply_once(cli: &Cli, a: &SpecArgs, jobs: u16, wait: Wait<'_>, err: &mut impl
         let _ = writeln!(err, "apply: waiting for the other writer of {}: {holder}", engine.record.path.display());
     })?;
     let plan = rt.block_on(engine.plan(&spec, options(a)))?;
+    // Expedited only while there are chain changes to make.
+    let expedited = if how.expedite && !plan.is_empty() { Some(rcu::Expedited::start(rcu_dir)?) } else { None };
     // Also when the plan has no step: the record may still learn what a
     // killed run left (apply returns at once when there is nothing at all).
-    Ok(engine.apply(&plan, usize::from(jobs), &writer)?)
+    let report = engine.apply(&plan, usize::from(how.jobs), &writer);
+    // Put back in any case; a failed apply's error comes first.
+    let restored = expedited.map(rcu::Expedited::finish);
+    let report = report?;
+    restored.transpose()?;
+    Ok(report)
 }
 
 /// What the file holds now (a ConfigMap update replaces it, often by
@@ -116,7 +133,7 @@ fn watch(cli: &Cli, a: &ApplyArgs, out: &mut impl Write, err: &mut impl Write) -
             last = Instant::now();
             // An agent waits for another writer (an operator's apply, the
             // agent it replaces) for as long as it takes, or until SIGTERM.
-            match apply_once(cli, &a.spec, a.jobs, Wait::UntilStopped(&stop), err) {
+            match apply_once(cli, &a.spec, a, Wait::UntilStopped(&stop), err) {
                 Ok(report) => {
                     for s in &report.steps {
                         log_step(cli, out, s)?;

@@ -29,6 +29,7 @@ use crate::{
     os::{
         netns::NetnsRef,
         probe::{self, Feature},
+        rcu,
     },
 };
 
@@ -130,7 +131,24 @@ pub(super) async fn free_host_name(nl: &Netlink, id: &str, ifname: &str) -> Resu
 /// an attachment whose pair still exists (the runtime retrying after the
 /// plugin was killed) takes over what is there as it is, when it is as
 /// configured, and completes the rest.
+/// Puts back what a plugin killed while it expedited grace periods left
+/// (every ADD and DEL does this first; see [`crate::os::rcu`]).
+fn recover_rcu() -> Result<(), CniError> {
+    if let rcu::Recovery::Restored(v) = rcu::recover(Path::new(rcu::DEFAULT_DIR)).map_err(rcu_error)? {
+        eprintln!(
+            "netkit-cni: a run that ended while it expedited RCU grace periods left {} at 1; put back to {v}",
+            rcu::KNOB
+        );
+    }
+    Ok(())
+}
+
+fn rcu_error(e: rcu::RcuError) -> CniError {
+    CniError::new(Code::Plugin, "expediting RCU grace periods", crate::os::errno::error_chain(&e))
+}
+
 pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
+    recover_rcu()?;
     let place = Place::of(conf, &env.container_id, &env.ifname);
     let (rt, nl) = connect()?;
     let netns = NetnsRef::Path(env.netns.clone().into());
@@ -246,7 +264,15 @@ pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
             }
         };
         fault("ipam")?;
-        engine.apply(&plan, 1, &writer).map_err(|e| apply_error("creating the pair and its chains", e))?;
+        let expedited = if conf.expedite && !plan.is_empty() {
+            Some(rcu::Expedited::start(Path::new(rcu::DEFAULT_DIR)).map_err(rcu_error)?)
+        } else {
+            None
+        };
+        let applied = engine.apply(&plan, 1, &writer);
+        let restored = expedited.map(rcu::Expedited::finish);
+        applied.map_err(|e| apply_error("creating the pair and its chains", e))?;
+        restored.transpose().map_err(rcu_error)?;
         fault("pair")?;
         rt.block_on(finish(&nl, conf, env, &host, allocated, resuming))
     })();
@@ -305,6 +331,7 @@ pub(super) fn remove(
 
 /// DEL: tolerant of every piece being gone.
 pub fn del(env: &Env, conf: &NetConf) -> Result<(), CniError> {
+    recover_rcu()?;
     let place = Place::of(conf, &env.container_id, &env.ifname);
     let record = place.load()?;
     let (rt, nl) = connect()?;

@@ -57,6 +57,7 @@ const NETKIT_KEYS: &[&str] = &[
     "chains",
     "bpffs",
     "stateDir",
+    "expedite",
 ];
 
 /// A chain on one of the attachment's hooks: the apply spec's chain without
@@ -133,6 +134,8 @@ struct Doc {
     bpffs: Option<PathBuf>,
     #[serde(default)]
     state_dir: Option<PathBuf>,
+    #[serde(default)]
+    expedite: bool,
 }
 
 /// A checked configuration.
@@ -173,6 +176,9 @@ pub struct NetConf {
     pub bpffs: PathBuf,
     /// Where attachments are recorded.
     pub state_dir: PathBuf,
+    /// Expedite the kernel's RCU grace periods while an ADD attaches (see
+    /// [`crate::os::rcu`]); off unless asked for.
+    pub expedite: bool,
     /// GC's still-valid attachments.
     pub valid_attachments: Option<Vec<Attachment>>,
     /// The configuration's bytes, as the delegated plugins get them.
@@ -324,6 +330,7 @@ pub fn parse(raw: &[u8], chains: bool) -> Result<NetConf, CniError> {
         chains: doc.chains,
         bpffs: doc.bpffs.unwrap_or_else(|| "/sys/fs/bpf".into()),
         state_dir: doc.state_dir.unwrap_or_else(|| "/run/netkit/cni".into()),
+        expedite: doc.expedite,
         valid_attachments,
         raw: raw.to_vec(),
     };
