@@ -1271,12 +1271,7 @@ mod traffic {
 fn cni_exec(exe: &str, plugins: &str, conf: &str, command: &str, id: &str, pod: &str) -> (f64, String) {
     use std::io::Write as _;
     let t = Instant::now();
-    let mut child = Command::new(exe)
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", id)
-        .env("CNI_NETNS", format!("/run/netns/{pod}"))
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_PATH", plugins)
+    let mut child = cni_command(exe, plugins, command, id, pod)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -1286,6 +1281,18 @@ fn cni_exec(exe: &str, plugins: &str, conf: &str, command: &str, id: &str, pod: 
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{exe} {command} {id}: {stdout}");
     (t.elapsed().as_secs_f64() * 1e3, stdout)
+}
+
+/// The plugin `exe` as a runtime starts it for `command` on container `id`
+/// in the pod namespace `pod` (under /run/netns).
+fn cni_command(exe: &str, plugins: &str, command: &str, id: &str, pod: &str) -> Command {
+    let mut c = Command::new(exe);
+    c.env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", id)
+        .env("CNI_NETNS", format!("/run/netns/{pod}"))
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", plugins);
+    c
 }
 
 /// The CNI plugin's reference plugins and the plugin itself, as the guest
@@ -1494,7 +1501,10 @@ impl Cost {
 
     /// The median of each figure over `runs` runs of `make()`'s command.
     fn median_of(runs: usize, mut make: impl FnMut(usize) -> Command) -> Cost {
-        let costs: Vec<Cost> = (0..runs).map(|i| Cost::of(&mut make(i))).collect();
+        Cost::median((0..runs).map(|i| Cost::of(&mut make(i))).collect())
+    }
+
+    fn median(costs: Vec<Cost>) -> Cost {
         Cost {
             wall_ms: median(costs.iter().map(|c| c.wall_ms).collect()),
             cpu_ms: median(costs.iter().map(|c| c.cpu_ms).collect()),
@@ -1652,6 +1662,8 @@ fn scale_size(node: &BenchNs, host: bool, n: usize, bpftool: &str) -> Value {
         walls.push(t.elapsed().as_secs_f64() * 1e3);
         cpus.push(proc_cpu_ms(server.id()) - c);
     }
+    // The scrapes were this server's (not one left by an earlier run on the port).
+    assert!(server.try_wait().unwrap().is_none(), "the metrics server exited: was the port taken?");
     let status = std::fs::read_to_string(format!("/proc/{}/status", server.id())).unwrap();
     let hwm: f64 =
         status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap().trim().trim_end_matches(" kB").parse().unwrap();
@@ -1677,70 +1689,54 @@ fn scale_size(node: &BenchNs, host: bool, n: usize, bpftool: &str) -> Value {
         "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.60.0.0/16"}]], "dataDir": dir.join("ipam")},
     })
     .to_string();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..8 {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some(p) = pods.get(i) else { break };
-                    cni_exec(&plugin, &plugins, &conf, "ADD", &format!("c{i}"), p);
-                }
-            });
-        }
-    });
+    // Every pod's ADD (or DEL), eight at a time, as a node's runtime runs them.
+    let all = |command: &str| {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let Some(p) = pods.get(i) else { break };
+                        cni_exec(&plugin, &plugins, &conf, command, &format!("c{i}"), p);
+                    }
+                });
+            }
+        });
+    };
+    all("ADD");
     let extra = format!("{}-extra", node.0);
     netns::create(&extra).unwrap();
     let (mut adds, mut dels) = (Vec::new(), Vec::new());
-    let cni = |command: &str| {
-        let mut c = Command::new(&plugin);
-        c.env("CNI_COMMAND", command)
-            .env("CNI_CONTAINERID", "extra")
-            .env("CNI_NETNS", format!("/run/netns/{extra}"))
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_PATH", &plugins);
-        c
-    };
+    let cni = |command: &str| cni_command(&plugin, &plugins, command, "extra", &extra);
     for _ in 0..RUNS {
         adds.push(cost_with_stdin(&mut cni("ADD"), &conf));
         dels.push(cost_with_stdin(&mut cni("DEL"), &conf));
     }
-    let med = |v: &[Cost]| Cost {
-        wall_ms: median(v.iter().map(|c| c.wall_ms).collect()),
-        cpu_ms: median(v.iter().map(|c| c.cpu_ms).collect()),
-        rss_kib: median(v.iter().map(|c| c.rss_kib).collect()),
-    };
-    put("cni_add", med(&adds));
-    put("cni_del", med(&dels));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..8 {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some(p) = pods.get(i) else { break };
-                    cni_exec(&plugin, &plugins, &conf, "DEL", &format!("c{i}"), p);
-                }
-            });
-        }
-    });
+    put("cni_add", Cost::median(adds));
+    put("cni_del", Cost::median(dels));
+    all("DEL");
     let left = leftover_files(&bpffs, &[dir.join("ipam")]);
     assert_eq!(left, (0, 0), "the CNI pods left (pins, address allocations) {left:?}");
     assert_eq!(node_devices(), ["lo"], "the CNI pods left devices");
 
-    // The bring-up and the prune again, with the kernel's grace periods
-    // expedited for their duration (apply --expedite).
-    eprintln!("scale: {n} pods by apply --expedite");
-    let t = Instant::now();
-    Cost::of(&mut netkit(&["apply", "-f", &spec_s[0], "--state", &state_s, "--jobs", "8", "--expedite"]));
-    let expedited_ms = t.elapsed().as_secs_f64() * 1e3;
-    let t = Instant::now();
-    Cost::of(&mut netkit(&["apply", "-f", &empty.display().to_string(), "--state", &state_s, "--prune"]));
-    let prune_ms = t.elapsed().as_secs_f64() * 1e3;
-    Cost::of(&mut netkit(&["apply", "-f", &spec_s[0], "--state", &state_s, "--jobs", "8"]));
-    let t = Instant::now();
-    Cost::of(&mut netkit(&["apply", "-f", &empty.display().to_string(), "--state", &state_s, "--prune", "--expedite"]));
-    let prune_expedited_ms = t.elapsed().as_secs_f64() * 1e3;
+    // The bring-up and the prune again, warm, each way twice in turn: with
+    // the kernel's grace periods as they are, and expedited for the
+    // duration (apply --expedite).
+    let knob = std::fs::read_to_string(netkit::os::rcu::KNOB).unwrap_or_default().trim().to_string();
+    let (mut up, mut down) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+    let empty_s = empty.display().to_string();
+    for round in 0..4 {
+        let fast = round % 2;
+        let extra: &[&str] = if fast == 1 { &["--expedite"] } else { &[] };
+        eprintln!("scale: {n} pods by apply{}", if fast == 1 { " --expedite" } else { "" });
+        let t = Instant::now();
+        Cost::of(netkit(&["apply", "-f", &spec_s[0], "--state", &state_s, "--jobs", "8"]).args(extra));
+        up[fast].push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        Cost::of(netkit(&["apply", "-f", &empty_s, "--state", &state_s, "--prune"]).args(extra));
+        down[fast].push(t.elapsed().as_secs_f64() * 1e3);
+    }
     assert_eq!(node_devices(), ["lo"], "apply --prune left devices");
     netns::delete(&extra).unwrap();
     for p in &pods {
@@ -1752,10 +1748,12 @@ fn scale_size(node: &BenchNs, host: bool, n: usize, bpftool: &str) -> Value {
         "pods": n,
         // Each pod: its pair, and two links on its peer hook.
         "changes": 3 * n,
-        "bring_up_ms": bring_up_ms,
-        "bring_up_expedited_ms": expedited_ms,
-        "prune_ms": prune_ms,
-        "prune_expedited_ms": prune_expedited_ms,
+        "first_bring_up_ms": bring_up_ms,
+        "rcu_expedited_before": knob,
+        "bring_up_ms": median(up[0].clone()),
+        "bring_up_expedited_ms": median(up[1].clone()),
+        "prune_ms": median(down[0].clone()),
+        "prune_expedited_ms": median(down[1].clone()),
         "metrics_bytes": bytes,
         "commands": Value::Object(m),
     })

@@ -365,16 +365,11 @@ fn apply_killed_mid_way_converges_on_the_next_run() {
     }
 }
 
-/// The kernel's knob, as the file system shows it.
-fn rcu_expedited() -> String {
-    std::fs::read_to_string(netkit::os::rcu::KNOB).unwrap().trim().to_string()
-}
-
 #[test]
 fn expedite_holds_the_knob_for_the_change_and_the_next_run_undoes_a_killed_one() {
     require_root!();
-    let found = rcu_expedited();
-    std::fs::write(netkit::os::rcu::KNOB, "0").unwrap();
+    let _knob = common::RcuKnob::zero();
+    let rcu_expedited = common::RcuKnob::read;
     let (a, b) = (T::new("apxa"), T::new("apxb"));
     let (base, target) = base_and_target();
     a.apply(&base, &[]);
@@ -409,7 +404,28 @@ fn expedite_holds_the_knob_for_the_change_and_the_next_run_undoes_a_killed_one()
     // An expedited run that finishes leaves it as it found it.
     a.apply(&base, &["--expedite"]);
     assert_eq!(rcu_expedited(), "0");
-    std::fs::write(netkit::os::rcu::KNOB, found).unwrap();
+
+    // Where the knob cannot be written (a read-only bind mount over it, in
+    // a mount namespace of the run's own, as a container has /sys): the
+    // expedited apply is refused before any change, with the reason, and
+    // leaves no record that a later run would try to put back.
+    let path = a.files.spec(&target);
+    let inner = a.env.command(&["apply", "-f", &path, "--state", &state, "--expedite"]);
+    let knob = netkit::os::rcu::KNOB;
+    let o = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c"])
+        .arg(format!("mount -o bind {knob} {knob} && mount -o remount,bind,ro {knob} && exec \"$@\""))
+        .arg("sh")
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(stderr(&o).contains("writing /sys/kernel/rcu_expedited failed"), "{}", stderr(&o));
+    assert_eq!(a.diff(&base, &[]).0, 0, "nothing changed");
+    assert!(!std::path::Path::new(netkit::os::rcu::DEFAULT_DIR).join("saved").exists(), "a record was left");
+    let o = a.run("apply", &target, &[], None);
+    assert!(o.status.success() && stderr(&o).is_empty(), "{}", stderr(&o));
 }
 
 #[test]

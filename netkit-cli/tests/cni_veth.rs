@@ -184,10 +184,8 @@ fn a_veth_add_retried_after_the_plugin_was_killed_completes_with_what_it_made() 
 #[test]
 fn an_expedited_add_killed_while_it_attaches_is_put_back_by_del() {
     require_cni_parts!();
-    let knob = netkit::os::rcu::KNOB;
-    let read = || std::fs::read_to_string(knob).unwrap().trim().to_string();
-    let found = read();
-    std::fs::write(knob, "0").unwrap();
+    let _knob = common::RcuKnob::zero();
+    let read = common::RcuKnob::read;
     let node = Node::new("cnive");
     let conf = node.netkit_conf("1.1.0", json!({"kind": "auto", "expedite": true, "chains": firewall_chain()}));
     let pod = TestNs::pod("cnivea");
@@ -217,5 +215,4 @@ fn an_expedited_add_killed_while_it_attaches_is_put_back_by_del() {
     assert_eq!(read(), "0");
     let (ok, e) = node.plugin(&del, &conf);
     assert!(ok, "{e}");
-    std::fs::write(knob, found).unwrap();
 }

@@ -412,3 +412,25 @@ macro_rules! require_netkit {
         }
     };
 }
+
+/// The kernel's /sys/kernel/rcu_expedited for a test: set to 0 while the
+/// guard lives and put back as found when it goes, passed or failed.
+pub struct RcuKnob(String);
+
+impl RcuKnob {
+    pub fn zero() -> Self {
+        let found = Self::read();
+        std::fs::write(netkit::os::rcu::KNOB, "0").unwrap();
+        Self(found)
+    }
+
+    pub fn read() -> String {
+        std::fs::read_to_string(netkit::os::rcu::KNOB).unwrap().trim().to_string()
+    }
+}
+
+impl Drop for RcuKnob {
+    fn drop(&mut self) {
+        let _ = std::fs::write(netkit::os::rcu::KNOB, &self.0);
+    }
+}

@@ -127,28 +127,25 @@ pub(super) async fn free_host_name(nl: &Netlink, id: &str, ifname: &str) -> Resu
     ))
 }
 
-/// ADD: the pair, the addresses, the chains, then the traffic. An ADD for
-/// an attachment whose pair still exists (the runtime retrying after the
-/// plugin was killed) takes over what is there as it is, when it is as
-/// configured, and completes the rest.
 /// Puts back what a plugin killed while it expedited grace periods left
-/// (every ADD and DEL does this first; see [`crate::os::rcu`]).
-fn recover_rcu() -> Result<(), CniError> {
-    if let rcu::Recovery::Restored(v) = rcu::recover(Path::new(rcu::DEFAULT_DIR)).map_err(rcu_error)? {
-        eprintln!(
-            "netkit-cni: a run that ended while it expedited RCU grace periods left {} at 1; put back to {v}",
-            rcu::KNOB
-        );
+/// (every ADD and DEL does this first; see [`crate::os::rcu`]), said on
+/// standard error, which runtimes log.
+fn recover_rcu() {
+    if let Some(line) = rcu::recover_line(Path::new(rcu::DEFAULT_DIR)) {
+        eprintln!("netkit-cni: {line}");
     }
-    Ok(())
 }
 
 fn rcu_error(e: rcu::RcuError) -> CniError {
     CniError::new(Code::Plugin, "expediting RCU grace periods", crate::os::errno::error_chain(&e))
 }
 
+/// ADD: the pair, the addresses, the chains, then the traffic. An ADD for
+/// an attachment whose pair still exists (the runtime retrying after the
+/// plugin was killed) takes over what is there as it is, when it is as
+/// configured, and completes the rest.
 pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
-    recover_rcu()?;
+    recover_rcu();
     let place = Place::of(conf, &env.container_id, &env.ifname);
     let (rt, nl) = connect()?;
     let netns = NetnsRef::Path(env.netns.clone().into());
@@ -270,9 +267,11 @@ pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
             None
         };
         let applied = engine.apply(&plan, 1, &writer);
-        let restored = expedited.map(rcu::Expedited::finish);
+        // Put back in any case; one that fails stays recorded for the next call.
+        if let Some(Err(e)) = expedited.map(rcu::Expedited::finish) {
+            eprintln!("netkit-cni: warning: {}", crate::os::errno::error_chain(&e));
+        }
         applied.map_err(|e| apply_error("creating the pair and its chains", e))?;
-        restored.transpose().map_err(rcu_error)?;
         fault("pair")?;
         rt.block_on(finish(&nl, conf, env, &host, allocated, resuming))
     })();
@@ -331,7 +330,7 @@ pub(super) fn remove(
 
 /// DEL: tolerant of every piece being gone.
 pub fn del(env: &Env, conf: &NetConf) -> Result<(), CniError> {
-    recover_rcu()?;
+    recover_rcu();
     let place = Place::of(conf, &env.container_id, &env.ifname);
     let record = place.load()?;
     let (rt, nl) = connect()?;

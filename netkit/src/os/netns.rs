@@ -322,8 +322,18 @@ pub fn current_name() -> String {
 fn name_of(id: (u64, u64)) -> String {
     static NAMES: std::sync::Mutex<Vec<((u64, u64), String)>> = std::sync::Mutex::new(Vec::new());
     let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, name)) = names.iter().find(|(i, _)| *i == id) {
-        return name.clone();
+    // A remembered /run/netns name still names this namespace (nsfs inodes
+    // are reused once a namespace is gone): one stat says so.
+    let still = |name: &str| match name {
+        "default" => identity(Path::new(INIT_NS)) == Some(id),
+        n if n.starts_with("netns-") => true,
+        n => identity(&path_of(n)) == Some(id),
+    };
+    if let Some(at) = names.iter().position(|(i, _)| *i == id) {
+        if still(&names[at].1) {
+            return names[at].1.clone();
+        }
+        names.remove(at);
     }
     let name = find_name_of(id);
     names.push((id, name.clone()));

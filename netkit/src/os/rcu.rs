@@ -66,14 +66,26 @@ pub enum Recovery {
     Restored(u8),
 }
 
+/// [`recover`], for a command's first step: what it did, or why it could
+/// not, as one line for the command's standard error (None: nothing to say).
+/// Never a failure: a knob that cannot be put back now stays recorded, and
+/// the next run tries again.
+pub fn recover_line(dir: &Path) -> Option<String> {
+    match recover(dir) {
+        Ok(Recovery::Nothing) => None,
+        Ok(Recovery::Restored(v)) => {
+            Some(format!("a run that ended while it expedited RCU grace periods left {KNOB} at 1; put back to {v}"))
+        }
+        Err(e) => Some(format!("warning: {}", crate::os::errno::error_chain(&e))),
+    }
+}
+
 /// Grace periods are expedited while this lives (see the module docs).
 #[derive(Debug)]
 pub struct Expedited {
     dir: PathBuf,
     /// This holder's file, locked while it is held.
     holder: Option<(PathBuf, fs::File)>,
-    /// The value the knob had before the first holder set it.
-    saved: u8,
 }
 
 fn record_err(path: &Path) -> impl FnOnce(io::Error) -> RcuError + '_ {
@@ -132,25 +144,48 @@ impl Locked {
         self.dir.join("saved")
     }
 
+    /// The value found before the first holder, if one is recorded. A
+    /// record that is neither 0 nor 1 cannot have been written whole (it is
+    /// renamed into place): it is dropped and the knob left alone.
     fn saved(&self) -> Result<Option<u8>, RcuError> {
-        match fs::read_to_string(self.saved_path()) {
-            Ok(s) => Ok(Some(u8::from(s.trim() != "0"))),
+        let path = self.saved_path();
+        match fs::read_to_string(&path) {
+            Ok(s) => match s.trim() {
+                "0" => Ok(Some(0)),
+                "1" => Ok(Some(1)),
+                _ => {
+                    fs::remove_file(&path).map_err(record_err(&path))?;
+                    Ok(None)
+                }
+            },
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(record_err(&self.saved_path())(e)),
+            Err(e) => Err(record_err(&path)(e)),
         }
     }
 
+    /// Records the value found, whole or not at all (written beside, then renamed).
+    fn save(&self, value: u8) -> Result<(), RcuError> {
+        let (path, tmp) = (self.saved_path(), self.dir.join("saved.new"));
+        fs::write(&tmp, format!("{value}\n")).map_err(record_err(&tmp))?;
+        fs::rename(&tmp, &path).map_err(record_err(&path))
+    }
+
     /// Holders whose process still holds its file; the files of dead ones
-    /// are removed on the way.
-    fn live_holders(&self, except: Option<&Path>) -> Result<usize, RcuError> {
+    /// are removed on the way. A file that cannot be looked at counts as
+    /// held: the knob is never put back under a live holder.
+    fn live_holders(&self) -> Result<usize, RcuError> {
         let holders = self.dir.join("holders");
         let mut live = 0;
-        for entry in fs::read_dir(&holders).map_err(record_err(&holders))?.flatten() {
-            let path = entry.path();
-            if Some(path.as_path()) == except {
-                continue;
-            }
-            let Ok(f) = fs::File::open(&path) else { continue };
+        for entry in fs::read_dir(&holders).map_err(record_err(&holders))? {
+            let path = entry.map_err(record_err(&holders))?.path();
+            let f = match fs::File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(_) => {
+                    live += 1;
+                    continue;
+                }
+            };
             if flock(&f, libc::LOCK_EX | libc::LOCK_NB).map_err(record_err(&path))? {
                 // Nobody holds it: its process is gone.
                 let _ = fs::remove_file(&path);
@@ -162,8 +197,8 @@ impl Locked {
     }
 
     /// With no live holder left, puts the saved value back.
-    fn restore_if_last(&self, except: Option<&Path>) -> Result<Recovery, RcuError> {
-        if self.live_holders(except)? > 0 {
+    fn restore_if_last(&self) -> Result<Recovery, RcuError> {
+        if self.live_holders()? > 0 {
             return Ok(Recovery::Nothing);
         }
         let Some(saved) = self.saved()? else { return Ok(Recovery::Nothing) };
@@ -180,7 +215,7 @@ pub fn recover(dir: &Path) -> Result<Recovery, RcuError> {
     if !dir.join("saved").exists() {
         return Ok(Recovery::Nothing);
     }
-    Locked::take(dir)?.restore_if_last(None)
+    Locked::take(dir)?.restore_if_last()
 }
 
 impl Expedited {
@@ -188,28 +223,32 @@ impl Expedited {
     /// the holders ([`DEFAULT_DIR`] for everything on one node).
     pub fn start(dir: &Path) -> Result<Self, RcuError> {
         let locked = Locked::take(dir)?;
-        locked.restore_if_last(None)?;
-        let saved = match locked.saved()? {
-            Some(v) => v,
-            None => {
-                let v = read_knob()?;
-                let path = locked.saved_path();
-                fs::write(&path, format!("{v}\n")).map_err(record_err(&path))?;
-                v
+        locked.restore_if_last()?;
+        let first = locked.saved()?.is_none();
+        let held = (|| {
+            if first {
+                locked.save(read_knob()?)?;
             }
-        };
-        if read_knob()? != 1 {
-            write_knob(1)?;
+            if read_knob()? != 1 {
+                write_knob(1)?;
+            }
+            let path = dir.join("holders").join(format!("{}-{}", std::process::id(), unique()));
+            let file = fs::File::create(&path).map_err(record_err(&path))?;
+            flock(&file, libc::LOCK_EX).map_err(record_err(&path))?;
+            Ok((path, file))
+        })();
+        match held {
+            Ok(holder) => Ok(Self { dir: dir.to_path_buf(), holder: Some(holder) }),
+            Err(e) => {
+                // Nothing of this attempt may outlive it: a value recorded by
+                // it would make every later run try to put it back.
+                if first {
+                    let _ = locked.restore_if_last();
+                    let _ = fs::remove_file(locked.saved_path());
+                }
+                Err(e)
+            }
         }
-        let path = dir.join("holders").join(format!("{}-{}", std::process::id(), unique()));
-        let file = fs::File::create(&path).map_err(record_err(&path))?;
-        flock(&file, libc::LOCK_EX).map_err(record_err(&path))?;
-        Ok(Self { dir: dir.to_path_buf(), holder: Some((path, file)), saved })
-    }
-
-    /// The value the knob had before expediting, which the last holder puts back.
-    pub fn saved(&self) -> u8 {
-        self.saved
     }
 
     /// Ends this hold now (as dropping it does), saying what became of the knob.
@@ -222,7 +261,7 @@ impl Expedited {
         let locked = Locked::take(&self.dir)?;
         let _ = fs::remove_file(&path);
         drop(file);
-        locked.restore_if_last(Some(&path))
+        locked.restore_if_last()
     }
 }
 

@@ -133,18 +133,22 @@ impl PrimaryRef {
 /// walking /run/netns and /proc and asking the kernel for each namespace's
 /// nsid until one matches. Done once per device, that made `device list`,
 /// `apply` and `export` quadratic in the number of pods; so one connection
-/// keeps what it learnt ([`Netlink`] holds one of these, shared by its
-/// clones: nsids are relative to the connection's namespace).
+/// (one command, or one pass of a long-running one) keeps what it learnt:
+/// [`Netlink`] holds one of these, shared by its clones, as nsids are
+/// relative to the connection's namespace.
 ///
 /// An nsid is freed when its namespace goes and may be given to a new one,
-/// so a remembered match is checked again before it is used, and a miss
-/// walks the namespaces again (those not asked about yet first).
+/// so a remembered match is checked again before it is used; a miss walks
+/// the namespaces not asked about yet, then once a new walk, and an nsid
+/// that no walk could name is not looked for again on this connection.
 #[derive(Default)]
 pub(crate) struct Nsids {
     /// Namespaces found by the last walk and not asked about yet.
     pending: Vec<netns::NsRef>,
     /// The ones asked about, by the nsid this namespace gives them.
     known: std::collections::HashMap<i32, netns::NsRef>,
+    /// Nsids a whole new walk did not find.
+    unnamed: std::collections::HashSet<i32>,
 }
 
 impl Netlink {
@@ -159,27 +163,25 @@ impl Netlink {
         }
     }
 
-    /// The namespace this namespace calls `nsid`, if this tool can name it.
-    async fn namespace_of(&self, nsid: i32) -> Option<netns::NsRef> {
+    /// The namespace this namespace calls `nsid`, if this tool can name it,
+    /// with the fd by which that was checked.
+    async fn namespace_of(&self, nsid: i32) -> Option<(netns::NsRef, std::os::fd::OwnedFd)> {
         let lock = || self.nsids.lock().unwrap_or_else(|e| e.into_inner());
         let remembered = lock().known.get(&nsid).cloned();
         if let Some(ns) = remembered {
             if let Ok(fd) = ns.open()
                 && self.nsid_of(&fd).await == Some(nsid)
             {
-                return Some(ns);
+                return Some((ns, fd));
             }
             lock().known.remove(&nsid);
         }
+        if lock().unnamed.contains(&nsid) {
+            return None;
+        }
         // The rest of the last walk, then (once) a new walk.
         for fresh in [false, true] {
-            let candidates = {
-                let mut n = lock();
-                if fresh {
-                    n.pending = netns::others();
-                }
-                std::mem::take(&mut n.pending)
-            };
+            let candidates = if fresh { netns::others() } else { std::mem::take(&mut lock().pending) };
             let mut rest = candidates.into_iter();
             while let Some(ns) = rest.next() {
                 let Ok(fd) = ns.open() else { continue };
@@ -188,15 +190,14 @@ impl Netlink {
                 n.known.insert(id, ns.clone());
                 if id == nsid {
                     n.pending.extend(rest);
-                    return Some(ns);
+                    return Some((ns, fd));
                 }
             }
         }
+        lock().unnamed.insert(nsid);
         None
     }
-}
 
-impl Netlink {
     pub(super) async fn other_end(&self, link: &Link) -> Result<Option<OtherEnd>, DeviceError> {
         self.other_end_among(link, &[]).await
     }
@@ -211,9 +212,7 @@ impl Netlink {
             };
             return Ok(Some(OtherEnd { link, index, netns: None, netns_label: None }));
         };
-        if let Some(ns) = self.namespace_of(nsid).await
-            && let Ok(fd) = ns.open()
-        {
+        if let Some((ns, fd)) = self.namespace_of(nsid).await {
             let there = Netlink::connect_in(&fd)?;
             let link = there.link_by_index(index)?;
             return Ok(Some(OtherEnd { link, index, netns_label: Some(ns.name.clone()), netns: Some(ns) }));
