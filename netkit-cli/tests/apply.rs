@@ -36,6 +36,25 @@ impl T {
         self.files.run(self.env.command(&[]), verb, spec, extra, fault)
     }
 
+    /// `apply` of `spec` on one job, stopped by its fault seam before its
+    /// second attach and hanging there; returned once it says so.
+    fn hung_apply(&self, spec: &str, extra: &[&str]) -> std::process::Child {
+        let (path, state) = (self.files.spec(spec), self.files.state());
+        let mut child = self
+            .env
+            .command(&["apply", "-f", &path, "--state", &state, "--jobs", "1"])
+            .args(extra)
+            .env("NETKIT_FAULT", "apply:attach:2:hang")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.contains("hanging"), "{line}");
+        child
+    }
+
     fn apply(&self, spec: &str, extra: &[&str]) -> String {
         self.files.apply(self.env.command(&[]), spec, extra)
     }
@@ -337,19 +356,7 @@ fn apply_killed_mid_way_converges_on_the_next_run() {
     let t = T::new("apk");
     let (base, target) = base_and_target();
     t.apply(&base, &[]);
-    let path = t.files.spec(&target);
-    let state = t.files.state();
-    let mut child = t
-        .env
-        .command(&["apply", "-f", &path, "--state", &state, "--jobs", "1"])
-        .env("NETKIT_FAULT", "apply:attach:2:hang")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
-    assert!(line.contains("hanging"), "{line}");
+    let mut child = t.hung_apply(&target, &[]);
     // SIGKILL: no rollback, no record written after this point.
     child.kill().unwrap();
     child.wait().unwrap();
@@ -375,18 +382,7 @@ fn expedite_holds_the_knob_for_the_change_and_the_next_run_undoes_a_killed_one()
     a.apply(&base, &[]);
     assert_eq!(rcu_expedited(), "0", "apply without --expedite leaves it alone");
     // Stopped half-way through its changes, it holds the knob.
-    let (path, state) = (a.files.spec(&target), a.files.state());
-    let mut child = a
-        .env
-        .command(&["apply", "-f", &path, "--state", &state, "--jobs", "1", "--expedite"])
-        .env("NETKIT_FAULT", "apply:attach:2:hang")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
-    assert!(line.contains("hanging"), "{line}");
+    let mut child = a.hung_apply(&target, &["--expedite"]);
     assert_eq!(rcu_expedited(), "1", "expedited while the changes are made");
     // Another expedited apply, done while the first still holds it.
     b.apply(&target, &["--expedite"]);
@@ -409,7 +405,7 @@ fn expedite_holds_the_knob_for_the_change_and_the_next_run_undoes_a_killed_one()
     // a mount namespace of the run's own, as a container has /sys): the
     // expedited apply is refused before any change, with the reason, and
     // leaves no record that a later run would try to put back.
-    let path = a.files.spec(&target);
+    let (path, state) = (a.files.spec(&target), a.files.state());
     let inner = a.env.command(&["apply", "-f", &path, "--state", &state, "--expedite"]);
     let knob = netkit::os::rcu::KNOB;
     let o = std::process::Command::new("unshare")
