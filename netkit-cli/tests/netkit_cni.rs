@@ -204,12 +204,7 @@ fn the_pod_is_cut_off_until_its_chain_is_attached_and_a_killed_add_is_deleted() 
     let env = [("CNI_CONTAINERID", "ctr-h"), ("CNI_NETNS", pod_path.as_str()), ("CNI_IFNAME", "eth0")];
     // ADD stops inside the apply engine, after the pair is made and before
     // the chain's first program is attached.
-    let mut add = vec![("CNI_COMMAND", "ADD"), ("NETKIT_FAULT", "apply:attach:1:hang")];
-    add.extend(env);
-    let mut child = node.spawn_plugin(&add, &conf);
-    use std::io::BufRead as _;
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    assert!(lines.any(|l| l.unwrap().contains("hanging in attach")), "the plugin never reached the attach step");
+    let mut child = node.hung_add(&env, &conf);
 
     let links = node.ns.ip(&["-d", "-j", "link", "show", "type", "netkit"]);
     let links: Value = serde_json::from_slice(&links.stdout).unwrap();

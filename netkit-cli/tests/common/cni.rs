@@ -181,6 +181,17 @@ impl Node {
         (o.status.success(), serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// An ADD (`env`: the container's variables) stopped by its fault seam
+    /// inside the apply engine, after the pair is made and before the
+    /// chain's first program is attached; returned once it says it hangs.
+    pub fn hung_add(&self, env: &[(&str, &str)], conf: &Value) -> std::process::Child {
+        use std::io::BufRead as _;
+        let mut child = self.spawn_plugin(&plugin_env("ADD", Some("apply:attach:1:hang"), env), conf);
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        assert!(lines.any(|l| l.unwrap().contains("hanging in attach")), "the plugin never reached the attach step");
+        child
+    }
+
     /// Everything an attachment leaves: netkit and veth devices of the node, pins
     /// under the plugin's bpffs tree, records, host-local allocations.
     pub fn leftovers(&self) -> Vec<String> {
