@@ -285,7 +285,7 @@ async fn queue_command(cli: &Cli, cmd: &QueueCommand, out: &mut impl Write) -> R
                     let there = Netlink::connect_to(ns)?;
                     let lender = here(there, from.clone()).await.with_context(|| format!("in {ns}"))?;
                     let fd = ns.open()?;
-                    let id = nl.nsid_of(&fd).await.with_context(|| {
+                    let id = nl.nsid_of(&fd).with_context(|| {
                         format!("{ns} has no namespace id here: the kernel names a lease's namespace by one, and assigns one when a device pair spans the two")
                     })?;
                     (lender, Some(id))

@@ -304,7 +304,7 @@ pub(super) fn remove(
     let mut problems = Vec::new();
     if let Some(r) = record {
         // The pod's namespace, known: deleting the pair need not walk them all.
-        rt.block_on(nl.remember_namespace(&crate::os::netns::NetnsRef::Path(r.netns.clone().into())));
+        nl.remember_namespace(&crate::os::netns::NetnsRef::Path(r.netns.clone().into()));
         match rt.block_on(nl.delete_pair(&r.host)) {
             Ok(_) | Err(DeviceError::NotFound { .. }) => {}
             Err(e) => problems.push(format!("the pair {}: {}", r.host, crate::os::errno::error_chain(&e))),
@@ -350,7 +350,9 @@ pub fn del(env: &Env, conf: &NetConf) -> Result<(), CniError> {
 /// is removed; then the IPAM plugin collects its own.
 pub fn gc(env: &Env, conf: &NetConf) -> Result<(), CniError> {
     let valid = conf.valid_set();
-    let is_valid = |id: &str, ifname: &str| valid.iter().any(|a| a.container_id == id && a.ifname == ifname);
+    let is_valid = |id: &str, ifname: &str| {
+        valid.contains(&super::config::Attachment { container_id: id.into(), ifname: ifname.into() })
+    };
     let (rt, nl) = connect()?;
     let mut problems = Vec::new();
     // Records first (they name the pairs), then pins without a record.

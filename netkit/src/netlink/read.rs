@@ -42,6 +42,9 @@ pub(crate) enum Which<'a> {
     All,
     /// The link with this ifindex.
     Index(u32),
+    /// The link with this ifindex in the namespace this one calls by the
+    /// nsid (IFLA_TARGET_NETNSID: read without entering it).
+    IndexIn(i32, u32),
     /// The link with this name.
     Name(&'a str),
 }
@@ -86,15 +89,51 @@ impl LinkSocket {
         stats: Stats,
         op: &dyn Fn() -> String,
     ) -> Result<Vec<Link>, NetlinkError> {
+        let dump = matches!(which, Which::All);
+        self.exchange(&|seq| request(seq, which, stats), dump, &link_of, op)
+    }
+
+    /// The nsid this socket's namespace gives the namespace behind `ns`
+    /// (RTM_GETNSID), if it has given it one.
+    pub(crate) fn nsid(&self, ns: &std::os::fd::OwnedFd) -> Option<i32> {
+        use std::os::fd::AsRawFd as _;
+
+        use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
+        let req = |seq| {
+            let mut msg = NsidMessage::default();
+            msg.attributes = vec![NsidAttribute::Fd(ns.as_raw_fd() as u32)];
+            framed(seq, NLM_F_REQUEST, RouteNetlinkMessage::GetNsId(msg))
+        };
+        let id = |m: RouteNetlinkMessage| match m {
+            RouteNetlinkMessage::NewNsId(m) => m.attributes.iter().find_map(|a| match a {
+                NsidAttribute::Id(id) => Some(*id),
+                _ => None,
+            }),
+            _ => None,
+        };
+        let got = self.exchange(&req, false, &id, &|| "asking a namespace's nsid".into()).ok()?;
+        got.into_iter().next().filter(|id| *id >= 0)
+    }
+
+    /// Sends the request `req(seq)` makes and returns what `pick` takes
+    /// from the reply, reading a dump again while the kernel marks it
+    /// interrupted.
+    fn exchange<T>(
+        &self,
+        req: &dyn Fn(u32) -> Vec<u8>,
+        dump: bool,
+        pick: &dyn Fn(RouteNetlinkMessage) -> Option<T>,
+        op: &dyn Fn() -> String,
+    ) -> Result<Vec<T>, NetlinkError> {
         let mut guard = self.sock.lock().unwrap_or_else(|e| e.into_inner());
         let (sock, seq) = &mut *guard;
         let mut buf_len = RECV_BUF;
         let mut interrupted = 0;
         loop {
             *seq = seq.wrapping_add(1);
-            match read(sock, *seq, which, stats, buf_len) {
+            match read(sock, *seq, &req(*seq), dump, buf_len, pick) {
                 Ok((_, true)) if interrupted + 1 < DUMP_TRIES => interrupted += 1,
-                Ok((links, _)) => return Ok(links),
+                Ok((got, _)) => return Ok(got),
                 Err(Fail::Truncated(need)) => buf_len = need,
                 Err(Fail::Errno(errno)) => return Err(NetlinkError::Kernel { op: op(), errno }),
                 Err(Fail::Malformed(detail)) => {
@@ -105,39 +144,62 @@ impl LinkSocket {
     }
 }
 
-fn request(seq: u32, which: Which<'_>, stats: Stats) -> Vec<u8> {
-    let mut msg = LinkMessage::default();
-    match which {
-        Which::All => {}
-        Which::Index(i) => msg.header.index = i,
-        Which::Name(name) => msg.attributes.push(LinkAttribute::IfName(name.to_string())),
+/// A link message's [`Link`].
+fn link_of(m: RouteNetlinkMessage) -> Option<Link> {
+    match m {
+        RouteNetlinkMessage::NewLink(m) => Some(Link::from(&m)),
+        _ => None,
     }
-    if stats == Stats::Without {
-        msg.attributes.push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
-    }
+}
+
+/// One request message, as bytes.
+fn framed(seq: u32, flags: u16, msg: RouteNetlinkMessage) -> Vec<u8> {
     let mut header = NetlinkHeader::default();
-    header.flags = if matches!(which, Which::All) { NLM_F_REQUEST | NLM_F_DUMP } else { NLM_F_REQUEST };
+    header.flags = flags;
     header.sequence_number = seq;
-    let mut req = NetlinkMessage::new(header, NetlinkPayload::from(RouteNetlinkMessage::GetLink(msg)));
+    let mut req = NetlinkMessage::new(header, NetlinkPayload::from(msg));
     req.finalize();
     let mut bytes = vec![0; req.buffer_len()];
     req.serialize(&mut bytes);
     bytes
 }
 
-/// Sends the request and reads the whole reply: the links, and whether a
-/// dump part was marked interrupted.
-fn read(sock: &Socket, seq: u32, which: Which<'_>, stats: Stats, buf_len: usize) -> Result<(Vec<Link>, bool), Fail> {
-    let req = request(seq, which, stats);
+fn request(seq: u32, which: Which<'_>, stats: Stats) -> Vec<u8> {
+    let mut msg = LinkMessage::default();
+    match which {
+        Which::All => {}
+        Which::Index(i) => msg.header.index = i,
+        Which::IndexIn(nsid, i) => {
+            msg.header.index = i;
+            msg.attributes.push(LinkAttribute::IfNetnsId(nsid));
+        }
+        Which::Name(name) => msg.attributes.push(LinkAttribute::IfName(name.to_string())),
+    }
+    if stats == Stats::Without {
+        msg.attributes.push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+    }
+    let flags = if matches!(which, Which::All) { NLM_F_REQUEST | NLM_F_DUMP } else { NLM_F_REQUEST };
+    framed(seq, flags, RouteNetlinkMessage::GetLink(msg))
+}
+
+/// Sends the request and reads the whole reply: what `pick` takes from it,
+/// and whether a dump part was marked interrupted.
+fn read<T>(
+    sock: &Socket,
+    seq: u32,
+    req: &[u8],
+    dump: bool,
+    buf_len: usize,
+    pick: &dyn Fn(RouteNetlinkMessage) -> Option<T>,
+) -> Result<(Vec<T>, bool), Fail> {
     loop {
-        match sock.send(&req, 0) {
+        match sock.send(req, 0) {
             Ok(_) => break,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e.into()),
         }
     }
-    let dump = matches!(which, Which::All);
-    let mut links = Vec::new();
+    let mut got = Vec::new();
     let mut interrupted = false;
     let mut buf = Vec::with_capacity(buf_len);
     loop {
@@ -159,20 +221,28 @@ fn read(sock: &Socket, seq: u32, which: Which<'_>, stats: Stats, buf_len: usize)
             }
             return Err(Fail::Truncated(n.next_multiple_of(4096)));
         }
-        if messages(&buf, seq, dump, &mut links, &mut interrupted)? {
-            return Ok((links, interrupted));
+        if replies(&buf, seq, dump, &mut got, &mut interrupted, pick)? {
+            return Ok((got, interrupted));
         }
     }
 }
 
 /// The netlink messages of one datagram: the links of request `seq` are
 /// added to `links`; true once the reply is complete.
-fn messages(
+#[cfg(test)]
+fn messages(data: &[u8], seq: u32, dump: bool, links: &mut Vec<Link>, interrupted: &mut bool) -> Result<bool, Fail> {
+    replies(data, seq, dump, links, interrupted, &link_of)
+}
+
+/// The netlink messages of one datagram: what `pick` takes from the replies
+/// to request `seq` is added to `got`; true once the reply is complete.
+fn replies<T>(
     mut data: &[u8],
     seq: u32,
     dump: bool,
-    links: &mut Vec<Link>,
+    got: &mut Vec<T>,
     interrupted: &mut bool,
+    pick: &dyn Fn(RouteNetlinkMessage) -> Option<T>,
 ) -> Result<bool, Fail> {
     while !data.is_empty() {
         // netlink-packet-route panics on some malformed messages (the info
@@ -198,8 +268,8 @@ fn messages(
                 };
             }
             NetlinkPayload::Done(_) => return Ok(true),
-            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(m)) => {
-                links.push(Link::from(&m));
+            NetlinkPayload::InnerMessage(m) => {
+                got.extend(pick(m));
                 if !dump {
                     return Ok(true);
                 }
@@ -351,32 +421,18 @@ impl Netlink {
         one(self.links.get(Which::Index(index), stats, &|| format!("looking up ifindex {index}")))
     }
 
-    /// The nsid this connection's namespace gives the namespace behind `ns`
-    /// (RTM_GETNSID), if one is assigned.
+    /// The device with ifindex `index` in the namespace this one calls
+    /// `nsid`, if there is one (its counters left zero).
+    pub(crate) fn link_in(&self, nsid: i32, index: u32) -> Result<Option<Link>, NetlinkError> {
+        one(self.links.get(Which::IndexIn(nsid, index), Stats::Without, &|| {
+            format!("looking up ifindex {index} in the namespace of nsid {nsid}")
+        }))
+    }
+
     /// The id this namespace gives the namespace `ns` (IFLA_LINK_NETNSID and
     /// leases name other namespaces by it), if it has given it one.
-    pub async fn nsid_of(&self, ns: &std::os::fd::OwnedFd) -> Option<i32> {
-        use std::os::fd::AsRawFd as _;
-
-        use netlink_packet_core::{NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
-        use netlink_packet_route::{
-            RouteNetlinkMessage,
-            nsid::{NsidAttribute, NsidMessage},
-        };
-        let mut msg = NsidMessage::default();
-        msg.attributes = vec![NsidAttribute::Fd(ns.as_raw_fd() as u32)];
-        let mut req = NetlinkMessage::from(RouteNetlinkMessage::GetNsId(msg));
-        req.header.flags = NLM_F_REQUEST;
-        let mut responses = self.handle.clone().request(req).ok()?;
-        while let Some(resp) = futures::StreamExt::next(&mut responses).await {
-            if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNsId(m)) = resp.payload {
-                return m.attributes.iter().find_map(|a| match a {
-                    NsidAttribute::Id(id) if *id >= 0 => Some(*id),
-                    _ => None,
-                });
-            }
-        }
-        None
+    pub fn nsid_of(&self, ns: &std::os::fd::OwnedFd) -> Option<i32> {
+        self.links.nsid(ns)
     }
 }
 
@@ -540,6 +596,10 @@ mod tests {
         assert!(m.attributes.is_empty());
         let (_, m) = parse(&request(5, Which::Index(9), Stats::Without));
         assert_eq!(m.header.index, 9);
+        // Another namespace's device, by the nsid this one gives it.
+        let (h, m) = parse(&request(6, Which::IndexIn(3, 9), Stats::Without));
+        assert_eq!((h.flags, m.header.index), (NLM_F_REQUEST, 9));
+        assert!(m.attributes.contains(&LinkAttribute::IfNetnsId(3)));
     }
 
     /// Link messages a kernel sent (testdata/links: lo, a veth, a netkit

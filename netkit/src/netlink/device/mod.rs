@@ -384,7 +384,7 @@ impl Netlink {
         }
         let peer_conn = match &spec.peer_netns {
             Some(ns) => {
-                self.remember_namespace(ns).await;
+                self.remember_namespace(ns);
                 Netlink::connect_to(ns).map_err(|e| fail("reaching the peer's namespace", &e))?
             }
             None => self.clone(),

@@ -138,41 +138,54 @@ impl PrimaryRef {
 /// relative to the connection's namespace.
 ///
 /// An nsid is freed when its namespace goes and may be given to a new one,
-/// so a remembered match is checked again before it is used; a miss walks
-/// the namespaces not asked about yet, then once a new walk, and an nsid
-/// that no walk could name is not looked for again on this connection.
+/// so a remembered match is checked again before it is used (an RTM_GETNSID,
+/// which the kernel answers by a search of every nsid this namespace gave:
+/// the main cost of naming a pair's other end at 1000 pods), unless it was
+/// learnt by a walk since the start of the listing asking: those are as
+/// fresh as the dump being described. A miss walks the namespaces not asked
+/// about yet, then once a new walk, and an nsid that no walk could name is
+/// not looked for again on this connection.
 #[derive(Default)]
 pub(crate) struct Nsids {
     /// Namespaces found by the last walk and not asked about yet.
     pending: Vec<netns::NsRef>,
-    /// The ones asked about, by the nsid this namespace gives them.
-    known: std::collections::HashMap<i32, netns::NsRef>,
+    /// The ones asked about, by the nsid this namespace gives them, with the
+    /// number of the walk that asked.
+    known: std::collections::HashMap<i32, (netns::NsRef, u64)>,
     /// Nsids a whole new walk did not find.
     unnamed: std::collections::HashSet<i32>,
+    /// Walks started on this connection.
+    walks: u64,
 }
 
 impl Netlink {
     /// Remembers the nsid of a namespace the caller already knows (a pair's
     /// peer namespace as it was asked for), so that describing the pair does
     /// not walk every namespace to find it.
-    pub(crate) async fn remember_namespace(&self, ns: &netns::NetnsRef) {
+    pub(crate) fn remember_namespace(&self, ns: &netns::NetnsRef) {
         let Some(r) = ns.as_ns_ref() else { return };
         let Ok(fd) = r.open() else { return };
-        if let Some(id) = self.nsid_of(&fd).await {
-            self.nsids.lock().unwrap_or_else(|e| e.into_inner()).known.insert(id, r);
+        if let Some(id) = self.nsid_of(&fd) {
+            let mut n = self.nsids.lock().unwrap_or_else(|e| e.into_inner());
+            let walk = n.walks;
+            n.known.insert(id, (r, walk));
         }
     }
 
-    /// The namespace this namespace calls `nsid`, if this tool can name it,
-    /// with the fd by which that was checked.
-    async fn namespace_of(&self, nsid: i32) -> Option<(netns::NsRef, std::os::fd::OwnedFd)> {
+    /// The namespace this namespace calls `nsid`, if this tool can name it.
+    /// A remembered answer from a walk numbered above `fresh_after` is used
+    /// as it is; older ones are asked again.
+    fn namespace_of(&self, nsid: i32, fresh_after: u64) -> Option<netns::NsRef> {
         let lock = || self.nsids.lock().unwrap_or_else(|e| e.into_inner());
         let remembered = lock().known.get(&nsid).cloned();
-        if let Some(ns) = remembered {
+        if let Some((ns, walk)) = remembered {
+            if walk > fresh_after {
+                return Some(ns);
+            }
             if let Ok(fd) = ns.open()
-                && self.nsid_of(&fd).await == Some(nsid)
+                && self.nsid_of(&fd) == Some(nsid)
             {
-                return Some((ns, fd));
+                return Some(ns);
             }
             lock().known.remove(&nsid);
         }
@@ -182,15 +195,20 @@ impl Netlink {
         // The rest of the last walk, then (once) a new walk.
         for fresh in [false, true] {
             let candidates = if fresh { netns::others() } else { std::mem::take(&mut lock().pending) };
+            let walk = {
+                let mut n = lock();
+                n.walks += u64::from(fresh);
+                n.walks
+            };
             let mut rest = candidates.into_iter();
             while let Some(ns) = rest.next() {
                 let Ok(fd) = ns.open() else { continue };
-                let Some(id) = self.nsid_of(&fd).await else { continue };
+                let Some(id) = self.nsid_of(&fd) else { continue };
                 let mut n = lock();
-                n.known.insert(id, ns.clone());
+                n.known.insert(id, (ns.clone(), walk));
                 if id == nsid {
                     n.pending.extend(rest);
-                    return Some((ns, fd));
+                    return Some(ns);
                 }
             }
         }
@@ -198,12 +216,23 @@ impl Netlink {
         None
     }
 
+    /// The number of the last walk: answers learnt after it are fresh.
+    fn walks(&self) -> u64 {
+        self.nsids.lock().unwrap_or_else(|e| e.into_inner()).walks
+    }
+
     pub(super) async fn other_end(&self, link: &Link) -> Result<Option<OtherEnd>, DeviceError> {
-        self.other_end_among(link, &[]).await
+        self.other_end_among(link, &[], self.walks()).await
     }
     /// As [`Self::other_end`], taking the other end from `here` (links of
-    /// this namespace already read) when it is among them.
-    async fn other_end_among(&self, link: &Link, here: &[Link]) -> Result<Option<OtherEnd>, DeviceError> {
+    /// this namespace already read) when it is among them, and namespaces
+    /// learnt by walks numbered above `fresh_after` as they are.
+    async fn other_end_among(
+        &self,
+        link: &Link,
+        here: &[Link],
+        fresh_after: u64,
+    ) -> Result<Option<OtherEnd>, DeviceError> {
         let Some(index) = link.link.filter(|i| *i != 0) else { return Ok(None) };
         let Some(nsid) = link.link_netnsid else {
             let link = match here.iter().find(|l| l.index == index) {
@@ -212,9 +241,8 @@ impl Netlink {
             };
             return Ok(Some(OtherEnd { link, index, netns: None, netns_label: None }));
         };
-        if let Some((ns, fd)) = self.namespace_of(nsid).await {
-            let there = Netlink::connect_in(&fd)?;
-            let link = there.link_by_index(index)?;
+        if let Some(ns) = self.namespace_of(nsid, fresh_after) {
+            let link = self.link_in(nsid, index)?;
             return Ok(Some(OtherEnd { link, index, netns_label: Some(ns.name.clone()), netns: Some(ns) }));
         }
         Ok(Some(OtherEnd { link: None, index, netns: None, netns_label: Some(format!("nsid {nsid}")) }))
@@ -242,11 +270,13 @@ impl Netlink {
     }
     /// Views of the ends of netkit and veth pairs here (every device with `all`).
     pub async fn list(&self, all: bool) -> Result<Vec<DeviceView>, DeviceError> {
+        // Namespaces a walk names from here on are as fresh as this dump.
+        let fresh_after = self.walks();
         let links = self.links()?;
         let mut out = Vec::new();
         for link in &links {
             if all || link.is_pair() {
-                out.push(self.view_among(link, &links).await?);
+                out.push(self.view_among(link, &links, fresh_after).await?);
             }
         }
         Ok(out)
@@ -255,12 +285,12 @@ impl Netlink {
     /// ([`DeviceView::primary_at`]); the programs on the pair's hooks are
     /// counted by the hooks layer.
     pub(crate) async fn view(&self, link: &Link) -> Result<DeviceView, DeviceError> {
-        self.view_among(link, &[]).await
+        self.view_among(link, &[], self.walks()).await
     }
     /// As [`Self::view`], with the links of this namespace already read.
-    async fn view_among(&self, link: &Link, here: &[Link]) -> Result<DeviceView, DeviceError> {
+    async fn view_among(&self, link: &Link, here: &[Link], fresh_after: u64) -> Result<DeviceView, DeviceError> {
         let nk = link.netkit.clone();
-        let other = if link.is_pair() { self.other_end_among(link, here).await? } else { None };
+        let other = if link.is_pair() { self.other_end_among(link, here, fresh_after).await? } else { None };
         let role = link.role();
         let peer = other.as_ref().map(|o| PeerRef {
             name: o.link.as_ref().map(|l| l.name.clone()),
