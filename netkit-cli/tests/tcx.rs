@@ -148,6 +148,20 @@ fn every_link_on_the_system_is_listed_with_what_holds_it() {
     assert_eq!((l["managed"].as_bool(), l["device"].as_str()), (Some(false), Some("dev0")), "{l}");
     assert!(l["held_by"].to_string().contains(&foreign_pin.display().to_string()), "{l}");
     common::json_shape::check("link list --all", &all);
+    // Listed from the pod's namespace, which has no chain holding it: the
+    // walk of the other namespaces places it.
+    let out = common::netkit()
+        .args(["-j", "-n", &env.pod.name, "--bpffs", &env.bpffs.arg(), "link", "list", "--all"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let from_pod: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let l = by_id(&from_pod, ours);
+    assert_eq!(
+        (l["device"].as_str(), l["netns"].as_str(), l["managed"].as_bool()),
+        (Some("dev0"), Some(env.ns.name.as_str()), Some(true)),
+        "{l}"
+    );
     let table = env.ok(&["link", "list", "--all"]);
     assert!(table.contains("HELD BY") && table.contains("managed"), "{table}");
 

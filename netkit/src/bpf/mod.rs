@@ -482,6 +482,18 @@ pub(crate) fn link_fd_by_id(id: u32) -> Result<OwnedFd> {
     fd_by_id("BPF_LINK_GET_FD_BY_ID", bpf_cmd::BPF_LINK_GET_FD_BY_ID, id)
 }
 
+/// The id of the next link after `id` (BPF_LINK_GET_NEXT_ID), None after
+/// the last. aya has this walk too (`loaded_links`), but its link info has no
+/// tcx or netkit fields, so each link would be opened twice.
+pub(crate) fn next_link_id(id: u32) -> Option<u32> {
+    let mut attr = zeroed();
+    attr.__bindgen_anon_6.__bindgen_anon_1.start_id = id;
+    // SAFETY: the attr holds only the start id; the kernel writes next_id.
+    unsafe { sys_bpf("BPF_LINK_GET_NEXT_ID", bpf_cmd::BPF_LINK_GET_NEXT_ID, &mut attr) }.ok()?;
+    // SAFETY: reading the integer the kernel wrote.
+    Some(unsafe { attr.__bindgen_anon_6.next_id })
+}
+
 // ---------------------------------------------------------------- OBJ_GET_INFO_BY_FD
 
 /// The info structs BPF_OBJ_GET_INFO_BY_FD fills: plain integer structs from
@@ -588,6 +600,8 @@ pub struct LinkInfo {
     pub(crate) ifindex: u32,
     /// tcx/netkit: the attach type.
     pub(crate) attach_type: u32,
+    /// enum bpf_link_type.
+    pub(crate) link_type: u32,
 }
 
 /// BPF_OBJ_GET_INFO_BY_FD on a link.
@@ -604,7 +618,7 @@ pub fn link_info(fd: BorrowedFd<'_>) -> Result<LinkInfo> {
         },
         _ => (0, 0),
     };
-    Ok(LinkInfo { id: info.id, prog_id: info.prog_id, ifindex, attach_type })
+    Ok(LinkInfo { id: info.id, prog_id: info.prog_id, ifindex, attach_type, link_type: info.type_ })
 }
 
 /// struct bpf_map_info, as the kernel filled it (fields through `Deref`).

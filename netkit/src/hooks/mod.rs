@@ -30,7 +30,7 @@ pub use update::UpdateRequest;
 
 use std::{
     collections::HashMap,
-    os::fd::{AsFd as _, OwnedFd},
+    os::fd::AsFd as _,
     path::PathBuf,
 };
 

@@ -4,6 +4,9 @@
 //! what holds it (pins, processes) and whether this tool manages it.
 
 use super::*;
+use std::collections::HashSet;
+
+use crate::netlink::read::{Stats, Which};
 
 /// A tcx or netkit link anywhere on the system.
 #[derive(Debug, Clone, Serialize)]
@@ -61,23 +64,39 @@ pub struct PruneAll {
 impl Hooks<'_> {
     /// `netkit link list --all`: every tcx and netkit link on the system.
     pub async fn system_links(&self) -> Vec<SystemLinkView> {
-        let placed = placements(self.nl).await;
+        let mut found = Vec::new();
+        let mut id = 0;
+        while let Some(next) = bpf::next_link_id(id) {
+            id = next;
+            // Gone since the listing, or not ours to read: skip it.
+            let Ok(fd) = bpf::link_fd_by_id(id) else { continue };
+            let Ok(li) = bpf::link_info(fd.as_fd()) else { continue };
+            let kind = match li.link_type {
+                bpf::BPF_LINK_TYPE_TCX => "tcx",
+                bpf::BPF_LINK_TYPE_NETKIT => "netkit",
+                _ => continue,
+            };
+            found.push((li, kind));
+        }
+        // A defunct link is on no chain.
+        let placed = placements(found.iter().filter(|(li, _)| li.ifindex != 0).map(|(li, _)| li.id).collect());
         let holders = owners::Holders::scan();
+        // This tool's pins, by the walk of every bpffs the holders made;
+        // one not found there (a bpffs not mounted as such) is opened.
+        let pinned = holders.pins();
         let ours: HashMap<u32, pins::PinnedLink> = Layout::unchecked(&self.bpffs)
             .links()
             .into_iter()
-            .filter_map(|l| pins::open_link(&l.path).ok().map(|(_, info)| (info.id, l)))
+            .filter_map(|l| {
+                let id = match pinned.get(&l.path) {
+                    Some(id) => *id,
+                    None => pins::open_link(&l.path).ok()?.1.id,
+                };
+                Some((id, l))
+            })
             .collect();
         let mut out = Vec::new();
-        for info in aya::programs::loaded_links().flatten() {
-            let kind = match info.link_type() {
-                Ok(aya::programs::links::LinkType::Tcx) => "tcx",
-                Ok(aya::programs::links::LinkType::Netkit) => "netkit",
-                _ => continue,
-            };
-            // Gone since the listing, or not ours to read: skip it.
-            let Ok(fd) = bpf::link_fd_by_id(info.id()) else { continue };
-            let Ok(li) = bpf::link_info(fd.as_fd()) else { continue };
+        for (li, kind) in found {
             let place = placed.get(&li.id);
             let pin = ours.get(&li.id);
             out.push(SystemLinkView {
@@ -137,28 +156,37 @@ impl Hooks<'_> {
     }
 }
 
-/// Where each link sits: (namespace, device, hook) by link id, from the
-/// chains of every device's hooks in every namespace this tool can reach.
-async fn placements(here: &Netlink) -> HashMap<u32, (String, String, Hook)> {
+/// Where each link of `wanted` sits: (namespace, device, hook) by link id,
+/// from the chains of the devices' hooks in the namespaces this tool can
+/// reach, this one first, until every link is found. The thread enters each
+/// namespace once: BPF_PROG_QUERY reads ifindexes in the caller's namespace,
+/// and a plain socket opened there dumps its devices.
+fn placements(mut wanted: HashSet<u32>) -> HashMap<u32, (String, String, Hook)> {
     let mut out = HashMap::new();
-    let mut spaces: Vec<(String, Option<OwnedFd>)> = vec![(netns::current_name(), None)];
-    spaces.extend(netns::others().into_iter().filter_map(|ns| Some((ns.name.clone(), Some(ns.open().ok()?)))));
-    for (name, fd) in spaces {
-        let conn = match &fd {
-            Some(fd) => match Netlink::connect_in(fd) {
-                Ok(c) => c,
-                Err(_) => continue,
-            },
-            None => here.clone(),
+    let here = std::iter::once((netns::current_name(), None));
+    // Walked only when this namespace does not place every link.
+    let others = std::iter::once(()).flat_map(|()| netns::others()).map(|ns| (ns.name.clone(), Some(ns)));
+    for (name, ns) in here.chain(others) {
+        if wanted.is_empty() {
+            break;
+        }
+        let fd = match ns.map(|ns| ns.open()) {
+            Some(Ok(fd)) => Some(fd),
+            Some(Err(_)) => continue,
+            None => None,
         };
-        let Ok(devices) = conn.links() else { continue };
-        // BPF_PROG_QUERY reads ifindexes in the calling thread's namespace.
         let _visit = match &fd {
             Some(fd) => match netns::Visit::fd(fd) {
                 Ok(v) => Some(v),
                 Err(_) => continue,
             },
             None => None,
+        };
+        let Ok(devices) = crate::netlink::read::LinkSocket::open()
+            .map_err(drop)
+            .and_then(|s| s.get(Which::All, Stats::Without, &|| "listing devices".into()).map_err(drop))
+        else {
+            continue;
         };
         for dev in devices {
             let hooks: &[Hook] = match dev.role() {
@@ -168,8 +196,10 @@ async fn placements(here: &Netlink) -> HashMap<u32, (String, String, Hook)> {
             for &hook in hooks {
                 let Ok(chain) = HookRef::new(dev.index, hook).query() else { continue };
                 for slot in chain.slots {
-                    if let Some(link) = slot.link_id {
-                        out.entry(link).or_insert_with(|| (name.clone(), dev.name.clone(), hook));
+                    if let Some(link) = slot.link_id
+                        && wanted.remove(&link)
+                    {
+                        out.insert(link, (name.clone(), dev.name.clone(), hook));
                     }
                 }
             }

@@ -91,6 +91,19 @@ impl Holders {
         h
     }
 
+    /// Every pin found, with the id of the link it holds.
+    pub(crate) fn pins(&self) -> HashMap<PathBuf, u32> {
+        let mut out = HashMap::new();
+        for (id, holders) in &self.by_link {
+            for h in holders {
+                if let Holder::Pin(p) = h {
+                    out.insert(p.clone(), *id);
+                }
+            }
+        }
+        out
+    }
+
     /// What holds link `link_id`.
     pub(crate) fn of(&self, link_id: u32) -> Vec<Holder> {
         self.by_link.get(&link_id).cloned().unwrap_or_default()

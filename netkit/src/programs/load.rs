@@ -40,7 +40,8 @@ impl Loaded {
     }
 }
 
-/// The kind of bpf object behind an fd (from /proc/self/fdinfo).
+/// The kind of bpf object behind an fd (from the name of its anonymous
+/// inode: one readlink of /proc/self/fd/N).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ObjKind {
     Prog,
@@ -51,15 +52,13 @@ pub(crate) enum ObjKind {
 
 pub(crate) fn object_kind(fd: std::os::fd::BorrowedFd<'_>) -> ObjKind {
     use std::os::fd::AsRawFd as _;
-    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).unwrap_or_default();
-    if text.contains("\nlink_type:") || text.starts_with("link_type:") {
-        ObjKind::Link
-    } else if text.contains("\nprog_type:") {
-        ObjKind::Prog
-    } else if text.contains("\nmap_type:") {
-        ObjKind::Map
-    } else {
-        ObjKind::Other
+    let target = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default();
+    // The kernel names them "bpf_link", "bpf-prog" and "bpf-map".
+    match target.to_str().and_then(|t| t.strip_prefix("anon_inode:")) {
+        Some("bpf_link" | "bpf-link") => ObjKind::Link,
+        Some("bpf-prog" | "bpf_prog") => ObjKind::Prog,
+        Some("bpf-map" | "bpf_map") => ObjKind::Map,
+        _ => ObjKind::Other,
     }
 }
 
