@@ -28,11 +28,7 @@ use retry::{OnChain, anchor_for, anchor_index, anchor_present, position_text, sl
 pub use system::{PruneAll, SystemLinkView};
 pub use update::UpdateRequest;
 
-use std::{
-    collections::HashMap,
-    os::fd::AsFd as _,
-    path::PathBuf,
-};
+use std::{collections::HashMap, os::fd::AsFd as _, path::PathBuf};
 
 use serde::Serialize;
 
