@@ -1586,6 +1586,17 @@ fn scale_size(node: &BenchNs, host: bool, n: usize, bpftool: &str) -> Value {
             c
         }),
     );
+    // The kernel's floor for what `device list` shows (C: benches/floor).
+    if let Ok(floor) = std::env::var("NETKIT_BENCH_FLOOR") {
+        put(
+            "floor_pairs",
+            Cost::median_of(RUNS, |_| {
+                let mut c = Command::new(&floor);
+                c.arg("pairs");
+                c
+            }),
+        );
+    }
     put("query", Cost::median_of(RUNS, |_| netkit(&["query"])));
     put(
         "bpftool_net_show",
@@ -1601,6 +1612,15 @@ fn scale_size(node: &BenchNs, host: bool, n: usize, bpftool: &str) -> Value {
         Cost::median_of(RUNS, |_| {
             let mut c = Command::new(bpftool);
             c.args(["link", "show"]);
+            c
+        }),
+    );
+    // With -f bpftool walks the bpffs for pins, as `link list --all` does.
+    put(
+        "bpftool_link_show_pins",
+        Cost::median_of(RUNS, |_| {
+            let mut c = Command::new(bpftool);
+            c.args(["-f", "link", "show"]);
             c
         }),
     );

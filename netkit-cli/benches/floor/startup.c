@@ -5,6 +5,7 @@
 // per process beside netkit's.
 //
 //   startup device-list [all]
+//   startup pairs
 //   startup query DEV HOOK BPFFS NETNS
 //   startup attach DEV HOOK RECIPE PIN
 //
@@ -77,7 +78,7 @@ static int hook_type(const char *hook)
 // ---------------------------------------------------------------- rtnetlink
 
 struct link {
-	int index, peer, netkit, primary;
+	int index, peer, netkit, primary, peer_nsid;
 	char name[16];
 };
 
@@ -90,11 +91,14 @@ static void parse_link(struct nlmsghdr *h, struct link *out)
 
 	memset(out, 0, sizeof(*out));
 	out->index = ifi->ifi_index;
+	out->peer_nsid = -1;
 	for (struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
 		if (a->rta_type == IFLA_IFNAME)
 			snprintf(out->name, sizeof(out->name), "%s", (char *)RTA_DATA(a));
 		else if (a->rta_type == IFLA_LINK)
 			out->peer = *(int *)RTA_DATA(a);
+		else if (a->rta_type == IFLA_LINK_NETNSID)
+			out->peer_nsid = *(int *)RTA_DATA(a);
 		else if (a->rta_type == IFLA_LINKINFO) {
 			int ilen = RTA_PAYLOAD(a);
 			for (struct rtattr *i = RTA_DATA(a); RTA_OK(i, ilen); i = RTA_NEXT(i, ilen)) {
@@ -111,9 +115,21 @@ static void parse_link(struct nlmsghdr *h, struct link *out)
 	}
 }
 
-// One RTM_GETLINK: by index, by name, or a dump (index 0, no name). Returns
-// how many links it stored in out (at most max).
-static int getlink(int s, int index, const char *name, struct link *out, int max)
+// Appends attribute `type` with `len` bytes of `data` to request `h`.
+static void put_attr(void *msg, int type, const void *data, int len)
+{
+	struct nlmsghdr *h = msg;
+	struct rtattr *a = (void *)((char *)h + NLMSG_ALIGN(h->nlmsg_len));
+	a->rta_type = type;
+	a->rta_len = RTA_LENGTH(len);
+	memcpy(RTA_DATA(a), data, len);
+	h->nlmsg_len = NLMSG_ALIGN(h->nlmsg_len) + RTA_ALIGN(a->rta_len);
+}
+
+// One RTM_GETLINK: by index, by name, or a dump (index 0, no name); with
+// nsid >= 0, of the namespace this one calls so (IFLA_TARGET_NETNSID).
+// Returns how many links it stored in out (at most max).
+static int getlink_in(int s, int nsid, int index, const char *name, struct link *out, int max)
 {
 	struct {
 		struct nlmsghdr h;
@@ -127,13 +143,10 @@ static int getlink(int s, int index, const char *name, struct link *out, int max
 	req.h.nlmsg_type = RTM_GETLINK;
 	req.h.nlmsg_flags = NLM_F_REQUEST | (dump ? NLM_F_DUMP : 0);
 	req.i.ifi_index = index;
-	if (name) {
-		struct rtattr *a = (void *)((char *)&req + NLMSG_ALIGN(req.h.nlmsg_len));
-		a->rta_type = IFLA_IFNAME;
-		a->rta_len = RTA_LENGTH(strlen(name) + 1);
-		strcpy(RTA_DATA(a), name);
-		req.h.nlmsg_len = NLMSG_ALIGN(req.h.nlmsg_len) + RTA_ALIGN(a->rta_len);
-	}
+	if (name)
+		put_attr(&req, IFLA_IFNAME, name, strlen(name) + 1);
+	if (nsid >= 0)
+		put_attr(&req, 46 /* IFLA_TARGET_NETNSID */, &nsid, sizeof(nsid));
 	if (send(s, &req, req.h.nlmsg_len, 0) < 0)
 		die("send");
 	for (;;) {
@@ -153,6 +166,42 @@ static int getlink(int s, int index, const char *name, struct link *out, int max
 				return n;
 		}
 	}
+}
+
+static int getlink(int s, int index, const char *name, struct link *out, int max)
+{
+	return getlink_in(s, -1, index, name, out, max);
+}
+
+// The nsid this namespace gives the namespace of `fd` (RTM_GETNSID), or -1.
+static int getnsid(int s, int fd)
+{
+	struct {
+		struct nlmsghdr h;
+		struct rtgenmsg g;
+		char pad[3];
+		char attrs[16];
+	} req;
+
+	memset(&req, 0, sizeof(req));
+	req.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct rtgenmsg));
+	req.h.nlmsg_type = RTM_GETNSID;
+	req.h.nlmsg_flags = NLM_F_REQUEST;
+	put_attr(&req, 3 /* NETNSA_FD */, &fd, sizeof(fd));
+	if (send(s, &req, req.h.nlmsg_len, 0) < 0)
+		die("send");
+	int len = recv(s, nlbuf, sizeof(nlbuf), 0);
+	if (len < 0)
+		die("recv");
+	struct nlmsghdr *h = (void *)nlbuf;
+	if (!NLMSG_OK(h, len) || h->nlmsg_type != RTM_NEWNSID)
+		return -1;
+	int alen = h->nlmsg_len - NLMSG_LENGTH(sizeof(struct rtgenmsg));
+	for (struct rtattr *a = (void *)((char *)NLMSG_DATA(h) + NLMSG_ALIGN(sizeof(struct rtgenmsg))); RTA_OK(a, alen);
+	     a = RTA_NEXT(a, alen))
+		if (a->rta_type == 1 /* NETNSA_NSID */)
+			return *(int *)RTA_DATA(a);
+	return -1;
 }
 
 static int rtnl(void)
@@ -203,6 +252,50 @@ static int device_list(int all)
 		int primary = l->primary ? l->index : other.index;
 		printf("%s %d %s %s %u/%u\n", l->name, l->index, l->primary ? "primary" : "peer", other.name,
 		       count_on(primary, NETKIT_PRIMARY), count_on(primary, NETKIT_PEER));
+	}
+	return 0;
+}
+
+// The pair ends here with the other end's name and namespace: one dump,
+// the nsid of each /run/netns namespace, and one read of each other end in
+// its namespace by nsid. The least work `device list` can do for what it
+// shows (it also names namespaces that only a process is in).
+static int pairs(void)
+{
+	static struct link links[4096];
+	static char names[4096][256];
+	static int ids[4096];
+	struct link other;
+	int s = rtnl(), n = getlink(s, 0, NULL, links, 4096), named = 0;
+	DIR *dir = opendir("/run/netns");
+
+	for (struct dirent *e; dir && named < 4096 && (e = readdir(dir));) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[300];
+		snprintf(path, sizeof(path), "/run/netns/%s", e->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ids[named] = getnsid(s, fd);
+		snprintf(names[named++], sizeof(names[0]), "%s", e->d_name);
+		close(fd);
+	}
+	for (int i = 0; i < n; i++) {
+		struct link *l = &links[i];
+		const char *ns = "";
+		if (!l->peer)
+			continue;
+		other.name[0] = 0;
+		if (l->peer_nsid >= 0) {
+			for (int j = 0; j < named; j++)
+				if (ids[j] == l->peer_nsid)
+					ns = names[j];
+			getlink_in(s, l->peer_nsid, l->peer, NULL, &other, 1);
+		} else {
+			getlink(s, l->peer, NULL, &other, 1);
+		}
+		printf("%s %d %s@%s\n", l->name, l->index, other.name, ns);
 	}
 	return 0;
 }
@@ -350,10 +443,12 @@ int main(int argc, char **argv)
 {
 	if ((argc == 2 || argc == 3) && !strcmp(argv[1], "device-list"))
 		return device_list(argc == 3 && !strcmp(argv[2], "all"));
+	if (argc == 2 && !strcmp(argv[1], "pairs"))
+		return pairs();
 	if (argc == 6 && !strcmp(argv[1], "query"))
 		return query(argv[2], argv[3], argv[4], argv[5]);
 	if (argc == 6 && !strcmp(argv[1], "attach"))
 		return attach(argv[2], argv[3], argv[4], argv[5]);
-	fprintf(stderr, "usage: startup device-list [all] | query DEV HOOK BPFFS NETNS | attach DEV HOOK RECIPE PIN\n");
+	fprintf(stderr, "usage: startup device-list [all] | pairs | query DEV HOOK BPFFS NETNS | attach DEV HOOK RECIPE PIN\n");
 	return 2;
 }
