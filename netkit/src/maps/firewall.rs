@@ -12,7 +12,7 @@ use std::{
     str::FromStr,
 };
 
-use aya::maps::{Array, LpmTrie, MapData, lpm_trie::Key};
+use aya::maps::{Array, LpmTrie, MapData, PerCpuArray, lpm_trie::Key};
 use netkit_common::firewall::{
     ACTION_ALLOW, ACTION_DENY, DIR_DST, DIR_SRC, MAX_RULES, PROTO_ANY, RULES_PER_PREFIX, RuleEntry, RuleMatch, RuleSet,
 };
@@ -250,6 +250,11 @@ impl Firewall {
         Ok(Self { maps: ProgMaps::open(prog_id)? })
     }
 
+    /// The firewall whose program's maps are `maps`, already read.
+    pub(crate) fn with(maps: ProgMaps) -> Self {
+        Self { maps }
+    }
+
     fn trie_name(rule: &Rule) -> &'static str {
         match (rule.addr.is_ipv4(), rule.source) {
             (true, false) => "FW_V4_DST",
@@ -345,11 +350,25 @@ impl Firewall {
     }
 
     /// Every rule in id order, then the default action's hits (id 0).
+    ///
+    /// The ids in use are read from the four tries that match packets (one
+    /// entry per prefix in use), not by a lookup of each of FW_RULES'
+    /// MAX_RULES slots: on a node of 1000 pods that scan was most of what
+    /// `stats`, `export` and `apply` asked the kernel. A rule is listed when
+    /// a trie matches by it and FW_RULES holds it, as adding and deleting
+    /// keep them.
     pub fn list(&self) -> Result<Vec<RuleView>, FirewallError> {
         let rules = self.rules_array()?;
-        let hit = |id: u32| self.maps.per_cpu_u64("FW_HITS", id).unwrap_or(0);
+        let hits: PerCpuArray<MapData, u64> =
+            PerCpuArray::try_from(self.maps.get("FW_HITS")?).map_err(aya_err("FW_HITS"))?;
+        let hit = |id: u32| hits.get(&id, 0).map(|v| v.iter().sum()).unwrap_or(0);
+        let mut ids = std::collections::BTreeSet::new();
+        self.trie_ids::<[u8; 4]>("FW_V4_DST", &mut ids)?;
+        self.trie_ids::<[u8; 4]>("FW_V4_SRC", &mut ids)?;
+        self.trie_ids::<[u8; 16]>("FW_V6_DST", &mut ids)?;
+        self.trie_ids::<[u8; 16]>("FW_V6_SRC", &mut ids)?;
         let mut out = Vec::new();
-        for id in 1..MAX_RULES {
+        for id in ids {
             if let Ok(e) = rules.get(&id, 0)
                 && e.used == 1
             {
@@ -358,6 +377,21 @@ impl Firewall {
         }
         out.push(RuleView { id: 0, rule: "default".into(), hits: hit(0) });
         Ok(out)
+    }
+
+    /// Adds the rule ids the trie `name` matches by to `ids`.
+    fn trie_ids<K: aya::Pod>(
+        &self,
+        name: &'static str,
+        ids: &mut std::collections::BTreeSet<u32>,
+    ) -> Result<(), FirewallError> {
+        let trie: LpmTrie<MapData, K, RuleSet> = LpmTrie::try_from(self.maps.get(name)?).map_err(aya_err(name))?;
+        for entry in trie.iter() {
+            let (_, set) = entry.map_err(aya_err(name))?;
+            let count = (set.count as usize).min(RULES_PER_PREFIX);
+            ids.extend(set.rules[..count].iter().map(|r| u32::from(r.id)).filter(|id| (1..MAX_RULES).contains(id)));
+        }
+        Ok(())
     }
 }
 

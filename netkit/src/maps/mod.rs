@@ -41,6 +41,7 @@ pub enum MapsError {
 }
 
 /// One program's maps: (name, id).
+#[derive(Clone)]
 pub struct ProgMaps {
     pub(crate) prog_id: u32,
     maps: Vec<(String, u32)>,

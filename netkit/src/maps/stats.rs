@@ -85,7 +85,7 @@ pub(crate) fn program(prog_id: u32) -> ProgStats {
         s.bytes = Some(values.iter().map(|c| c.bytes).sum());
     }
     if maps.has("FW_HITS") {
-        s.firewall = Firewall::open(prog_id).and_then(|f| f.list()).ok();
+        s.firewall = Firewall::with(maps.clone()).list().ok();
     }
     if maps.has("REDIR_STATS") {
         s.redirect = Redirect::open(prog_id).and_then(|r| r.stats()).ok();
