@@ -1729,12 +1729,24 @@ fn scale_size(node: &BenchNs, host: bool, n: usize, bpftool: &str) -> Value {
     netns::create(&extra).unwrap();
     let (mut adds, mut dels) = (Vec::new(), Vec::new());
     let cni = |command: &str| cni_command(&plugin, &plugins, command, "extra", &extra);
-    for _ in 0..RUNS {
+    // Each ADD or DEL is one short process whose time varies by tens of ms
+    // from run to run on this machine: more runs than the listings.
+    const CNI_RUNS: usize = 2 * RUNS + 1;
+    for _ in 0..CNI_RUNS {
         adds.push(cost_with_stdin(&mut cni("ADD"), &conf));
         dels.push(cost_with_stdin(&mut cni("DEL"), &conf));
     }
     put("cni_add", Cost::median(adds));
     put("cni_del", Cost::median(dels));
+    // The IPAM plugin's part: host-local alone, on the same allocations.
+    let ipam = format!("{plugins}/host-local");
+    let (mut adds, mut dels) = (Vec::new(), Vec::new());
+    for _ in 0..CNI_RUNS {
+        adds.push(cost_with_stdin(&mut cni_command(&ipam, &plugins, "ADD", "extra-ipam", &extra), &conf));
+        dels.push(cost_with_stdin(&mut cni_command(&ipam, &plugins, "DEL", "extra-ipam", &extra), &conf));
+    }
+    put("host_local_add", Cost::median(adds));
+    put("host_local_del", Cost::median(dels));
     all("DEL");
     let left = leftover_files(&bpffs, &[dir.join("ipam")]);
     assert_eq!(left, (0, 0), "the CNI pods left (pins, address allocations) {left:?}");
