@@ -655,6 +655,19 @@ pub fn markdown(report: &Value) -> (String, usize) {
     (s, missed)
 }
 
+/// A target's verdict: met, missed with the measured reason that explains
+/// it, or missed (counted in `missed`).
+fn verdict(met: bool, explained: Option<String>, missed: &mut usize) -> String {
+    match (met, explained) {
+        (true, _) => "met".into(),
+        (false, Some(why)) => format!("missed, explained: {why}"),
+        (false, None) => {
+            *missed += 1;
+            "MISSED".into()
+        }
+    }
+}
+
 /// Per command at two node sizes: wall time, growth, CPU and peak memory at
 /// the large size, and the ratio to its ip or bpftool counterpart; then the
 /// targets. Returns how many targets were missed.
@@ -738,16 +751,10 @@ fn scale_rows(s: &mut String, sc: &Value, place: &str) -> usize {
             && pk != "export"
         {
             let r = f(&b["wall_ms"]) / f(&cl[pk]["wall_ms"]);
-            let verdict = match like {
-                _ if r <= LISTING_VS_PEER => "met".to_string(),
-                Some((n, lr)) if lr <= LISTING_VS_PEER => {
-                    format!("missed, explained: {lr:.2}x {n}, which does the same reads")
-                }
-                _ => {
-                    missed += 1;
-                    "MISSED".to_string()
-                }
-            };
+            let why = like
+                .filter(|(_, lr)| *lr <= LISTING_VS_PEER)
+                .map(|(n, lr)| format!("{lr:.2}x {n}, which does the same reads"));
+            let verdict = verdict(r <= LISTING_VS_PEER, why, &mut missed);
             notes.push(format!("- {name} within {LISTING_VS_PEER}x of {pn} at {nl}: {verdict} ({r:.2}x)"));
         }
     }
@@ -762,16 +769,10 @@ fn scale_rows(s: &mut String, sc: &Value, place: &str) -> usize {
             let part = |c: &Value| f(&c[key]["wall_ms"]) - f(&c[k]["wall_ms"]);
             (part(cl) / part(cs), f(&cl[k]["wall_ms"]) / f(&cs[k]["wall_ms"]))
         });
-        let verdict = match own {
-            _ if g <= FLAT => "met".to_string(),
-            Some((o, h)) if o <= FLAT => {
-                format!("missed, explained: without host-local's run it grows {o:.2}x; host-local alone grows {h:.2}x")
-            }
-            _ => {
-                missed += 1;
-                "MISSED".to_string()
-            }
-        };
+        let why = own
+            .filter(|(o, _)| *o <= FLAT)
+            .map(|(o, h)| format!("without host-local's run it grows {o:.2}x; host-local alone grows {h:.2}x"));
+        let verdict = verdict(g <= FLAT, why, &mut missed);
         notes.push(format!("- {name} flat from {ns} to {nl} pods (within {FLAT}x): {verdict} ({g:.2}x)"));
     }
     let r = f(&cl["apply_noop"]["wall_ms"]) / f(&cl["export"]["wall_ms"]);
