@@ -102,8 +102,8 @@ impl Node for Kernel<'_> {
 
     fn rules(&self, prog_id: u32) -> Vec<String> {
         Firewall::open(prog_id)
-            .and_then(|f| f.list())
-            .map(|l| l.into_iter().filter(|r| r.id != 0).map(|r| r.rule).collect())
+            .and_then(|f| f.rules())
+            .map(|l| l.into_iter().map(|(_, r)| r.to_string()).collect())
             .unwrap_or_default()
     }
 

@@ -349,7 +349,22 @@ impl Firewall {
         Ok(self.maps.reset_per_cpu_u64("FW_HITS", id)?)
     }
 
-    /// Every rule in id order, then the default action's hits (id 0).
+    /// Every rule in id order with its hits, then the default action's hits
+    /// (id 0).
+    pub fn list(&self) -> Result<Vec<RuleView>, FirewallError> {
+        let hits: PerCpuArray<MapData, u64> =
+            PerCpuArray::try_from(self.maps.get("FW_HITS")?).map_err(aya_err("FW_HITS"))?;
+        let hit = |id: u32| hits.get(&id, 0).map(|v| v.iter().sum()).unwrap_or(0);
+        let mut out: Vec<RuleView> = self
+            .rules()?
+            .into_iter()
+            .map(|(id, rule)| RuleView { id, rule: rule.to_string(), hits: hit(id) })
+            .collect();
+        out.push(RuleView { id: 0, rule: "default".into(), hits: hit(0) });
+        Ok(out)
+    }
+
+    /// The rules in id order, without their hits (what apply compares).
     ///
     /// The ids in use are read from the four tries that match packets (one
     /// entry per prefix in use), not by a lookup of each of FW_RULES'
@@ -357,26 +372,17 @@ impl Firewall {
     /// `stats`, `export` and `apply` asked the kernel. A rule is listed when
     /// a trie matches by it and FW_RULES holds it, as adding and deleting
     /// keep them.
-    pub fn list(&self) -> Result<Vec<RuleView>, FirewallError> {
+    pub(crate) fn rules(&self) -> Result<Vec<(u32, Rule)>, FirewallError> {
         let rules = self.rules_array()?;
-        let hits: PerCpuArray<MapData, u64> =
-            PerCpuArray::try_from(self.maps.get("FW_HITS")?).map_err(aya_err("FW_HITS"))?;
-        let hit = |id: u32| hits.get(&id, 0).map(|v| v.iter().sum()).unwrap_or(0);
         let mut ids = std::collections::BTreeSet::new();
         self.trie_ids::<[u8; 4]>("FW_V4_DST", &mut ids)?;
         self.trie_ids::<[u8; 4]>("FW_V4_SRC", &mut ids)?;
         self.trie_ids::<[u8; 16]>("FW_V6_DST", &mut ids)?;
         self.trie_ids::<[u8; 16]>("FW_V6_SRC", &mut ids)?;
-        let mut out = Vec::new();
-        for id in ids {
-            if let Ok(e) = rules.get(&id, 0)
-                && e.used == 1
-            {
-                out.push(RuleView { id, rule: Rule::from_entry(&e).to_string(), hits: hit(id) });
-            }
-        }
-        out.push(RuleView { id: 0, rule: "default".into(), hits: hit(0) });
-        Ok(out)
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| rules.get(&id, 0).ok().filter(|e| e.used == 1).map(|e| (id, Rule::from_entry(&e))))
+            .collect())
     }
 
     /// Adds the rule ids the trie `name` matches by to `ids`.
