@@ -1727,26 +1727,25 @@ fn scale_size(node: &BenchNs, host: bool, n: usize, bpftool: &str) -> Value {
     all("ADD");
     let extra = format!("{}-extra", node.0);
     netns::create(&extra).unwrap();
-    let (mut adds, mut dels) = (Vec::new(), Vec::new());
-    let cni = |command: &str| cni_command(&plugin, &plugins, command, "extra", &extra);
     // Each ADD or DEL is one short process whose time varies by tens of ms
     // from run to run on this machine: more runs than the listings.
     const CNI_RUNS: usize = 2 * RUNS + 1;
-    for _ in 0..CNI_RUNS {
-        adds.push(cost_with_stdin(&mut cni("ADD"), &conf));
-        dels.push(cost_with_stdin(&mut cni("DEL"), &conf));
-    }
-    put("cni_add", Cost::median(adds));
-    put("cni_del", Cost::median(dels));
+    // The medians of `exe`'s ADD and DEL of container `id`, one after the other.
+    let add_del = |exe: &str, id: &str| {
+        let (mut adds, mut dels) = (Vec::new(), Vec::new());
+        for _ in 0..CNI_RUNS {
+            adds.push(cost_with_stdin(&mut cni_command(exe, &plugins, "ADD", id, &extra), &conf));
+            dels.push(cost_with_stdin(&mut cni_command(exe, &plugins, "DEL", id, &extra), &conf));
+        }
+        (Cost::median(adds), Cost::median(dels))
+    };
+    let (add, del) = add_del(&plugin, "extra");
+    put("cni_add", add);
+    put("cni_del", del);
     // The IPAM plugin's part: host-local alone, on the same allocations.
-    let ipam = format!("{plugins}/host-local");
-    let (mut adds, mut dels) = (Vec::new(), Vec::new());
-    for _ in 0..CNI_RUNS {
-        adds.push(cost_with_stdin(&mut cni_command(&ipam, &plugins, "ADD", "extra-ipam", &extra), &conf));
-        dels.push(cost_with_stdin(&mut cni_command(&ipam, &plugins, "DEL", "extra-ipam", &extra), &conf));
-    }
-    put("host_local_add", Cost::median(adds));
-    put("host_local_del", Cost::median(dels));
+    let (add, del) = add_del(&format!("{plugins}/host-local"), "extra-ipam");
+    put("host_local_add", add);
+    put("host_local_del", del);
     all("DEL");
     let left = leftover_files(&bpffs, &[dir.join("ipam")]);
     assert_eq!(left, (0, 0), "the CNI pods left (pins, address allocations) {left:?}");
