@@ -183,7 +183,7 @@ fn plans_on_empty(spec: &spec::Spec) {
         && spec.chains.iter().all(|c| declared(&c.device))
         && managed().all(|m| !matches!(m.prog, ProgSpec::Pinned(_)))
         && managed().flat_map(|m| m.entries.iter().flat_map(|e| e.values())).all(declared);
-    let opts = PlanOptions { prune: true, recreate: true, adopt: true };
+    let opts = PlanOptions { prune: true, recreate: true, adopt: true, full: false };
     match (internal::plan_on_empty(spec, opts), contained) {
         (Ok(plan), true) => {
             let actions: Vec<Action> = plan.steps.iter().map(|s| s.action).collect();

@@ -217,6 +217,14 @@ pub struct SpecArgs {
     /// refuse, naming the difference, any that differ.
     #[arg(long)]
     pub adopt: bool,
+    /// Read every managed hook in full: its pins, and its programs' rules
+    /// and redirect entries. Without it, a hook the last apply left as the
+    /// spec still says, and whose chain the kernel still reports unchanged
+    /// (same revision, programs and links), is taken as it is: what another
+    /// tool writes straight into a managed program's maps is found only
+    /// with --full (and by every --watch interval).
+    #[arg(long)]
+    pub full: bool,
     /// The ownership record (default: /run/netkit/apply/<netns>.json).
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,

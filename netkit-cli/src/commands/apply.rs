@@ -27,7 +27,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn options(a: &SpecArgs) -> PlanOptions {
-    PlanOptions { prune: a.prune, recreate: a.recreate, adopt: a.adopt }
+    PlanOptions { prune: a.prune, recreate: a.recreate, adopt: a.adopt, full: a.full }
 }
 
 /// Reads the spec and plans it.
@@ -52,14 +52,21 @@ pub fn apply(cli: &Cli, a: &ApplyArgs, out: &mut impl Write, err: &mut impl Writ
     if a.watch {
         return watch(cli, a, out, err);
     }
-    let report = apply_once(cli, &a.spec, a, Wait::For(Duration::from_secs(a.wait)), err)?;
+    let report = apply_once(cli, &a.spec, a, a.spec.full, Wait::For(Duration::from_secs(a.wait)), err)?;
     render::print(cli.json, out, &report, render::report)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Plans and applies under the record's lock: waiting for another writer as
-/// `wait` says, saying once whom it waits for.
-fn apply_once(cli: &Cli, a: &SpecArgs, how: &ApplyArgs, wait: Wait<'_>, err: &mut impl Write) -> Result<Report> {
+/// Plans and applies under the record's lock (in `full`, see `--full`):
+/// waiting for another writer as `wait` says, saying once whom it waits for.
+fn apply_once(
+    cli: &Cli,
+    a: &SpecArgs,
+    how: &ApplyArgs,
+    full: bool,
+    wait: Wait<'_>,
+    err: &mut impl Write,
+) -> Result<Report> {
     // A run killed while it expedited grace periods left the knob set.
     let rcu_dir = Path::new(rcu::DEFAULT_DIR);
     if let Recovery::Restored(v) = rcu::recover(rcu_dir)? {
@@ -76,7 +83,7 @@ fn apply_once(cli: &Cli, a: &SpecArgs, how: &ApplyArgs, wait: Wait<'_>, err: &mu
     let writer = engine.lock(wait, |holder| {
         let _ = writeln!(err, "apply: waiting for the other writer of {}: {holder}", engine.record.path.display());
     })?;
-    let plan = rt.block_on(engine.plan(&spec, options(a)))?;
+    let plan = rt.block_on(engine.plan(&spec, PlanOptions { full, ..options(a) }))?;
     // Expedited only while there are chain changes to make.
     let expedited = if how.expedite && !plan.is_empty() { Some(rcu::Expedited::start(rcu_dir)?) } else { None };
     // Also when the plan has no step: the record may still learn what a
@@ -129,11 +136,14 @@ fn watch(cli: &Cli, a: &ApplyArgs, out: &mut impl Write, err: &mut impl Write) -
     let mut last = Instant::now() - interval;
     while !stop.load(Ordering::SeqCst) {
         let now = content(&a.spec.file);
-        if now != seen || last.elapsed() >= interval {
+        // The interval's drift check reads every hook in full; a changed
+        // file is planned from the last run's proofs, as a one-off apply is.
+        let due = last.elapsed() >= interval;
+        if now != seen || due {
             last = Instant::now();
             // An agent waits for another writer (an operator's apply, the
             // agent it replaces) for as long as it takes, or until SIGTERM.
-            match apply_once(cli, &a.spec, a, Wait::UntilStopped(&stop), err) {
+            match apply_once(cli, &a.spec, a, due || a.spec.full, Wait::UntilStopped(&stop), err) {
                 Ok(report) => {
                     for s in &report.steps {
                         log_step(cli, out, s)?;

@@ -54,7 +54,7 @@ pub(super) async fn export(
     // Pairs, but the CNI plugin's: its pods' pairs are its own. Both ends
     // of a veth pair are alike, and any veth may be another tool's: one is
     // written when apply made it.
-    let node = super::node::Kernel(engine.nl);
+    let node = super::node::Kernel::new(engine.nl);
     let cni = node.cni_links(&layout);
     for link in &links {
         let pair = match PairKind::of(link) {
@@ -64,7 +64,7 @@ pub(super) async fn export(
         };
         if pair
             && super::node::cni_link_on(&node, &cni, link).is_none()
-            && let Some(ends) = engine.nl.ends(&link.name).await?
+            && let Some(ends) = node.ends(&link.name).await?
         {
             doc.pairs.push(pair_doc(&ends));
         }

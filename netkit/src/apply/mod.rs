@@ -181,7 +181,7 @@ impl<'a> Engine<'a> {
 
     /// The steps that bring the node to `spec`.
     pub async fn plan(&self, spec: &Spec, opts: PlanOptions) -> Result<Plan, ApplyError> {
-        let kernel = node::Kernel(self.nl);
+        let kernel = node::Kernel::new(self.nl);
         let planner = plan::Planner::new(
             &kernel,
             Layout::unchecked(&self.bpffs),

@@ -68,12 +68,21 @@ pub(crate) trait Node {
     fn cni_links(&self, layout: &pins::Layout) -> BTreeSet<u32>;
 }
 
-/// The node as the kernel of the calling thread's namespace has it.
-pub(crate) struct Kernel<'a>(pub(crate) &'a Netlink);
+/// The node as the kernel of the calling thread's namespace has it; the
+/// namespaces it names are learnt once for the reader's life (`fresh_after`:
+/// [`Kernel::new`]).
+pub(crate) struct Kernel<'a>(pub(crate) &'a Netlink, u64);
+
+impl<'a> Kernel<'a> {
+    /// The node as read from now on.
+    pub(crate) fn new(nl: &'a Netlink) -> Self {
+        Self(nl, nl.walks())
+    }
+}
 
 impl Node for Kernel<'_> {
     async fn ends(&self, name: &str) -> Result<Option<Ends>, ApplyError> {
-        Ok(self.0.ends(name).await?)
+        Ok(self.0.ends(name, self.1).await?)
     }
 
     async fn link(&self, name: &str) -> Result<Option<Link>, NetlinkError> {

@@ -22,6 +22,15 @@
 //! them off the pins again) at the cost of rewriting the whole record per
 //! step, quadratic in a node's links.
 //!
+//! It also holds, per hook, the *proof* a run left of the chain it made:
+//! the hook's mprog revision and slots as the kernel reported them once the
+//! chain was as the spec said, and a digest of what the spec said. A later
+//! run whose spec says the same for that hook and whose one query of the
+//! hook answers the same revision and slots plans nothing for it, without
+//! opening its pins or reading its programs' maps: what a one-pod change
+//! costs then does not grow with the node. A proof is dropped before its
+//! hook is changed, so a crash leaves none that could be wrong.
+//!
 //! Writers take [`Record::lock`] first, so runs on one namespace never
 //! interleave.
 
@@ -119,6 +128,32 @@ impl std::fmt::Display for LinkKey {
     }
 }
 
+/// A hook as the last run left it, once its chain was as the spec said.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookProof {
+    /// The device's ifindex.
+    pub ifindex: u32,
+    /// The hook's mprog revision.
+    pub revision: u64,
+    /// Its slots in order: (program id, link id or 0).
+    pub slots: Vec<(u32, u32)>,
+    /// What the spec said of the chain (programs, what they were made from,
+    /// settings, rules, redirect entries and their devices' ifindexes).
+    pub digest: String,
+}
+
+impl HookProof {
+    /// The proof of a chain as queried, for a spec whose digest is `digest`.
+    pub(crate) fn of(ifindex: u32, chain: &crate::mprog::Chain, digest: String) -> Self {
+        Self {
+            ifindex,
+            revision: chain.revision,
+            slots: chain.slots.iter().map(|s| (s.prog_id, s.link_id.unwrap_or(0))).collect(),
+            digest,
+        }
+    }
+}
+
 /// Everything apply owns in one namespace.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ownership {
@@ -128,6 +163,14 @@ pub struct Ownership {
     /// Links, by where they are.
     #[serde(default, with = "link_map")]
     pub links: BTreeMap<LinkKey, OwnedLink>,
+    /// Proofs, by "DEVICE HOOK" (see the module's words).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hooks: BTreeMap<String, HookProof>,
+}
+
+/// The key of a hook's proof.
+pub(crate) fn hook_key(device: &str, hook: &str) -> String {
+    format!("{device} {hook}")
 }
 
 /// JSON maps need string keys: links are stored as a list.

@@ -200,6 +200,9 @@ pub(super) async fn chain_job(
             }
         }
     }
+    if let Some(digest) = &c.digest {
+        sh.prove(dev.ifindex, c, digest);
+    }
     Ok(())
 }
 

@@ -30,7 +30,7 @@ use futures::StreamExt as _;
 use super::{
     ApplyError, StepCause,
     plan::{Action, ChainWork, How, PairDeletion, PairWork, Plan, StepView, Unpin, Want},
-    state::{LinkKey, OwnedLink, OwnedPair, Ownership, Record},
+    state::{HookProof, LinkKey, OwnedLink, OwnedPair, Ownership, Record, hook_key},
 };
 use crate::{
     bpf,
@@ -181,6 +181,24 @@ impl Shared<'_> {
         };
         drop(o);
         self.done.lock().unwrap().push(view);
+    }
+
+    /// Records the proof of the hook a chain job made (see
+    /// [`crate::apply::state`]): the hook as queried now, when every link
+    /// the spec wants there is on it running the program the record says.
+    /// Anything else (another writer between the job and this query) leaves
+    /// no proof, and the next run reads the hook in full.
+    fn prove(&self, ifindex: u32, c: &ChainWork, digest: &str) {
+        let Ok(now) = HookRef::new(ifindex, c.hook).query() else { return };
+        let mut o = self.owned.lock().unwrap();
+        let all_on = c.wants.iter().all(|w| {
+            o.links.get(&w.key).is_some_and(|r| {
+                now.slots.iter().any(|s| r.link_id.is_some() && s.link_id == r.link_id && Some(s.prog_id) == r.prog_id)
+            })
+        });
+        if all_on {
+            o.hooks.insert(hook_key(&c.device, c.hook.name()), HookProof::of(ifindex, &now, digest.into()));
+        }
     }
 
     fn path(&self, key: &LinkKey, hook: Hook) -> PathBuf {
@@ -382,6 +400,9 @@ fn execute<E: Effects>(
         for k in &work.forget_links {
             o.links.remove(k);
         }
+        // Only the proofs of hooks this run leaves alone, checked by its
+        // plan: a crash from here on leaves none that could be wrong.
+        o.hooks = work.proofs.clone();
         for n in &work.forget_pairs {
             o.pairs.remove(n);
         }
@@ -516,6 +537,7 @@ fn execute<E: Effects>(
     for k in &work.forget_links {
         restored.links.remove(k);
     }
+    restored.hooks = work.proofs.clone();
     // A pair created again on the way back is the same pair under a new
     // ifindex, and links attached again run the same programs under new
     // link ids: the record follows them.

@@ -23,7 +23,7 @@ pub(super) async fn pair_steps(
                 nl.move_peer(name, &m.to).await.map_err(|e| step_err(&what, e))?;
                 undo.push(Undo::MovePeer { name: name.clone(), to: m.from.clone(), up: m.was_up });
             }
-            let ends = nl.ends(name).await?.ok_or_else(|| changed(&what, "the pair is gone"))?;
+            let ends = nl.ends(name, nl.walks()).await?.ok_or_else(|| changed(&what, "the pair is gone"))?;
             let nk = ends.primary.netkit.clone().unwrap_or_default().settings;
             if !change.is_empty() {
                 nl.set(name, change).await.map_err(|e| step_err(&what, e))?;

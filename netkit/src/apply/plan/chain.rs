@@ -10,9 +10,10 @@ impl<N: Node> Planner<'_, N> {
         &self,
         spec: &Spec,
         chain: &Chain,
-        fresh: bool,
+        new: &BTreeSet<String>,
         plan: &mut Plan,
     ) -> Result<Option<ChainWork>, Mistakes> {
+        let fresh = new.contains(&chain.device);
         let wrong = |m: String| Mistakes(vec![(chain.place, m)]);
         let (device, hook) = (&chain.device, chain.hook);
         // A program that cannot work on the hook is refused before the node is read.
@@ -33,7 +34,7 @@ impl<N: Node> Planner<'_, N> {
         let link = if declared.is_some() && fresh {
             None
         } else {
-            match self.node.link(device).await {
+            match self.device(device).await {
                 Ok(Some(l)) => Some(l),
                 Ok(None) if declared.is_some() => None,
                 Ok(None) => {
@@ -75,7 +76,7 @@ impl<N: Node> Planner<'_, N> {
                 && let Some(entries) = &m.entries
             {
                 for (ip, pair) in entries {
-                    if spec.pair(pair).is_none() && !matches!(self.node.link(pair).await, Ok(Some(_))) {
+                    if spec.pair(pair).is_none() && !matches!(self.device(pair).await, Ok(Some(_))) {
                         return Err(Mistakes(vec![(
                             m.place,
                             format!(
@@ -95,6 +96,16 @@ impl<N: Node> Planner<'_, N> {
                 .map_err(|e| wrong(format!("chain {device} {hook}: reading the chain: {}", e)))?,
             None => Default::default(),
         };
+        let digest = self.digest(chain, new).await;
+        let proof = link.as_ref().zip(digest.clone()).map(|(l, d)| HookProof::of(l.index, &now, d));
+        if !fresh
+            && let Some(proof) = &proof
+            && let Some(ours) = self.proven(chain, proof)
+        {
+            foreign(chain, &now, &ours, plan);
+            plan.work.proofs.insert(hook_key(device, hook.name()), proof.clone());
+            return Ok(None);
+        }
         // Managed links on this hook now: name -> (link, prog, position).
         let mut current: BTreeMap<String, (u32, u32, usize)> = BTreeMap::new();
         // Managed links pinned here but off the hook: name -> (link, its
@@ -166,29 +177,7 @@ impl<N: Node> Planner<'_, N> {
                 adopted.insert(m.name.clone());
             }
         }
-        for (i, s) in now.slots.iter().enumerate() {
-            if !s.link_id.is_some_and(|l| owned_links.contains(&l)) {
-                plan.foreign.push(ForeignView {
-                    device: device.clone(),
-                    hook,
-                    position: i + 1,
-                    prog_id: s.prog_id,
-                    link_id: s.link_id,
-                });
-            }
-        }
-        for e in &chain.entries {
-            if let Entry::Foreign { reference, .. } = e {
-                let there = now.slots.iter().any(|s| match reference {
-                    crate::hooks::refs::RefSpec::Link(id) => s.link_id == Some(*id),
-                    crate::hooks::refs::RefSpec::Prog(id) => s.prog_id == *id,
-                    _ => false,
-                });
-                if !there {
-                    plan.notes.push(format!("{device} {hook}: {reference} is not on the hook; nothing to leave alone"));
-                }
-            }
-        }
+        foreign(chain, &now, &owned_links, plan);
 
         let managed: Vec<&Managed> = chain
             .entries
@@ -363,8 +352,85 @@ impl<N: Node> Planner<'_, N> {
             };
             wants.push(Want { key, repair: repaired, entry: (*m).clone(), fingerprint: fp, how });
         }
-        let work = ChainWork { device: device.clone(), hook, removals, wants };
-        Ok((!work.removals.is_empty() || work.wants.iter().any(Want::needs_work)).then_some(work))
+        let work = ChainWork { device: device.clone(), hook, removals, wants, digest };
+        if !work.removals.is_empty() || work.wants.iter().any(Want::needs_work) {
+            return Ok(Some(work));
+        }
+        // As the spec says, read in full: the proof for the next run.
+        if let Some(proof) = proof {
+            plan.work.proofs.insert(hook_key(device, hook.name()), proof);
+        }
+        Ok(None)
+    }
+
+    /// What the spec says of `chain`, as a digest for its hook's proof: each
+    /// entry's name, program, what it is made from, settings, rules and
+    /// redirect entries with their devices' ifindexes. None when it cannot
+    /// say yet (a program that cannot be read, an entry naming a pair this
+    /// plan makes).
+    async fn digest(&self, chain: &Chain, new: &BTreeSet<String>) -> Option<String> {
+        let mut h = Sha256::new();
+        for e in &chain.entries {
+            match e {
+                Entry::Managed(m) => {
+                    let fp = self.fingerprint(m).ok()?;
+                    h.update(format!("m\0{}\0{}\0{}\0{fp}\0", m.name, m.prog, m.set.join("\x1f")).as_bytes());
+                    match &m.rules {
+                        Some(rules) => {
+                            for r in rules {
+                                h.update(format!("r {r}\0").as_bytes());
+                            }
+                        }
+                        None => h.update(b"-\0"),
+                    }
+                    for (ip, pair) in m.entries.iter().flatten() {
+                        if new.contains(pair) {
+                            return None;
+                        }
+                        let index = self.device(pair).await.ok()??.index;
+                        h.update(format!("e {ip} {pair} {index}\0").as_bytes());
+                    }
+                }
+                Entry::Foreign { reference, .. } => h.update(format!("f {reference}\0").as_bytes()),
+            }
+            h.update(b"\n");
+        }
+        Some(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// The ids of apply's links on the hook when the last run's proof holds
+    /// for `chain`: the hook is as that run left it (same device, revision
+    /// and slots), the spec says what it said then, and the record names
+    /// each managed entry's link on it, with the program it was made from.
+    /// None when anything differs (`--full` and `--adopt` always read in
+    /// full).
+    fn proven(&self, chain: &Chain, now: &HookProof) -> Option<BTreeSet<u32>> {
+        if self.opts.full || self.opts.adopt {
+            return None;
+        }
+        let hook = chain.hook.name();
+        if self.owned.hooks.get(&hook_key(&chain.device, hook)) != Some(now) {
+            return None;
+        }
+        let records = self.by_hook.get(&(chain.device.clone(), hook.to_string()))?;
+        let managed = chain.entries.iter().filter(|e| matches!(e, Entry::Managed(_))).count();
+        if records.len() != managed {
+            return None;
+        }
+        let mut ours = BTreeSet::new();
+        for e in &chain.entries {
+            let Entry::Managed(m) = e else { continue };
+            let key = LinkKey { device: chain.device.clone(), hook: hook.into(), name: m.name.clone() };
+            let rec = self.owned.links.get(&key)?;
+            let id = rec.link_id?;
+            let fp = self.fingerprint(m).ok()?;
+            let on = now.slots.iter().any(|&(prog, link)| link == id && Some(prog) == rec.prog_id);
+            if !on || rec.fingerprint.as_deref() != Some(&fp) {
+                return None;
+            }
+            ours.insert(id);
+        }
+        Some(ours)
     }
 
     /// The spec's rules when the firewall `prog_id` holds others.
@@ -381,7 +447,7 @@ impl<N: Node> Planner<'_, N> {
         let now = self.node.entries(prog_id);
         let mut want_idx = BTreeMap::new();
         for (ip, pair) in want {
-            match self.node.link(pair).await {
+            match self.device(pair).await {
                 Ok(Some(l)) => {
                     want_idx.insert(*ip, l.index);
                 }
@@ -389,6 +455,36 @@ impl<N: Node> Planner<'_, N> {
             }
         }
         (now != want_idx).then(|| want.clone())
+    }
+}
+
+/// The programs on the hook apply does not own (`ours` are the ids of its
+/// links there), shown so the user knows they stay; and a note for each
+/// reference of the chain that is not on the hook.
+fn foreign(chain: &Chain, now: &mprog::Chain, ours: &BTreeSet<u32>, plan: &mut Plan) {
+    let (device, hook) = (&chain.device, chain.hook);
+    for (i, s) in now.slots.iter().enumerate() {
+        if !s.link_id.is_some_and(|l| ours.contains(&l)) {
+            plan.foreign.push(ForeignView {
+                device: device.clone(),
+                hook,
+                position: i + 1,
+                prog_id: s.prog_id,
+                link_id: s.link_id,
+            });
+        }
+    }
+    for e in &chain.entries {
+        if let Entry::Foreign { reference, .. } = e {
+            let there = now.slots.iter().any(|s| match reference {
+                crate::hooks::refs::RefSpec::Link(id) => s.link_id == Some(*id),
+                crate::hooks::refs::RefSpec::Prog(id) => s.prog_id == *id,
+                _ => false,
+            });
+            if !there {
+                plan.notes.push(format!("{device} {hook}: {reference} is not on the hook; nothing to leave alone"));
+            }
+        }
     }
 }
 

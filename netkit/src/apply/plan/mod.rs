@@ -29,7 +29,7 @@ use super::{
     ApplyError,
     node::{Node, PinState},
     spec::{Chain, Entry, Managed, Place, Spec},
-    state::{LinkKey, OwnedLink, Ownership},
+    state::{HookProof, LinkKey, OwnedLink, Ownership, hook_key},
 };
 use crate::{
     mprog::{self, Hook},
@@ -58,6 +58,9 @@ pub(crate) struct Planner<'a, N: Node> {
     /// Programs checked against a hook so far (see `programs::check_hook`),
     /// by program and hook: the refusal, if any.
     pub(crate) fits: std::sync::Mutex<std::collections::HashMap<(String, crate::mprog::Hook), Option<String>>>,
+    /// The primaries of the spec's pairs as this plan read them, by name:
+    /// a chain on a pair, or a redirect entry naming one, asks no more.
+    pub(crate) primaries: std::sync::Mutex<std::collections::HashMap<String, Link>>,
 }
 
 impl<'a, N: Node> Planner<'a, N> {
@@ -66,7 +69,17 @@ impl<'a, N: Node> Planner<'a, N> {
         for key in owned.links.keys() {
             by_hook.entry((key.device.clone(), key.hook.clone())).or_default().push(key.clone());
         }
-        Self { node, layout, netns, opts, owned, by_hook, fingerprints: Default::default(), fits: Default::default() }
+        Self {
+            node,
+            layout,
+            netns,
+            opts,
+            owned,
+            by_hook,
+            fingerprints: Default::default(),
+            fits: Default::default(),
+            primaries: Default::default(),
+        }
     }
 
     /// Why `m`'s program cannot work on `hook`, if it cannot.
@@ -78,6 +91,14 @@ impl<'a, N: Node> Planner<'a, N> {
         let why = programs::check_hook(&m.prog, hook).err().map(|e| e.to_string());
         self.fits.lock().unwrap().insert(key, why.clone());
         why
+    }
+
+    /// A device by name: a pair's primary as this plan read it, else asked.
+    async fn device(&self, name: &str) -> Result<Option<Link>, crate::netlink::NetlinkError> {
+        if let Some(l) = self.primaries.lock().unwrap().get(name) {
+            return Ok(Some(l.clone()));
+        }
+        self.node.link(name).await
     }
 
     fn fingerprint(&self, m: &Managed) -> Result<String, ApplyError> {
@@ -148,6 +169,7 @@ impl<N: Node> Planner<'_, N> {
                     created.insert(name.clone());
                 }
                 Some(ends) => {
+                    self.primaries.lock().unwrap().insert(name.clone(), ends.primary.clone());
                     let ours = owned.is_some_and(|o| o.ifindex.is_none_or(|i| i == ends.primary.index));
                     if !ours && self.opts.adopt {
                         // Taken over only as it is: any difference is named
@@ -240,9 +262,9 @@ impl<N: Node> Planner<'_, N> {
 
         // Chains.
         let declared: BTreeSet<(String, Hook)> = spec.chains.iter().map(|c| (c.device.clone(), c.hook)).collect();
+        let new: BTreeSet<String> = created.union(&recreated).cloned().collect();
         for chain in &spec.chains {
-            let fresh = created.contains(&chain.device) || recreated.contains(&chain.device);
-            match self.chain(spec, chain, fresh, &mut plan).await {
+            match self.chain(spec, chain, &new, &mut plan).await {
                 Ok(Some(work)) => plan.work.chains.push(work),
                 Ok(None) => {}
                 Err(m) => blocked.0.extend(m.0),
@@ -300,7 +322,7 @@ impl<N: Node> Planner<'_, N> {
                 }
             }
             if !removals.is_empty() {
-                plan.work.chains.push(ChainWork { device, hook, removals, wants: Vec::new() });
+                plan.work.chains.push(ChainWork { device, hook, removals, wants: Vec::new(), digest: None });
             }
         }
 

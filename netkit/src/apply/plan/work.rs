@@ -13,6 +13,11 @@ pub struct PlanOptions {
     /// Take over pairs and pinned links that exist exactly as the spec
     /// says, without touching them; refuse any that differ.
     pub adopt: bool,
+    /// Read every hook's programs and their maps (rules, redirect entries),
+    /// also where the last run's proof shows the hook as it left it (see
+    /// [`crate::apply::state`]): finds what another tool wrote into a
+    /// managed program's maps.
+    pub full: bool,
 }
 
 /// The kind of a step, as `diff` shows it.
@@ -142,6 +147,7 @@ impl Plan {
             && w.forget_pairs.is_empty()
             && w.confirm_pairs.is_empty()
             && w.adopt_links.is_empty()
+            && w.proofs == w.owned.hooks
     }
 }
 
@@ -167,6 +173,8 @@ pub(crate) struct Work {
     pub(crate) confirm_pairs: Vec<(String, u32)>,
     /// Links adopted as they are: recorded, not touched.
     pub(crate) adopt_links: Vec<(LinkKey, OwnedLink)>,
+    /// The proofs of the hooks this plan leaves as they are, checked now.
+    pub(crate) proofs: BTreeMap<String, HookProof>,
 }
 
 /// A peer to move back into the namespace the spec gives it.
@@ -204,6 +212,9 @@ pub(crate) struct ChainWork {
     pub(crate) removals: Vec<Removal>,
     /// The managed programs in spec order.
     pub(crate) wants: Vec<Want>,
+    /// The digest of the spec's chain (None: the hook is not in the spec),
+    /// for the proof recorded once the chain is made.
+    pub(crate) digest: Option<String>,
 }
 
 /// A managed link's pin that goes because its link is off its hook.

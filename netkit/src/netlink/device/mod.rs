@@ -498,10 +498,13 @@ impl Netlink {
     }
 
     /// Both ends of the pair whose primary is `name`, as apply compares
-    /// them with a spec; None when no device has that name.
-    pub(crate) async fn ends(&self, name: &str) -> Result<Option<Ends>, DeviceError> {
+    /// them with a spec; None when no device has that name. Namespaces
+    /// learnt by walks numbered above `fresh_after` (see [`Self::walks`])
+    /// are taken as they are: a planner reading many pairs passes the
+    /// number from before its first.
+    pub(crate) async fn ends(&self, name: &str, fresh_after: u64) -> Result<Option<Ends>, DeviceError> {
         let Some(primary) = self.link_by_name(name)? else { return Ok(None) };
-        let other = if primary.is_pair() { self.other_end(&primary).await? } else { None };
+        let other = if primary.is_pair() { self.other_end_among(&primary, &[], fresh_after).await? } else { None };
         let (peer, peer_netns, peer_unreachable) = match other {
             None => (None, None, false),
             Some(o) => {

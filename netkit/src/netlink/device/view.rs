@@ -217,7 +217,7 @@ impl Netlink {
     }
 
     /// The number of the last walk: answers learnt after it are fresh.
-    fn walks(&self) -> u64 {
+    pub(crate) fn walks(&self) -> u64 {
         self.nsids.lock().unwrap_or_else(|e| e.into_inner()).walks
     }
 
@@ -227,7 +227,7 @@ impl Netlink {
     /// As [`Self::other_end`], taking the other end from `here` (links of
     /// this namespace already read) when it is among them, and namespaces
     /// learnt by walks numbered above `fresh_after` as they are.
-    async fn other_end_among(
+    pub(super) async fn other_end_among(
         &self,
         link: &Link,
         here: &[Link],
