@@ -1634,6 +1634,13 @@ fn scale_size(node: &BenchNs, host: bool, n: usize, bpftool: &str) -> Value {
         Cost::median_of(RUNS + 1, |i| netkit(&["apply", "-f", &spec_s[(i + 1) % 2], "--state", &state_s])),
     );
 
+    // What any apply of this spec does whatever its plan, beside reading
+    // each pair (floor_pairs): parsing the whole spec. In this process, CPU.
+    let parse = in_process_ms(RUNS, || {
+        netkit::apply::spec::read(&specs[0]).unwrap();
+    });
+    put("spec_parse", Cost { wall_ms: parse, cpu_ms: parse, rss_kib: 0.0 });
+
     eprintln!("scale: {n} pods: a /metrics scrape");
     let port = 9475 + n as u16 % 1000;
     let listen = format!("127.0.0.1:{port}");

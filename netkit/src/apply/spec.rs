@@ -393,20 +393,24 @@ impl Validator {
             }
         }
         let mut chains: Vec<Chain> = Vec::new();
+        let mut hooks: std::collections::HashMap<(String, Hook), Place> = std::collections::HashMap::new();
+        let by_name: std::collections::HashMap<&str, &PairEntry> =
+            pairs.iter().map(|p| (p.spec.name.as_str(), p)).collect();
         for c in &doc.chains {
             let Some(chain) = self.chain(c) else { continue };
-            if let Some(first) = chains.iter().find(|o| o.device == chain.device && o.hook == chain.hook) {
+            if let Some(first) = hooks.get(&(chain.device.clone(), chain.hook)) {
                 self.wrong(
                     chain.place,
                     format!(
-                        "a second chain for {} {} (the first is at {}): give each hook one chain",
-                        chain.device, chain.hook, first.place
+                        "a second chain for {} {} (the first is at {first}): give each hook one chain",
+                        chain.device, chain.hook
                     ),
                 );
                 continue;
             }
+            hooks.insert((chain.device.clone(), chain.hook), chain.place);
             if chain.hook.is_netkit()
-                && let Some(p) = pairs.iter().find(|p| p.spec.name == chain.device)
+                && let Some(p) = by_name.get(chain.device.as_str())
                 && p.spec.settings.pairing == Some(Pairing::Single)
             {
                 self.wrong(

@@ -64,13 +64,21 @@ pub struct PruneAll {
 impl Hooks<'_> {
     /// `netkit link list --all`: every tcx and netkit link on the system.
     pub async fn system_links(&self) -> Vec<SystemLinkView> {
+        let holders = owners::Holders::scan();
         let mut found = Vec::new();
         let mut id = 0;
         while let Some(next) = bpf::next_link_id(id) {
             id = next;
-            // Gone since the listing, or not ours to read: skip it.
-            let Ok(fd) = bpf::link_fd_by_id(id) else { continue };
-            let Ok(li) = bpf::link_info(fd.as_fd()) else { continue };
+            // A pinned link was read by the walk of the pins; another is
+            // opened, and skipped when gone since or not ours to read.
+            let li = match holders.pinned_info(id) {
+                Some(li) => li,
+                None => {
+                    let Ok(fd) = bpf::link_fd_by_id(id) else { continue };
+                    let Ok(li) = bpf::link_info(fd.as_fd()) else { continue };
+                    li
+                }
+            };
             let kind = match li.link_type {
                 bpf::BPF_LINK_TYPE_TCX => "tcx",
                 bpf::BPF_LINK_TYPE_NETKIT => "netkit",
@@ -78,9 +86,15 @@ impl Hooks<'_> {
             };
             found.push((li, kind));
         }
-        // A defunct link is on no chain.
-        let placed = placements(found.iter().filter(|(li, _)| li.ifindex != 0).map(|(li, _)| li.id).collect());
-        let holders = owners::Holders::scan();
+        // A defunct link is on no chain; one attached names its hook and
+        // its device's ifindex (in a namespace its info does not say).
+        let placed = placements(
+            found
+                .iter()
+                .filter(|(li, _)| li.ifindex != 0)
+                .filter_map(|(li, _)| Some((li.id, (li.ifindex, Hook::from_attach_type(li.attach_type)?))))
+                .collect(),
+        );
         // This tool's pins, by the walk of every bpffs the holders made;
         // one not found there (a bpffs not mounted as such) is opened.
         let pinned = holders.pins();
@@ -96,6 +110,8 @@ impl Hooks<'_> {
             })
             .collect();
         let mut out = Vec::new();
+        // Links of one program share its name: read once.
+        let mut names: HashMap<u32, String> = HashMap::new();
         for (li, kind) in found {
             let place = placed.get(&li.id);
             let pin = ours.get(&li.id);
@@ -107,7 +123,7 @@ impl Hooks<'_> {
                 netns: place.map(|p| p.0.clone()),
                 ifindex: li.ifindex,
                 prog_id: li.prog_id,
-                prog_name: prog_name(li.prog_id),
+                prog_name: names.entry(li.prog_id).or_insert_with(|| prog_name(li.prog_id)).clone(),
                 state: if li.ifindex == 0 { LinkState::Defunct } else { LinkState::Attached },
                 managed: pin.is_some(),
                 pin: pin.map(|p| p.path.display().to_string()),
@@ -156,12 +172,13 @@ impl Hooks<'_> {
     }
 }
 
-/// Where each link of `wanted` sits: (namespace, device, hook) by link id,
-/// from the chains of the devices' hooks in the namespaces this tool can
-/// reach, this one first, until every link is found. The thread enters each
-/// namespace once: BPF_PROG_QUERY reads ifindexes in the caller's namespace,
-/// and a plain socket opened there dumps its devices.
-fn placements(mut wanted: HashSet<u32>) -> HashMap<u32, (String, String, Hook)> {
+/// Where each link of `wanted` (by id: its device's ifindex and its hook)
+/// sits: (namespace, device, hook) by link id, from the chains of the hooks
+/// the links name, on the devices of those ifindexes in the namespaces this
+/// tool can reach, this one first, until every link is found. The thread
+/// enters each namespace once: BPF_PROG_QUERY reads ifindexes in the
+/// caller's namespace, and a plain socket opened there dumps its devices.
+fn placements(mut wanted: HashMap<u32, (u32, Hook)>) -> HashMap<u32, (String, String, Hook)> {
     let mut out = HashMap::new();
     let here = std::iter::once((netns::current_name(), None));
     // Walked only when this namespace does not place every link.
@@ -188,16 +205,19 @@ fn placements(mut wanted: HashSet<u32>) -> HashMap<u32, (String, String, Hook)> 
         else {
             continue;
         };
+        // The hooks still to read, by ifindex (the same ifindex may name
+        // other devices in other namespaces: a link counts where its chain
+        // holds it).
+        let mut hooks: HashMap<u32, HashSet<Hook>> = HashMap::new();
+        for &(ifindex, hook) in wanted.values() {
+            hooks.entry(ifindex).or_default().insert(hook);
+        }
         for dev in devices {
-            let hooks: &[Hook] = match dev.role() {
-                Some(Role::Primary) => &[Hook::Ingress, Hook::Egress, Hook::Primary, Hook::Peer],
-                _ => &[Hook::Ingress, Hook::Egress],
-            };
-            for &hook in hooks {
+            for &hook in hooks.get(&dev.index).into_iter().flatten() {
                 let Ok(chain) = HookRef::new(dev.index, hook).query() else { continue };
                 for slot in chain.slots {
                     if let Some(link) = slot.link_id
-                        && wanted.remove(&link)
+                        && wanted.remove(&link).is_some()
                     {
                         out.insert(link, (name.clone(), dev.name.clone(), hook));
                     }

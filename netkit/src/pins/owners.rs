@@ -51,6 +51,8 @@ impl serde::Serialize for Holder {
 #[derive(Debug, Default)]
 pub(crate) struct Holders {
     by_link: HashMap<u32, Vec<Holder>>,
+    /// The info of each pinned link, as its pin gave it.
+    pinned: HashMap<u32, bpf::LinkInfo>,
 }
 
 impl Holders {
@@ -104,6 +106,12 @@ impl Holders {
         out
     }
 
+    /// The info of link `link_id` as the walk of the pins read it, when a
+    /// pin holds it.
+    pub(crate) fn pinned_info(&self, link_id: u32) -> Option<bpf::LinkInfo> {
+        self.pinned.get(&link_id).copied()
+    }
+
     /// What holds link `link_id`.
     pub(crate) fn of(&self, link_id: u32) -> Vec<Holder> {
         self.by_link.get(&link_id).cloned().unwrap_or_default()
@@ -126,6 +134,7 @@ impl Holders {
                 && crate::programs::object_kind(fd.as_fd()) == crate::programs::ObjKind::Link
                 && let Ok(info) = bpf::link_info(fd.as_fd())
             {
+                self.pinned.insert(info.id, info);
                 self.add(info.id, Holder::Pin(path));
             }
         }

@@ -8,12 +8,11 @@ impl<N: Node> Planner<'_, N> {
     /// Plans one chain; None when it is as the spec says.
     pub(super) async fn chain(
         &self,
-        spec: &Spec,
+        at: &At<'_>,
         chain: &Chain,
-        new: &BTreeSet<String>,
         plan: &mut Plan,
     ) -> Result<Option<ChainWork>, Mistakes> {
-        let fresh = new.contains(&chain.device);
+        let fresh = at.new.contains(&chain.device);
         let wrong = |m: String| Mistakes(vec![(chain.place, m)]);
         let (device, hook) = (&chain.device, chain.hook);
         // A program that cannot work on the hook is refused before the node is read.
@@ -30,7 +29,7 @@ impl<N: Node> Planner<'_, N> {
         if !misfits.is_empty() {
             return Err(Mistakes(misfits));
         }
-        let declared = spec.pair(device);
+        let declared = at.pairs.get(device.as_str()).copied();
         let link = if declared.is_some() && fresh {
             None
         } else {
@@ -76,7 +75,7 @@ impl<N: Node> Planner<'_, N> {
                 && let Some(entries) = &m.entries
             {
                 for (ip, pair) in entries {
-                    if spec.pair(pair).is_none() && !matches!(self.device(pair).await, Ok(Some(_))) {
+                    if !at.pairs.contains_key(pair.as_str()) && !matches!(self.device(pair).await, Ok(Some(_))) {
                         return Err(Mistakes(vec![(
                             m.place,
                             format!(
@@ -96,7 +95,7 @@ impl<N: Node> Planner<'_, N> {
                 .map_err(|e| wrong(format!("chain {device} {hook}: reading the chain: {}", e)))?,
             None => Default::default(),
         };
-        let digest = self.digest(chain, new).await;
+        let digest = self.digest(chain, &at.new).await;
         let proof = link.as_ref().zip(digest.clone()).map(|(l, d)| HookProof::of(l.index, &now, d));
         if !fresh
             && let Some(proof) = &proof

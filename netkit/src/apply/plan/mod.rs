@@ -28,7 +28,7 @@ use sha2::{Digest as _, Sha256};
 use super::{
     ApplyError,
     node::{Node, PinState},
-    spec::{Chain, Entry, Managed, Place, Spec},
+    spec::{Chain, Entry, Managed, PairEntry, Place, Spec},
     state::{HookProof, LinkKey, OwnedLink, Ownership, hook_key},
 };
 use crate::{
@@ -110,6 +110,18 @@ impl<'a, N: Node> Planner<'a, N> {
         self.fingerprints.lock().unwrap().insert(key, fp.clone());
         Ok(fp)
     }
+}
+
+/// The spec's pairs by name.
+fn by_name(spec: &Spec) -> std::collections::HashMap<&str, &PairEntry> {
+    spec.pairs.iter().map(|p| (p.spec.name.as_str(), p)).collect()
+}
+
+/// What the chains are planned against: the spec's pairs, by name, and
+/// those this plan creates or recreates.
+struct At<'s> {
+    pairs: std::collections::HashMap<&'s str, &'s PairEntry>,
+    new: BTreeSet<String>,
 }
 
 struct Mistakes(Vec<(Place, String)>);
@@ -262,9 +274,9 @@ impl<N: Node> Planner<'_, N> {
 
         // Chains.
         let declared: BTreeSet<(String, Hook)> = spec.chains.iter().map(|c| (c.device.clone(), c.hook)).collect();
-        let new: BTreeSet<String> = created.union(&recreated).cloned().collect();
+        let at = At { pairs: by_name(spec), new: created.union(&recreated).cloned().collect() };
         for chain in &spec.chains {
-            match self.chain(spec, chain, &new, &mut plan).await {
+            match self.chain(&at, chain, &mut plan).await {
                 Ok(Some(work)) => plan.work.chains.push(work),
                 Ok(None) => {}
                 Err(m) => blocked.0.extend(m.0),
@@ -279,7 +291,8 @@ impl<N: Node> Planner<'_, N> {
                 by_hook.entry((key.device.clone(), hook)).or_default().push((key.clone(), link.clone()));
             }
         }
-        let pruned_pairs: Vec<String> = self.owned.pairs.keys().filter(|n| spec.pair(n).is_none()).cloned().collect();
+        let pruned_pairs: Vec<String> =
+            self.owned.pairs.keys().filter(|n| !at.pairs.contains_key(n.as_str())).cloned().collect();
         for ((device, hook), links) in by_hook {
             let mut removals = Vec::new();
             let now = match self.node.link(&device).await {
@@ -409,11 +422,12 @@ impl<N: Node> Planner<'_, N> {
     /// device on the node. Two chains that name one hook are refused.
     async fn on_tcx(&self, spec: &Spec) -> Result<Option<Spec>, Mistakes> {
         let mut out: Option<Spec> = None;
+        let pairs = by_name(spec);
         for (i, c) in spec.chains.iter().enumerate() {
             if !c.hook.is_netkit() {
                 continue;
             }
-            let veth = match spec.pair(&c.device) {
+            let veth = match pairs.get(c.device.as_str()) {
                 Some(p) => p.spec.kind == PairKind::Veth,
                 None => {
                     matches!(self.node.link(&c.device).await, Ok(Some(l)) if l.is_veth())
@@ -425,8 +439,9 @@ impl<N: Node> Planner<'_, N> {
         }
         let Some(s) = &out else { return Ok(None) };
         let mut twice = Vec::new();
-        for (i, c) in s.chains.iter().enumerate() {
-            if let Some(first) = s.chains[..i].iter().find(|o| o.device == c.device && o.hook == c.hook) {
+        let mut seen: std::collections::HashMap<(&str, Hook), &Chain> = std::collections::HashMap::new();
+        for c in &s.chains {
+            if let Some(first) = seen.get(&(c.device.as_str(), c.hook)) {
                 twice.push((
                     c.place,
                     format!(
@@ -434,6 +449,8 @@ impl<N: Node> Planner<'_, N> {
                         c.device, c.hook, first.place
                     ),
                 ));
+            } else {
+                seen.insert((&c.device, c.hook), c);
             }
         }
         if twice.is_empty() { Ok(out) } else { Err(Mistakes(twice)) }
