@@ -74,6 +74,11 @@ fn veth_pods_reach_each_other_and_the_firewall_cuts_one_off() {
         let o = node.cmd("check", &list, id, pod);
         assert!(o.status.success(), "CHECK {id}: {}{}", stdout(&o), stderr(&o));
     }
+    // A rule written straight into pod b's firewall, which no query of its
+    // hook shows, is a difference CHECK names.
+    node.ns.ok(&["firewall", "add", &host_b, "peer", &fw_b, "dst", "10.1.0.0/16", "allow"]);
+    let o = node.cmd("check", &list, "ctr-b", &b);
+    assert!(!o.status.success() && stdout(&o).contains("edit"), "{}{}", stdout(&o), stderr(&o));
     // A host end taken down by another tool is a difference CHECK names.
     node.ns.ip_ok(&["link", "del", &Node::host_of(&rc)]);
     let o = node.cmd("check", &list, "ctr-c", &c);

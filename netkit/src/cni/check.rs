@@ -36,7 +36,9 @@ pub fn check(env: &Env, conf: &NetConf) -> Result<(), CniError> {
     let (rt, nl) = connect()?;
     let mut differences = rt.block_on(differences(&nl, env, &record, prev, conf.kind));
     let spec = conf.spec(&record.host, &env.ifname, Path::new(&env.netns), conf.policy)?;
-    match rt.block_on(place.engine(&nl).plan(&spec, PlanOptions::default())) {
+    // In full: CHECK names every difference, rules and entries written
+    // into the pod's maps included, which no query of the hook shows.
+    match rt.block_on(place.engine(&nl).plan(&spec, PlanOptions { full: true, ..PlanOptions::default() })) {
         Ok(plan) => {
             differences.extend(plan.steps.iter().map(|s| format!("{} {} ({})", s.action.name(), s.object, s.detail)))
         }

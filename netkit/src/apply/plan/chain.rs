@@ -362,13 +362,21 @@ impl<N: Node> Planner<'_, N> {
         Ok(None)
     }
 
-    /// What the spec says of `chain`, as a digest for its hook's proof: each
-    /// entry's name, program, what it is made from, settings, rules and
-    /// redirect entries with their devices' ifindexes. None when it cannot
-    /// say yet (a program that cannot be read, an entry naming a pair this
-    /// plan makes).
+    /// What the spec says of `chain`, as a digest for its hook's proof: where
+    /// its links are pinned, and each entry's name, program, what it is made
+    /// from, settings, rules and redirect entries with their devices'
+    /// ifindexes. None when it cannot say yet (a program that cannot be
+    /// read, an entry naming a pair this plan makes) or has nothing to prove
+    /// (no managed entry).
     async fn digest(&self, chain: &Chain, new: &BTreeSet<String>) -> Option<String> {
+        // A chain of references alone has nothing of apply's to prove.
+        if !chain.entries.iter().any(|e| matches!(e, Entry::Managed(_))) {
+            return None;
+        }
         let mut h = Sha256::new();
+        // Where its links are pinned: a run with another --bpffs reads in full.
+        h.update(self.layout.hook_dir(&self.netns, &chain.device, chain.hook).as_os_str().as_encoded_bytes());
+        h.update(b"\n");
         for e in &chain.entries {
             match e {
                 Entry::Managed(m) => {
