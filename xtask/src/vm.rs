@@ -157,12 +157,7 @@ impl Guest {
             fs::copy(&module, staging.join("lib/modules").join(name))?;
         }
         if let Some(ip) = &bins.ip {
-            // A glibc binary in a busybox guest: its libraries go where the
-            // loader looks for them, the same paths as here.
-            copy_libraries(ip, &staging)?;
-            let to = staging.join(crate::iproute2::GUEST_PATH.trim_start_matches('/'));
-            fs::create_dir_all(to.parent().expect("has a parent"))?;
-            fs::copy(ip, &to).with_context(|| format!("copying {}", ip.display()))?;
+            copy_glibc(ip, &staging, crate::iproute2::GUEST_PATH)?;
         }
         if let Some(cni) = &bins.cni {
             let bin = staging.join(crate::cni::GUEST_CNI_BIN.trim_start_matches('/'));
@@ -179,10 +174,7 @@ impl Guest {
             fs::copy(&cni.bookworm_host_local, old.join("host-local"))?;
         }
         if let Some(promtool) = &bins.promtool {
-            let to = staging.join("opt/promtool/promtool");
-            fs::create_dir_all(to.parent().expect("has a parent"))?;
-            copy_libraries(promtool, &staging)?;
-            fs::copy(promtool, &to).with_context(|| format!("copying {}", promtool.display()))?;
+            copy_glibc(promtool, &staging, "/opt/promtool/promtool")?;
         }
         write_exec(&staging.join("init"), INIT)?;
         fs::write(staging.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
@@ -192,6 +184,12 @@ impl Guest {
     /// Adds a file under /guest in the initramfs.
     pub fn with_file(self, name: &str, from: &Path) -> Result<Self> {
         copy_stripped(from, &self.staging.join("guest").join(name))?;
+        Ok(self)
+    }
+
+    /// Adds a glibc program at `guest_path`, with its libraries.
+    pub fn with_glibc(self, from: &Path, guest_path: &str) -> Result<Self> {
+        copy_glibc(from, &self.staging, guest_path)?;
         Ok(self)
     }
 
@@ -255,6 +253,16 @@ impl Drop for Guest {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.staging);
     }
+}
+
+/// A glibc program in the busybox guest, at `guest_path`: its libraries go
+/// where the loader looks for them, the same paths as here.
+fn copy_glibc(exe: &Path, staging: &Path, guest_path: &str) -> Result<()> {
+    copy_libraries(exe, staging)?;
+    let to = staging.join(guest_path.trim_start_matches('/'));
+    fs::create_dir_all(to.parent().expect("has a parent"))?;
+    fs::copy(exe, &to).with_context(|| format!("copying {}", exe.display()))?;
+    Ok(())
 }
 
 /// The shared libraries of glibc program `exe`, at the paths its loader
