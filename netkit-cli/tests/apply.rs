@@ -542,7 +542,8 @@ fn a_program_from_a_file_that_changed_is_exported_as_a_reference_and_kept() {
 fn a_hook_left_as_proved_is_planned_from_one_query_and_full_reads_its_maps() {
     require_root!();
     let t = T::new("apf");
-    let spec = format!("{BASE}  - device: dev0\n    hook: egress\n    programs:\n      - {{name: e, program: counter}}\n");
+    let spec =
+        format!("{BASE}  - device: dev0\n    hook: egress\n    programs:\n      - {{name: e, program: counter}}\n");
     t.apply(&spec, &[]);
     let proofs = || -> serde_json::Value {
         serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(t.files.state()).unwrap()).unwrap()["hooks"]

@@ -787,7 +787,12 @@ fn scale_rows(s: &mut String, sc: &Value, place: &str) -> usize {
     for (name, key, parts, without) in [
         ("CNI ADD", "cni_add", &["host_local_add"][..], "host-local's run"),
         ("CNI DEL", "cni_del", &["host_local_del"][..], "host-local's run"),
-        ("a one-pod apply", "apply_one_pod", &["floor_pairs", "spec_parse"][..], "every pair's reads and the spec's parse"),
+        (
+            "a one-pod apply",
+            "apply_one_pod",
+            &["floor_pairs", "spec_parse"][..],
+            "every pair's reads and the spec's parse",
+        ),
     ] {
         let g = f(&cl[key]["wall_ms"]) / f(&cs[key]["wall_ms"]);
         // Its own part: its time less theirs.
