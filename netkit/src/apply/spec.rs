@@ -275,6 +275,12 @@ pub struct Spec {
     pub chains: Vec<Chain>,
 }
 
+/// Pairs by name, for lookups that would otherwise search the list per
+/// chain (quadratic in pods).
+pub(crate) fn by_name(pairs: &[PairEntry]) -> std::collections::HashMap<&str, &PairEntry> {
+    pairs.iter().map(|p| (p.spec.name.as_str(), p)).collect()
+}
+
 impl Spec {
     /// The pair named `name`, if the spec declares it.
     pub fn pair(&self, name: &str) -> Option<&PairEntry> {
@@ -394,8 +400,7 @@ impl Validator {
         }
         let mut chains: Vec<Chain> = Vec::new();
         let mut hooks: std::collections::HashMap<(String, Hook), Place> = std::collections::HashMap::new();
-        let by_name: std::collections::HashMap<&str, &PairEntry> =
-            pairs.iter().map(|p| (p.spec.name.as_str(), p)).collect();
+        let by_name = by_name(&pairs);
         for c in &doc.chains {
             let Some(chain) = self.chain(c) else { continue };
             if let Some(first) = hooks.get(&(chain.device.clone(), chain.hook)) {

@@ -111,6 +111,14 @@ pub struct OwnedLink {
     pub set: Vec<String>,
 }
 
+impl OwnedLink {
+    /// Whether the hook `proof` shows holds this link, running the program
+    /// recorded for it.
+    pub(crate) fn on(&self, proof: &HookProof) -> bool {
+        self.link_id.is_some_and(|id| proof.slots.iter().any(|&(prog, link)| link == id && Some(prog) == self.prog_id))
+    }
+}
+
 /// Where a managed link lives: device, hook, pin name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct LinkKey {

@@ -190,14 +190,10 @@ impl Shared<'_> {
     /// no proof, and the next run reads the hook in full.
     fn prove(&self, ifindex: u32, c: &ChainWork, digest: &str) {
         let Ok(now) = HookRef::new(ifindex, c.hook).query() else { return };
+        let proof = HookProof::of(ifindex, &now, digest.into());
         let mut o = self.owned.lock().unwrap();
-        let all_on = c.wants.iter().all(|w| {
-            o.links.get(&w.key).is_some_and(|r| {
-                now.slots.iter().any(|s| r.link_id.is_some() && s.link_id == r.link_id && Some(s.prog_id) == r.prog_id)
-            })
-        });
-        if all_on {
-            o.hooks.insert(hook_key(&c.device, c.hook.name()), HookProof::of(ifindex, &now, digest.into()));
+        if c.wants.iter().all(|w| o.links.get(&w.key).is_some_and(|r| r.on(&proof))) {
+            o.hooks.insert(hook_key(&c.device, c.hook.name()), proof);
         }
     }
 

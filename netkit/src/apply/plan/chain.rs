@@ -429,13 +429,11 @@ impl<N: Node> Planner<'_, N> {
             let Entry::Managed(m) = e else { continue };
             let key = LinkKey { device: chain.device.clone(), hook: hook.into(), name: m.name.clone() };
             let rec = self.owned.links.get(&key)?;
-            let id = rec.link_id?;
             let fp = self.fingerprint(m).ok()?;
-            let on = now.slots.iter().any(|&(prog, link)| link == id && Some(prog) == rec.prog_id);
-            if !on || rec.fingerprint.as_deref() != Some(&fp) {
+            if !rec.on(now) || rec.fingerprint.as_deref() != Some(&fp) {
                 return None;
             }
-            ours.insert(id);
+            ours.insert(rec.link_id?);
         }
         Some(ours)
     }

@@ -112,11 +112,6 @@ impl<'a, N: Node> Planner<'a, N> {
     }
 }
 
-/// The spec's pairs by name.
-fn by_name(spec: &Spec) -> std::collections::HashMap<&str, &PairEntry> {
-    spec.pairs.iter().map(|p| (p.spec.name.as_str(), p)).collect()
-}
-
 /// What the chains are planned against: the spec's pairs, by name, and
 /// those this plan creates or recreates.
 struct At<'s> {
@@ -274,7 +269,7 @@ impl<N: Node> Planner<'_, N> {
 
         // Chains.
         let declared: BTreeSet<(String, Hook)> = spec.chains.iter().map(|c| (c.device.clone(), c.hook)).collect();
-        let at = At { pairs: by_name(spec), new: created.union(&recreated).cloned().collect() };
+        let at = At { pairs: super::spec::by_name(&spec.pairs), new: created.union(&recreated).cloned().collect() };
         for chain in &spec.chains {
             match self.chain(&at, chain, &mut plan).await {
                 Ok(Some(work)) => plan.work.chains.push(work),
@@ -422,7 +417,7 @@ impl<N: Node> Planner<'_, N> {
     /// device on the node. Two chains that name one hook are refused.
     async fn on_tcx(&self, spec: &Spec) -> Result<Option<Spec>, Mistakes> {
         let mut out: Option<Spec> = None;
-        let pairs = by_name(spec);
+        let pairs = super::spec::by_name(&spec.pairs);
         for (i, c) in spec.chains.iter().enumerate() {
             if !c.hook.is_netkit() {
                 continue;
